@@ -1,0 +1,1 @@
+"""Spectral contrastive learning explorer."""
