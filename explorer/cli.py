@@ -1,0 +1,166 @@
+"""``explorer``: the command line. Thin: parse, call the package, print.
+
+Every user mistake surfaces as a :class:`~explorer.errors.UserError`: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from explorer.errors import UserError
+
+EPILOG_TRAIN = """examples:
+  explorer train --preset shapes-demo
+  explorer train --preset cifar10-paper data_root=~/data download=true epochs=200
+  explorer train --preset shapes-demo loss=simclr --name shapes-simclr
+  explorer train --resume runs/shapes-simclr
+config keys (key=value): see docs or any file in configs/"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="explorer",
+        description="Train, probe and inspect spectral contrastive learning runs "
+        "(HaoChen et al., NeurIPS 2021).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="train a model (new run or --resume)", epilog=EPILOG_TRAIN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a new run from a preset/config file plus key=value overrides, "
+        "or resume a stopped run. Prints a probe table at the end.",
+    )
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    train.add_argument("--preset", help="a preset name from configs/ (see: explorer presets)")
+    train.add_argument("--config", help="a TOML config file")
+    train.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
+    train.add_argument("--name", help="run name (default: DATASET-LOSS-TIMESTAMP)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
+    train.add_argument("--no-probe", action="store_true", help="skip the final probe table")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    probe = commands.add_parser(
+        "probe", help="linear and kNN probes of a run, beside baselines",
+        description="Probe the latest (or a given) checkpoint of a run with linear and kNN "
+        "classifiers on frozen backbone features, beside raw pixels and a random backbone.",
+    )
+    probe.add_argument("run_dir", metavar="RUN_DIR")
+    probe.add_argument("--checkpoint", help="a checkpoint file in the run (default: latest)")
+    probe.add_argument("--device", help="override the run's device (auto, cpu, cuda, mps)")
+    probe.add_argument("--no-baselines", action="store_true", help="probe the run only")
+
+    runs = commands.add_parser("runs", help="list runs in a table",
+                               description="List the runs under a directory.")
+    runs.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
+
+    commands.add_parser("presets", help="list the presets", description="List the presets.")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from explorer.config import build_config
+    from explorer.evaluate import format_probe_table, probe_run
+    from explorer.runs import create_run, open_run
+    from explorer.train import Trainer
+
+    if args.resume:
+        if args.preset or args.config or args.overrides or args.name:
+            raise UserError("--resume continues a run with its saved config; drop the other "
+                            "options")
+        run = open_run(args.resume)
+        config = run.config()
+        state = run.status().get("state")
+        if state == "running":
+            raise UserError(f"run {run.path} is still running; stop it first")
+        if state == "finished":
+            raise UserError(f"run {run.path} already finished all {config.epochs} epochs")
+        run.load_resume_state()  # fail early, before touching anything, if it is corrupt
+    else:
+        config = build_config(args.preset, args.config, args.overrides)
+        run = create_run(args.runs_dir, config, args.name)
+        print(f"run directory: {run.path}", file=sys.stderr)
+    state = Trainer(run, config, progress=not args.no_progress).fit(resume=bool(args.resume))
+    if state == "failed":
+        print(f"error: {run.status().get('last_error')}", file=sys.stderr)
+        return 1
+    if state == "stopped":
+        return 0
+    if not args.no_probe:
+        print(format_probe_table(probe_run(run, progress=not args.no_progress)))
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from explorer.evaluate import format_probe_table, probe_run
+    from explorer.runs import open_run
+
+    run = open_run(args.run_dir)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if checkpoint is not None and not checkpoint.is_file():
+        raise UserError(f"checkpoint {checkpoint} does not exist")
+    results = probe_run(run, checkpoint=checkpoint, baselines=not args.no_baselines,
+                        device=args.device)
+    print(format_probe_table(results))
+    return 0
+
+
+def runs_table(runs_dir: str | Path) -> str:
+    from explorer.runs import list_runs
+
+    header = ("name", "dataset", "backbone", "loss", "epochs", "state", "linear", "kNN")
+    rows = []
+    for run in list_runs(runs_dir):
+        status = run.status()
+        try:
+            config = run.config()
+            described = (config.dataset, config.backbone, config.loss,
+                         f"{status.get('epoch', 0)}/{config.epochs}")
+        except UserError:
+            described = ("?", "?", "?", "?")
+            status = {**status, "state": "corrupt"}
+        accuracy = ("-", "-")
+        try:
+            probe = run.probe()
+        except UserError:
+            probe = None
+        if probe and "trained" in probe.get("methods", {}):
+            trained = probe["methods"]["trained"]
+            accuracy = (f"{100 * trained['linear']['accuracy']:.1f}%",
+                        f"{100 * trained['knn']['accuracy']:.1f}%")
+        rows.append((run.name, *described, str(status.get("state", "?")), *accuracy))
+    if not rows:
+        return f"no runs under {runs_dir}; start one with: explorer train --preset shapes-demo"
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in (header, *rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "probe":
+            return _probe(args)
+        if args.command == "runs":
+            print(runs_table(args.runs_dir))
+            return 0
+        if args.command == "presets":
+            from explorer.config import list_presets
+
+            print("\n".join(list_presets()))
+            return 0
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # outside training (which handles SIGINT itself)
+        print(f"interrupted at {time.strftime('%H:%M:%S')}", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

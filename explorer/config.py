@@ -1,0 +1,244 @@
+"""Typed run configuration, presets from ``configs/`` and validation with one clear error each.
+
+A :class:`Config` is built in three layers, later ones winning: the dataclass defaults, a preset or
+config file (TOML, may name a ``base`` preset it extends), then ``key=value`` overrides from the
+command line or the dashboard. :func:`validate` turns every user mistake into a one-line
+:class:`~explorer.errors.UserError` that says what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from explorer.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+#: Presets shipped with the project: ``configs/<name>.toml`` beside the package.
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PROBES = ("auto", "fast", "paper")
+AUGMENTS = ("auto", "natural", "shapes", "digits")
+
+
+@dataclass
+class Config:
+    """Everything that defines a run. Field names are part of the CLI contract (DESIGN.md)."""
+
+    # data
+    dataset: str = "shapes"
+    data_root: str = "data"
+    download: bool = False
+    image_size: int = 0  # 0: the dataset's native size
+    train_limit: int = 0  # 0: every training image; else a class-stratified subset
+    test_limit: int = 0
+    augment: str = "auto"  # augmentation recipe; auto picks the dataset's
+    # model
+    backbone: str = "cnn-small"
+    projector_hidden_dim: int = 2048
+    projector_out_dim: int = 1000
+    projector_layers: int = 2
+    predictor_hidden_dim: int = 512  # SimSiam only
+    # objective
+    loss: str = "spectral"
+    mu: float = 1.0  # spectral loss: features are clipped to the ball of radius sqrt(mu)
+    temperature: float = 0.5  # SimCLR only
+    # optimisation (HaoChen et al. 2021, Appendix C: SGD, lr = lr * batch/256, warm-up + cosine)
+    epochs: int = 800
+    batch_size: int = 512
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10
+    # run-time
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
+    log_every: int = 10  # steps between metrics lines
+    checkpoint_every: int = 1  # epochs between kept model checkpoints (the last is always kept)
+    knn_every: int = 5  # epochs between cheap kNN evaluations during training; 0: never
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    probe: str = "auto"  # fast: on precomputed features; paper: augmented SGD protocol
+    probe_epochs: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def effective_lr(self) -> float:
+        """Peak learning rate, scaled linearly with the batch size (Goyal et al. 2017)."""
+        return self.lr * self.batch_size / 256
+
+
+FIELD_TYPES: dict[str, type] = {f.name: type(f.default) for f in fields(Config)}
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def _unknown_key(key: str, where: str) -> UserError:
+    close = difflib.get_close_matches(key, FIELD_TYPES, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(FIELD_TYPES)}"
+    return UserError(f"unknown config key '{key}' in {where}{hint}")
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    """Convert ``value`` (a TOML value or a command-line string) to the field's type."""
+    if key not in FIELD_TYPES:
+        raise _unknown_key(key, where)
+    kind = FIELD_TYPES[key]
+    text = str(value).strip()
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            number = float(text)  # accepts "1e3"; rejects "2.5" below
+            if isinstance(value, bool) or not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind is float:
+            return float(text)
+        return text
+    except ValueError:
+        raise UserError(
+            f"{key}={text!r} in {where} is not a valid {kind.__name__}"
+        ) from None
+
+
+def _read_toml(path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a config file, resolving ``base = "preset"`` inheritance."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as err:
+        raise UserError(f"cannot read config file {path}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"config file {path} is not valid TOML: {err}") from None
+    base = data.pop("base", None)
+    values: dict[str, Any] = {}
+    if base is not None:
+        if base in seen:
+            raise UserError(f"config file {path} inherits from itself through '{base}'")
+        values.update(_read_toml(preset_path(base), (*seen, base)))
+    for key, value in data.items():
+        values[key] = _coerce(key, value, str(path))
+    return values
+
+
+def preset_path(name: str) -> Path:
+    path = PRESETS_DIR / f"{name}.toml"
+    if not path.is_file():
+        presets = list_presets()
+        close = difflib.get_close_matches(name, presets, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"unknown preset '{name}'; {hint}choose one of: {', '.join(presets)}")
+    return path
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse ``["key=value", ...]`` into typed values."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"override '{item}' must look like key=value, e.g. epochs=20")
+        values[key.strip()] = _coerce(key.strip(), value, "the command line")
+    return values
+
+
+def build_config(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> Config:
+    """Defaults, then the preset, then the config file, then the overrides; validated."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        values.update(_read_toml(preset_path(preset), (preset,)))
+    if config_file is not None:
+        values.update(_read_toml(Path(config_file)))
+    if isinstance(overrides, dict):
+        values.update({k: _coerce(k, v, "the overrides") for k, v in overrides.items()})
+    elif overrides:
+        values.update(parse_overrides(overrides))
+    config = Config(**values)
+    validate(config)
+    return config
+
+
+def config_from_dict(data: dict[str, Any], where: str) -> Config:
+    """Rebuild a saved config (a run's ``config.json``); keys unknown to this version are errors."""
+    config = Config(**{k: _coerce(k, v, where) for k, v in data.items()})
+    validate(config)
+    return config
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)
+
+
+def _choice(key: str, value: str, valid: list[str] | tuple[str, ...]) -> None:
+    if value not in valid:
+        close = difflib.get_close_matches(value, valid, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"unknown {key} '{value}'; {hint}choose one of: {', '.join(valid)}")
+
+
+def validate(config: Config) -> None:
+    """Raise a one-line :class:`UserError` for the first invalid field."""
+    # Imported here so that reading presets stays cheap and free of torch.
+    from explorer.data import list_datasets
+    from explorer.losses import LOSSES
+    from explorer.models import list_backbones
+
+    _choice("dataset", config.dataset, list_datasets())
+    _choice("backbone", config.backbone, list_backbones())
+    _choice("loss", config.loss, LOSSES)
+    _choice("device", config.device, DEVICES)
+    _choice("probe", config.probe, PROBES)
+    _choice("augment", config.augment, AUGMENTS)
+    _check(config.mu > 0, f"mu must be positive (got {config.mu}); the paper uses 1 or 10")
+    _check(config.temperature > 0, f"temperature must be positive (got {config.temperature})")
+    _check(config.epochs >= 1, f"epochs must be at least 1 (got {config.epochs})")
+    _check(config.batch_size >= 2, f"batch_size must be at least 2 (got {config.batch_size})")
+    _check(config.lr > 0, f"lr must be positive (got {config.lr})")
+    _check(config.weight_decay >= 0, f"weight_decay must be >= 0 (got {config.weight_decay})")
+    _check(0 <= config.momentum < 1, f"momentum must be in [0, 1) (got {config.momentum})")
+    _check(config.warmup_epochs >= 0, f"warmup_epochs must be >= 0 (got {config.warmup_epochs})")
+    _check(config.image_size >= 0, f"image_size must be >= 0 (got {config.image_size})")
+    _check(config.train_limit >= 0, f"train_limit must be >= 0 (got {config.train_limit})")
+    _check(config.test_limit >= 0, f"test_limit must be >= 0 (got {config.test_limit})")
+    for key in ("projector_hidden_dim", "projector_out_dim", "predictor_hidden_dim"):
+        _check(getattr(config, key) >= 1, f"{key} must be at least 1 (got {getattr(config, key)})")
+    _check(config.projector_layers >= 2, "projector_layers must be at least 2")
+    _check(config.log_every >= 1, f"log_every must be at least 1 (got {config.log_every})")
+    _check(config.checkpoint_every >= 1, "checkpoint_every must be at least 1")
+    _check(config.knn_every >= 0, "knn_every must be >= 0 (0 turns the kNN monitor off)")
+    _check(config.knn_k >= 1, f"knn_k must be at least 1 (got {config.knn_k})")
+    _check(config.knn_temperature > 0, "knn_temperature must be positive")
+    _check(config.probe_epochs >= 1, "probe_epochs must be at least 1")
+    if config.dataset == "imagefolder":
+        root = Path(config.data_root)
+        _check(
+            root.is_dir() and any(root.iterdir()),
+            f"data_root '{config.data_root}' is missing or empty; imagefolder needs a folder "
+            "with one sub-folder of images per class",
+        )

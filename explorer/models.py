@@ -1,0 +1,217 @@
+"""Backbones (a small registry), the projector and the SimSiam predictor.
+
+Every backbone maps float images (B, C, H, W) to pooled features (B, feature_dim) and carries
+``feature_dim``; the linear probe reads these features, the losses read the projector's output.
+
+References:
+    [0] HaoChen, Wei, Gaidon, Ma, "Provable Guarantees for Self-Supervised Deep Learning with
+        Spectral Contrastive Loss", NeurIPS 2021, https://arxiv.org/abs/2106.04156
+    [1] Chen, He, "Exploring Simple Siamese Representation Learning" (SimSiam), CVPR 2021,
+        https://arxiv.org/abs/2011.10566
+    [2] He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016,
+        https://arxiv.org/abs/1512.03385
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+from explorer.errors import UserError
+
+BackboneFactory = Callable[[int], nn.Module]
+_BACKBONES: dict[str, BackboneFactory] = {}
+
+
+def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
+    """Decorator: register ``factory(in_channels) -> module`` under ``name`` (timm-style)."""
+
+    def decorate(factory: BackboneFactory) -> BackboneFactory:
+        if name in _BACKBONES:
+            raise ValueError(f"backbone {name!r} is already registered")
+        _BACKBONES[name] = factory
+        return factory
+
+    return decorate
+
+
+def list_backbones() -> list[str]:
+    """Names of every registered backbone, sorted."""
+    return sorted(_BACKBONES)
+
+
+def create_backbone(name: str, in_channels: int = 3) -> nn.Module:
+    """A freshly initialised backbone (never pretrained: nothing is downloaded).
+
+    Returns:
+        A module mapping float (B, in_channels, H, W) -> (B, feature_dim), with ``.feature_dim``.
+
+    Raises:
+        UserError: ``name`` is not registered (the message suggests the closest name).
+    """
+    if name not in _BACKBONES:
+        names = list_backbones()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserError(f"unknown backbone '{name}'{hint}; choose one of: {', '.join(names)}")
+    backbone = _BACKBONES[name](in_channels)
+    if not isinstance(getattr(backbone, "feature_dim", None), int):
+        raise ValueError(f"backbone {name!r} does not set an integer feature_dim")
+    return backbone
+
+
+class SmallCNN(nn.Module):
+    """Four conv-BN-ReLU blocks, each halving the resolution, then global average pooling.
+
+    Sized to train on a laptop CPU: at 32x32 the blocks run at 16, 8, 4 and 2 pixels, and a
+    forward+backward pass takes about 2,000-4,500 images/s (batch 256) on 2 cores; a stride-1
+    first block would be about 5 times slower.
+    """
+
+    def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            layers += [
+                nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.feature_dim = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.features(x)  # (B, 256, H/16, W/16)
+        return self.pool(x).flatten(1)  # (B, 256)
+
+
+def _resnet(arch: str, in_channels: int, cifar_stem: bool) -> nn.Module:
+    """A torchvision ResNet with ``fc`` removed, so it returns the pooled features."""
+    import torchvision  # lazily: importing torchvision costs about a second
+
+    model = getattr(torchvision.models, arch)(weights=None)
+    feature_dim = model.fc.in_features
+    if cifar_stem:
+        # The paper's CIFAR network [0, App. C] (SimSiam's): a 3x3 stride-1 stem and no
+        # max-pool, so 32x32 images keep their resolution into the first residual stage.
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    elif in_channels != 3:
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    model.fc = nn.Identity()
+    model.feature_dim = feature_dim
+    return model
+
+
+@register_backbone("cnn-small")
+def cnn_small(in_channels: int = 3) -> nn.Module:
+    """A 4-block CNN, 256 features: the CPU default for the embedded datasets."""
+    return SmallCNN(in_channels)
+
+
+@register_backbone("resnet18-cifar")
+def resnet18_cifar(in_channels: int = 3) -> nn.Module:
+    """ResNet-18 with a CIFAR stem (3x3 stride 1, no max-pool), 512 features: the paper's."""
+    return _resnet("resnet18", in_channels, cifar_stem=True)
+
+
+@register_backbone("resnet18")
+def resnet18(in_channels: int = 3) -> nn.Module:
+    """Standard ResNet-18 (7x7 stride-2 stem, max-pool), 512 features."""
+    return _resnet("resnet18", in_channels, cifar_stem=False)
+
+
+@register_backbone("resnet50")
+def resnet50(in_channels: int = 3) -> nn.Module:
+    """Standard ResNet-50, 2048 features: the paper's ImageNet backbone."""
+    return _resnet("resnet50", in_channels, cifar_stem=False)
+
+
+class Projector(nn.Sequential):
+    """The paper's projection MLP [0, App. C]: Linear-BN-ReLU blocks, then Linear-BN.
+
+    No ReLU after the last BN, so projections can be negative. CIFAR: 512 -> 2048 -> 1000
+    (``num_layers=2``); ImageNet: 2048 -> 8192 -> 8192 -> 8192 (``num_layers=3``).
+    Linear layers have no bias, since the BN that follows each would cancel it.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2) -> None:
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        layers: list[nn.Module] = []
+        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+            layers += [nn.Linear(d_in, d_out, bias=False), nn.BatchNorm1d(d_out)]
+            if i < num_layers - 1:
+                layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class Predictor(nn.Sequential):
+    """SimSiam's prediction MLP [1, Sec. 3]: Linear(d, h) - BN - ReLU - Linear(h, d)."""
+
+    def __init__(self, dim: int, hidden_dim: int) -> None:
+        super().__init__(
+            nn.Linear(dim, hidden_dim, bias=False),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, dim),
+        )
+
+
+class ContrastiveModel(nn.Module):
+    """Backbone + projector (+ predictor for SimSiam): the network every loss trains.
+
+    Args:
+        backbone: A registered backbone name (see :func:`list_backbones`).
+        projector_hidden_dim, projector_out_dim, projector_layers: The :class:`Projector`.
+        predictor_hidden_dim: Hidden width of a SimSiam :class:`Predictor`; None for none.
+        in_channels: Channels of the input images.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        projector_hidden_dim: int,
+        projector_out_dim: int,
+        projector_layers: int = 2,
+        predictor_hidden_dim: int | None = None,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        self.backbone = create_backbone(backbone, in_channels)
+        self.projector = Projector(
+            self.backbone.feature_dim, projector_hidden_dim, projector_out_dim, projector_layers
+        )
+        self.predictor = (
+            Predictor(projector_out_dim, predictor_hidden_dim) if predictor_hidden_dim else None
+        )
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.backbone.feature_dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Features, projection and prediction of one view (the paper's f(x) is ``z``).
+
+        Args:
+            x: float tensor of shape (B, C, H, W), normalised.
+
+        Returns:
+            ``h`` (B, feature_dim), ``z`` (B, projector_out_dim), and ``p`` (B, projector_out_dim)
+            or None without a predictor.
+        """
+        h = self.backbone(x)  # (B, feature_dim)
+        z = self.projector(h)  # (B, out_dim)
+        p = self.predictor(z) if self.predictor is not None else None  # (B, out_dim)
+        return h, z, p
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters (for summaries)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,280 @@
+"""The run directory: the only code that reads or writes a run's files.
+
+Layout of ``runs/<name>/`` (format version :data:`FORMAT_VERSION`, documented in docs/RUN_FORMAT.md)::
+
+    config.json                 {"format_version", "config": {...}, "versions": {...}, "created"}
+    status.json                 {"state", "pid", "epoch", "total_epochs", "step", "total_steps", ...}
+    metrics.jsonl               append-only, one JSON object per line: {"kind", "epoch", "step", "loss", ...}
+    train.log                   the trainer's human-readable log
+    probe.json                  probe results of the final checkpoint (and baselines)
+    checkpoints/epoch-0005.safetensors   model weights for probing and analysis
+    checkpoints/resume.pt       model, optimiser, schedule and RNG state for an exact resume
+    STOP                        present while a stop has been requested
+
+Every file is written atomically (a temporary file, then ``os.replace``), so a crash leaves the
+previous version whole. Checkpoints never run code when read: weights are safetensors and the resume
+state is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from explorer.config import Config, config_from_dict
+from explorer.errors import UserError
+
+FORMAT_VERSION = 1
+STATES = ("created", "running", "finished", "stopped", "failed")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:  # flush to disk before the rename makes it visible
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with _atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path} is corrupt (not valid JSON)") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is corrupt (expected a JSON object)")
+    return data
+
+
+def package_versions() -> dict[str, str]:
+    import platform
+
+    import numpy
+    import sklearn
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Run:
+    """Handle on one run directory; obtain it through :func:`create_run` or :func:`open_run`."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    # -- config and status -------------------------------------------------------------------
+    def config(self) -> Config:
+        data = _read_json(self.path / "config.json")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise UserError(
+                f"run {self.path} has format version {version}, this explorer reads version "
+                f"{FORMAT_VERSION}; use the explorer version that wrote it"
+            )
+        return config_from_dict(data.get("config", {}), str(self.path / "config.json"))
+
+    def status(self) -> dict[str, Any]:
+        """The status record; a run whose process died while running reads as ``died``."""
+        try:
+            status = _read_json(self.path / "status.json")
+        except UserError as err:
+            return {"state": "corrupt", "last_error": str(err)}
+        if status.get("state") == "running" and not pid_alive(status.get("pid")):
+            status["state"] = "died"
+        return status
+
+    def update_status(self, **fields: Any) -> dict[str, Any]:
+        path = self.path / "status.json"
+        status = _read_json(path) if path.exists() else {}
+        status.update(fields, updated=time.time())
+        _write_json(path, status)
+        return status
+
+    # -- metrics -------------------------------------------------------------------------------
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.path / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Metric records in order; a torn last line (a crash mid-write) is skipped."""
+        path = self.path / "metrics.jsonl"
+        if not path.exists():
+            return []
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def rollback_metrics(self, step: int) -> None:
+        """Drop records past ``step``: a killed process logged them after its last checkpoint,
+        and the resumed one replays those steps and logs them again."""
+        kept = [r for r in self.metrics() if r.get("step", 0) <= step]
+        with _atomic_path(self.path / "metrics.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    # -- stop requests -------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        (self.path / "STOP").touch()
+
+    def stop_requested(self) -> bool:
+        return (self.path / "STOP").exists()
+
+    def clear_stop(self) -> None:
+        (self.path / "STOP").unlink(missing_ok=True)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_weights(self, epoch: int, state_dict: dict[str, torch.Tensor]) -> Path:
+        path = self.checkpoint_dir / f"epoch-{epoch:04d}.safetensors"
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+        with _atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"epoch": str(epoch)})
+        return path
+
+    def weight_checkpoints(self) -> list[tuple[int, Path]]:
+        """(epoch, path) of every model checkpoint, oldest first."""
+        found = []
+        for path in self.checkpoint_dir.glob("epoch-*.safetensors"):
+            match = re.fullmatch(r"epoch-(\d+)\.safetensors", path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def load_weights(self, path: Path) -> dict[str, torch.Tensor]:
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise UserError(f"checkpoint {path} is corrupt or unreadable ({err})") from None
+
+    def save_resume_state(self, state: dict[str, Any]) -> None:
+        with _atomic_path(self.checkpoint_dir / "resume.pt") as tmp:
+            torch.save(state, tmp)
+
+    def has_resume_state(self) -> bool:
+        return (self.checkpoint_dir / "resume.pt").exists()
+
+    def load_resume_state(self) -> dict[str, Any]:
+        path = self.checkpoint_dir / "resume.pt"
+        if not path.exists():
+            raise UserError(f"run {self.path} has no resumable checkpoint ({path} is missing)")
+        try:
+            # weights_only: a checkpoint is data; unpickling arbitrary objects could run code.
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for damaged files
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(f"checkpoint {path} is corrupt: {first_line}") from None
+
+    # -- probe results -------------------------------------------------------------------------
+    def save_probe(self, results: dict[str, Any]) -> None:
+        _write_json(self.path / "probe.json", {"format_version": FORMAT_VERSION, **results})
+
+    def probe(self) -> dict[str, Any] | None:
+        path = self.path / "probe.json"
+        if not path.exists():
+            return None
+        return _read_json(path)
+
+
+def _default_name(config: Config) -> str:
+    return f"{config.dataset}-{config.loss}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def create_run(runs_dir: str | Path, config: Config, name: str | None = None) -> Run:
+    """Make a new run directory; never reuses an existing one."""
+    name = _default_name(config) if name is None else name
+    if not _NAME.match(name):
+        raise UserError(
+            f"run name '{name}' is not allowed; use letters, digits, '.', '_' or '-' "
+            "(at most 100 characters, not starting with a dot)"
+        )
+    path = Path(runs_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise UserError(
+            f"run directory {path} already exists; choose another --name or resume it "
+            f"with: explorer train --resume {path}"
+        ) from None
+    run = Run(path)
+    run.checkpoint_dir.mkdir()
+    _write_json(
+        path / "config.json",
+        {
+            "format_version": FORMAT_VERSION,
+            "config": config.to_dict(),
+            "versions": package_versions(),
+            "created": time.time(),
+        },
+    )
+    run.update_status(state="created", epoch=0, total_epochs=config.epochs, step=0)
+    return run
+
+
+def open_run(path: str | Path) -> Run:
+    """Open an existing run, with a clear error when ``path`` is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"run directory {path} does not exist; list runs with: explorer runs")
+    if not (path / "config.json").exists():
+        raise UserError(f"{path} is not a run directory (no config.json)")
+    return Run(path)
+
+
+def list_runs(runs_dir: str | Path) -> list[Run]:
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    return [Run(p) for p in sorted(runs_dir.iterdir()) if (p / "config.json").is_file()]

@@ -1,0 +1,349 @@
+"""The training loop: schedule, AMP, checkpoints, stop and exact resume.
+
+One plain PyTorch loop (HaoChen et al. 2021, Appendix C recipe): SGD with momentum, the learning
+rate scaled by batch/256, linear warm-up then cosine decay to zero, evaluated per step. The dataset
+lives on the training device as uint8 and is augmented there in batches, so no DataLoader is needed.
+
+Exact resume: the batch order of epoch ``e`` is a permutation drawn from its own generator seeded
+by ``(seed, e)``, and the global RNG (which drives augmentation) is saved with the model and
+optimiser. Restoring those and skipping the batches already seen replays the same computation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
+from explorer.config import Config
+from explorer.data import ImageDataset, default_image_size, load_dataset
+from explorer.errors import UserError
+from explorer.losses import compute_loss
+from explorer.models import ContrastiveModel
+from explorer.probe import extract_features, knn_probe
+from explorer.runs import Run
+
+# Cap the kNN monitor's cost: it runs every few epochs on a fixed sample.
+MONITOR_TRAIN_SAMPLES = 5000
+MONITOR_TEST_SAMPLES = 2000
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the run fails and keeps its last good checkpoint."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; asking for a missing device is a user error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("device=mps but Apple's MPS is not available; use device=auto or cpu")
+    return torch.device(name)
+
+
+def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * peak_lr * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def load_splits(config: Config) -> tuple[ImageDataset, ImageDataset]:
+    """The training and test sets a config names, at its image size and limits."""
+    common = dict(
+        data_root=config.data_root,
+        download=config.download,
+        image_size=config.image_size or None,
+        seed=config.seed,
+    )
+    train = load_dataset(config.dataset, "train", limit=config.train_limit or None, **common)
+    test = load_dataset(config.dataset, "test", limit=config.test_limit or None, **common)
+    return train, test
+
+
+def build_model(config: Config, in_channels: int) -> ContrastiveModel:
+    return ContrastiveModel(
+        config.backbone,
+        projector_hidden_dim=config.projector_hidden_dim,
+        projector_out_dim=config.projector_out_dim,
+        projector_layers=config.projector_layers,
+        predictor_hidden_dim=config.predictor_hidden_dim if config.loss == "simsiam" else None,
+        in_channels=in_channels,
+    )
+
+
+@dataclass
+class _Window:
+    """Sums over the steps since the last metrics line, kept on the device (no sync per step)."""
+
+    sums: dict[str, torch.Tensor]
+    steps: int = 0
+    started: float = 0.0
+
+
+class Trainer:
+    """Trains one run. ``fit()`` returns the final state: finished, stopped or failed."""
+
+    def __init__(self, run: Run, config: Config, *, progress: bool = True) -> None:
+        self.run, self.config, self.progress = run, config, progress
+        self.device = resolve_device(config.device)
+        self._stop_reason: str | None = None
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        config = self.config
+        torch.manual_seed(config.seed)
+        self.train_set, self.test_set = load_splits(config)
+        if len(self.train_set) < config.batch_size:
+            raise UserError(
+                f"batch_size {config.batch_size} exceeds the {len(self.train_set)} training "
+                "images; lower batch_size or raise train_limit"
+            )
+        self.images = self.train_set.images.to(self.device)  # uint8, moved once
+        image_size = config.image_size or default_image_size(config.dataset)
+        recipe = recipe_for_dataset(config.dataset) if config.augment == "auto" else config.augment
+        self.augment = TwoViewAugment(
+            RECIPES[recipe], image_size, self.train_set.mean, self.train_set.std
+        ).to(self.device)
+        self.model = build_model(config, self.train_set.images.shape[1]).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # The paper's code applies weight decay to every parameter; so do we.
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=config.effective_lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.steps_per_epoch = len(self.train_set) // config.batch_size  # drop_last: BN needs B>1
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.warmup_steps = config.warmup_epochs * self.steps_per_epoch
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.epoch_loss_sum, self.epoch_steps = 0.0, 0  # for the epoch's mean loss
+        monitor = torch.Generator().manual_seed(config.seed)
+        n_train = min(MONITOR_TRAIN_SAMPLES, len(self.train_set))
+        n_test = min(MONITOR_TEST_SAMPLES, len(self.test_set))
+        self.monitor_train = torch.randperm(len(self.train_set), generator=monitor)[:n_train]
+        self.monitor_test = torch.randperm(len(self.test_set), generator=monitor)[:n_test]
+
+    def _resume_state(self) -> dict[str, Any]:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "epoch_loss_sum": self.epoch_loss_sum,
+            "epoch_steps": self.epoch_steps,
+            "rng_cpu": torch.get_rng_state(),
+            "backbone": self.config.backbone,
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.epoch, self.batch_in_epoch = int(state["epoch"]), int(state["batch_in_epoch"])
+            self.step = int(state["step"])
+            self.epoch_loss_sum = float(state["epoch_loss_sum"])
+            self.epoch_steps = int(state["epoch_steps"])
+            torch.set_rng_state(state["rng_cpu"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            first = str(err).strip().splitlines()[0][:200]
+            raise UserError(
+                f"checkpoint of {self.run.path} does not match the run's config "
+                f"(backbone {self.config.backbone}): {first}"
+            ) from None
+        if self.device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+
+    # -- stopping ------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._stop_reason = signal.Signals(signum).name
+
+    def _should_stop(self) -> bool:
+        if self._stop_reason is None and self.run.stop_requested():
+            self._stop_reason = "stop request"
+        return self._stop_reason is not None
+
+    def log(self, message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        with open(self.run.path / "train.log", "a") as handle:
+            handle.write(line + "\n")
+        if self.progress:
+            tqdm.write(message)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> str:
+        """Train to the end, or until stopped. Returns the final state."""
+        self._setup()
+        if resume:
+            self._restore(self.run.load_resume_state())
+            self.run.rollback_metrics(self.step)
+            self.log(f"resumed at epoch {self.epoch}, step {self.step}")
+        else:
+            self.log(
+                f"training {self.config.backbone} with the {self.config.loss} loss on "
+                f"{self.config.dataset} ({len(self.train_set)} images) on {self.device}"
+            )
+        self.run.clear_stop()
+        self.run.update_status(
+            state="running", pid=os.getpid(), total_epochs=self.config.epochs,
+            total_steps=self.total_steps, last_error=None, device=str(self.device),
+        )
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            state = self._loop()
+        except NonFiniteLoss as err:
+            self.log(f"failed: {err}")
+            self.run.update_status(state="failed", last_error=str(err))
+            return "failed"
+        except BaseException as err:
+            self.run.update_status(state="failed", last_error=f"{type(err).__name__}: {err}")
+            raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return state
+
+    def _loop(self) -> str:
+        config = self.config
+        bar = tqdm(
+            total=self.total_steps, initial=self.step, disable=not self.progress,
+            unit="step", dynamic_ncols=True, desc=self.run.name,
+        )
+        window = self._new_window()
+        with bar:
+            while self.epoch < config.epochs:
+                order = torch.randperm(
+                    len(self.train_set),
+                    generator=torch.Generator().manual_seed(config.seed * 100_003 + self.epoch),
+                ).to(self.device)
+                while self.batch_in_epoch < self.steps_per_epoch:
+                    if self._should_stop():
+                        if window.steps:
+                            self._log_window(window, bar)
+                        return self._stop()
+                    start = self.batch_in_epoch * config.batch_size
+                    self._train_step(order[start : start + config.batch_size], window)
+                    self.batch_in_epoch += 1
+                    self.step += 1
+                    bar.update(1)
+                    if window.steps == config.log_every or self.batch_in_epoch == self.steps_per_epoch:
+                        self._log_window(window, bar)
+                        window = self._new_window()
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                self._end_epoch()
+        self.run.update_status(state="finished", progress=1.0)
+        self.log(f"finished {config.epochs} epochs")
+        return "finished"
+
+    def _new_window(self) -> _Window:
+        return _Window(sums={}, started=time.perf_counter())
+
+    def _train_step(self, batch_indices: torch.Tensor, window: _Window) -> None:
+        config = self.config
+        lr = learning_rate(self.step, self.total_steps, self.warmup_steps, config.effective_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        view1, view2 = self.augment(self.images[batch_indices])  # (B, C, S, S) each
+        if self.device.type == "cuda":
+            view1 = view1.contiguous(memory_format=torch.channels_last)
+            view2 = view2.contiguous(memory_format=torch.channels_last)
+        use_amp = config.amp and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            _, z1, p1 = self.model(view1)  # z: (B, out_dim)
+            _, z2, p2 = self.model(view2)
+        terms = compute_loss(
+            config.loss, z1.float(), z2.float(),
+            None if p1 is None else p1.float(), None if p2 is None else p2.float(),
+            mu=config.mu, temperature=config.temperature,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer.step()
+        for key, value in terms.items():
+            window.sums[key] = window.sums.get(key, 0) + value.detach()
+        window.steps += 1
+
+    def _log_window(self, window: _Window, bar: tqdm) -> None:
+        means = {k: float(v) / window.steps for k, v in window.sums.items()}  # one sync here
+        if not all(math.isfinite(v) for v in means.values()):
+            raise NonFiniteLoss(
+                f"loss became {means['loss']} near step {self.step}; lower lr or mu "
+                "(the last good checkpoint is kept)"
+            )
+        self.epoch_loss_sum += means["loss"] * window.steps
+        self.epoch_steps += window.steps
+        seconds = time.perf_counter() - window.started
+        images_per_s = window.steps * self.config.batch_size / max(seconds, 1e-9)
+        lr = self.optimizer.param_groups[0]["lr"]
+        record = {
+            "kind": "step", "epoch": self.step / self.steps_per_epoch, "step": self.step,
+            **means, "lr": lr, "images_per_s": images_per_s, "time": time.time(),
+        }
+        self.run.append_metrics(record)
+        bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.0f}")
+        remaining = (self.total_steps - self.step) * self.config.batch_size / images_per_s
+        self.run.update_status(
+            epoch=self.epoch, step=self.step, progress=self.step / self.total_steps,
+            images_per_s=images_per_s, eta_s=remaining, loss=means["loss"],
+        )
+
+    def _end_epoch(self) -> None:
+        config = self.config
+        record: dict[str, Any] = {
+            "kind": "epoch", "epoch": self.epoch, "step": self.step,
+            "loss": self.epoch_loss_sum / max(1, self.epoch_steps),
+        }
+        self.epoch_loss_sum, self.epoch_steps = 0.0, 0
+        last = self.epoch == config.epochs
+        if config.knn_every and (self.epoch % config.knn_every == 0 or last):
+            record["knn_accuracy"] = self._monitor_knn()
+        if self.epoch % config.checkpoint_every == 0 or last:
+            self.run.save_weights(self.epoch, self.model.state_dict())
+        self.run.save_resume_state(self._resume_state())
+        self.run.append_metrics({**record, "time": time.time()})
+        self.run.update_status(epoch=self.epoch, step=self.step)
+        knn = f", kNN accuracy {record['knn_accuracy']:.3f}" if "knn_accuracy" in record else ""
+        self.log(f"epoch {self.epoch}/{config.epochs} done{knn}")
+
+    def _monitor_knn(self) -> float:
+        """A cheap kNN accuracy of the backbone on a fixed sample (Wu et al. 2018)."""
+        backbone, mean, std = self.model.backbone, self.train_set.mean, self.train_set.std
+        train = self.train_set.images[self.monitor_train]
+        test = self.test_set.images[self.monitor_test]
+        train_features = extract_features(backbone, train, mean, std, device=self.device)
+        test_features = extract_features(backbone, test, mean, std, device=self.device)
+        result = knn_probe(
+            train_features, self.train_set.labels[self.monitor_train],
+            test_features, self.test_set.labels[self.monitor_test],
+            len(self.train_set.classes), k=self.config.knn_k,
+            temperature=self.config.knn_temperature,
+        )
+        return result.accuracy
+
+    def _stop(self) -> str:
+        self.run.save_resume_state(self._resume_state())
+        self.run.clear_stop()
+        self.run.update_status(state="stopped", epoch=self.epoch, step=self.step)
+        self.log(f"stopped by {self._stop_reason} at step {self.step}; resume with: "
+                 f"explorer train --resume {self.run.path}")
+        return "stopped"

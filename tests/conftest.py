@@ -1,0 +1,43 @@
+"""Shared helpers: run the real `explorer` command in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A CI-sized training config: every code path, a few seconds per run.
+TINY = [
+    "dataset=shapes", "train_limit=256", "test_limit=128", "backbone=cnn-small",
+    "projector_hidden_dim=64", "projector_out_dim=32", "batch_size=64", "lr=0.1",
+    "warmup_epochs=1", "knn_every=1", "knn_k=20", "log_every=2", "device=cpu",
+]
+
+
+def explorer(*args: str, cwd: Path, timeout: float = 300, check: bool = False,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m explorer ARGS`` and capture its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "explorer", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"explorer {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def popen_explorer(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "explorer", *args], cwd=cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,79 @@
+"""Every user mistake: one line on stderr saying what to do, exit status 2, nothing overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from explorer.cli import main
+from explorer.runs import open_run
+from tests.conftest import TINY, explorer
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "dataset=nope"], "unknown dataset 'nope'"),
+        (["train", "backbone=vgg"], "unknown backbone 'vgg'"),
+        (["train", "loss=byol"], "unknown loss 'byol'"),
+        (["train", "--preset", "cifar-paper"], "unknown preset 'cifar-paper'"),
+        (["train", "lr=0"], "lr must be positive"),
+        (["train", "epochs=-1"], "epochs must be at least 1"),
+        (["train", "mu=0"], "mu must be positive"),
+        (["train", "batch_size=1"], "batch_size must be at least 2"),
+        (["train", "dataset=imagefolder", "data_root=/no/such/dir"], "missing or empty"),
+        (["train", "bach_size=8"], "did you mean 'batch_size'"),
+        (["train", *TINY, "batch_size=1000"], "exceeds the 256 training images"),
+        (["train", "--resume", "runs/none"], "does not exist"),
+        (["probe", "runs/none"], "does not exist"),
+    ],
+)
+def test_user_mistakes(args: list[str], message: str, workdir: Path,
+                       capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workdir)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and err.startswith("error: ")
+
+
+def test_a_real_process_prints_no_traceback(workdir: Path) -> None:
+    result = explorer("train", "dataset=cifar10", f"data_root={workdir}", cwd=workdir)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "download=true" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_answers() -> None:
+    for command in ([], ["train"], ["probe"], ["runs"]):
+        result = explorer(*command, "--help", cwd=Path.cwd())
+        assert result.returncode == 0 and "usage: explorer" in result.stdout
+    assert "--resume" in explorer("train", "--help", cwd=Path.cwd()).stdout
+
+
+def test_resume_refuses_corrupt_or_foreign_checkpoints(workdir: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workdir)
+    assert main(["train", *TINY, "epochs=1", "--name", "r", "--no-probe", "--no-progress"]) == 0
+    assert main(["train", *TINY, "epochs=1", "--name", "r", "--no-progress"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    run = open_run(workdir / "runs" / "r")
+    run.update_status(state="stopped")
+    resume = run.checkpoint_dir / "resume.pt"
+    good = resume.read_bytes()
+
+    # a checkpoint from another architecture: a resnet's weights under this run's config
+    from explorer.models import ContrastiveModel
+
+    other = ContrastiveModel("resnet18-cifar", 64, 32)
+    state = torch.load(resume, weights_only=True)
+    torch.save({**state, "model": other.state_dict()}, resume)
+    assert main(["train", "--resume", str(run.path), "--no-progress"]) == 2
+    assert "does not match the run's config" in capsys.readouterr().err
+
+    resume.write_bytes(good[: len(good) // 2])
+    assert main(["train", "--resume", str(run.path), "--no-progress"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert run.status()["state"] == "stopped"  # a refused resume changes nothing

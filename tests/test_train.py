@@ -1,0 +1,118 @@
+"""End-to-end training through the real `explorer` command: run directory, stop, exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from explorer.runs import open_run
+from explorer.train import learning_rate
+from tests.conftest import TINY, explorer, popen_explorer
+
+
+def test_learning_rate_schedule_closed_form() -> None:
+    peak, warmup, total = 0.4, 10, 110
+    assert learning_rate(0, total, warmup, peak) == pytest.approx(peak / 10)
+    assert learning_rate(9, total, warmup, peak) == pytest.approx(peak)
+    assert learning_rate(10, total, warmup, peak) == pytest.approx(peak)
+    assert learning_rate(60, total, warmup, peak) == pytest.approx(peak / 2)
+    assert learning_rate(110, total, warmup, peak) == pytest.approx(0.0, abs=1e-12)
+    for step in range(10, 110):
+        expected = 0.5 * peak * (1 + math.cos(math.pi * (step - 10) / 100))
+        assert learning_rate(step, total, warmup, peak) == pytest.approx(expected)
+
+
+def _wait_for(predicate, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for the trainer")
+        time.sleep(0.05)
+
+
+def _last_loss(run_dir: Path) -> float:
+    steps = [r for r in open_run(run_dir).metrics() if r["kind"] == "step"]
+    return steps[-1]["loss"]
+
+
+def test_train_writes_the_run_directory_and_probe_table(workdir: Path) -> None:
+    result = explorer("train", *TINY, "epochs=2", "--name", "tiny", "--no-progress",
+                      cwd=workdir, check=True)
+    run = open_run(workdir / "runs" / "tiny")
+    assert run.status()["state"] == "finished"
+    records = run.metrics()
+    assert all({"epoch", "step", "loss"} <= set(r) for r in records)
+    steps = [r for r in records if r["kind"] == "step"]
+    assert steps[-1]["step"] == 2 * (256 // 64)
+    assert all(math.isfinite(r["loss"]) and "positive" in r and "negative" in r for r in steps)
+    # the spectral loss is the sum of its reported parts
+    assert all(r["loss"] == pytest.approx(r["positive"] + r["negative"], abs=1e-5) for r in steps)
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert all(0 <= r["knn_accuracy"] <= 1 for r in epochs)
+    assert [e for e, _ in run.weight_checkpoints()] == [1, 2]
+    probe = json.loads((run.path / "probe.json").read_text())
+    assert set(probe["methods"]) == {"trained", "raw_pixels", "random_init"}
+    for line in ("trained backbone", "raw pixels", "random init"):
+        assert line in result.stdout
+    assert "training cnn-small" in (run.path / "train.log").read_text()
+    table = explorer("runs", cwd=workdir, check=True).stdout
+    assert "tiny" in table and "finished" in table and "2/2" in table
+
+
+def test_sigkill_then_resume_matches_uninterrupted(workdir: Path) -> None:
+    args = [*TINY, "epochs=3", "knn_every=0", "--no-probe", "--no-progress"]
+    explorer("train", *args, "--name", "straight", cwd=workdir, check=True)
+    process = popen_explorer("train", *args, "--name", "killed", cwd=workdir)
+    run_dir = workdir / "runs" / "killed"
+    _wait_for(lambda: any(r["kind"] == "epoch" for r in _metrics(run_dir)))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert open_run(run_dir).status()["state"] == "died"
+    explorer("train", "--resume", str(run_dir), "--no-probe", "--no-progress",
+             cwd=workdir, check=True)
+    assert open_run(run_dir).status()["state"] == "finished"
+    assert _last_loss(run_dir) == pytest.approx(_last_loss(workdir / "runs" / "straight"),
+                                                rel=1e-6, abs=1e-7)
+    steps = [r["step"] for r in open_run(run_dir).metrics() if r["kind"] == "step"]
+    assert steps == sorted(set(steps))  # the rolled-back records are gone
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    return open_run(run_dir).metrics() if (run_dir / "config.json").exists() else []
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "stop-file"])
+def test_stop_saves_and_resume_finishes(workdir: Path, how: str) -> None:
+    process = popen_explorer("train", *TINY, "epochs=30", "knn_every=0", "--name", "s",
+                             "--no-probe", "--no-progress", cwd=workdir)
+    run_dir = workdir / "runs" / "s"
+    _wait_for(lambda: any(r["kind"] == "step" for r in _metrics(run_dir)))
+    if how == "stop-file":
+        open_run(run_dir).request_stop()
+    else:
+        process.send_signal(getattr(signal, how))
+    assert process.wait(timeout=60) == 0
+    run = open_run(run_dir)
+    assert run.status()["state"] == "stopped"
+    state = run.load_resume_state()
+    assert 0 < state["step"] < 30 * 4
+    result = explorer("train", "--resume", str(run_dir), "epochs=3", cwd=workdir)
+    assert result.returncode == 2 and "drop the other options" in result.stderr
+
+
+def test_non_finite_loss_fails_and_keeps_last_good_checkpoint(workdir: Path) -> None:
+    result = explorer("train", *TINY, "epochs=3", "lr=1e30", "warmup_epochs=0", "--name", "nan",
+                      "--no-progress", cwd=workdir)
+    assert result.returncode == 1
+    assert "loss became" in result.stderr and "Traceback" not in result.stderr
+    run = open_run(workdir / "runs" / "nan")
+    assert run.status()["state"] == "failed"
+    for _, path in run.weight_checkpoints():
+        assert all(torch.isfinite(t).all() for t in run.load_weights(path).values())
