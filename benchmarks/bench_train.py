@@ -48,8 +48,12 @@ def make_model(device: torch.device) -> tuple[ContrastiveModel, torch.optim.Opti
     return model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 
 
-def train_step(model: ContrastiveModel, optimizer: torch.optim.Optimizer,
-               view1: torch.Tensor, view2: torch.Tensor) -> None:
+def train_step(
+    model: ContrastiveModel,
+    optimizer: torch.optim.Optimizer,
+    view1: torch.Tensor,
+    view2: torch.Tensor,
+) -> None:
     _, z1, _ = model(view1)
     _, z2, _ = model(view2)
     loss, _, _ = spectral_contrastive_loss(z1, z2, mu=1.0)
@@ -63,8 +67,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_ours(images: torch.Tensor, mean, std, batch: int, steps: int,  # type: ignore[no-untyped-def]
-               device: torch.device) -> float:
+def bench_ours(
+    images: torch.Tensor,
+    mean,
+    std,
+    batch: int,
+    steps: int,  # type: ignore[no-untyped-def]
+    device: torch.device,
+) -> float:
     model, optimizer = make_model(device)
     augment = TwoViewAugment(RECIPES["shapes"], images.shape[-1], mean, std).to(device)
     on_device = images.to(device)
@@ -81,12 +91,25 @@ def bench_ours(images: torch.Tensor, mean, std, batch: int, steps: int,  # type:
     return steps * batch / timed
 
 
-def bench_dataloader(images: torch.Tensor, mean, std, batch: int, steps: int,  # type: ignore[no-untyped-def]
-                     device: torch.device, workers: int) -> float:
+def bench_dataloader(
+    images: torch.Tensor,
+    mean,
+    std,
+    batch: int,
+    steps: int,  # type: ignore[no-untyped-def]
+    device: torch.device,
+    workers: int,
+) -> float:
     model, optimizer = make_model(device)
     transform = torchvision_transform(RECIPES["shapes"], images.shape[-1], mean, std)
-    loader = DataLoader(TwoCropsDataset(images, transform), batch_size=batch, shuffle=True,
-                        drop_last=True, num_workers=workers, persistent_workers=workers > 0)
+    loader = DataLoader(
+        TwoCropsDataset(images, transform),
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
     done, start = 0, 0.0
     while done < steps + 2:
         for view1, view2 in loader:
@@ -109,15 +132,18 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     data = load_dataset("shapes", "train")
-    print(f"cnn-small, spectral loss, shapes {tuple(data.images.shape[1:])}, "
-          f"batch {args.batch_size}, {args.steps} timed steps, device {device}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"cnn-small, spectral loss, shapes {tuple(data.images.shape[1:])}, "
+        f"batch {args.batch_size}, {args.steps} timed steps, device {device}, "
+        f"{torch.get_num_threads()} threads"
+    )
     ours = bench_ours(data.images, data.mean, data.std, args.batch_size, args.steps, device)
     print(f"{'batched on-device augmentation (ours)':<44}{ours:>9.0f} images/s")
     best = 0.0
     for workers in (0, 2):
-        rate = bench_dataloader(data.images, data.mean, data.std, args.batch_size, args.steps,
-                                device, workers)
+        rate = bench_dataloader(
+            data.images, data.mean, data.std, args.batch_size, args.steps, device, workers
+        )
         best = max(best, rate)
         print(f"{f'per-sample DataLoader, num_workers={workers}':<44}{rate:>9.0f} images/s")
     print(f"ratio ours / best DataLoader: {ours / best:.2f}x")

@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
-        "train", help="train a model (new run or --resume)", epilog=EPILOG_TRAIN,
+        "train",
+        help="train a model (new run or --resume)",
+        epilog=EPILOG_TRAIN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a new run from a preset/config file plus key=value overrides, "
         "or resume a stopped run. Prints a probe table at the end.",
@@ -44,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     probe = commands.add_parser(
-        "probe", help="linear and kNN probes of a run, beside baselines",
+        "probe",
+        help="linear and kNN probes of a run, beside baselines",
         description="Probe the latest (or a given) checkpoint of a run with linear and kNN "
         "classifiers on frozen backbone features, beside raw pixels and a random backbone.",
     )
@@ -53,8 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--device", help="override the run's device (auto, cpu, cuda, mps)")
     probe.add_argument("--no-baselines", action="store_true", help="probe the run only")
 
-    runs = commands.add_parser("runs", help="list runs in a table",
-                               description="List the runs under a directory.")
+    runs = commands.add_parser(
+        "runs", help="list runs in a table", description="List the runs under a directory."
+    )
     runs.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
 
     commands.add_parser("presets", help="list the presets", description="List the presets.")
@@ -69,8 +73,9 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume:
         if args.preset or args.config or args.overrides or args.name:
-            raise UserError("--resume continues a run with its saved config; drop the other "
-                            "options")
+            raise UserError(
+                "--resume continues a run with its saved config; drop the other options"
+            )
         run = open_run(args.resume)
         config = run.config()
         state = run.status().get("state")
@@ -79,11 +84,13 @@ def _train(args: argparse.Namespace) -> int:
         if state == "finished":
             raise UserError(f"run {run.path} already finished all {config.epochs} epochs")
         run.load_resume_state()  # fail early, before touching anything, if it is corrupt
+        trainer = Trainer(config, progress=not args.no_progress)
     else:
         config = build_config(args.preset, args.config, args.overrides)
+        trainer = Trainer(config, progress=not args.no_progress)  # data errors surface here
         run = create_run(args.runs_dir, config, args.name)
         print(f"run directory: {run.path}", file=sys.stderr)
-    state = Trainer(run, config, progress=not args.no_progress).fit(resume=bool(args.resume))
+    state = trainer.fit(run, resume=bool(args.resume))
     if state == "failed":
         print(f"error: {run.status().get('last_error')}", file=sys.stderr)
         return 1
@@ -102,8 +109,9 @@ def _probe(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
     if checkpoint is not None and not checkpoint.is_file():
         raise UserError(f"checkpoint {checkpoint} does not exist")
-    results = probe_run(run, checkpoint=checkpoint, baselines=not args.no_baselines,
-                        device=args.device)
+    results = probe_run(
+        run, checkpoint=checkpoint, baselines=not args.no_baselines, device=args.device
+    )
     print(format_probe_table(results))
     return 0
 
@@ -117,8 +125,12 @@ def runs_table(runs_dir: str | Path) -> str:
         status = run.status()
         try:
             config = run.config()
-            described = (config.dataset, config.backbone, config.loss,
-                         f"{status.get('epoch', 0)}/{config.epochs}")
+            described = (
+                config.dataset,
+                config.backbone,
+                config.loss,
+                f"{status.get('epoch', 0)}/{config.epochs}",
+            )
         except UserError:
             described = ("?", "?", "?", "?")
             status = {**status, "state": "corrupt"}
@@ -129,13 +141,16 @@ def runs_table(runs_dir: str | Path) -> str:
             probe = None
         if probe and "trained" in probe.get("methods", {}):
             trained = probe["methods"]["trained"]
-            accuracy = (f"{100 * trained['linear']['accuracy']:.1f}%",
-                        f"{100 * trained['knn']['accuracy']:.1f}%")
+            accuracy = (
+                f"{100 * trained['linear']['accuracy']:.1f}%",
+                f"{100 * trained['knn']['accuracy']:.1f}%",
+            )
         rows.append((run.name, *described, str(status.get("state", "?")), *accuracy))
     if not rows:
         return f"no runs under {runs_dir}; start one with: explorer train --preset shapes-demo"
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in (header, *rows))
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in (header, *rows))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

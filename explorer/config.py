@@ -117,9 +117,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             return float(text)
         return text
     except ValueError:
-        raise UserError(
-            f"{key}={text!r} in {where} is not a valid {kind.__name__}"
-        ) from None
+        raise UserError(f"{key}={text!r} in {where} is not a valid {kind.__name__}") from None
 
 
 def _read_toml(path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:

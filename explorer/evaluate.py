@@ -30,8 +30,9 @@ BASELINES = ("raw_pixels", "random_init")
 LABELS = {"trained": "trained backbone", "raw_pixels": "raw pixels", "random_init": "random init"}
 
 
-def load_trained_model(run: Run, config: Config, in_channels: int, checkpoint: Path | None = None
-                       ) -> tuple[ContrastiveModel, int]:
+def load_trained_model(
+    run: Run, config: Config, in_channels: int, checkpoint: Path | None = None
+) -> tuple[ContrastiveModel, int]:
     """The model at ``checkpoint`` (default: the latest); returns it with its epoch."""
     checkpoints = run.weight_checkpoints()
     if checkpoint is None:
@@ -45,22 +46,41 @@ def load_trained_model(run: Run, config: Config, in_channels: int, checkpoint: P
         model.load_state_dict(run.load_weights(checkpoint))
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0][:200]
-        raise UserError(f"checkpoint {checkpoint} does not fit backbone "
-                        f"{config.backbone}: {first}") from None
+        raise UserError(
+            f"checkpoint {checkpoint} does not fit backbone {config.backbone}: {first}"
+        ) from None
     return model, epoch
 
 
-def _probe_features(train_x: torch.Tensor, train: ImageDataset, test_x: torch.Tensor,
-                    test: ImageDataset, config: Config) -> dict[str, Any]:
+def _probe_features(
+    train_x: torch.Tensor,
+    train: ImageDataset,
+    test_x: torch.Tensor,
+    test: ImageDataset,
+    config: Config,
+) -> dict[str, Any]:
     classes = len(train.classes)
-    knn = knn_probe(train_x, train.labels, test_x, test.labels, classes,
-                    k=config.knn_k, temperature=config.knn_temperature)
+    knn = knn_probe(
+        train_x,
+        train.labels,
+        test_x,
+        test.labels,
+        classes,
+        k=config.knn_k,
+        temperature=config.knn_temperature,
+    )
     linear = linear_probe(train_x, train.labels, test_x, test.labels, classes)
     return {"knn": knn.to_dict(), "linear": linear.to_dict()}
 
 
-def probe_run(run: Run, *, checkpoint: Path | None = None, baselines: bool = True,
-              device: str | None = None, progress: bool = True) -> dict[str, Any]:
+def probe_run(
+    run: Run,
+    *,
+    checkpoint: Path | None = None,
+    baselines: bool = True,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Probe the run (and baselines), save ``probe.json`` in the run and return the results."""
     config = run.config()
     torch_device = resolve_device(device or config.device)
@@ -70,26 +90,42 @@ def probe_run(run: Run, *, checkpoint: Path | None = None, baselines: bool = Tru
 
     def backbone_features(backbone: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         backbone = backbone.to(torch_device)
-        return (extract_features(backbone, train.images, train.mean, train.std, device=torch_device),
-                extract_features(backbone, test.images, test.mean, test.std, device=torch_device))
+        return (
+            extract_features(backbone, train.images, train.mean, train.std, device=torch_device),
+            extract_features(backbone, test.images, test.mean, test.std, device=torch_device),
+        )
 
-    results: dict[str, Any] = {"epoch": epoch, "classes": train.classes,
-                               "n_train": len(train), "n_test": len(test), "methods": {}}
+    results: dict[str, Any] = {
+        "epoch": epoch,
+        "classes": train.classes,
+        "n_train": len(train),
+        "n_test": len(test),
+        "methods": {},
+    }
     train_x, test_x = backbone_features(model.backbone)
     results["methods"]["trained"] = _probe_features(train_x, train, test_x, test, config)
     paper = config.probe == "paper" or (config.probe == "auto" and torch_device.type == "cuda")
     if paper:  # the paper's augmented protocol: SGD lr 30, 100 epochs (GPU-sized work)
         result: ProbeResult = linear_probe_augmented(
-            model.backbone, train.images, train.labels, test.images, test.labels,
-            len(train.classes), train.mean, train.std, epochs=config.probe_epochs,
-            device=torch_device, progress=progress,
+            model.backbone,
+            train.images,
+            train.labels,
+            test.images,
+            test.labels,
+            len(train.classes),
+            train.mean,
+            train.std,
+            epochs=config.probe_epochs,
+            device=torch_device,
+            progress=progress,
         )
         results["methods"]["trained"]["linear_augmented"] = result.to_dict()
     if baselines:
         pixels_train = _flat_pixels(train)
         pixels_test = _flat_pixels(test, train)
-        results["methods"]["raw_pixels"] = _probe_features(pixels_train, train, pixels_test, test,
-                                                           config)
+        results["methods"]["raw_pixels"] = _probe_features(
+            pixels_train, train, pixels_test, test, config
+        )
         torch.manual_seed(config.seed)  # the same initialisation the run started from
         random_model = build_model(config, in_channels)
         train_x, test_x = backbone_features(random_model.backbone)
@@ -108,9 +144,11 @@ def _flat_pixels(data: ImageDataset, reference: ImageDataset | None = None) -> t
 
 def format_probe_table(results: dict[str, Any]) -> str:
     """A fixed-width table: one row per method, linear and kNN top-1 accuracy in percent."""
-    lines = [f"probe of epoch {results['epoch']} ({results['n_train']} train / "
-             f"{results['n_test']} test images, {len(results['classes'])} classes)",
-             f"{'features':<20}{'linear':>9}{'kNN':>9}"]
+    lines = [
+        f"probe of epoch {results['epoch']} ({results['n_train']} train / "
+        f"{results['n_test']} test images, {len(results['classes'])} classes)",
+        f"{'features':<20}{'linear':>9}{'kNN':>9}",
+    ]
     for key, methods in results["methods"].items():
         row = f"{LABELS.get(key, key):<20}{100 * methods['linear']['accuracy']:>8.1f}%"
         row += f"{100 * methods['knn']['accuracy']:>8.1f}%"

@@ -1,10 +1,10 @@
 """The run directory: the only code that reads or writes a run's files.
 
-Layout of ``runs/<name>/`` (format version :data:`FORMAT_VERSION`, documented in docs/RUN_FORMAT.md)::
+Layout of ``runs/<name>/`` (format :data:`FORMAT_VERSION`, documented in docs/RUN_FORMAT.md)::
 
     config.json                 {"format_version", "config": {...}, "versions": {...}, "created"}
-    status.json                 {"state", "pid", "epoch", "total_epochs", "step", "total_steps", ...}
-    metrics.jsonl               append-only, one JSON object per line: {"kind", "epoch", "step", "loss", ...}
+    status.json                 {"state", "pid", "epoch", "total_epochs", "step", ...}
+    metrics.jsonl               one JSON object per line: {"kind", "epoch", "step", "loss", ...}
     train.log                   the trainer's human-readable log
     probe.json                  probe results of the final checkpoint (and baselines)
     checkpoints/epoch-0005.safetensors   model weights for probing and analysis
@@ -213,7 +213,9 @@ class Run:
             # weights_only: a checkpoint is data; unpickling arbitrary objects could run code.
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises several types for damaged files
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first_line = (
+                str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            )
             raise UserError(f"checkpoint {path} is corrupt: {first_line}") from None
 
     # -- probe results -------------------------------------------------------------------------

@@ -96,12 +96,14 @@ class _Window:
 
 
 class Trainer:
-    """Trains one run. ``fit()`` returns the final state: finished, stopped or failed."""
+    """Trains one run. ``fit(run)`` returns the final state: finished, stopped or failed."""
 
-    def __init__(self, run: Run, config: Config, *, progress: bool = True) -> None:
-        self.run, self.config, self.progress = run, config, progress
+    def __init__(self, config: Config, *, progress: bool = True) -> None:
+        """Load the data and build the model: mistakes surface before any run is written."""
+        self.config, self.progress = config, progress
         self.device = resolve_device(config.device)
         self._stop_reason: str | None = None
+        self._setup()
 
     # -- setup ---------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -191,9 +193,9 @@ class Trainer:
             tqdm.write(message)
 
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> str:
-        """Train to the end, or until stopped. Returns the final state."""
-        self._setup()
+    def fit(self, run: Run, resume: bool = False) -> str:
+        """Train into ``run`` to the end, or until stopped. Returns the final state."""
+        self.run = run
         if resume:
             self._restore(self.run.load_resume_state())
             self.run.rollback_metrics(self.step)
@@ -205,8 +207,12 @@ class Trainer:
             )
         self.run.clear_stop()
         self.run.update_status(
-            state="running", pid=os.getpid(), total_epochs=self.config.epochs,
-            total_steps=self.total_steps, last_error=None, device=str(self.device),
+            state="running",
+            pid=os.getpid(),
+            total_epochs=self.config.epochs,
+            total_steps=self.total_steps,
+            last_error=None,
+            device=str(self.device),
         )
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -226,8 +232,12 @@ class Trainer:
     def _loop(self) -> str:
         config = self.config
         bar = tqdm(
-            total=self.total_steps, initial=self.step, disable=not self.progress,
-            unit="step", dynamic_ncols=True, desc=self.run.name,
+            total=self.total_steps,
+            initial=self.step,
+            disable=not self.progress,
+            unit="step",
+            dynamic_ncols=True,
+            desc=self.run.name,
         )
         window = self._new_window()
         with bar:
@@ -246,7 +256,10 @@ class Trainer:
                     self.batch_in_epoch += 1
                     self.step += 1
                     bar.update(1)
-                    if window.steps == config.log_every or self.batch_in_epoch == self.steps_per_epoch:
+                    if (
+                        window.steps == config.log_every
+                        or self.batch_in_epoch == self.steps_per_epoch
+                    ):
                         self._log_window(window, bar)
                         window = self._new_window()
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
@@ -272,9 +285,13 @@ class Trainer:
             _, z1, p1 = self.model(view1)  # z: (B, out_dim)
             _, z2, p2 = self.model(view2)
         terms = compute_loss(
-            config.loss, z1.float(), z2.float(),
-            None if p1 is None else p1.float(), None if p2 is None else p2.float(),
-            mu=config.mu, temperature=config.temperature,
+            config.loss,
+            z1.float(),
+            z2.float(),
+            None if p1 is None else p1.float(),
+            None if p2 is None else p2.float(),
+            mu=config.mu,
+            temperature=config.temperature,
         )
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -296,21 +313,32 @@ class Trainer:
         images_per_s = window.steps * self.config.batch_size / max(seconds, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
         record = {
-            "kind": "step", "epoch": self.step / self.steps_per_epoch, "step": self.step,
-            **means, "lr": lr, "images_per_s": images_per_s, "time": time.time(),
+            "kind": "step",
+            "epoch": self.step / self.steps_per_epoch,
+            "step": self.step,
+            **means,
+            "lr": lr,
+            "images_per_s": images_per_s,
+            "time": time.time(),
         }
         self.run.append_metrics(record)
         bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.0f}")
         remaining = (self.total_steps - self.step) * self.config.batch_size / images_per_s
         self.run.update_status(
-            epoch=self.epoch, step=self.step, progress=self.step / self.total_steps,
-            images_per_s=images_per_s, eta_s=remaining, loss=means["loss"],
+            epoch=self.epoch,
+            step=self.step,
+            progress=self.step / self.total_steps,
+            images_per_s=images_per_s,
+            eta_s=remaining,
+            loss=means["loss"],
         )
 
     def _end_epoch(self) -> None:
         config = self.config
         record: dict[str, Any] = {
-            "kind": "epoch", "epoch": self.epoch, "step": self.step,
+            "kind": "epoch",
+            "epoch": self.epoch,
+            "step": self.step,
             "loss": self.epoch_loss_sum / max(1, self.epoch_steps),
         }
         self.epoch_loss_sum, self.epoch_steps = 0.0, 0
@@ -333,9 +361,12 @@ class Trainer:
         train_features = extract_features(backbone, train, mean, std, device=self.device)
         test_features = extract_features(backbone, test, mean, std, device=self.device)
         result = knn_probe(
-            train_features, self.train_set.labels[self.monitor_train],
-            test_features, self.test_set.labels[self.monitor_test],
-            len(self.train_set.classes), k=self.config.knn_k,
+            train_features,
+            self.train_set.labels[self.monitor_train],
+            test_features,
+            self.test_set.labels[self.monitor_test],
+            len(self.train_set.classes),
+            k=self.config.knn_k,
             temperature=self.config.knn_temperature,
         )
         return result.accuracy
@@ -344,6 +375,8 @@ class Trainer:
         self.run.save_resume_state(self._resume_state())
         self.run.clear_stop()
         self.run.update_status(state="stopped", epoch=self.epoch, step=self.step)
-        self.log(f"stopped by {self._stop_reason} at step {self.step}; resume with: "
-                 f"explorer train --resume {self.run.path}")
+        self.log(
+            f"stopped by {self._stop_reason} at step {self.step}; resume with: "
+            f"explorer train --resume {self.run.path}"
+        )
         return "stopped"

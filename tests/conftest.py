@@ -13,18 +13,37 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # A CI-sized training config: every code path, a few seconds per run.
 TINY = [
-    "dataset=shapes", "train_limit=256", "test_limit=128", "backbone=cnn-small",
-    "projector_hidden_dim=64", "projector_out_dim=32", "batch_size=64", "lr=0.1",
-    "warmup_epochs=1", "knn_every=1", "knn_k=20", "log_every=2", "device=cpu",
+    "dataset=shapes",
+    "train_limit=256",
+    "test_limit=128",
+    "backbone=cnn-small",
+    "projector_hidden_dim=64",
+    "projector_out_dim=32",
+    "batch_size=64",
+    "lr=0.1",
+    "warmup_epochs=1",
+    "knn_every=1",
+    "knn_k=20",
+    "log_every=2",
+    "device=cpu",
 ]
 
 
-def explorer(*args: str, cwd: Path, timeout: float = 300, check: bool = False,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def explorer(
+    *args: str,
+    cwd: Path,
+    timeout: float = 300,
+    check: bool = False,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m explorer ARGS`` and capture its output."""
     result = subprocess.run(
-        [sys.executable, "-m", "explorer", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        [sys.executable, "-m", "explorer", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
     if check and result.returncode != 0:
         raise AssertionError(f"explorer {' '.join(args)} failed:\n{result.stderr}")
@@ -33,8 +52,12 @@ def explorer(*args: str, cwd: Path, timeout: float = 300, check: bool = False,
 
 def popen_explorer(*args: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "explorer", *args], cwd=cwd, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "-m", "explorer", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
 

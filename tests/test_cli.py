@@ -30,8 +30,13 @@ from tests.conftest import TINY, explorer
         (["probe", "runs/none"], "does not exist"),
     ],
 )
-def test_user_mistakes(args: list[str], message: str, workdir: Path,
-                       capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_mistakes(
+    args: list[str],
+    message: str,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(workdir)
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
@@ -52,9 +57,9 @@ def test_help_answers() -> None:
     assert "--resume" in explorer("train", "--help", cwd=Path.cwd()).stdout
 
 
-def test_resume_refuses_corrupt_or_foreign_checkpoints(workdir: Path,
-                                                       capsys: pytest.CaptureFixture[str],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_refuses_corrupt_or_foreign_checkpoints(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(workdir)
     assert main(["train", *TINY, "epochs=1", "--name", "r", "--no-probe", "--no-progress"]) == 0
     assert main(["train", *TINY, "epochs=1", "--name", "r", "--no-progress"]) == 2

@@ -24,7 +24,12 @@ def test_every_preset_builds(tmp_path: Path) -> None:
 
 def test_paper_recipes_match_design() -> None:
     cifar = build_config("cifar10-paper")
-    assert (cifar.backbone, cifar.mu, cifar.batch_size, cifar.epochs) == ("resnet18-cifar", 1, 512, 800)
+    assert (cifar.backbone, cifar.mu, cifar.batch_size, cifar.epochs) == (
+        "resnet18-cifar",
+        1,
+        512,
+        800,
+    )
     assert (cifar.projector_hidden_dim, cifar.projector_out_dim) == (2048, 1000)
     assert cifar.lr == 0.03 and cifar.weight_decay == 5e-4 and cifar.warmup_epochs == 10
     assert cifar.effective_lr == pytest.approx(0.03 * 512 / 256)

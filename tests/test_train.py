@@ -42,8 +42,9 @@ def _last_loss(run_dir: Path) -> float:
 
 
 def test_train_writes_the_run_directory_and_probe_table(workdir: Path) -> None:
-    result = explorer("train", *TINY, "epochs=2", "--name", "tiny", "--no-progress",
-                      cwd=workdir, check=True)
+    result = explorer(
+        "train", *TINY, "epochs=2", "--name", "tiny", "--no-progress", cwd=workdir, check=True
+    )
     run = open_run(workdir / "runs" / "tiny")
     assert run.status()["state"] == "finished"
     records = run.metrics()
@@ -75,11 +76,13 @@ def test_sigkill_then_resume_matches_uninterrupted(workdir: Path) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert open_run(run_dir).status()["state"] == "died"
-    explorer("train", "--resume", str(run_dir), "--no-probe", "--no-progress",
-             cwd=workdir, check=True)
+    explorer(
+        "train", "--resume", str(run_dir), "--no-probe", "--no-progress", cwd=workdir, check=True
+    )
     assert open_run(run_dir).status()["state"] == "finished"
-    assert _last_loss(run_dir) == pytest.approx(_last_loss(workdir / "runs" / "straight"),
-                                                rel=1e-6, abs=1e-7)
+    assert _last_loss(run_dir) == pytest.approx(
+        _last_loss(workdir / "runs" / "straight"), rel=1e-6, abs=1e-7
+    )
     steps = [r["step"] for r in open_run(run_dir).metrics() if r["kind"] == "step"]
     assert steps == sorted(set(steps))  # the rolled-back records are gone
 
@@ -90,8 +93,17 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "stop-file"])
 def test_stop_saves_and_resume_finishes(workdir: Path, how: str) -> None:
-    process = popen_explorer("train", *TINY, "epochs=30", "knn_every=0", "--name", "s",
-                             "--no-probe", "--no-progress", cwd=workdir)
+    process = popen_explorer(
+        "train",
+        *TINY,
+        "epochs=30",
+        "knn_every=0",
+        "--name",
+        "s",
+        "--no-probe",
+        "--no-progress",
+        cwd=workdir,
+    )
     run_dir = workdir / "runs" / "s"
     _wait_for(lambda: any(r["kind"] == "step" for r in _metrics(run_dir)))
     if how == "stop-file":
@@ -105,11 +117,26 @@ def test_stop_saves_and_resume_finishes(workdir: Path, how: str) -> None:
     assert 0 < state["step"] < 30 * 4
     result = explorer("train", "--resume", str(run_dir), "epochs=3", cwd=workdir)
     assert result.returncode == 2 and "drop the other options" in result.stderr
+    explorer(
+        "train", "--resume", str(run_dir), "--no-probe", "--no-progress", cwd=workdir, check=True
+    )
+    assert open_run(run_dir).status()["state"] == "finished"
+    steps = [r["step"] for r in open_run(run_dir).metrics() if r["kind"] == "step"]
+    assert steps[-1] == 30 * 4 and steps == sorted(set(steps))
 
 
 def test_non_finite_loss_fails_and_keeps_last_good_checkpoint(workdir: Path) -> None:
-    result = explorer("train", *TINY, "epochs=3", "lr=1e30", "warmup_epochs=0", "--name", "nan",
-                      "--no-progress", cwd=workdir)
+    result = explorer(
+        "train",
+        *TINY,
+        "epochs=3",
+        "lr=1e30",
+        "warmup_epochs=0",
+        "--name",
+        "nan",
+        "--no-progress",
+        cwd=workdir,
+    )
     assert result.returncode == 1
     assert "loss became" in result.stderr and "Traceback" not in result.stderr
     run = open_run(workdir / "runs" / "nan")
