@@ -1,0 +1,326 @@
+"""``shapes``: a synthetic dataset rendered from a finite grid of generating factors.
+
+Every image is a pure function of one factor tuple
+``(shape, position, scale, rotation, fg_color, bg_color)`` of indices into a :class:`ShapesGrid`.
+The class is the shape; the other five factors are nuisances drawn independently of it, so raw
+pixels are a poor linear representation (foreground and background colours swap which pixels are
+bright, positions move the shape) while the class stays recognisable under crops and colour
+changes. Because the grid is finite and public, the exact augmentation graph of HaoChen et al.
+(2021, Sec. 3) can be built over it: nodes are factor tuples, and an augmentation moves a node
+along its nuisance factors.
+
+Splits: the grid's *scenes* (a factor tuple without its rotation) are partitioned per class, 75%
+for train and 25% for test, with a generator seeded by ``seed``; each split then samples factor
+tuples uniformly from its own scenes. So no test image also appears in train (circles and rings
+look the same at every rotation, which is why the partition ignores rotation), and another seed
+gives other images.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from explorer.data.base import ImageDataset, register_dataset, stratified_indices
+
+SHAPE_KINDS = ("circle", "square", "triangle", "cross", "ring", "star")
+SPLIT_SIZES = {"train": 6000, "test": 2000}
+TRAIN_SCENE_FRACTION = 0.75
+
+# How far each shape reaches from its centre, in units of its scale (the square's corner is the
+# farthest point); ShapesGrid checks that no shape is ever cut off by the image border.
+_REACH = 0.75 * math.sqrt(2.0)
+
+
+def _regular_star(points: int, inner: float) -> np.ndarray:
+    """Vertices (2*points, 2) of a star with outer radius 1, first point straight up."""
+    angles = np.pi / 2 + np.arange(2 * points) * np.pi / points
+    radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
+    return np.stack([radii * np.cos(angles), -radii * np.sin(angles)], axis=1)
+
+
+def _inside_polygon(u: np.ndarray, v: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """Even-odd test: boolean mask of the points (u, v) inside the polygon (works if non-convex)."""
+    inside = np.zeros(u.shape, dtype=bool)
+    for (x1, y1), (x2, y2) in zip(vertices, np.roll(vertices, -1, axis=0), strict=True):
+        if y1 == y2:
+            continue  # a horizontal edge is never crossed by a horizontal ray
+        crosses = (y1 > v) != (y2 > v)
+        x_at = x1 + (v - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (u < x_at)
+    return inside
+
+
+def _shape_mask(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Boolean mask of the unit shape (circumradius about 1) at local coordinates (u, v)."""
+    r2 = u * u + v * v
+    if kind == "circle":
+        return r2 <= 1.0
+    if kind == "ring":
+        return (r2 <= 1.0) & (r2 >= 0.55**2)
+    if kind == "square":
+        return np.maximum(np.abs(u), np.abs(v)) <= 0.75
+    if kind == "cross":
+        arm = 0.3
+        return ((np.abs(u) <= arm) & (np.abs(v) <= 1.0)) | ((np.abs(v) <= arm) & (np.abs(u) <= 1.0))
+    if kind == "triangle":
+        return _inside_polygon(u, v, _regular_star(3, 0.5))  # inner 0.5 = the edge midpoints
+    if kind == "star":
+        return _inside_polygon(u, v, _regular_star(5, 0.42))
+    raise ValueError(f"unknown shape kind {kind!r}")
+
+
+@functools.cache
+def _centred_alpha(kind: str, scale: float, rotation: float, size: int, ss: int) -> np.ndarray:
+    """Coverage (size, size) float32 in [0, 1] of a shape centred in the image.
+
+    Anti-aliased by supersampling: the shape is tested at ``ss x ss`` points per pixel and the
+    pixel's coverage is the fraction inside.
+    """
+    coords = (np.arange(size * ss) + 0.5) / ss - size / 2  # sample points, pixel units
+    dx, dy = np.meshgrid(coords, coords)  # dy grows downwards, as image rows do
+    theta = math.radians(rotation)
+    u = (dx * math.cos(theta) + dy * math.sin(theta)) / scale
+    v = (-dx * math.sin(theta) + dy * math.cos(theta)) / scale
+    inside = _shape_mask(kind, u, v).astype(np.float32)
+    alpha = inside.reshape(size, ss, size, ss).mean(axis=(1, 3))
+    alpha.flags.writeable = False  # shared through the cache
+    return alpha
+
+
+@functools.lru_cache(maxsize=8192)
+def _alpha(
+    kind: str, scale: float, rotation: float, dy: int, dx: int, size: int, ss: int
+) -> np.ndarray:
+    """The centred coverage moved by whole pixels (dy, dx); exact, as nothing reaches the border."""
+    centred = _centred_alpha(kind, scale, rotation, size, ss)
+    moved = np.zeros_like(centred)
+    moved[max(dy, 0) : size + min(dy, 0), max(dx, 0) : size + min(dx, 0)] = centred[
+        max(-dy, 0) : size - max(dy, 0), max(-dx, 0) : size - max(dx, 0)
+    ]
+    moved.flags.writeable = False
+    return moved
+
+
+def _offsets() -> tuple[tuple[int, int], ...]:
+    steps = (-6, -3, 0, 3, 6)
+    return tuple(itertools.product(steps, steps))
+
+
+@dataclass(frozen=True)
+class ShapesGrid:
+    """The finite grid of generating factors of ``shapes`` and the renderer over it.
+
+    A factor tuple is six indices, in the order of :attr:`FACTORS`, into the tuples below;
+    ``render`` maps it to an image deterministically (no randomness, no hidden state).
+
+    Attributes:
+        shapes: Shape kinds; the class label is the index of the shape.
+        positions: (dy, dx) whole-pixel offsets of the shape's centre from the image centre.
+        scales: Shape radius in pixels (circumradius; the square's half side is 0.75 of it).
+        rotations: Rotation angles in degrees. Circles and rings look the same at every angle.
+        fg_colors: RGB foreground colours (0-255).
+        bg_colors: RGB background colours (0-255), each far from every foreground colour.
+        image_size: Side S of the rendered (3, S, S) images.
+        supersample: Anti-aliasing: points tested per pixel along each axis.
+    """
+
+    FACTORS = ("shape", "position", "scale", "rotation", "fg_color", "bg_color")
+
+    shapes: tuple[str, ...] = SHAPE_KINDS
+    positions: tuple[tuple[int, int], ...] = _offsets()
+    scales: tuple[float, ...] = (5.0, 7.0, 9.0)
+    rotations: tuple[float, ...] = (0.0, 12.0, 24.0, 36.0, 48.0, 60.0)
+    fg_colors: tuple[tuple[int, int, int], ...] = (
+        (230, 60, 50),
+        (60, 190, 80),
+        (50, 100, 230),
+        (240, 200, 40),
+        (200, 60, 200),
+        (40, 200, 210),
+    )
+    bg_colors: tuple[tuple[int, int, int], ...] = (
+        (20, 20, 25),
+        (50, 75, 60),
+        (205, 205, 205),
+        (245, 235, 205),
+    )
+    image_size: int = 32
+    supersample: int = 4
+
+    def __post_init__(self) -> None:
+        reach = max(max(abs(dy), abs(dx)) for dy, dx in self.positions) + max(self.scales) * _REACH
+        if reach > self.image_size / 2:
+            raise ValueError("some shapes would be cut off by the border: shrink positions/scales")
+        if set(self.fg_colors) & set(self.bg_colors):
+            raise ValueError("a foreground colour equals a background colour")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Number of values of each factor, in the order of :attr:`FACTORS`."""
+        return (
+            len(self.shapes),
+            len(self.positions),
+            len(self.scales),
+            len(self.rotations),
+            len(self.fg_colors),
+            len(self.bg_colors),
+        )
+
+    @property
+    def num_tuples(self) -> int:
+        """Number of factor tuples in the grid (the nodes of its augmentation graph)."""
+        return math.prod(self.sizes)
+
+    def factor_tuples(self) -> Iterator[tuple[int, ...]]:
+        """Every factor tuple, in the order of ``tuple_to_index`` (the shape varies slowest)."""
+        return itertools.product(*(range(n) for n in self.sizes))
+
+    def tuple_to_index(self, factors: np.ndarray) -> np.ndarray:
+        """Flat grid indices (N,) int64 of factor tuples (N, 6) (row-major over :attr:`sizes`)."""
+        factors = np.asarray(factors, dtype=np.int64)
+        return np.ravel_multi_index(tuple(factors.T), self.sizes).astype(np.int64)
+
+    def index_to_tuple(self, index: np.ndarray) -> np.ndarray:
+        """Factor tuples (N, 6) int64 of flat grid indices (N,); inverse of ``tuple_to_index``."""
+        return np.stack(np.unravel_index(np.asarray(index), self.sizes), axis=-1).astype(np.int64)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` factor tuples (n, 6) int64 drawn uniformly (with replacement) from the grid."""
+        return np.stack([rng.integers(0, size, n) for size in self.sizes], axis=1).astype(np.int64)
+
+    def describe(self, factors: tuple[int, ...]) -> dict[str, object]:
+        """The factor values of one tuple, keyed by factor name (for captions and debugging)."""
+        values = (
+            self.shapes,
+            self.positions,
+            self.scales,
+            self.rotations,
+            self.fg_colors,
+            self.bg_colors,
+        )
+        return {name: vals[i] for name, vals, i in zip(self.FACTORS, values, factors, strict=True)}
+
+    def alpha(self, shape: int, position: int, scale: int, rotation: int) -> np.ndarray:
+        """Foreground coverage (S, S) float32 in [0, 1] (read-only: it is cached)."""
+        dy, dx = self.positions[position]
+        return _alpha(
+            self.shapes[shape],
+            float(self.scales[scale]),
+            float(self.rotations[rotation]),
+            dy,
+            dx,
+            self.image_size,
+            self.supersample,
+        )
+
+    def render(
+        self, shape: int, position: int, scale: int, rotation: int, fg_color: int, bg_color: int
+    ) -> torch.Tensor:
+        """The image of one factor tuple: uint8 tensor of shape (3, S, S)."""
+        return self.render_batch(
+            np.array([[shape, position, scale, rotation, fg_color, bg_color]])
+        )[0]
+
+    def render_batch(self, factors: np.ndarray) -> torch.Tensor:
+        """Images of factor tuples (N, 6): uint8 (N, 3, S, S), row i = ``render(*factors[i])``."""
+        factors = np.asarray(factors, dtype=np.int64).reshape(-1, len(self.FACTORS))
+        alpha = np.zeros((len(factors), self.image_size, self.image_size), dtype=np.float32)
+        for i, row in enumerate(factors[:, :4].tolist()):
+            alpha[i] = self.alpha(*row)
+        fg = np.asarray(self.fg_colors, dtype=np.float32)[factors[:, 4]][:, :, None, None]
+        bg = np.asarray(self.bg_colors, dtype=np.float32)[factors[:, 5]][:, :, None, None]
+        images = bg + alpha[:, None] * (fg - bg)  # alpha compositing, (N, 3, S, S)
+        return torch.from_numpy(np.rint(images).astype(np.uint8))
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Exact per-channel mean and std in [0, 1] of images drawn uniformly from the grid."""
+        return _grid_stats(self)
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_stats(grid: ShapesGrid) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    # Colours are independent of the coverage a, and moving a shape never cuts it off, so
+    # E[x] and E[x^2] per channel only need E[a], E[a^2], E[a(1-a)], E[(1-a)^2] over centred shapes.
+    alphas = np.stack(
+        [
+            _centred_alpha(kind, float(s), float(r), grid.image_size, grid.supersample)
+            for kind, s, r in itertools.product(grid.shapes, grid.scales, grid.rotations)
+        ]
+    ).astype(np.float64)
+    ea, ea2 = alphas.mean(), (alphas**2).mean()
+    fg = np.asarray(grid.fg_colors, dtype=np.float64) / 255.0
+    bg = np.asarray(grid.bg_colors, dtype=np.float64) / 255.0
+    mean = bg.mean(0) + ea * (fg.mean(0) - bg.mean(0))
+    second = (
+        (1 - 2 * ea + ea2) * (bg**2).mean(0)
+        + 2 * (ea - ea2) * fg.mean(0) * bg.mean(0)
+        + ea2 * (fg**2).mean(0)
+    )
+    std = np.sqrt(second - mean**2)
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+SHAPES_GRID = ShapesGrid()
+
+
+def split_factors(grid: ShapesGrid, split: str, seed: int, size: int) -> np.ndarray:
+    """The factor tuples (size, 6) int64 of a split, class-balanced and in seeded random order.
+
+    See the module docstring: scenes (tuples without rotation) are partitioned per class between
+    train and test, then each split samples tuples without replacement from its own scenes.
+    """
+    scene_sizes = (len(grid.positions), len(grid.scales), len(grid.fg_colors), len(grid.bg_colors))
+    num_scenes = math.prod(scene_sizes)
+    num_train = int(round(TRAIN_SCENE_FRACTION * num_scenes))
+    partition_rng = np.random.default_rng([seed, 0])  # shared by both splits: they must agree
+    sample_rng = np.random.default_rng([seed, 1 if split == "train" else 2])
+    num_classes = len(grid.shapes)
+    per_class = -(-size // num_classes)
+    rows = []
+    for shape in range(num_classes):
+        scenes = partition_rng.permutation(num_scenes)
+        scenes = scenes[:num_train] if split == "train" else scenes[num_train:]
+        # a candidate is (scene, rotation); sample without replacement so no tuple repeats
+        picks = sample_rng.choice(len(scenes) * len(grid.rotations), per_class, replace=False)
+        scene = scenes[picks // len(grid.rotations)]
+        rotation = picks % len(grid.rotations)
+        position, scale, fg, bg = np.unravel_index(scene, scene_sizes)
+        rows.append(np.stack([np.full(per_class, shape), position, scale, rotation, fg, bg], 1))
+    factors = np.concatenate(rows).astype(np.int64)
+    factors = factors[sample_rng.permutation(len(factors))]
+    return factors[stratified_indices(factors[:, 0], size, seed)]
+
+
+@register_dataset("shapes", image_size=32, description="synthetic shapes on a finite factor grid")
+def load_shapes(
+    split: str,
+    *,
+    data_root: Path | None,
+    download: bool,
+    image_size: int,
+    seed: int,
+    limit: int | None,
+) -> ImageDataset:
+    """6000 train / 2000 test images (3, 32, 32) of six shape classes; nothing to download."""
+    del data_root, download, image_size  # embedded; load_dataset resizes if asked
+    factors = split_factors(SHAPES_GRID, split, seed, SPLIT_SIZES[split])
+    if limit is not None:  # select before rendering: the same images as the full split's
+        factors = factors[stratified_indices(factors[:, 0], limit, seed)]
+    mean, std = SHAPES_GRID.channel_stats()
+    return ImageDataset(
+        images=SHAPES_GRID.render_batch(factors),
+        labels=torch.from_numpy(factors[:, 0].copy()),
+        classes=list(SHAPES_GRID.shapes),
+        mean=mean,
+        std=std,
+        name="shapes",
+        factors=torch.from_numpy(factors),
+    )
