@@ -56,6 +56,24 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--device", help="override the run's device (auto, cpu, cuda, mps)")
     probe.add_argument("--no-baselines", action="store_true", help="probe the run only")
 
+    analyze = commands.add_parser(
+        "analyze",
+        help="spectra, probes and 2-D layouts of every checkpoint, stored in the run",
+        description="Analyse each checkpoint of a run (batch Gram spectra, RankMe, alpha, "
+        "augmentation-graph estimate, probes per class, aligned PCA/UMAP layouts) and store the "
+        "results under RUN_DIR/analysis/. Checkpoints already analysed are skipped.",
+    )
+    analyze.add_argument("run_dir", metavar="RUN_DIR")
+    analyze.add_argument("--checkpoint", help="one checkpoint file in the run (default: all)")
+    analyze.add_argument(
+        "--projection",
+        choices=("both", "pca", "umap"),
+        help="2-D layouts to compute (default: the run's analysis_projection, else both)",
+    )
+    analyze.add_argument("--device", help="override the run's device (auto, cpu, cuda, mps)")
+    analyze.add_argument("--force", action="store_true", help="recompute existing artifacts")
+    analyze.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     runs = commands.add_parser(
         "runs", help="list runs in a table", description="List the runs under a directory."
     )
@@ -69,7 +87,7 @@ def _train(args: argparse.Namespace) -> int:
     from explorer.config import build_config
     from explorer.evaluate import format_probe_table, probe_run
     from explorer.runs import create_run, open_run
-    from explorer.train import Trainer
+    from explorer.train import Trainer, analysis_mode
 
     if args.resume:
         if args.preset or args.config or args.overrides or args.name:
@@ -97,7 +115,9 @@ def _train(args: argparse.Namespace) -> int:
     if state == "stopped":
         return 0
     if not args.no_probe:
-        print(format_probe_table(probe_run(run, progress=not args.no_progress)))
+        print(format_probe_table(probe_run(run, progress=not args.no_progress)), flush=True)
+    if analysis_mode(config, trainer.device) == "end":
+        trainer.analyze_at_end()
     return 0
 
 
@@ -113,6 +133,30 @@ def _probe(args: argparse.Namespace) -> int:
         run, checkpoint=checkpoint, baselines=not args.no_baselines, device=args.device
     )
     print(format_probe_table(results))
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from explorer.analyze import analyze_run, format_analysis_table
+    from explorer.projection import PROJECTIONS
+    from explorer.runs import open_run
+
+    run = open_run(args.run_dir)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if checkpoint is not None and not checkpoint.is_file():
+        raise UserError(f"checkpoint {checkpoint} does not exist")
+    projections = None
+    if args.projection:
+        projections = PROJECTIONS if args.projection == "both" else (args.projection,)
+    records = analyze_run(
+        run,
+        checkpoint=checkpoint,
+        projections=projections,
+        device=args.device,
+        force=args.force,
+        progress=not args.no_progress,
+    )
+    print(format_analysis_table(records))
     return 0
 
 
@@ -160,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "probe":
             return _probe(args)
+        if args.command == "analyze":
+            return _analyze(args)
         if args.command == "runs":
             print(runs_table(args.runs_dir))
             return 0

@@ -28,6 +28,8 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROBES = ("auto", "fast", "paper")
 AUGMENTS = ("auto", "natural", "shapes", "digits")
+ANALYZE_MODES = ("auto", "off", "end", "background")
+ANALYSIS_PROJECTIONS = ("both", "pca", "umap")
 
 
 @dataclass
@@ -70,6 +72,10 @@ class Config:
     knn_temperature: float = 0.1
     probe: str = "auto"  # fast: on precomputed features; paper: augmented SGD protocol
     probe_epochs: int = 100
+    # per-checkpoint analysis (explorer.analyze): background on a GPU, end of run on a CPU
+    analyze: str = "auto"  # off | end | background | auto
+    analysis_samples: int = 5000  # images of each split in the fixed evaluation sample
+    analysis_projection: str = "both"  # 2-D layouts: pca | umap | both
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -213,6 +219,8 @@ def validate(config: Config) -> None:
     _choice("device", config.device, DEVICES)
     _choice("probe", config.probe, PROBES)
     _choice("augment", config.augment, AUGMENTS)
+    _choice("analyze", config.analyze, ANALYZE_MODES)
+    _choice("analysis_projection", config.analysis_projection, ANALYSIS_PROJECTIONS)
     _check(config.mu > 0, f"mu must be positive (got {config.mu}); the paper uses 1 or 10")
     _check(config.temperature > 0, f"temperature must be positive (got {config.temperature})")
     _check(config.epochs >= 1, f"epochs must be at least 1 (got {config.epochs})")
@@ -233,6 +241,7 @@ def validate(config: Config) -> None:
     _check(config.knn_k >= 1, f"knn_k must be at least 1 (got {config.knn_k})")
     _check(config.knn_temperature > 0, "knn_temperature must be positive")
     _check(config.probe_epochs >= 1, "probe_epochs must be at least 1")
+    _check(config.analysis_samples >= 20, "analysis_samples must be at least 20")
     if config.dataset == "imagefolder":
         root = Path(config.data_root)
         _check(

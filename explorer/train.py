@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
@@ -29,6 +29,9 @@ from explorer.losses import compute_loss
 from explorer.models import ContrastiveModel
 from explorer.probe import extract_features, knn_probe
 from explorer.runs import Run
+
+if TYPE_CHECKING:
+    from explorer.analyze import BackgroundAnalysis
 
 # Cap the kNN monitor's cost: it runs every few epochs on a fixed sample.
 MONITOR_TRAIN_SAMPLES = 5000
@@ -73,6 +76,14 @@ def load_splits(config: Config) -> tuple[ImageDataset, ImageDataset]:
     train = load_dataset(config.dataset, "train", limit=config.train_limit or None, **common)
     test = load_dataset(config.dataset, "test", limit=config.test_limit or None, **common)
     return train, test
+
+
+def analysis_mode(config: Config, device: torch.device) -> str:
+    """``off``, ``end`` or ``background``: ``auto`` analyses in the background on a GPU (the CPU
+    would be shared with training) and at the end of the run elsewhere."""
+    if config.analyze == "auto":
+        return "background" if device.type == "cuda" else "end"
+    return config.analyze
 
 
 def build_model(config: Config, in_channels: int) -> ContrastiveModel:
@@ -214,6 +225,12 @@ class Trainer:
             last_error=None,
             device=str(self.device),
         )
+        mode = analysis_mode(self.config, self.device)
+        self._background: BackgroundAnalysis | None = None
+        if mode == "background":
+            from explorer.analyze import BackgroundAnalysis
+
+            self._background = BackgroundAnalysis(self.run, str(self.device), self.log)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             state = self._loop()
@@ -227,7 +244,30 @@ class Trainer:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self._background is not None:  # a stopped run leaves the current child to finish
+                self._background.close(wait=False)
+        if state == "finished" and self._background is not None:
+            self.log("waiting for the background analysis of the last checkpoints")
+            self._background.close(wait=True)
         return state
+
+    def analyze_at_end(self) -> None:
+        """Analyse every checkpoint now, in this process (``analyze=end``, the CPU default).
+
+        Called by the CLI after it has printed the probe table, so the table is not delayed.
+        """
+        from explorer.analyze import analyze_run
+
+        self.log("analysing the checkpoints (analyze=end; analyze=off skips this)")
+        try:  # in-process: the analysis forks the RNG, so training randomness is untouched
+            analyze_run(
+                self.run,
+                device=str(self.device),
+                progress=self.progress,
+                splits=(self.train_set, self.test_set),
+            )
+        except Exception as err:  # the run itself finished; keep it so
+            self.log(f"analysis failed: {type(err).__name__}: {err}")
 
     def _loop(self) -> str:
         config = self.config
@@ -347,6 +387,8 @@ class Trainer:
             record["knn_accuracy"] = self._monitor_knn()
         if self.epoch % config.checkpoint_every == 0 or last:
             self.run.save_weights(self.epoch, self.model.state_dict())
+            if self._background is not None:
+                self._background.request()
         self.run.save_resume_state(self._resume_state())
         self.run.append_metrics({**record, "time": time.time()})
         self.run.update_status(epoch=self.epoch, step=self.step)

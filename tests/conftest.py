@@ -26,6 +26,7 @@ TINY = [
     "knn_k=20",
     "log_every=2",
     "device=cpu",
+    "analyze=off",
 ]
 
 

@@ -28,6 +28,7 @@ from tests.conftest import TINY, explorer
         (["train", *TINY, "batch_size=1000"], "exceeds the 256 training images"),
         (["train", "--resume", "runs/none"], "does not exist"),
         (["probe", "runs/none"], "does not exist"),
+        (["analyze", "runs/none"], "does not exist"),
     ],
 )
 def test_user_mistakes(
@@ -51,7 +52,7 @@ def test_a_real_process_prints_no_traceback(workdir: Path) -> None:
 
 
 def test_help_answers() -> None:
-    for command in ([], ["train"], ["probe"], ["runs"]):
+    for command in ([], ["train"], ["probe"], ["analyze"], ["runs"]):
         result = explorer(*command, "--help", cwd=Path.cwd())
         assert result.returncode == 0 and "usage: explorer" in result.stdout
     assert "--resume" in explorer("train", "--help", cwd=Path.cwd()).stdout
