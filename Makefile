@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint app bench clean
+.PHONY: setup test lint app bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ bench: setup
 	$(PY) benchmarks/bench_augment.py
 	$(PY) benchmarks/bench_loss.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_analysis.py
+
+# The tutorials in JupyterLab (installs JupyterLab into the venv on first use).
+notebooks: setup
+	$(PY) -m pip install --quiet -e '.[dev,notebooks]'
+	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ Layout of ``runs/<name>/`` (format :data:`FORMAT_VERSION`, documented in docs/RU
     checkpoints/epoch-0005.safetensors   model weights for probing and analysis
     checkpoints/resume.pt       model, optimiser, schedule and RNG state for an exact resume
     STOP                        present while a stop has been requested
+    analysis/epoch-0005.{json,npz}   per-checkpoint analysis (explorer.artifacts)
 
 Every file is written atomically (a temporary file, then ``os.replace``), so a crash leaves the
 previous version whole. Checkpoints never run code when read: weights are safetensors and the resume
