@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check explorer tests benchmarks
+	$(VENV)/bin/ruff check explorer tests benchmarks notebooks
 
 test: setup lint
 	$(PY) -m pytest -q

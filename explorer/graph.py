@@ -1,0 +1,394 @@
+"""Finite augmentation graphs: W, the normalised adjacency, spectral embeddings and exact losses.
+
+The population augmentation graph of HaoChen et al. [0, Section 3.1] has the augmented data as
+nodes and, as the weight of an edge, the probability that its two ends are two augmentations of
+one natural datum:
+
+    w(x, x') = sum_xbar p(xbar) A(x | xbar) A(x' | xbar).
+
+With degrees w_x = sum_x' w(x, x') and D = diag(w_x), the normalised adjacency is
+Abar = D^{-1/2} W D^{-1/2} and the Laplacian L = I - Abar [0, Section 3.1]. The paper's main
+identity [0, Section 3.2]: with u_x = sqrt(w_x) f(x) (the rows of F),
+
+    ||Abar - F F^T||_F^2 = ||Abar||_F^2 + L(f),
+    L(f) = -2 sum_{x,x'} w(x,x') f(x)^T f(x') + sum_{x,x'} w_x w_x' (f(x)^T f(x'))^2,
+
+where L is the population spectral contrastive loss, which needs W normalised to sum 1 (w is the
+joint distribution of a positive pair, w_x its marginal). By Eckart-Young-Mirsky the minimum is
+-sum_{i<=k} gamma_i^2 (for PSD Abar, as every augmentation graph is), reached when F spans the
+top-k eigenvectors of Abar, each scaled by sqrt(gamma_i), up to a rotation.
+
+Every function takes NumPy arrays or torch tensors and returns the same kind; the ones that only
+need the degrees or eigenvectors also take ``scipy.sparse`` matrices.
+:func:`shapes_augmentation_graph` builds the exact augmentation graph of a sub-grid of the
+``shapes`` dataset's factor grid.
+
+References:
+    [0] HaoChen, Wei, Gaidon, Ma, "Provable Guarantees for Self-Supervised Deep Learning with
+        Spectral Contrastive Loss", NeurIPS 2021, https://arxiv.org/abs/2106.04156
+    [1] Ng, Jordan, Weiss, "On Spectral Clustering: Analysis and an Algorithm", NeurIPS 2001.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+from sklearn.cluster import KMeans
+
+from explorer.data.shapes import SHAPES_GRID, ShapesGrid
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+#: Above this many nodes a sparse W is decomposed with ``eigsh`` (top k only), not densely.
+DENSE_LIMIT = 4000
+
+
+def _is_torch(x: object) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def _check_square(W: object, name: str = "W") -> None:
+    shape = W.shape  # type: ignore[attr-defined]
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"{name} must be a square (n, n) matrix, got shape {tuple(shape)}")
+
+
+def augmentation_graph(p_natural: Array, A: Array) -> Array:
+    """Edge weights w(x, x') = sum_xbar p(xbar) A(x|xbar) A(x'|xbar) [0, Section 3.1].
+
+    Args:
+        p_natural: (m,) distribution of the natural data xbar (non-negative, sums to 1).
+        A: (m, n) augmentation kernel, row xbar is the distribution A(.|xbar) over n augmented data.
+
+    Returns:
+        W of shape (n, n): symmetric, non-negative, summing to sum(p_natural).
+    """
+    if A.ndim != 2 or p_natural.ndim != 1 or p_natural.shape[0] != A.shape[0]:
+        raise ValueError(
+            f"expected p_natural (m,) and A (m, n), got {tuple(p_natural.shape)} and "
+            f"{tuple(A.shape)}"
+        )
+    return A.T @ (p_natural[:, None] * A)  # nxm @ mxn
+
+
+def degrees(W: Array | sp.spmatrix) -> Array:
+    """Degrees w_x = sum_x' w(x, x'): (n,), same kind as ``W`` (NumPy for sparse input)."""
+    _check_square(W)
+    if sp.issparse(W):
+        return np.asarray(W.sum(axis=1)).ravel()
+    return W.sum(1)
+
+
+def _inverse_sqrt(d: Array) -> Array:
+    """1/sqrt(d) elementwise, 0 where d == 0 (isolated nodes keep a zero row in Abar)."""
+    if _is_torch(d):
+        return torch.where(d > 0, d.clamp_min(1e-300).rsqrt(), torch.zeros_like(d))
+    safe = np.where(d > 0, d, 1.0)
+    return np.where(d > 0, 1.0 / np.sqrt(safe), 0.0)
+
+
+def normalized_adjacency(W: Array | sp.spmatrix) -> Array | sp.spmatrix:
+    """Abar = D^{-1/2} W D^{-1/2}, shape (n, n); invariant to rescaling W [0, Section 3.1]."""
+    inv = _inverse_sqrt(degrees(W))
+    if sp.issparse(W):
+        scale = sp.diags(inv)
+        return (scale @ W @ scale).tocsr()
+    return W * inv[:, None] * inv[None, :]
+
+
+def laplacian(W: Array | sp.spmatrix) -> Array | sp.spmatrix:
+    """Normalised Laplacian L = I - D^{-1/2} W D^{-1/2}, shape (n, n)."""
+    abar = normalized_adjacency(W)
+    n = W.shape[0]
+    if sp.issparse(abar):
+        return (sp.identity(n, format="csr") - abar).tocsr()
+    if _is_torch(abar):
+        return torch.eye(n, dtype=abar.dtype, device=abar.device) - abar
+    return np.eye(n) - abar
+
+
+def top_eigenpairs(W: Array | sp.spmatrix, k: int) -> tuple[Array, Array]:
+    """The k largest eigenvalues of Abar (descending) and their orthonormal eigenvectors.
+
+    Equivalently the k smallest eigenvalues 1 - gamma_i of the Laplacian. A sparse W with more
+    than :data:`DENSE_LIMIT` nodes uses ``scipy.sparse.linalg.eigsh``; otherwise a dense ``eigh``.
+
+    Returns:
+        (gammas (k,), vectors (n, k)); NumPy for NumPy or sparse input, torch for torch.
+    """
+    n = W.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, {n}], got {k}")
+    abar = normalized_adjacency(W)
+    if _is_torch(abar):
+        values, vectors = torch.linalg.eigh(abar)  # ascending
+        return values.flip(0)[:k], vectors.flip(1)[:, :k]
+    if sp.issparse(abar):
+        if n > DENSE_LIMIT and k < n - 1:
+            values, vectors = spla.eigsh(abar, k=k, which="LA")
+            order = np.argsort(values)[::-1]
+            return values[order], vectors[:, order]
+        abar = abar.toarray()
+    values, vectors = np.linalg.eigh(abar)
+    return values[::-1][:k].copy(), vectors[:, ::-1][:, :k].copy()
+
+
+def graph_spectrum(W: Array | sp.spmatrix, k: int | None = None) -> Array:
+    """The eigenvalues gamma_1 >= gamma_2 >= ... of Abar: all, or the top ``k``. gamma_1 = 1."""
+    return top_eigenpairs(W, W.shape[0] if k is None else k)[0]
+
+
+def spectral_embedding(W: Array | sp.spmatrix, k: int, *, scale: bool = False) -> Array:
+    """Rows of the top-k eigenvectors of Abar: the embedding (n, k) of every node.
+
+    With ``scale=True`` column i is multiplied by sqrt(gamma_i) (negative gammas clipped to 0):
+    then F F^T is the best rank-k PSD approximation of Abar (Eckart-Young-Mirsky), i.e. F
+    minimises :func:`matrix_factorization_loss` [0, Section 3.2]. The features of the paper's
+    optimal f are ``embedding_from_factor(F, W)``.
+    """
+    values, vectors = top_eigenpairs(W, k)
+    if not scale:
+        return vectors
+    if _is_torch(values):
+        return vectors * values.clamp_min(0).sqrt()[None, :]
+    return vectors * np.sqrt(np.clip(values, 0, None))[None, :]
+
+
+def spectral_clustering(W: Array | sp.spmatrix, k: int, *, seed: int = 0) -> Array:
+    """Ng-Jordan-Weiss spectral clustering [1]: k-means on row-normalised top-k eigenvectors.
+
+    Returns:
+        Cluster labels (n,) int64 in [0, k), same kind as ``W`` (NumPy for sparse input).
+    """
+    vectors = spectral_embedding(W, k)
+    rows = vectors.detach().cpu().numpy() if _is_torch(vectors) else np.asarray(vectors)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    rows = rows / np.where(norms > 0, norms, 1.0)
+    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(rows).astype(np.int64)
+    return torch.from_numpy(labels) if _is_torch(W) else labels
+
+
+def factor_from_embedding(f: Array, W: Array) -> Array:
+    """u_x = sqrt(w_x) f(x) with w_x the degrees of W normalised to sum 1: (n, k) -> (n, k)."""
+    w = degrees(W) / W.sum()
+    return f * (w.sqrt() if _is_torch(w) else np.sqrt(w))[:, None]
+
+
+def embedding_from_factor(F: Array, W: Array) -> Array:
+    """Inverse of :func:`factor_from_embedding`: f(x) = u_x / sqrt(w_x), (n, k) -> (n, k)."""
+    w = degrees(W) / W.sum()
+    return F * _inverse_sqrt(w)[:, None]
+
+
+def matrix_factorization_loss(F: Array, W: Array) -> Array:
+    """||Abar - F F^T||_F^2 for F of shape (n, k) [0, Section 3.2]; a scalar of F's kind."""
+    residual = normalized_adjacency(W) - F @ F.T  # nxn
+    return (residual**2).sum()
+
+
+def population_spectral_loss(f: Array, W: Array) -> Array:
+    """The population spectral contrastive loss, computed exactly [0, Section 3.2].
+
+    L(f) = -2 sum_{x,x'} w(x,x') f(x)^T f(x') + sum_{x,x'} w_x w_x' (f(x)^T f(x'))^2, with W first
+    normalised to sum 1 (a joint distribution of positive pairs; w_x is its marginal). Then
+    ``matrix_factorization_loss(factor_from_embedding(f, W), W)`` equals L(f) + ||Abar||_F^2.
+
+    Args:
+        f: features (n, k), row x is f(x).
+        W: edge weights (n, n), any positive scale.
+
+    Returns:
+        A scalar of f's kind (differentiable for torch).
+    """
+    if f.ndim != 2 or f.shape[0] != W.shape[0]:
+        raise ValueError(f"f must be (n, k) with n = {W.shape[0]}, got {tuple(f.shape)}")
+    joint = W / W.sum()  # nxn, sums to 1
+    marginal = joint.sum(1)  # (n,)
+    gram = f @ f.T  # nxn, f(x)^T f(x')
+    positive = -2 * (joint * gram).sum()
+    negative = (marginal[:, None] * marginal[None, :] * gram**2).sum()
+    return positive + negative
+
+
+def optimal_population_loss(W: Array, k: int) -> float:
+    """The minimum of L(f) over f: R^n -> R^k, -sum_{i<=k} max(gamma_i, 0)^2 (Eckart-Young)."""
+    values = top_eigenpairs(W, k)[0]
+    values = values.detach().cpu().numpy() if _is_torch(values) else np.asarray(values)
+    return float(-(np.clip(values, 0, None) ** 2).sum())
+
+
+def sample_positive_pairs(
+    W: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``batch_size`` positive pairs (x, x+) drawn from w(x, x') / sum(W), as two (B,) index arrays.
+
+    Row i of the first array and of the second are a positive pair; rows i != j are independent,
+    each drawn from the marginal w_x, which is what makes the mini-batch spectral contrastive loss
+    an unbiased estimate of :func:`population_spectral_loss`.
+    """
+    joint = np.asarray(W, dtype=np.float64).ravel()
+    flat = rng.choice(joint.size, size=batch_size, p=joint / joint.sum())
+    return np.divmod(flat, W.shape[0])
+
+
+def block_graph(
+    sizes: tuple[int, ...] = (3, 3, 3), within: float = 1.0, between: float = 0.0
+) -> np.ndarray:
+    """A graph of ``len(sizes)`` blocks: weight ``within`` inside a block, ``between`` across.
+
+    The seed example of the tutorials: with ``between=0`` the blocks are disconnected components
+    (eigenvalue 1 once per block); a small ``between`` makes them nearly disconnected. Self-loops
+    are included (an augmentation can return the image itself). Normalised to sum 1.
+
+    Returns:
+        W of shape (n, n), n = sum(sizes); ``np.repeat(arange(len(sizes)), sizes)`` are the labels.
+    """
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    W = np.where(labels[:, None] == labels[None, :], within, between).astype(np.float64)
+    return W / W.sum()
+
+
+# -- the exact augmentation graph of ``shapes`` ------------------------------------------------
+
+#: The default sub-grid, as indices into ``SHAPES_GRID``'s factor values: all six shapes; the
+#: centre and four corner positions; the smallest and largest scale; rotations 0, 24 and 48
+#: degrees; three foreground and two background colours. 1,080 factor tuples, 840 distinct images.
+DEFAULT_SUBGRID: dict[str, tuple[int, ...]] = {
+    "shape": (0, 1, 2, 3, 4, 5),
+    "position": (0, 4, 12, 20, 24),
+    "scale": (0, 2),
+    "rotation": (0, 2, 4),
+    "fg_color": (0, 2, 3),
+    "bg_color": (0, 2),
+}
+
+
+@dataclass(frozen=True)
+class ShapesGraph:
+    """The exact augmentation graph of a sub-grid of ``shapes``; nodes are distinct images.
+
+    Attributes:
+        weights: W (n, n) float64, symmetric, sums to 1: w(x, x') of the augmentation model.
+        labels: (n,) int64 class of each node (its shape index into ``grid.shapes``).
+        factors: (n, 6) int64 one factor tuple per node (indices into ``grid``'s factor values).
+        multiplicity: (n,) int64 how many factor tuples of the sub-grid render to the node's image.
+        grid: The factor grid the tuples index.
+    """
+
+    weights: np.ndarray
+    labels: np.ndarray
+    factors: np.ndarray
+    multiplicity: np.ndarray
+    grid: ShapesGrid
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.grid.shapes)
+
+    def images(self, nodes: np.ndarray | None = None) -> torch.Tensor:
+        """uint8 images (m, 3, S, S) of ``nodes`` (default: every node), rendered by the grid."""
+        chosen = self.factors if nodes is None else self.factors[np.asarray(nodes)]
+        return self.grid.render_batch(chosen)
+
+
+def resample_kernel(n: int, p: float) -> np.ndarray:
+    """(n, n) kernel that keeps a value with probability 1 - p, else draws one of n uniformly."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"probability must be in [0, 1], got {p}")
+    return (1.0 - p) * np.eye(n) + p / n
+
+
+def shapes_augmentation_graph(
+    grid: ShapesGrid = SHAPES_GRID,
+    subgrid: dict[str, tuple[int, ...]] | None = None,
+    *,
+    crop_p: float = 0.5,
+    rotate_p: float = 0.5,
+    color_p: float = 0.8,
+    shape_p: float = 0.0,
+    max_nodes: int = 5000,
+) -> ShapesGraph:
+    """The exact augmentation graph of ``shapes`` restricted to a sub-grid of its factors.
+
+    Natural data: factor tuples drawn uniformly from the sub-grid (``subgrid`` maps each factor
+    name to the indices kept; missing names keep :data:`DEFAULT_SUBGRID`'s). Augmentation: a
+    discrete model of the ``shapes`` recipe, each part independent of the others:
+
+    - crop: with probability ``crop_p`` the (position, scale) pair is redrawn uniformly (a random
+      resized crop moves and rescales the shape);
+    - rotation: with probability ``rotate_p`` the rotation is redrawn uniformly;
+    - colour: with probability ``color_p`` the (foreground, background) pair is redrawn uniformly
+      (hue jitter over the full circle changes both colours at once);
+    - shape: with probability ``shape_p`` the shape is redrawn uniformly (0 by default: no
+      augmentation changes the class, so each class is a connected component; a small value
+      models crops so aggressive the shape becomes ambiguous: nearly disconnected components).
+
+    "Redrawn uniformly" may return the same value. The kernel is a Kronecker product of
+    :func:`resample_kernel` s, so W is one too over factor tuples; tuples that render to the same
+    image (circles and rings at every rotation) are then merged into one node, summing their
+    weights, since nodes of the paper's graph are augmented *images* [0, Section 3.1].
+
+    Closed form, a check for the tests: each factor kernel K = (1-p) I + p J/n has K^2 with
+    eigenvalues 1 and (1-p)^2, and degrees are uniform within a class, so with ``shape_p = 0``
+    Abar has eigenvalue 1 once per class and next max((1-p)^2) over the factors that vary.
+
+    Returns:
+        A :class:`ShapesGraph`; raises ``ValueError`` above ``max_nodes`` factor tuples.
+    """
+    chosen = {**DEFAULT_SUBGRID, **(subgrid or {})}
+    unknown = set(chosen) - set(grid.FACTORS)
+    if unknown:
+        raise ValueError(f"unknown factors {sorted(unknown)}; factors are {grid.FACTORS}")
+    values = [np.asarray(chosen[name], dtype=np.int64) for name in grid.FACTORS]
+    for name, vals, size in zip(grid.FACTORS, values, grid.sizes, strict=True):
+        if len(vals) == 0 or vals.min() < 0 or vals.max() >= size or len(set(vals)) != len(vals):
+            raise ValueError(f"{name} indices must be distinct and in [0, {size}), got {vals}")
+    counts = [len(v) for v in values]
+    num_tuples = int(np.prod(counts))
+    if num_tuples > max_nodes:
+        raise ValueError(f"{num_tuples} factor tuples in the sub-grid, above max_nodes={max_nodes}")
+    shape_n, position_n, scale_n, rotation_n, fg_n, bg_n = counts
+    # One kernel per independent part, in the row-major order of the tuples (factor order of
+    # grid.FACTORS: position and scale are adjacent, as are the two colours).
+    kernels = [
+        resample_kernel(shape_n, shape_p),
+        resample_kernel(position_n * scale_n, crop_p),
+        resample_kernel(rotation_n, rotate_p),
+        resample_kernel(fg_n * bg_n, color_p),
+    ]
+    # Uniform natural data factorises too, so W is the Kronecker product of per-part graphs.
+    weights = np.ones((1, 1))
+    for kernel in kernels:
+        uniform = np.full(len(kernel), 1.0 / len(kernel))
+        weights = np.kron(weights, augmentation_graph(uniform, kernel))
+    mesh = np.meshgrid(*values, indexing="ij")
+    tuples = np.stack([m.ravel() for m in mesh], axis=1)  # (T, 6), row-major like the kron
+    # Merge tuples that render to the same image; nodes keep the order of first appearance.
+    pixels = grid.render_batch(tuples).reshape(num_tuples, -1).numpy()
+    _, first, inverse = np.unique(pixels, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    node = rank[inverse.ravel()]  # (T,) node of each tuple
+    membership = np.zeros((num_tuples, len(order)))
+    membership[np.arange(num_tuples), node] = 1.0
+    merged = membership.T @ weights @ membership  # (n, n)
+    factors = tuples[first[order]]
+    if not np.array_equal(tuples[:, 0], factors[node, 0]):
+        raise AssertionError("two shapes rendered to the same image")
+    return ShapesGraph(
+        weights=merged,
+        labels=factors[:, 0].copy(),
+        factors=factors,
+        multiplicity=np.bincount(node, minlength=len(order)).astype(np.int64),
+        grid=grid,
+    )
