@@ -43,9 +43,9 @@ from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
 from explorer.config import Config
 from explorer.data import ImageDataset, default_image_size
 from explorer.errors import UserError
-from explorer.evaluate import load_trained_model
+from explorer.evaluate import load_trained_model, probe_features
 from explorer.models import ContrastiveModel
-from explorer.probe import extract_features, knn_probe, linear_probe
+from explorer.probe import extract_features
 from explorer.projection import PROJECTIONS, pca_2d, umap_2d
 from explorer.runs import Run
 
@@ -185,17 +185,9 @@ def analyze_checkpoint(
     train_x = extract_features(model.backbone, sample.train_images, mean, std, device=device)
     test_x = extract_features(model.backbone, sample.test_images, mean, std, device=device)
     clock.lap("features")
-    classes = len(sample.classes)
-    knn = knn_probe(
-        train_x,
-        sample.train_labels,
-        test_x,
-        sample.test_labels,
-        classes,
-        k=config.knn_k,
-        temperature=config.knn_temperature,
+    probes = probe_features(
+        train_x, sample.train_labels, test_x, sample.test_labels, len(sample.classes), config
     )
-    linear = linear_probe(train_x, sample.train_labels, test_x, sample.test_labels, classes)
     clock.lap("probes")
 
     previous = previous or {}
@@ -219,7 +211,7 @@ def analyze_checkpoint(
         "seed": ANALYSIS_SEED,
         "projections": [p for p in PROJECTIONS if p in projections],
         "metrics": metrics,
-        "probes": {"knn": knn.to_dict(), "linear": linear.to_dict()},
+        "probes": probes,
         "seconds": sum(clock.laps.values()),
         "timings": clock.laps,
     }

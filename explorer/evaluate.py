@@ -52,24 +52,25 @@ def load_trained_model(
     return model, epoch
 
 
-def _probe_features(
+def probe_features(
     train_x: torch.Tensor,
-    train: ImageDataset,
+    train_labels: torch.Tensor,
     test_x: torch.Tensor,
-    test: ImageDataset,
+    test_labels: torch.Tensor,
+    num_classes: int,
     config: Config,
 ) -> dict[str, Any]:
-    classes = len(train.classes)
+    """kNN and linear probes of (N, D) train and (M, D) test features, as JSON-ready dicts."""
     knn = knn_probe(
         train_x,
-        train.labels,
+        train_labels,
         test_x,
-        test.labels,
-        classes,
+        test_labels,
+        num_classes,
         k=config.knn_k,
         temperature=config.knn_temperature,
     )
-    linear = linear_probe(train_x, train.labels, test_x, test.labels, classes)
+    linear = linear_probe(train_x, train_labels, test_x, test_labels, num_classes)
     return {"knn": knn.to_dict(), "linear": linear.to_dict()}
 
 
@@ -103,7 +104,10 @@ def probe_run(
         "methods": {},
     }
     train_x, test_x = backbone_features(model.backbone)
-    results["methods"]["trained"] = _probe_features(train_x, train, test_x, test, config)
+    classes = len(train.classes)
+    results["methods"]["trained"] = probe_features(
+        train_x, train.labels, test_x, test.labels, classes, config
+    )
     paper = config.probe == "paper" or (config.probe == "auto" and torch_device.type == "cuda")
     if paper:  # the paper's augmented protocol: SGD lr 30, 100 epochs (GPU-sized work)
         result: ProbeResult = linear_probe_augmented(
@@ -123,13 +127,15 @@ def probe_run(
     if baselines:
         pixels_train = _flat_pixels(train)
         pixels_test = _flat_pixels(test, train)
-        results["methods"]["raw_pixels"] = _probe_features(
-            pixels_train, train, pixels_test, test, config
+        results["methods"]["raw_pixels"] = probe_features(
+            pixels_train, train.labels, pixels_test, test.labels, classes, config
         )
         torch.manual_seed(config.seed)  # the same initialisation the run started from
         random_model = build_model(config, in_channels)
         train_x, test_x = backbone_features(random_model.backbone)
-        results["methods"]["random_init"] = _probe_features(train_x, train, test_x, test, config)
+        results["methods"]["random_init"] = probe_features(
+            train_x, train.labels, test_x, test.labels, classes, config
+        )
     run.save_probe(results)
     return results
 
