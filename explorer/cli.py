@@ -9,8 +9,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from explorer.errors import UserError
+
+if TYPE_CHECKING:
+    from explorer.config import Config
+    from explorer.runs import Run
 
 EPILOG_TRAIN = """examples:
   explorer train --preset shapes-demo
@@ -84,9 +89,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from explorer import distributed
+
+    try:
+        return _train_run(args)
+    finally:
+        distributed.cleanup()
+
+
+def _train_run(args: argparse.Namespace) -> int:
+    from explorer import distributed
     from explorer.config import build_config
     from explorer.evaluate import format_probe_table, probe_run
-    from explorer.runs import create_run, open_run
+    from explorer.runs import open_run
     from explorer.train import Trainer, analysis_mode
 
     if args.resume:
@@ -103,12 +118,14 @@ def _train(args: argparse.Namespace) -> int:
             raise UserError(f"run {run.path} already finished all {config.epochs} epochs")
         run.load_resume_state()  # fail early, before touching anything, if it is corrupt
         trainer = Trainer(config, progress=not args.no_progress)
+        distributed.barrier()  # every rank has read the status before rank 0 changes it
     else:
         config = build_config(args.preset, args.config, args.overrides)
         trainer = Trainer(config, progress=not args.no_progress)  # data errors surface here
-        run = create_run(args.runs_dir, config, args.name)
-        print(f"run directory: {run.path}", file=sys.stderr)
+        run = _create_run_on_rank0(args, config)
     state = trainer.fit(run, resume=bool(args.resume))
+    if not distributed.is_main():  # under torchrun rank 0 alone probes, analyses and prints
+        return 0 if state != "failed" else 1
     if state == "failed":
         print(f"error: {run.status().get('last_error')}", file=sys.stderr)
         return 1
@@ -119,6 +136,27 @@ def _train(args: argparse.Namespace) -> int:
     if analysis_mode(config, trainer.device) == "end":
         trainer.analyze_at_end()
     return 0
+
+
+def _create_run_on_rank0(args: argparse.Namespace, config: Config) -> Run:
+    """Rank 0 makes the run directory and sends its path (or its error) to the other ranks.
+
+    The other ranks only read the path (a ``STOP`` file), so on other machines it need not exist.
+    """
+    from explorer import distributed
+    from explorer.runs import Run, create_run
+
+    created: Run | UserError | None = None
+    if distributed.is_main():
+        try:
+            created = create_run(args.runs_dir, config, args.name)
+            print(f"run directory: {created.path}", file=sys.stderr)
+        except UserError as err:
+            created = err
+    shared = distributed.broadcast_object(created.path if isinstance(created, Run) else created)
+    if isinstance(shared, UserError):
+        raise shared
+    return created if isinstance(created, Run) else Run(shared)
 
 
 def _probe(args: argparse.Namespace) -> int:

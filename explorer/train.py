@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
+from explorer import distributed
 from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
 from explorer.config import Config
 from explorer.data import ImageDataset, default_image_size, load_dataset
@@ -112,7 +113,8 @@ class Trainer:
     def __init__(self, config: Config, *, progress: bool = True) -> None:
         """Load the data and build the model: mistakes surface before any run is written."""
         self.config, self.progress = config, progress
-        self.device = resolve_device(config.device)
+        self.device = distributed.init(resolve_device(config.device))
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self._stop_reason: str | None = None
         self._setup()
 
@@ -120,11 +122,17 @@ class Trainer:
     def _setup(self) -> None:
         config = self.config
         torch.manual_seed(config.seed)
-        self.train_set, self.test_set = load_splits(config)
+        with distributed.local_main_first():  # one download per machine
+            self.train_set, self.test_set = load_splits(config)
         if len(self.train_set) < config.batch_size:
             raise UserError(
                 f"batch_size {config.batch_size} exceeds the {len(self.train_set)} training "
                 "images; lower batch_size or raise train_limit"
+            )
+        if config.batch_size % self.world_size or config.batch_size // self.world_size < 2:
+            raise UserError(
+                f"batch_size {config.batch_size} (the global batch) must be a multiple of the "
+                f"{self.world_size} processes with at least 2 images per process"
             )
         self.images = self.train_set.images.to(self.device)  # uint8, moved once
         image_size = config.image_size or default_image_size(config.dataset)
@@ -135,6 +143,8 @@ class Trainer:
         self.model = build_model(config, self.train_set.images.shape[1]).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.world_size > 1:
+            self._setup_distributed()
         # The paper's code applies weight decay to every parameter; so do we.
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
@@ -153,6 +163,18 @@ class Trainer:
         self.monitor_train = torch.randperm(len(self.train_set), generator=monitor)[:n_train]
         self.monitor_test = torch.randperm(len(self.test_set), generator=monitor)[:n_test]
 
+    def _setup_distributed(self) -> None:
+        """Same initial weights on every rank; a different, reproducible augmentation stream."""
+        if self.config.sync_bn:
+            if self.device.type != "cuda":
+                raise UserError(
+                    f"sync_bn=true needs CUDA: torch {torch.__version__}'s SyncBatchNorm has no "
+                    "CPU kernel; use sync_bn=false (per-process BatchNorm statistics)"
+                )
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        distributed.broadcast_parameters(self.model)
+        torch.manual_seed(self.config.seed + self.rank)
+
     def _resume_state(self) -> dict[str, Any]:
         state = {
             "model": self.model.state_dict(),
@@ -167,6 +189,10 @@ class Trainer:
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.world_size > 1:  # a collective: every rank calls it, rank 0 saves the list
+            state["rng_ranks"] = distributed.gather_objects(
+                {k: state[k] for k in ("rng_cpu", "rng_cuda") if k in state}
+            )
         return state
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -178,6 +204,13 @@ class Trainer:
             self.epoch_loss_sum = float(state["epoch_loss_sum"])
             self.epoch_steps = int(state["epoch_steps"])
             torch.set_rng_state(state["rng_cpu"])
+            ranks = state.get("rng_ranks")
+            if self.world_size > 1:  # each rank its own stream; a new world size reseeds
+                if ranks is not None and len(ranks) == self.world_size:
+                    state = {**state, **ranks[self.rank]}
+                    torch.set_rng_state(state["rng_cpu"])
+                else:
+                    torch.manual_seed(self.config.seed + self.rank + 1_000_003 * self.step)
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
             first = str(err).strip().splitlines()[0][:200]
             raise UserError(
@@ -194,9 +227,13 @@ class Trainer:
     def _should_stop(self) -> bool:
         if self._stop_reason is None and self.run.stop_requested():
             self._stop_reason = "stop request"
+        if self.world_size > 1 and distributed.any_rank(self._stop_reason is not None, self.device):
+            self._stop_reason = self._stop_reason or "another process's stop"
         return self._stop_reason is not None
 
     def log(self, message: str) -> None:
+        if self.rank != 0:
+            return
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
         with open(self.run.path / "train.log", "a") as handle:
             handle.write(line + "\n")
@@ -205,8 +242,11 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, run: Run, resume: bool = False) -> str:
-        """Train into ``run`` to the end, or until stopped. Returns the final state."""
-        self.run = run
+        """Train into ``run`` to the end, or until stopped. Returns the final state.
+
+        Under ``torchrun`` every rank calls this with the same run; only rank 0 writes it.
+        """
+        self.run = run if self.rank == 0 else distributed.FollowerRun(run)  # type: ignore[assignment]
         if resume:
             self._restore(self.run.load_resume_state())
             self.run.rollback_metrics(self.step)
@@ -227,7 +267,7 @@ class Trainer:
         )
         mode = analysis_mode(self.config, self.device)
         self._background: BackgroundAnalysis | None = None
-        if mode == "background":
+        if mode == "background" and self.rank == 0:
             from explorer.analyze import BackgroundAnalysis
 
             self._background = BackgroundAnalysis(self.run, str(self.device), self.log)
@@ -274,10 +314,10 @@ class Trainer:
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
-            disable=not self.progress,
             unit="step",
             dynamic_ncols=True,
             desc=self.run.name,
+            disable=not self.progress or self.rank != 0,
         )
         window = self._new_window()
         with bar:
@@ -291,8 +331,11 @@ class Trainer:
                         if window.steps:
                             self._log_window(window, bar)
                         return self._stop()
-                    start = self.batch_in_epoch * config.batch_size
-                    self._train_step(order[start : start + config.batch_size], window)
+                    # The global batch is the same on every rank; each takes its slice.
+                    per_rank = config.batch_size // self.world_size
+                    start = self.batch_in_epoch * config.batch_size + self.rank * per_rank
+                    view1, view2 = self.augment(self.images[order[start : start + per_rank]])
+                    self._train_step(view1, view2, window)
                     self.batch_in_epoch += 1
                     self.step += 1
                     bar.update(1)
@@ -311,12 +354,12 @@ class Trainer:
     def _new_window(self) -> _Window:
         return _Window(sums={}, started=time.perf_counter())
 
-    def _train_step(self, batch_indices: torch.Tensor, window: _Window) -> None:
+    def _train_step(self, view1: torch.Tensor, view2: torch.Tensor, window: _Window) -> None:
+        """One SGD step on this rank's views, shape (B / world_size, C, S, S) each."""
         config = self.config
         lr = learning_rate(self.step, self.total_steps, self.warmup_steps, config.effective_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        view1, view2 = self.augment(self.images[batch_indices])  # (B, C, S, S) each
         if self.device.type == "cuda":
             view1 = view1.contiguous(memory_format=torch.channels_last)
             view2 = view2.contiguous(memory_format=torch.channels_last)
@@ -324,17 +367,19 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             _, z1, p1 = self.model(view1)  # z: (B, out_dim)
             _, z2, p2 = self.model(view2)
+        gather = distributed.gather_with_grad  # (B/W, d) -> (B, d): negatives from every rank
         terms = compute_loss(
             config.loss,
-            z1.float(),
-            z2.float(),
-            None if p1 is None else p1.float(),
-            None if p2 is None else p2.float(),
+            gather(z1.float()),
+            gather(z2.float()),
+            None if p1 is None else gather(p1.float()),
+            None if p2 is None else gather(p2.float()),
             mu=config.mu,
             temperature=config.temperature,
         )
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
+        distributed.average_gradients(self.model.parameters())
         self.optimizer.step()
         for key, value in terms.items():
             window.sums[key] = window.sums.get(key, 0) + value.detach()
@@ -383,7 +428,7 @@ class Trainer:
         }
         self.epoch_loss_sum, self.epoch_steps = 0.0, 0
         last = self.epoch == config.epochs
-        if config.knn_every and (self.epoch % config.knn_every == 0 or last):
+        if config.knn_every and (self.epoch % config.knn_every == 0 or last) and self.rank == 0:
             record["knn_accuracy"] = self._monitor_knn()
         if self.epoch % config.checkpoint_every == 0 or last:
             self.run.save_weights(self.epoch, self.model.state_dict())

@@ -1,0 +1,147 @@
+"""Data-parallel training: two CPU processes (Gloo) must do what one process does on the batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from explorer.config import build_config
+from explorer.errors import UserError
+from explorer.runs import open_run
+from explorer.train import Trainer, _Window
+from tests.conftest import ROOT, TINY
+
+LOSSES = ("spectral", "simclr", "simsiam")
+STEPS = 2  # the second step also checks the momentum buffers
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _trainer(loss: str) -> Trainer:
+    config = build_config(overrides=[*TINY, f"loss={loss}", "warmup_epochs=0", "epochs=1"])
+    trainer = Trainer(config, progress=False)
+    # torch's SyncBatchNorm has no CPU kernel, so BatchNorm uses its running statistics here:
+    # the network then has no dependence across the batch and the two runs must agree exactly.
+    trainer.model.eval()
+    return trainer
+
+
+def _steps(trainer: Trainer, view1: torch.Tensor, view2: torch.Tensor) -> dict[str, object]:
+    """Run STEPS optimiser steps on fixed views; return the loss terms and the new weights."""
+    losses = []
+    for _ in range(STEPS):
+        window = _Window(sums={})
+        trainer._train_step(view1, view2, window)
+        trainer.step += 1
+        losses.append({k: float(v) for k, v in window.sums.items()})
+    params = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    return {"losses": losses, "params": params}
+
+
+def _worker(rank: int, world: int, port: int, views_path: str, out_dir: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    views = torch.load(views_path)
+    results: dict[str, object] = {}
+    for loss in LOSSES:
+        trainer = _trainer(loss)
+        per_rank = views["view1"].shape[0] // world
+        rows = slice(rank * per_rank, (rank + 1) * per_rank)
+        results[loss] = _steps(trainer, views["view1"][rows], views["view2"][rows])
+    try:
+        Trainer(build_config(overrides=[*TINY, "batch_size=65"]), progress=False)
+        results["indivisible"] = "accepted"
+    except UserError as err:
+        results["indivisible"] = str(err)
+    torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_take_the_same_steps_as_one_process(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    reference_trainer = _trainer("spectral")
+    batch = reference_trainer.images[: reference_trainer.config.batch_size]
+    view1, view2 = reference_trainer.augment(batch)  # fixed views, shared by both runs
+    torch.save({"view1": view1, "view2": view2}, tmp_path / "views.pt")
+    reference = {loss: _steps(_trainer(loss), view1, view2) for loss in LOSSES}
+
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "views.pt"), str(tmp_path)), nprocs=2)
+
+    initial = _trainer("spectral").model.state_dict()
+    for rank in range(2):
+        results = torch.load(tmp_path / f"rank{rank}.pt")
+        assert "multiple of the 2 processes" in results["indivisible"]
+        for loss in LOSSES:
+            ours, expected = results[loss], reference[loss]
+            loss_gaps = []
+            for got, want in zip(ours["losses"], expected["losses"], strict=True):
+                assert got.keys() == want.keys()
+                for key in want:
+                    assert got[key] == pytest.approx(want[key], abs=1e-5), (loss, key)
+                    loss_gaps.append(abs(got[key] - want[key]))
+            differences = [
+                (ours["params"][k] - v).abs().max().item() for k, v in expected["params"].items()
+            ]
+            print(
+                f"rank {rank} {loss}: max loss difference {max(loss_gaps):.1e}, "
+                f"max parameter difference {max(differences):.1e}"
+            )
+            assert max(differences) < 1e-5, loss
+            if loss == "spectral":  # the steps moved the weights far more than the tolerance
+                moved = max(
+                    (expected["params"][k] - v).abs().max().item()
+                    for k, v in initial.items()
+                    if v.is_floating_point()
+                )
+                assert moved > 1e-3
+
+
+def test_torchrun_trains_and_only_rank_0_writes(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "-m",
+        "explorer",
+        "train",
+        *TINY,
+        "epochs=1",
+        "--name",
+        "d",
+        "--no-probe",
+        "--no-progress",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["d"]
+    run = open_run(tmp_path / "runs" / "d")
+    assert run.status()["state"] == "finished"
+    records = run.metrics()
+    # 256 images / batch 64 = 4 steps, a line every 2 steps, then the epoch line: once each
+    assert [(r["kind"], r["step"]) for r in records] == [("step", 2), ("step", 4), ("epoch", 4)]
+    log = (run.path / "train.log").read_text().splitlines()
+    assert sum("finished 1 epochs" in line for line in log) == 1
+    assert [e for e, _ in run.weight_checkpoints()] == [1]
+    assert result.stderr.count("run directory:") == 1
