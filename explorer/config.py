@@ -65,6 +65,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
+    compile: bool = False  # torch.compile the model for the training step (checkpoints unchanged)
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch (CUDA only)
     log_every: int = 10  # steps between metrics lines
     checkpoint_every: int = 1  # epochs between kept model checkpoints (the last is always kept)

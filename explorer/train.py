@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 # Cap the kNN monitor's cost: it runs every few epochs on a fixed sample.
 MONITOR_TRAIN_SAMPLES = 5000
 MONITOR_TEST_SAMPLES = 2000
+# Under torchrun, steps between the ranks' joint stop decisions (each one a host-device sync);
+# a stop request waits at most this many steps. One process checks every step at no cost.
+STOP_CHECK_EVERY = 10
 
 
 class NonFiniteLoss(RuntimeError):
@@ -99,7 +102,7 @@ def build_model(config: Config, in_channels: int) -> ContrastiveModel:
 
 
 @dataclass
-class _Window:
+class LossWindow:
     """Sums over the steps since the last metrics line, kept on the device (no sync per step)."""
 
     sums: dict[str, torch.Tensor]
@@ -110,20 +113,32 @@ class _Window:
 class Trainer:
     """Trains one run. ``fit(run)`` returns the final state: finished, stopped or failed."""
 
-    def __init__(self, config: Config, *, progress: bool = True) -> None:
-        """Load the data and build the model: mistakes surface before any run is written."""
+    def __init__(
+        self,
+        config: Config,
+        *,
+        progress: bool = True,
+        splits: tuple[ImageDataset, ImageDataset] | None = None,
+    ) -> None:
+        """Load the data and build the model: mistakes surface before any run is written.
+
+        ``splits`` (train, test) replaces the datasets the config names (benchmarks pass
+        synthetic data); by default they are loaded with :func:`load_splits`.
+        """
         self.config, self.progress = config, progress
         self.device = distributed.init(resolve_device(config.device))
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self._stop_reason: str | None = None
-        self._setup()
+        self._setup(splits)
 
     # -- setup ---------------------------------------------------------------------------------
-    def _setup(self) -> None:
+    def _setup(self, splits: tuple[ImageDataset, ImageDataset] | None) -> None:
         config = self.config
         torch.manual_seed(config.seed)
-        with distributed.local_main_first():  # one download per machine
-            self.train_set, self.test_set = load_splits(config)
+        if splits is None:
+            with distributed.local_main_first():  # one download per machine
+                splits = load_splits(config)
+        self.train_set, self.test_set = splits
         if len(self.train_set) < config.batch_size:
             raise UserError(
                 f"batch_size {config.batch_size} exceeds the {len(self.train_set)} training "
@@ -143,8 +158,12 @@ class Trainer:
         self.model = build_model(config, self.train_set.images.shape[1]).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolutions
         if self.world_size > 1:
             self._setup_distributed()
+        # The step runs `step_model`; `model` stays the plain module, so checkpoints, the
+        # optimiser and the kNN monitor keep its parameter names (no `_orig_mod.` prefix).
+        self.step_model = torch.compile(self.model) if config.compile else self.model
         # The paper's code applies weight decay to every parameter; so do we.
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
@@ -225,6 +244,17 @@ class Trainer:
         self._stop_reason = signal.Signals(signum).name
 
     def _should_stop(self) -> bool:
+        """Whether to stop before the next step; under ``torchrun`` every rank answers alike.
+
+        One process reads its own flag (a signal or the ``STOP`` file) every step: no device
+        work. Ranks must agree, or those that go on would wait forever in the next collective,
+        so they decide together with an all-reduce, which on CUDA waits for the queued steps
+        (a host-device sync). They do it only every :data:`STOP_CHECK_EVERY` steps and before the
+        first step of each epoch; ``step`` and ``batch_in_epoch`` are the same on every rank, so
+        all ranks join the same all-reduces and stop at the same step.
+        """
+        if self.world_size > 1 and self.batch_in_epoch and self.step % STOP_CHECK_EVERY:
+            return False
         if self._stop_reason is None and self.run.stop_requested():
             self._stop_reason = "stop request"
         if self.world_size > 1 and distributed.any_rank(self._stop_reason is not None, self.device):
@@ -335,7 +365,7 @@ class Trainer:
                     per_rank = config.batch_size // self.world_size
                     start = self.batch_in_epoch * config.batch_size + self.rank * per_rank
                     view1, view2 = self.augment(self.images[order[start : start + per_rank]])
-                    self._train_step(view1, view2, window)
+                    self.train_step(view1, view2, window)
                     self.batch_in_epoch += 1
                     self.step += 1
                     bar.update(1)
@@ -351,11 +381,16 @@ class Trainer:
         self.log(f"finished {config.epochs} epochs")
         return "finished"
 
-    def _new_window(self) -> _Window:
-        return _Window(sums={}, started=time.perf_counter())
+    def _new_window(self) -> LossWindow:
+        return LossWindow(sums={}, started=time.perf_counter())
 
-    def _train_step(self, view1: torch.Tensor, view2: torch.Tensor, window: _Window) -> None:
-        """One SGD step on this rank's views, shape (B / world_size, C, S, S) each."""
+    def train_step(self, view1: torch.Tensor, view2: torch.Tensor, window: LossWindow) -> None:
+        """One SGD step on this rank's views, shape (B / world_size, C, S, S) each.
+
+        Nothing here reads a device value on the host (no ``float``, ``.item()`` or Python
+        ``if`` on a tensor): the loss terms are summed into ``window`` on the device and read
+        back only when a metrics line is logged, so on CUDA the host runs ahead of the GPU.
+        """
         config = self.config
         lr = learning_rate(self.step, self.total_steps, self.warmup_steps, config.effective_lr)
         for group in self.optimizer.param_groups:
@@ -365,8 +400,8 @@ class Trainer:
             view2 = view2.contiguous(memory_format=torch.channels_last)
         use_amp = config.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            _, z1, p1 = self.model(view1)  # z: (B, out_dim)
-            _, z2, p2 = self.model(view2)
+            _, z1, p1 = self.step_model(view1)  # z: (B, out_dim)
+            _, z2, p2 = self.step_model(view2)
         gather = distributed.gather_with_grad  # (B/W, d) -> (B, d): negatives from every rank
         terms = compute_loss(
             config.loss,
@@ -385,7 +420,7 @@ class Trainer:
             window.sums[key] = window.sums.get(key, 0) + value.detach()
         window.steps += 1
 
-    def _log_window(self, window: _Window, bar: tqdm) -> None:
+    def _log_window(self, window: LossWindow, bar: tqdm) -> None:
         means = {k: float(v) / window.steps for k, v in window.sums.items()}  # one sync here
         if not all(math.isfinite(v) for v in means.values()):
             raise NonFiniteLoss(

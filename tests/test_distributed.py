@@ -12,10 +12,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from explorer import distributed, train
 from explorer.config import build_config
 from explorer.errors import UserError
 from explorer.runs import open_run
-from explorer.train import Trainer, _Window
+from explorer.train import LossWindow, Trainer
 from tests.conftest import ROOT, TINY
 
 LOSSES = ("spectral", "simclr", "simsiam")
@@ -41,8 +42,8 @@ def _steps(trainer: Trainer, view1: torch.Tensor, view2: torch.Tensor) -> dict[s
     """Run STEPS optimiser steps on fixed views; return the loss terms and the new weights."""
     losses = []
     for _ in range(STEPS):
-        window = _Window(sums={})
-        trainer._train_step(view1, view2, window)
+        window = LossWindow(sums={})
+        trainer.train_step(view1, view2, window)
         trainer.step += 1
         losses.append({k: float(v) for k, v in window.sums.items()})
     params = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
@@ -145,3 +146,53 @@ def test_torchrun_trains_and_only_rank_0_writes(tmp_path: Path) -> None:
     assert sum("finished 1 epochs" in line for line in log) == 1
     assert [e for e, _ in run.weight_checkpoints()] == [1]
     assert result.stderr.count("run directory:") == 1
+
+
+class _StopFile:
+    """Stands in for a run: the STOP file appears at step ``at``."""
+
+    def __init__(self, trainer: Trainer, at: int | None) -> None:
+        self.trainer, self.at = trainer, at
+
+    def stop_requested(self) -> bool:
+        return self.at is not None and self.trainer.step >= self.at
+
+
+def _first_stop(trainer: Trainer, steps_per_epoch: int, limit: int = 60) -> int | None:
+    """Walk the step counters as the loop does; the step at which ``_should_stop`` says yes."""
+    for step in range(limit):
+        trainer.step, trainer.batch_in_epoch = step, step % steps_per_epoch
+        if trainer._should_stop():
+            return step
+    return None
+
+
+def test_ranks_agree_on_stopping_only_every_few_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = _trainer("spectral")
+    assert train.STOP_CHECK_EVERY == 10  # the expected steps below are written for 10
+    joint: list[int] = []
+
+    def any_rank(flag: bool, device: torch.device) -> bool:  # records each all-reduce
+        joint.append(trainer.step)
+        return flag
+
+    monkeypatch.setattr(distributed, "any_rank", any_rank)
+    # One process: its own flag every step, never a collective.
+    trainer.run = _StopFile(trainer, at=13)  # type: ignore[assignment]
+    assert _first_stop(trainer, steps_per_epoch=16) == 13
+    assert joint == []
+    # Two ranks: the all-reduce only at multiples of 10 and at each epoch's first step (16, 32).
+    trainer.world_size, trainer._stop_reason = 2, None
+    trainer.run = _StopFile(trainer, at=None)  # type: ignore[assignment]
+    assert _first_stop(trainer, steps_per_epoch=16, limit=41) is None
+    assert joint == [0, 10, 16, 20, 30, 32, 40]
+    joint.clear()
+    trainer.run = _StopFile(trainer, at=11)  # type: ignore[assignment]
+    assert _first_stop(trainer, steps_per_epoch=16) == 16  # the epoch start comes first
+    assert trainer._stop_reason == "stop request"
+    # Another rank's stop: this rank's flag is down, the joint answer says stop.
+    trainer._stop_reason = None
+    trainer.run = _StopFile(trainer, at=None)  # type: ignore[assignment]
+    monkeypatch.setattr(distributed, "any_rank", lambda flag, device: trainer.step >= 21)
+    assert _first_stop(trainer, steps_per_epoch=16) == 30
+    assert trainer._stop_reason == "another process's stop"

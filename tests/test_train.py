@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer.runs import open_run
-from explorer.train import learning_rate
+from explorer.config import build_config
+from explorer.models import ContrastiveModel
+from explorer.runs import Run, create_run, open_run
+from explorer.train import Trainer, learning_rate
 from tests.conftest import TINY, explorer, popen_explorer
 
 
@@ -143,3 +146,67 @@ def test_non_finite_loss_fails_and_keeps_last_good_checkpoint(workdir: Path) -> 
     assert run.status()["state"] == "failed"
     for _, path in run.weight_checkpoints():
         assert all(torch.isfinite(t).all() for t in run.load_weights(path).values())
+
+
+def _fit(workdir: Path, name: str, *overrides: str) -> Run:
+    config = build_config(overrides=[*TINY, "epochs=1", "knn_every=0", *overrides])
+    run = create_run(workdir / "runs", config, name)
+    assert Trainer(config, progress=False).fit(run) == "finished"
+    return run
+
+
+def _check_compiled_run(compiled: Run, eager: Run, workdir: Path) -> None:
+    """Plain parameter names, eager's maths, and a checkpoint that `explorer probe` reads."""
+    [(_, path)] = compiled.weight_checkpoints()
+    weights = compiled.load_weights(path)
+    # The names of a model built directly, without torch.compile's `_orig_mod.` wrapper.
+    expected = ContrastiveModel("cnn-small", projector_hidden_dim=64, projector_out_dim=32)
+    assert set(weights) == set(expected.state_dict())
+    assert set(compiled.load_resume_state()["model"]) == set(expected.state_dict())
+    # Compilation fuses and reorders float operations (differences of ~1e-5 seen after 4
+    # steps with inductor); the steps must otherwise be eager's: same losses, same weights.
+    [(_, eager_path)] = eager.weight_checkpoints()
+    for name, value in eager.load_weights(eager_path).items():
+        gap = (weights[name].double() - value.double()).abs().max().item()
+        assert gap <= 1e-4 + 1e-3 * value.abs().max().item(), (name, gap)
+    for ours, theirs in zip(compiled.metrics(), eager.metrics(), strict=True):
+        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-5)
+    result = explorer("probe", str(compiled.path), "--no-baselines", cwd=workdir, check=True)
+    assert "trained backbone" in result.stdout
+
+
+def test_compile_keeps_checkpoints_plain(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compile=true through TorchDynamo and AOTAutograd, without inductor's code generation.
+
+    ``aot_eager`` wraps the model exactly as the default backend does (``_orig_mod``) and
+    traces forward and backward, in seconds; inductor's first compilation on 2 CPU cores takes
+    about a minute (the test below).
+    """
+    compile_, compiled_models = torch.compile, []
+
+    def aot_eager(model: torch.nn.Module) -> torch.nn.Module:
+        compiled_models.append(compile_(model, backend="aot_eager"))
+        return compiled_models[-1]
+
+    monkeypatch.setattr(torch, "compile", aot_eager)
+    compiled = _fit(workdir, "compiled", "compile=true")
+    monkeypatch.undo()
+    assert len(compiled_models) == 1 and hasattr(compiled_models[0], "_orig_mod")
+    _check_compiled_run(compiled, _fit(workdir, "eager"), workdir)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("EXPLORER_TEST_INDUCTOR") != "1",
+    reason="inductor's first compile on 2 CPU cores made this test take 55-82 s; "
+    "set EXPLORER_TEST_INDUCTOR=1 to run it",
+)
+def test_compiled_training_with_inductor(workdir: Path) -> None:
+    """compile=true with torch's default backend, through the real `explorer train` command."""
+    args = [*TINY, "epochs=1", "knn_every=0"]
+    flags = ["--no-probe", "--no-progress"]
+    explorer("train", *args, "compile=true", *flags, "--name", "compiled", cwd=workdir, check=True)
+    explorer("train", *args, *flags, "--name", "eager", cwd=workdir, check=True)
+    compiled, eager = open_run(workdir / "runs" / "compiled"), open_run(workdir / "runs" / "eager")
+    assert compiled.status()["state"] == "finished"
+    _check_compiled_run(compiled, eager, workdir)
