@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,26 +115,19 @@ def test_two_ranks_take_the_same_steps_as_one_process(tmp_path: Path) -> None:
                 assert moved > 1e-3
 
 
+def _torchrun(*args: str) -> list[str]:
+    """The command line of ``torchrun --nproc_per_node=2 -m explorer ARGS``."""
+    run = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    return [*run, f"--master_port={_free_port()}", "-m", "explorer", *args]
+
+
+TORCHRUN_ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
 def test_torchrun_trains_and_only_rank_0_writes(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={_free_port()}",
-        "-m",
-        "explorer",
-        "train",
-        *TINY,
-        "epochs=1",
-        "--name",
-        "d",
-        "--no-probe",
-        "--no-progress",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = _torchrun("train", *TINY, "epochs=1", "--name", "d", "--no-probe", "--no-progress")
     result = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=TORCHRUN_ENV
     )
     assert result.returncode == 0, result.stderr
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["d"]
@@ -196,3 +190,52 @@ def test_ranks_agree_on_stopping_only_every_few_steps(monkeypatch: pytest.Monkey
     monkeypatch.setattr(distributed, "any_rank", lambda flag, device: trainer.step >= 21)
     assert _first_stop(trainer, steps_per_epoch=16) == 30
     assert trainer._stop_reason == "another process's stop"
+
+
+@pytest.mark.slow
+def test_torchrun_stop_and_resume_matches_uninterrupted(tmp_path: Path) -> None:
+    """Stopped by the STOP file and resumed under torchrun: the weights of a straight run."""
+    # 768 images / batch 64: 12 steps per epoch, so joint stop checks (every 10 steps and at
+    # each epoch's start) fall at steps 10, 12, 20, 24, 30, ...
+    args = [*TINY, "train_limit=768", "epochs=3", "knn_every=0"]
+    flags = ["--no-probe", "--no-progress"]
+
+    def torchrun(*extra: str, timeout: float = 180) -> None:
+        result = subprocess.run(
+            _torchrun(*extra), cwd=tmp_path, capture_output=True, text=True,
+            timeout=timeout, env=TORCHRUN_ENV,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+    torchrun("train", *args, *flags, "--name", "straight")
+    process = subprocess.Popen(
+        _torchrun("train", *args, *flags, "--name", "stopped"),
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=TORCHRUN_ENV,
+    )  # fmt: skip
+    run_dir = tmp_path / "runs" / "stopped"
+    deadline = time.time() + 120
+    while not (run_dir / "metrics.jsonl").is_file() or not open_run(run_dir).metrics():
+        assert process.poll() is None and time.time() < deadline, "no metrics line appeared"
+        time.sleep(0.05)
+    open_run(run_dir).request_stop()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    stopped = open_run(run_dir)
+    assert stopped.status()["state"] == "stopped"
+    step = stopped.load_resume_state()["step"]
+    assert 0 < step < 3 * 12 and (step % 10 == 0 or step % 12 == 0), step
+    assert len(stopped.load_resume_state()["rng_ranks"]) == 2
+
+    torchrun("train", "--resume", str(run_dir), *flags)
+    assert stopped.status()["state"] == "finished"
+    steps = [r["step"] for r in stopped.metrics() if r["kind"] == "step"]
+    assert steps == sorted(set(steps)) and steps[-1] == 3 * 12
+    straight = open_run(tmp_path / "runs" / "straight")
+    [*_, (_, ours)] = stopped.weight_checkpoints()
+    [*_, (_, theirs)] = straight.weight_checkpoints()
+    ours_weights, their_weights = stopped.load_weights(ours), straight.load_weights(theirs)
+    assert ours_weights.keys() == their_weights.keys()
+    gaps = [(ours_weights[k] - v).abs().max().item() for k, v in their_weights.items()]
+    print(f"stopped at step {step}; max weight difference after resume {max(gaps):.1e}")
+    assert max(gaps) <= 1e-6
