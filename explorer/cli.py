@@ -199,35 +199,16 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def runs_table(runs_dir: str | Path) -> str:
-    from explorer.runs import list_runs
+    from explorer.overview import summaries
 
     header = ("name", "dataset", "backbone", "loss", "epochs", "state", "linear", "kNN")
-    rows = []
-    for run in list_runs(runs_dir):
-        status = run.status()
-        try:
-            config = run.config()
-            described = (
-                config.dataset,
-                config.backbone,
-                config.loss,
-                f"{status.get('epoch', 0)}/{config.epochs}",
-            )
-        except UserError:
-            described = ("?", "?", "?", "?")
-            status = {**status, "state": "corrupt"}
-        accuracy = ("-", "-")
-        try:
-            probe = run.probe()
-        except UserError:
-            probe = None
-        if probe and "trained" in probe.get("methods", {}):
-            trained = probe["methods"]["trained"]
-            accuracy = (
-                f"{100 * trained['linear']['accuracy']:.1f}%",
-                f"{100 * trained['knn']['accuracy']:.1f}%",
-            )
-        rows.append((run.name, *described, str(status.get("state", "?")), *accuracy))
+    percent = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    rows = [
+        (s.name, s.dataset or "?", s.backbone or "?", s.loss or "?",
+         s.epochs_text if s.state != "corrupt" else "?", s.state, percent(s.linear),
+         percent(s.knn))
+        for s in summaries(runs_dir)
+    ]
     if not rows:
         return f"no runs under {runs_dir}; start one with: explorer train --preset shapes-demo"
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]

@@ -31,6 +31,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -392,3 +393,11 @@ def shapes_augmentation_graph(
         multiplicity=np.bincount(node, minlength=len(order)).astype(np.int64),
         grid=grid,
     )
+
+
+@functools.lru_cache(maxsize=4)
+def default_shapes_spectrum(k: int = 256) -> np.ndarray:
+    """The top ``k`` eigenvalues of the normalised adjacency of the default ``shapes`` sub-grid's
+    exact augmentation graph (:func:`shapes_augmentation_graph`), cached: about 10 s once."""
+    shapes = shapes_augmentation_graph()
+    return graph_spectrum(shapes.weights, min(k, shapes.num_nodes))

@@ -234,15 +234,25 @@ def _default_name(config: Config) -> str:
     return f"{config.dataset}-{config.loss}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def create_run(runs_dir: str | Path, config: Config, name: str | None = None) -> Run:
-    """Make a new run directory; never reuses an existing one."""
-    name = _default_name(config) if name is None else name
-    if not _NAME.match(name):
+def check_run_name(name: str) -> str:
+    """``name`` if it is a plain directory name (so it cannot leave the runs directory)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise UserError(
             f"run name '{name}' is not allowed; use letters, digits, '.', '_' or '-' "
             "(at most 100 characters, not starting with a dot)"
         )
-    path = Path(runs_dir) / name
+    return name
+
+
+def run_path(runs_dir: str | Path, name: str) -> Path:
+    """``runs_dir/name`` for a checked name: never a path outside ``runs_dir``."""
+    return Path(runs_dir) / check_run_name(name)
+
+
+def create_run(runs_dir: str | Path, config: Config, name: str | None = None) -> Run:
+    """Make a new run directory; never reuses an existing one."""
+    name = _default_name(config) if name is None else name
+    path = run_path(runs_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.mkdir()

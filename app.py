@@ -1,0 +1,47 @@
+"""The dashboard: ``streamlit run app.py`` (or ``make app``), then open http://127.0.0.1:8501.
+
+Runs live in ``$EXPLORER_RUNS_DIR`` (default ``runs/``); an empty one receives the shipped demo
+runs. Each page is a module under ``dashboard/``; the ``explorer`` package does the work.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+from dashboard.common import runs_dir
+from explorer.demo import install_demo_runs
+from explorer.graph import default_shapes_spectrum
+
+st.set_page_config(page_title="Spectral contrastive explorer", page_icon="🌈", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def _first_start() -> list[str]:
+    """Once per server: ship the demo runs into an empty runs directory, and warm the exact
+    shapes-graph spectrum (about 10 s of NumPy) off the page's path."""
+    threading.Thread(target=default_shapes_spectrum, daemon=True).start()
+    return install_demo_runs(runs_dir())
+
+
+installed = _first_start()
+if installed:
+    st.toast(f"Installed the demo runs {', '.join(installed)} into {runs_dir()}")
+
+PAGES = [
+    st.Page("dashboard/runs_page.py", title="Runs", icon="📋", default=True, url_path="runs"),
+    st.Page("dashboard/train_page.py", title="Train", icon="🚀", url_path="train"),
+    st.Page("dashboard/embeddings_page.py", title="Embeddings", icon="🗺️", url_path="embeddings"),
+    st.Page("dashboard/spectrum_page.py", title="Spectrum", icon="📉", url_path="spectrum"),
+    st.Page("dashboard/probe_page.py", title="Probe", icon="🎯", url_path="probe"),
+    st.Page("dashboard/augmentations_page.py", title="Augmentations", icon="🔀",
+            url_path="augmentations"),
+]
+page = st.navigation(PAGES)
+st.sidebar.caption(
+    f"Runs directory: `{runs_dir()}`  \nSpectral contrastive learning "
+    "(HaoChen, Wei, Gaidon, Ma, NeurIPS 2021): the loss learns the top eigenvectors of the "
+    "augmentation graph."
+)
+page.run()

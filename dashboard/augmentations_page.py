@@ -1,0 +1,42 @@
+"""Augmentations: the run's two-view recipe on sample images, as a grid of positive pairs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import streamlit as st
+
+from dashboard.common import dataset_splits, pick_run, run_config
+from explorer.augment import RECIPES
+from explorer.figures import image_grid
+from explorer.gallery import positive_pairs, recipe_name
+
+st.title("Augmentations")
+st.caption("Each row: an image, then two views drawn from the run's augmentation recipe. Two "
+           "views of one image are a positive pair, an edge of the augmentation graph; the "
+           "loss pulls their features together (HaoChen et al. 2021, Section 3.1).")
+
+run = pick_run()
+config = run_config(run) if run is not None else None
+if run is None or config is None:
+    st.stop()
+splits = dataset_splits(config)
+if splits is None:
+    st.stop()
+train = splits[0]
+
+left, right = st.columns([1, 3])
+count = left.slider("Images", 4, 32, 12)
+columns = left.slider("Pairs per row", 1, 4, 2)
+if left.button("Draw again"):
+    st.session_state["augment-seed"] = st.session_state.get("augment-seed", 0) + 1
+seed = st.session_state.get("augment-seed", 0)
+chosen = np.random.default_rng(seed).choice(len(train), size=min(count, len(train)), replace=False)
+originals, view1, view2 = positive_pairs(config, train.images[chosen], seed=seed)
+triples = np.stack([originals, view1, view2], axis=1).reshape(-1, *originals.shape[1:])
+grid = image_grid(triples, 3 * columns, pad=3)
+scale = max(1, 192 // originals.shape[-1])
+right.image(np.kron(grid, np.ones((scale, scale, 1), dtype=np.uint8)),
+            caption=f"recipe '{recipe_name(config)}': original | view 1 | view 2")
+left.json(dataclasses.asdict(RECIPES[recipe_name(config)]), expanded=False)

@@ -1,0 +1,94 @@
+"""Embeddings: the 2-D layout of a checkpoint's backbone features, selections and neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from dashboard.common import analyses, dataset_splits, pick_run, run_config, show_analysis_errors
+from explorer.figures import embedding_figure, image_grid, per_class_figure
+from explorer.gallery import checkpoint_features, class_mix, nearest_neighbours
+
+st.title("Embeddings")
+st.caption("Backbone features of the test sample, projected to 2-D (UMAP or PCA). Each layout "
+           "starts from the previous checkpoint's, so points keep their place as you move the "
+           "slider. Click a point for its image and nearest neighbours; lasso or box-select a "
+           "region for its images and class mix.")
+
+run = pick_run(analysed_only=True)
+config = run_config(run) if run is not None else None
+if run is None or config is None:
+    st.stop()
+by_epoch, errors = analyses(run)
+show_analysis_errors(errors)
+if not by_epoch:
+    st.info(f"`{run.name}` has no analysed checkpoint yet: run `explorer analyze {run.path}`.")
+    st.stop()
+
+epochs = sorted(by_epoch)
+left, right = st.columns([3, 1])
+epoch = (left.select_slider("Checkpoint (epoch)", epochs, value=epochs[-1])
+         if len(epochs) > 1 else epochs[0])
+artifact = by_epoch[epoch]
+arrays, classes = artifact["arrays"], artifact["classes"]
+layouts = [name for name in ("umap", "pca") if name in arrays]
+if not layouts:
+    st.info("This analysis stored no 2-D layout.")
+    st.stop()
+projection = right.radio("Layout", layouts, horizontal=True)
+labels, indices = arrays["labels"], arrays["indices"]
+
+event = st.plotly_chart(
+    embedding_figure(arrays[projection], labels, classes, indices,
+                     title=f"{run.name}, epoch {epoch}, {projection.upper()}"),
+    key=f"embedding-{run.name}-{projection}",
+    on_select="rerun",
+    selection_mode=("points", "box", "lasso"),
+)
+rows = sorted({int(p["customdata"][0]) for p in event.selection.points if "customdata" in p})
+
+
+@st.cache_data(max_entries=4, show_spinner="Computing the checkpoint's features…")
+def _features(run_path: str, epoch: int, config_json: str, indices_key: bytes) -> np.ndarray:
+    del config_json  # part of the key: another config, other features
+    splits = dataset_splits(config)
+    assert splits is not None
+    index = np.frombuffer(indices_key, dtype=np.int64)
+    return checkpoint_features(run, config, epoch, splits[1], index)
+
+
+def thumbnails(selected: np.ndarray, columns: int = 12) -> np.ndarray | None:
+    splits = dataset_splits(config)
+    if splits is None:
+        return None
+    return image_grid(splits[1].images[indices[selected]].numpy(), columns)
+
+
+if len(rows) == 1:
+    row = rows[0]
+    st.subheader(f"Test image {indices[row]}: {classes[labels[row]]}")
+    picture = thumbnails(np.array([row]), 1)
+    if picture is not None:
+        st.image(picture, width=128)
+    if epoch in dict(run.weight_checkpoints()):
+        import json
+
+        features = _features(str(run.path), epoch, json.dumps(config.to_dict(), sort_keys=True),
+                             indices.astype(np.int64).tobytes())
+        nearest = nearest_neighbours(features, row, k=12)
+        st.markdown("**Nearest neighbours** (cosine similarity of backbone features, nearest "
+                    "first): " + ", ".join(classes[labels[n]] for n in nearest))
+        grid = thumbnails(nearest, 12)
+        if grid is not None:
+            st.image(grid, width=min(12 * 64, 900))
+    else:
+        st.info(f"No weights of epoch {epoch} in the run: neighbours need its checkpoint.")
+elif rows:
+    st.subheader(f"{len(rows)} selected images")
+    mix = class_mix(labels[rows], classes)
+    st.plotly_chart(per_class_figure(list(mix), {"share of the selection": [
+        count / len(rows) for count in mix.values()]}), key="mix")
+    shown = np.array(rows[:96])
+    grid = thumbnails(shown, 16)
+    if grid is not None:
+        st.image(grid, caption=f"the first {len(shown)} selected images", width=900)

@@ -1,0 +1,46 @@
+"""Spectrum: eigenvalues of batch Gram matrices per checkpoint, RankMe and α over training."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from dashboard.common import analyses, pick_run, run_config, show_analysis_errors
+from explorer.figures import NEAR_ONE, spectrum_figure, spectrum_metrics_figure
+from explorer.graph import default_shapes_spectrum
+
+st.title("Spectrum")
+st.caption(
+    "With f = clip(z)/√μ the spectral loss is −2E[fᵀf⁺] + E[(fᵀf′)²]; at its optimum E[f fᵀ] "
+    "holds the top eigenvalues γ₁ = 1 ≥ γ₂ ≥ … of the augmentation graph's normalised adjacency "
+    f"(HaoChen et al. 2021, Theorem 3.2). Eigenvalues of the estimate ≥ {NEAR_ONE} are starred: "
+    "about one per well-separated cluster of the graph."
+)
+
+run = pick_run(analysed_only=True)
+config = run_config(run) if run is not None else None
+if run is None or config is None:
+    st.stop()
+by_epoch, errors = analyses(run)
+show_analysis_errors(errors)
+if not by_epoch:
+    st.info(f"`{run.name}` has no analysed checkpoint yet: run `explorer analyze {run.path}`.")
+    st.stop()
+
+epochs = sorted(by_epoch)
+epoch = (st.select_slider("Checkpoint (epoch)", epochs, value=epochs[-1])
+         if len(epochs) > 1 else epochs[0])
+exact = None
+if config.dataset == "shapes" and st.toggle("Overlay the exact graph's spectrum", value=True,
+                                            help="the default shapes sub-grid (explorer.graph)"):
+    with st.spinner("Building the exact shapes graph (once, about 10 s)…"):
+        width = len(by_epoch[epoch]["arrays"]["graph_c_eigs"])
+        exact = np.asarray(default_shapes_spectrum())[:width]
+st.plotly_chart(spectrum_figure(by_epoch[epoch], exact), key="spectrum")
+st.plotly_chart(spectrum_metrics_figure(by_epoch), key="spectrum-metrics")
+metrics = by_epoch[epoch].get("metrics", {})
+st.dataframe(
+    [{"features": part, **{k: v for k, v in values.items() if not isinstance(v, dict)}}
+     for part, values in metrics.items() if isinstance(values, dict)],
+    hide_index=True,
+)

@@ -1,0 +1,29 @@
+"""The demo runs shipped in ``demo/runs/``: real runs of the ``shapes-demo`` presets, produced by
+this package (``make demo-runs`` rebuilds them), so the dashboard has something to show at once."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from explorer.runs import list_runs
+
+DEMO_RUNS = Path(__file__).resolve().parent.parent / "demo" / "runs"
+
+
+def install_demo_runs(runs_dir: str | Path, source: Path = DEMO_RUNS) -> list[str]:
+    """Copy the demo runs into an empty ``runs_dir``; returns the names copied.
+
+    A runs directory that already holds a run is left alone (the user's runs are theirs).
+    """
+    runs_dir = Path(runs_dir)
+    if list_runs(runs_dir) or not source.is_dir():
+        return []
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for run in list_runs(source):
+        target = runs_dir / run.name
+        if not target.exists():
+            shutil.copytree(run.path, target)
+            copied.append(run.name)
+    return copied

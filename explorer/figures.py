@@ -1,0 +1,200 @@
+"""Plotly figures of runs, spectra, layouts and probes: the dashboard's and notebooks' charts.
+
+Pure functions from data (metrics records, analysis artifacts, probe results) to
+``plotly.graph_objects.Figure``; no Streamlit here, so they are testable and reusable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+PALETTE = qualitative.Plotly + qualitative.D3
+NEAR_ONE = 0.9  # eigenvalues of the graph estimate above this count as "near 1" (one per cluster)
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def training_curves(metrics_by_run: Mapping[str, Sequence[dict[str, Any]]]) -> go.Figure:
+    """Loss (with the spectral loss's positive and negative parts), lr, images/s and the kNN
+    monitor against epochs, one colour per run.
+
+    Args:
+        metrics_by_run: run name -> its ``metrics.jsonl`` records (``kind`` "step" or "epoch").
+    """
+    titles = ("loss (dashed: positive part, dotted: negative part)", "kNN accuracy (monitor)",
+              "learning rate", "images / s")
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.14)
+    # (metric key, subplot row, col, line dash, record kind)
+    panels = [("loss", 1, 1, "solid", "step"), ("positive", 1, 1, "dash", "step"),
+              ("negative", 1, 1, "dot", "step"), ("knn_accuracy", 1, 2, "solid", "epoch"),
+              ("lr", 2, 1, "solid", "step"), ("images_per_s", 2, 2, "solid", "step")]
+    for i, (name, records) in enumerate(metrics_by_run.items()):
+        for key, row, col, dash, kind in panels:
+            rows = [r for r in records if r.get("kind") == kind and key in r]
+            if not rows:
+                continue
+            label = f"{name} {key}" if key in ("positive", "negative") else name
+            fig.add_trace(
+                go.Scatter(x=[r["epoch"] for r in rows], y=[r[key] for r in rows],
+                           mode="lines+markers" if kind == "epoch" else "lines", name=label,
+                           line={"color": _color(i), "dash": dash}, legendgroup=name,
+                           showlegend=key == "loss"),
+                row=row, col=col,
+            )
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=560, margin={"t": 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+def spectrum_figure(artifact: dict[str, Any], exact: np.ndarray | None = None) -> go.Figure:
+    """Eigenvalues of one checkpoint, largest first, on a log scale.
+
+    Args:
+        artifact: :func:`explorer.artifacts.load_analysis` output; uses the arrays
+            ``projector_eigs_mean/std`` (batch Gram of f = clip(z)/√μ, (min(B, d),)),
+            ``backbone_eigs_mean`` and ``graph_c_eigs`` (the augmentation graph estimate, (d,)).
+        exact: top eigenvalues of the exact augmentation graph (``shapes`` runs), or None.
+    """
+    arrays = artifact["arrays"]
+    fig = go.Figure()
+    mean, std = arrays["projector_eigs_mean"], arrays["projector_eigs_std"]
+    index = np.arange(1, len(mean) + 1)
+    fig.add_trace(go.Scatter(x=index, y=mean, mode="lines", name="batch Gram (1/B)·F Fᵀ, projector",
+                             error_y={"type": "data", "array": std, "visible": True,
+                                      "thickness": 0.5}))
+    if "backbone_eigs_mean" in arrays:
+        eigs = arrays["backbone_eigs_mean"]
+        scale = eigs[0] if len(eigs) and eigs[0] > 0 else 1.0
+        fig.add_trace(go.Scatter(x=np.arange(1, len(eigs) + 1), y=eigs / scale, mode="lines",
+                                 name="batch Gram, backbone (÷ λ₁)", line={"dash": "dot"}))
+    graph = arrays["graph_c_eigs"]
+    near = graph >= NEAR_ONE
+    fig.add_trace(go.Scatter(x=np.arange(1, len(graph) + 1), y=graph, mode="lines",
+                             name="graph estimate: eig E[f fᵀ]"))
+    fig.add_trace(go.Scatter(x=np.flatnonzero(near) + 1, y=graph[near], mode="markers",
+                             marker={"size": 9, "symbol": "star"},
+                             name=f"estimate ≥ {NEAR_ONE} ({int(near.sum())})"))
+    if exact is not None:
+        fig.add_trace(go.Scatter(x=np.arange(1, len(exact) + 1), y=exact, mode="markers",
+                                 marker={"symbol": "x", "size": 6},
+                                 name="exact graph γᵢ (shapes sub-grid)"))
+    fig.update_yaxes(type="log", title_text="eigenvalue", exponentformat="power")
+    fig.update_xaxes(type="log", title_text="index i")
+    fig.update_layout(height=460, margin={"t": 30}, legend={"orientation": "h", "y": -0.2},
+                      title=f"epoch {artifact['epoch']}")
+    return fig
+
+
+def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
+    """RankMe, α and the optimum gap of every analysed checkpoint against the epoch."""
+    epochs = sorted(artifacts)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("RankMe", "α (power-law slope)",
+                                                         "optimum gap ‖C₊ − C²‖"))
+    for i, part in enumerate(("projector", "backbone", "graph")):
+        def value(epoch: int, key: str, part: str = part) -> float | None:
+            return artifacts[epoch].get("metrics", {}).get(part, {}).get(key)
+
+        style = {"color": _color(i)}
+        fig.add_trace(go.Scatter(x=epochs, y=[value(e, "rankme") for e in epochs],
+                                 mode="lines+markers", name=part, line=style, legendgroup=part),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(x=epochs, y=[value(e, "alpha") for e in epochs],
+                                 mode="lines+markers", name=part, line=style, legendgroup=part,
+                                 showlegend=False), row=1, col=2)
+    gap = [artifacts[e].get("metrics", {}).get("graph", {}).get("optimum_gap") for e in epochs]
+    fig.add_trace(go.Scatter(x=epochs, y=gap, mode="lines+markers", name="optimum gap",
+                             line={"color": _color(3)}), row=1, col=3)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=320, margin={"t": 40}, legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+def embedding_figure(
+    layout: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    indices: np.ndarray,
+    highlight: Sequence[int] = (),
+    title: str = "",
+) -> go.Figure:
+    """A WebGL scatter of a 2-D layout (M, 2), one trace per class.
+
+    Each point's ``customdata`` is its row in ``layout``, so selections map back to images;
+    ``indices`` (M,) are the images' indices in the test split (shown on hover).
+    """
+    fig = go.Figure()
+    labels = np.asarray(labels)
+    for c, name in enumerate(classes):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) == 0:
+            continue
+        fig.add_trace(go.Scattergl(
+            x=layout[rows, 0], y=layout[rows, 1], mode="markers", name=name,
+            marker={"size": 4, "color": _color(c), "opacity": 0.8},
+            customdata=np.stack([rows, indices[rows]], axis=1),
+            hovertemplate=f"{name}<br>test image %{{customdata[1]}}<extra></extra>",
+        ))
+    if len(highlight):
+        rows = np.asarray(highlight)
+        fig.add_trace(go.Scattergl(
+            x=layout[rows, 0], y=layout[rows, 1], mode="markers", name="selected / neighbours",
+            marker={"size": 11, "symbol": "circle-open", "color": "black", "line": {"width": 2}},
+            hoverinfo="skip",
+        ))
+    fig.update_layout(height=560, margin={"t": 30}, dragmode="lasso", title=title,
+                      xaxis={"showticklabels": False}, yaxis={"showticklabels": False},
+                      legend={"itemsizing": "constant"})
+    return fig
+
+
+def per_class_figure(classes: Sequence[str], series: Mapping[str, Sequence[float]]) -> go.Figure:
+    """Grouped bars of per-class accuracy (in [0, 1]), one group per class, one bar per series."""
+    fig = go.Figure()
+    for i, (label, values) in enumerate(series.items()):
+        fig.add_trace(go.Bar(x=list(classes), y=[100 * v for v in values], name=label,
+                             marker_color=_color(i)))
+    fig.update_layout(barmode="group", height=380, margin={"t": 30},
+                      yaxis={"title": "accuracy (%)", "range": [0, 100]},
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> go.Figure:
+    """The confusion matrix [true][pred] as a heat map of row fractions, counts as text."""
+    counts = np.asarray(confusion, dtype=np.float64)
+    fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig = go.Figure(go.Heatmap(
+        z=fractions, x=list(classes), y=list(classes), colorscale="Blues", zmin=0, zmax=1,
+        text=counts.astype(int), texttemplate="%{text}",
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z:.1%}<extra></extra>",
+    ))
+    fig.update_layout(height=420, margin={"t": 30}, xaxis={"title": "predicted"},
+                      yaxis={"title": "true", "autorange": "reversed"})
+    return fig
+
+
+def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
+    """Tile uint8 images (N, C, H, W) into one (rows·(H+pad), columns·(W+pad), 3) picture."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected (N, C, H, W) images, got shape {images.shape}")
+    if images.shape[1] == 1:
+        images = np.repeat(images, 3, axis=1)
+    n, _, h, w = images.shape
+    rows = max(1, -(-n // columns))
+    grid = np.full((rows * (h + pad), columns * (w + pad), 3), 255, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = (
+            images[i].transpose(1, 2, 0)
+        )
+    return grid

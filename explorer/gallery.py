@@ -1,0 +1,78 @@
+"""Images for people to look at: positive pairs of a recipe, thumbnails, nearest neighbours.
+
+What the dashboard's Augmentations and Embeddings pages show, computed here so that the pages
+hold no ML logic (and the tests can check it without a browser).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
+from explorer.config import Config
+from explorer.data import ImageDataset, default_image_size
+from explorer.evaluate import load_trained_model
+from explorer.probe import extract_features
+from explorer.runs import Run
+
+
+def recipe_name(config: Config) -> str:
+    return recipe_for_dataset(config.dataset) if config.augment == "auto" else config.augment
+
+
+@torch.no_grad()
+def positive_pairs(
+    config: Config, images: Tensor, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two views of each image drawn with the run's recipe, as displayable uint8.
+
+    Args:
+        config: the run's config (recipe and image size).
+        images: uint8 (N, C, H, W).
+        seed: fixes the draw, so the same pairs come back on every page load.
+
+    Returns:
+        (originals, view1, view2): uint8 (N, C, S, S) each, the originals resized to S.
+    """
+    size = config.image_size or default_image_size(config.dataset)
+    augment = TwoViewAugment(RECIPES[recipe_name(config)], size, (0.0,) * images.shape[1],
+                             (1.0,) * images.shape[1])
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream stays untouched
+        torch.manual_seed(seed)
+        view1, view2 = augment(images)  # mean 0, std 1: the views stay in [0, 1]
+    originals = torch.nn.functional.interpolate(images.float(), size=(size, size),
+                                                mode="bilinear", antialias=True) / 255
+    as_uint8 = lambda x: (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # noqa: E731
+    return as_uint8(originals), as_uint8(view1), as_uint8(view2)
+
+
+def checkpoint_features(
+    run: Run, config: Config, checkpoint_epoch: int, data: ImageDataset, indices: np.ndarray
+) -> np.ndarray:
+    """Backbone features (len(indices), D) of ``data.images[indices]`` at one checkpoint."""
+    paths = dict(run.weight_checkpoints())
+    if checkpoint_epoch not in paths:
+        raise KeyError(f"run {run.name} has no checkpoint of epoch {checkpoint_epoch}")
+    model, _ = load_trained_model(run, config, data.images.shape[1], paths[checkpoint_epoch])
+    images = data.images[torch.as_tensor(indices)]
+    return extract_features(model.backbone, images, data.mean, data.std).numpy()
+
+
+def nearest_neighbours(features: np.ndarray, row: int, k: int = 8) -> np.ndarray:
+    """Rows of the ``k`` nearest points to ``features[row]`` by cosine similarity, itself
+    excluded, nearest first. ``features`` is (M, D)."""
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    similarity = unit @ unit[row]
+    similarity[row] = -np.inf
+    k = min(k, len(features) - 1)
+    nearest = np.argpartition(-similarity, k - 1)[:k] if k > 0 else np.array([], dtype=int)
+    return nearest[np.argsort(-similarity[nearest], kind="stable")]
+
+
+def class_mix(labels: np.ndarray, classes: list[str]) -> dict[str, int]:
+    """How many of ``labels`` fall in each class, largest first, empty classes left out."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+    order = np.argsort(-counts, kind="stable")
+    return {classes[i]: int(counts[i]) for i in order if counts[i] > 0}

@@ -1,0 +1,152 @@
+"""Launch, stop and resume training as detached processes (what the dashboard's Train page calls).
+
+A launched trainer is an ordinary ``python -m explorer train`` in its own session, so it outlives
+the page, the browser and the dashboard's server. Before its run directory exists (while the data
+loads) the only trace of it is a launch record::
+
+    <runs_dir>/.launches/<name>.json    {"name", "pid", "command", "started"}
+    <runs_dir>/.launches/<name>.log     the trainer's stdout and stderr (its errors land here)
+
+Stopping goes through the run's ``STOP`` file (the trainer checkpoints and exits cleanly), never a
+signal, so a stop requested from any machine that sees the directory works the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from explorer.config import Config, build_config
+from explorer.errors import UserError
+from explorer.runs import Run, check_run_name, open_run, pid_alive, run_path
+
+LAUNCH_DIR = ".launches"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A trainer process started by :func:`launch_training` or :func:`resume_training`."""
+
+    name: str
+    pid: int
+    log_path: Path
+
+
+def _launch_paths(runs_dir: Path, name: str) -> tuple[Path, Path]:
+    folder = runs_dir / LAUNCH_DIR
+    return folder / f"{name}.json", folder / f"{name}.log"
+
+
+def validate_launch(
+    runs_dir: str | Path, name: str, preset: str | None, overrides: dict[str, Any]
+) -> Config:
+    """The config a launch would train, or a :class:`UserError` with the CLI's own message."""
+    check_run_name(name)
+    path = run_path(runs_dir, name)
+    if path.exists() or _launch_paths(Path(runs_dir), name)[0].exists():
+        raise UserError(f"a run named '{name}' already exists in {runs_dir}; choose another name")
+    return build_config(preset, None, overrides)
+
+
+def _spawn(runs_dir: Path, name: str, args: list[str]) -> Launch:
+    record_path, log_path = _launch_paths(runs_dir, name)
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "explorer", "train", "--no-progress", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the dashboard's server and its signals
+            cwd=ROOT,
+            env=env,
+        )
+    # Reap the child when it exits, or it would linger as a zombie that looks alive.
+    threading.Thread(target=process.wait, daemon=True).start()
+    record = {"name": name, "pid": process.pid, "command": command, "started": time.time()}
+    record_path.write_text(json.dumps(record, indent=1) + "\n")
+    return Launch(name, process.pid, log_path)
+
+
+def launch_training(
+    runs_dir: str | Path, name: str, preset: str | None, overrides: dict[str, Any]
+) -> Launch:
+    """Validate, then start ``explorer train --preset PRESET key=value ... --name NAME``."""
+    runs_dir = Path(runs_dir).resolve()
+    config = validate_launch(runs_dir, name, preset, overrides)
+    args = ["--runs-dir", str(runs_dir), "--name", name]
+    if preset:
+        args += ["--preset", preset]
+    defaults = build_config(preset, None, {})
+    changed = {k: v for k, v in config.to_dict().items() if v != getattr(defaults, k)}
+    args += [f"{key}={_format_value(value)}" for key, value in changed.items()]
+    return _spawn(runs_dir, name, args)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resume_training(run: Run) -> Launch:
+    """Continue a stopped (or died) run in a new detached process."""
+    state = run.status().get("state")
+    if state not in ("stopped", "died", "failed"):
+        raise UserError(f"run {run.name} is {state}; only a stopped, died or failed run resumes")
+    run.load_resume_state()  # fail here, with its message, when the checkpoint is unusable
+    return _spawn(run.path.parent, run.name, ["--resume", str(run.path.resolve())])
+
+
+def stop_training(run: Run) -> None:
+    """Ask the trainer to checkpoint and exit at its next step."""
+    if run.status().get("state") != "running":
+        raise UserError(f"run {run.name} is not running")
+    run.request_stop()
+
+
+def launch_log(runs_dir: str | Path, name: str, lines: int = 40) -> str:
+    """The last ``lines`` lines the trainer printed ('' when it was not launched from here)."""
+    log_path = _launch_paths(Path(runs_dir), name)[1]
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def launch_state(runs_dir: str | Path, name: str) -> str | None:
+    """``starting`` while a launched trainer loads its data, ``failed to start`` if it exited
+    before creating its run directory, ``None`` when there is no launch record."""
+    record_path = _launch_paths(Path(runs_dir), name)[0]
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if run_path(runs_dir, name).exists():
+        return None
+    return "starting" if pid_alive(record.get("pid")) else "failed to start"
+
+
+def pending_launches(runs_dir: str | Path) -> list[str]:
+    """Names of launches whose run directory does not exist (yet)."""
+    folder = Path(runs_dir) / LAUNCH_DIR
+    names = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    return [n for n in names if not run_path(runs_dir, n).exists()]
+
+
+def open_named_run(runs_dir: str | Path, name: str) -> Run:
+    """The run ``name`` under ``runs_dir``; the name cannot point outside it."""
+    check_run_name(name)
+    return open_run(run_path(runs_dir, name))

@@ -1,0 +1,61 @@
+"""One summary row per run: what ``explorer runs`` prints and the dashboard's Runs table shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from explorer.errors import UserError
+from explorer.runs import Run, list_runs
+
+
+@dataclass
+class RunSummary:
+    """A run at a glance; fields a damaged run lacks are None and ``state`` says ``corrupt``."""
+
+    name: str
+    state: str
+    dataset: str | None = None
+    backbone: str | None = None
+    loss: str | None = None
+    mu: float | None = None
+    epoch: int = 0
+    total_epochs: int | None = None
+    progress: float | None = None
+    linear: float | None = None  # probe accuracy of the final checkpoint, in [0, 1]
+    knn: float | None = None
+    error: str | None = None
+
+    @property
+    def epochs_text(self) -> str:
+        return f"{self.epoch}/{self.total_epochs if self.total_epochs is not None else '?'}"
+
+
+def summarize(run: Run) -> RunSummary:
+    """Read a run's config, status and probe without ever raising for a damaged run."""
+    status = run.status()
+    summary = RunSummary(name=run.name, state=str(status.get("state", "?")),
+                         epoch=int(status.get("epoch", 0) or 0), progress=status.get("progress"),
+                         error=status.get("last_error"))
+    try:
+        config = run.config()
+    except (UserError, OSError) as err:
+        summary.state, summary.error = "corrupt", str(err)
+        return summary
+    summary.dataset, summary.backbone, summary.loss = config.dataset, config.backbone, config.loss
+    summary.mu = config.mu if config.loss == "spectral" else None
+    summary.total_epochs = config.epochs
+    try:
+        probe = run.probe()
+    except (UserError, OSError):
+        probe = None
+    trained: dict[str, Any] = (probe or {}).get("methods", {}).get("trained", {})
+    if trained:
+        summary.linear = trained.get("linear", {}).get("accuracy")
+        summary.knn = trained.get("knn", {}).get("accuracy")
+    return summary
+
+
+def summaries(runs_dir: str | Path) -> list[RunSummary]:
+    return [summarize(run) for run in list_runs(runs_dir)]

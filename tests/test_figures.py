@@ -1,0 +1,120 @@
+"""The dashboard's figures and image helpers, checked against NumPy and scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+from explorer.config import build_config
+from explorer.figures import (
+    NEAR_ONE,
+    confusion_figure,
+    embedding_figure,
+    image_grid,
+    per_class_figure,
+    spectrum_figure,
+    spectrum_metrics_figure,
+    training_curves,
+)
+from explorer.gallery import class_mix, nearest_neighbours, positive_pairs
+
+
+def test_training_curves_overlay_every_run_and_part() -> None:
+    steps = [{"kind": "step", "epoch": e / 2, "loss": -1.0 - e, "positive": -2.0, "negative": 1.0,
+              "lr": 0.1, "images_per_s": 100.0} for e in range(4)]
+    epochs = [{"kind": "epoch", "epoch": 1, "loss": -1.5, "knn_accuracy": 0.5}]
+    simclr = [{"kind": "step", "epoch": 0.5, "loss": 5.0, "lr": 0.1, "images_per_s": 90.0}]
+    fig = training_curves({"spec": steps + epochs, "simclr": simclr})
+    names = [t.name for t in fig.data]
+    assert names.count("spec") == 4  # loss, kNN, lr, images/s
+    assert "spec positive" in names and "spec negative" in names
+    assert "simclr positive" not in names  # SimCLR logs no parts
+    loss = next(t for t in fig.data if t.name == "spec" and t.line.dash == "solid")
+    assert list(loss.y) == [r["loss"] for r in steps]
+
+
+def _artifact(graph: np.ndarray) -> dict:
+    eigs = np.sort(np.random.default_rng(0).random(16))[::-1]
+    return {"epoch": 3, "arrays": {"projector_eigs_mean": eigs, "projector_eigs_std": eigs / 10,
+                                   "backbone_eigs_mean": eigs * 4, "graph_c_eigs": graph}}
+
+
+def test_spectrum_marks_the_eigenvalues_near_one() -> None:
+    graph = np.array([1.0, 0.97, 0.95, 0.5, 0.1, 0.01])
+    fig = spectrum_figure(_artifact(graph), exact=np.array([1.0, 1.0, 0.25]))
+    assert fig.layout.yaxis.type == "log"
+    starred = next(t for t in fig.data if t.name.startswith("estimate ≥"))
+    assert list(starred.y) == [v for v in graph if v >= NEAR_ONE]
+    assert list(starred.x) == [1, 2, 3]
+    backbone = next(t for t in fig.data if "backbone" in t.name)
+    assert backbone.y[0] == pytest.approx(1.0)  # scaled by its largest eigenvalue
+    assert any(t.name.startswith("exact") for t in fig.data)
+
+
+def test_spectrum_metrics_follow_the_epochs() -> None:
+    artifacts = {e: {"metrics": {"projector": {"rankme": float(e), "alpha": 1.0},
+                                 "graph": {"optimum_gap": 1 / e}}} for e in (5, 1, 3)}
+    fig = spectrum_metrics_figure(artifacts)
+    rankme = next(t for t in fig.data if t.name == "projector")
+    assert list(rankme.x) == [1, 3, 5] and list(rankme.y) == [1.0, 3.0, 5.0]
+
+
+def test_embedding_points_map_back_to_their_rows() -> None:
+    rng = np.random.default_rng(1)
+    layout, labels = rng.normal(size=(50, 2)), rng.integers(0, 3, 50)
+    indices = np.arange(100, 150)
+    fig = embedding_figure(layout, labels, ["a", "b", "c"], indices)
+    assert all(t.type == "scattergl" for t in fig.data)
+    for trace in fig.data:
+        for (row, index), x in zip(trace.customdata, trace.x, strict=True):
+            assert layout[row, 0] == x and indices[row] == index
+            assert ["a", "b", "c"][labels[row]] == trace.name
+
+
+def test_confusion_is_row_normalised() -> None:
+    counts = [[8, 2], [1, 3]]
+    fig = confusion_figure(counts, ["x", "y"])
+    np.testing.assert_allclose(fig.data[0].z, [[0.8, 0.2], [0.25, 0.75]])
+    bars = per_class_figure(["x", "y"], {"linear": [0.5, 1.0]})
+    assert list(bars.data[0].y) == [50.0, 100.0]
+
+
+def test_image_grid_places_each_image() -> None:
+    images = np.random.default_rng(2).integers(0, 256, (5, 3, 4, 6), dtype=np.uint8)
+    grid = image_grid(images, columns=2, pad=1)
+    assert grid.shape == (3 * 5, 2 * 7, 3)
+    for i in range(5):
+        r, c = divmod(i, 2)
+        np.testing.assert_array_equal(grid[r * 5 : r * 5 + 4, c * 7 : c * 7 + 6],
+                                      images[i].transpose(1, 2, 0))
+    grey = image_grid(images[:, :1], columns=5)
+    assert (grey[..., 0] == grey[..., 2]).all()
+
+
+def test_nearest_neighbours_match_scikit_learn() -> None:
+    features = np.random.default_rng(3).normal(size=(200, 16))
+    ours = nearest_neighbours(features, 7, k=10)
+    reference = NearestNeighbors(n_neighbors=11, metric="cosine").fit(features)
+    theirs = reference.kneighbors(features[7:8], return_distance=False)[0]
+    assert list(ours) == [i for i in theirs if i != 7][:10]
+
+
+def test_class_mix_counts() -> None:
+    mix = class_mix(np.array([2, 0, 2, 2, 0]), ["a", "b", "c"])
+    assert mix == {"c": 3, "a": 2}
+
+
+def test_positive_pairs_are_seeded_displayable_views() -> None:
+    config = build_config("shapes-demo")
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    state = torch.get_rng_state()
+    originals, view1, view2 = positive_pairs(config, images, seed=4)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's stream is untouched
+    assert originals.shape == view1.shape == view2.shape == (6, 3, 32, 32)
+    assert view1.dtype == np.uint8
+    again = positive_pairs(config, images, seed=4)
+    np.testing.assert_array_equal(view1, again[1])
+    assert not np.array_equal(view1, view2)
+    np.testing.assert_allclose(originals.astype(int), images.numpy().astype(int), atol=1)

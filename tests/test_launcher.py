@@ -1,0 +1,132 @@
+"""Launching, stopping and resuming detached trainers, run summaries and the demo runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from explorer.config import parse_overrides
+from explorer.demo import install_demo_runs
+from explorer.errors import UserError
+from explorer.launcher import (
+    launch_log,
+    launch_state,
+    launch_training,
+    open_named_run,
+    pending_launches,
+    resume_training,
+    stop_training,
+    validate_launch,
+)
+from explorer.overview import summarize
+from explorer.runs import Run, create_run, list_runs
+from tests.conftest import TINY, explorer
+
+TINY_VALUES = parse_overrides([o for o in TINY if not o.startswith("log_every")])
+
+
+def wait_for(predicate, timeout: float = 120, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def state_of(runs_dir: Path, name: str) -> str | None:
+    path = runs_dir / name  # created a moment before its files: read the status file alone
+    return Run(path).status().get("state") if (path / "status.json").exists() else None
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs", ".hidden", "a/b", "x\n", ""])
+def test_names_cannot_leave_the_runs_directory(tmp_path: Path, name: str) -> None:
+    with pytest.raises(UserError, match="not allowed"):
+        validate_launch(tmp_path, name, "shapes-demo", {})
+    with pytest.raises(UserError, match="not allowed"):
+        open_named_run(tmp_path, name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_values_get_the_command_lines_message(tmp_path: Path) -> None:
+    cli = explorer("train", "--preset", "shapes-demo", "epochs=abc", cwd=tmp_path)
+    assert cli.returncode == 2
+    with pytest.raises(UserError) as err:
+        validate_launch(tmp_path, "ok", "shapes-demo", {"epochs": "abc"})
+    # The same check runs for both; only the place it names differs.
+    from_cli = cli.stderr.strip().removeprefix("error: ")
+    assert from_cli.replace("the command line", "the overrides") == str(err.value)
+    with pytest.raises(UserError, match="batch_size"):
+        validate_launch(tmp_path, "ok", "shapes-demo", {"batch_size": "-3"})
+    assert not (tmp_path / "ok").exists()
+
+
+def test_launch_trains_detached_and_refuses_a_second_run_of_that_name(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    launched = launch_training(runs, "tiny", "shapes-demo", {**TINY_VALUES, "epochs": 2})
+    assert launch_state(runs, "tiny") in ("starting", None)
+    wait_for(lambda: state_of(runs, "tiny") == "finished", what="the run to finish")
+    run = open_named_run(runs, "tiny")
+    assert run.config().epochs == 2 and run.config().train_limit == 256
+    assert [e for e, _ in run.weight_checkpoints()] == [2]
+    assert launch_state(runs, "tiny") is None and pending_launches(runs) == []
+    # The trainer's own output is captured: the probe table follows the "finished" state.
+    wait_for(lambda: "probe of epoch 2" in launch_log(runs, "tiny"), 60, "the probe table")
+    assert launched.log_path.is_file()
+    with pytest.raises(UserError, match="already exists"):
+        launch_training(runs, "tiny", "shapes-demo", TINY_VALUES)
+
+
+def test_a_launch_that_cannot_start_says_why(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    launch_training(runs, "nodata", None, {"dataset": "cifar10", "data_root": str(tmp_path)})
+    wait_for(lambda: launch_state(runs, "nodata") == "failed to start", 60, "the failure")
+    assert "error:" in launch_log(runs, "nodata")
+    assert "Traceback" not in launch_log(runs, "nodata")
+
+
+def test_stop_then_resume_from_the_dashboard(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    launch_training(runs, "long", "shapes-demo", {**TINY_VALUES, "epochs": 200})
+    wait_for(lambda: state_of(runs, "long") == "running"
+             and open_named_run(runs, "long").status().get("step", 0) >= 2, what="training")
+    run = open_named_run(runs, "long")
+    stop_training(run)
+    wait_for(lambda: state_of(runs, "long") == "stopped", 60, "the stop")
+    stopped_at = run.status()["step"]
+    assert run.has_resume_state()
+    with pytest.raises(UserError, match="not running"):
+        stop_training(run)
+    resume_training(run)
+    wait_for(lambda: state_of(runs, "long") == "running"
+             and run.status().get("step", 0) > stopped_at, what="the resumed run")
+    stop_training(run)
+    wait_for(lambda: state_of(runs, "long") == "stopped", 60, "the second stop")
+    assert "resumed at epoch" in (run.path / "train.log").read_text()
+
+
+def test_summaries_survive_damaged_runs(tmp_path: Path) -> None:
+    from explorer.config import build_config
+
+    run = create_run(tmp_path, build_config("shapes-demo"), name="damaged")
+    (run.path / "config.json").write_text("{half")
+    summary = summarize(run)
+    assert summary.state == "corrupt" and "not valid JSON" in (summary.error or "")
+    (run.path / "status.json").write_text("")
+    assert summarize(run).state == "corrupt"
+
+
+def test_demo_runs_go_into_an_empty_runs_directory_only(tmp_path: Path) -> None:
+    from explorer.config import build_config
+
+    source = tmp_path / "demo"
+    create_run(source, build_config("shapes-demo"), name="demo-a")
+    assert install_demo_runs(tmp_path / "runs", source) == ["demo-a"]
+    assert [r.name for r in list_runs(tmp_path / "runs")] == ["demo-a"]
+    assert json.loads((tmp_path / "runs" / "demo-a" / "config.json").read_text())["config"]
+    mine = tmp_path / "mine"
+    create_run(mine, build_config("shapes-demo"), name="my-run")
+    assert install_demo_runs(mine, source) == []
