@@ -18,8 +18,8 @@ to a whole uint8 batch on its device, every sample with its own random parameter
   per image.
 
 Randomness comes only from torch's global generators (the device's for every per-sample
-parameter, the CPU's for the jitter order), so ``torch.manual_seed`` plus a saved RNG state
-reproduces the views exactly.
+parameter but the blur's sigma, the CPU's for that and the jitter order), so
+``torch.manual_seed`` plus a saved RNG state reproduces the views exactly.
 
 References:
     [0] HaoChen, Wei, Gaidon, Ma, "Provable Guarantees for Self-Supervised Deep Learning with
@@ -275,7 +275,9 @@ def adjust_hue(images: Tensor, shift: Tensor) -> Tensor:
     sextant = red * (g - b) + green * (b - r) + blue * (r - g)
     sextant.div_(chroma.clamp_min(1e-12)).add_(green * 2 + blue * 4)
     sextant.add_(6 * shift.view(-1, 1, 1))  # (B, H, W)
-    offsets = torch.tensor([5.0, 3.0, 1.0], device=images.device).view(1, 3, 1, 1)
+    # 5, 3, 1 made on the device: torch.tensor(..., device=cuda) would copy from the host and wait
+    # for every queued kernel (a host-device sync in each training step).
+    offsets = torch.arange(5.0, 0.0, -2.0, device=images.device).view(1, 3, 1, 1)
     k = sextant.unsqueeze(1) + offsets  # (B, 3, H, W)
     k.sub_(torch.floor(k / 6).mul_(6))  # mod 6 (torch.remainder is slower)
     weight = k.sub_(2).abs_().neg_().add_(2).clamp_(0, 1)  # clamp(min(k, 4 - k), 0, 1)
@@ -338,7 +340,9 @@ class TwoViewAugment(nn.Module):
             grey = rgb_to_grayscale(x).expand_as(x)
             x = torch.where(_bernoulli(n, recipe.grayscale_p, device), grey, x)
         if recipe.blurs_at(self.image_size):
-            sigma = _uniform(n, *recipe.blur_sigma, device).unsqueeze(1).expand(n, 2)  # (N, 2)
+            # Drawn on the CPU: kornia checks sigma > 0 on the host, which for a GPU tensor
+            # would wait for every queued kernel; a CPU tensor is copied over asynchronously.
+            sigma = _uniform(n, *recipe.blur_sigma, torch.device("cpu")).unsqueeze(1).expand(n, 2)
             blurred = gaussian_blur2d(x, blur_kernel_size(recipe.blur_sigma[1]), sigma)
             x = torch.where(_bernoulli(n, recipe.blur_p, device), blurred, x)
         return x

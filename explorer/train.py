@@ -355,7 +355,7 @@ class Trainer:
                 order = torch.randperm(
                     len(self.train_set),
                     generator=torch.Generator().manual_seed(config.seed * 100_003 + self.epoch),
-                ).to(self.device)
+                ).to(self.device, non_blocking=True)  # CUDA stages it: no wait for the GPU
                 while self.batch_in_epoch < self.steps_per_epoch:
                     if self._should_stop():
                         if window.steps:

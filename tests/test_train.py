@@ -15,7 +15,7 @@ import torch
 from explorer.config import build_config
 from explorer.models import ContrastiveModel
 from explorer.runs import Run, create_run, open_run
-from explorer.train import Trainer, learning_rate
+from explorer.train import LossWindow, Trainer, learning_rate
 from tests.conftest import TINY, explorer, popen_explorer
 
 
@@ -210,3 +210,27 @@ def test_compiled_training_with_inductor(workdir: Path) -> None:
     compiled, eager = open_run(workdir / "runs" / "compiled"), open_run(workdir / "runs" / "eager")
     assert compiled.status()["state"] == "finished"
     _check_compiled_run(compiled, eager, workdir)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (not run on the CPU)")
+@pytest.mark.parametrize("recipe", [[], ["augment=natural", "image_size=64"]])
+def test_training_step_never_waits_for_the_gpu(recipe: list[str]) -> None:
+    """Augmentation and the step queue work without a host-device sync (CUDA's sync debug mode
+    raises on one); the natural recipe at 64 px includes the blur."""
+    config = build_config(overrides=[*TINY, "device=cuda", *recipe])
+    trainer = Trainer(config, progress=False)
+    window = LossWindow(sums={})
+
+    def step() -> None:
+        index = torch.randint(len(trainer.images), (config.batch_size,), device=trainer.device)
+        trainer.train_step(*trainer.augment(trainer.images[index]), window)
+
+    step()  # the first step creates cuBLAS/cuDNN handles and may sync
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(window.sums["loss"]).item()
