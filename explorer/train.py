@@ -23,11 +23,11 @@ from tqdm import tqdm
 
 from explorer import distributed
 from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
+from explorer.builders import build_model, load_splits, resolve_device
 from explorer.config import Config
-from explorer.data import ImageDataset, default_image_size, load_dataset
+from explorer.data import ImageDataset, default_image_size
 from explorer.errors import UserError
 from explorer.losses import compute_loss
-from explorer.models import ContrastiveModel
 from explorer.probe import extract_features, knn_probe
 from explorer.runs import Run
 
@@ -46,21 +46,6 @@ class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; the run fails and keeps its last good checkpoint."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; asking for a missing device is a user error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("device=mps but Apple's MPS is not available; use device=auto or cpu")
-    return torch.device(name)
-
-
 def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
     """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
     if step < warmup_steps:
@@ -69,36 +54,12 @@ def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float
     return 0.5 * peak_lr * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def load_splits(config: Config) -> tuple[ImageDataset, ImageDataset]:
-    """The training and test sets a config names, at its image size and limits."""
-    common = dict(
-        data_root=config.data_root,
-        download=config.download,
-        image_size=config.image_size or None,
-        seed=config.seed,
-    )
-    train = load_dataset(config.dataset, "train", limit=config.train_limit or None, **common)
-    test = load_dataset(config.dataset, "test", limit=config.test_limit or None, **common)
-    return train, test
-
-
 def analysis_mode(config: Config, device: torch.device) -> str:
     """``off``, ``end`` or ``background``: ``auto`` analyses in the background on a GPU (the CPU
     would be shared with training) and at the end of the run elsewhere."""
     if config.analyze == "auto":
         return "background" if device.type == "cuda" else "end"
     return config.analyze
-
-
-def build_model(config: Config, in_channels: int) -> ContrastiveModel:
-    return ContrastiveModel(
-        config.backbone,
-        projector_hidden_dim=config.projector_hidden_dim,
-        projector_out_dim=config.projector_out_dim,
-        projector_layers=config.projector_layers,
-        predictor_hidden_dim=config.predictor_hidden_dim if config.loss == "simsiam" else None,
-        in_channels=in_channels,
-    )
 
 
 @dataclass
