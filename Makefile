@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint app bench notebooks clean
+.PHONY: setup test lint browser app screenshots demo-runs bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,30 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check explorer tests benchmarks notebooks
+	$(VENV)/bin/ruff check explorer tests benchmarks notebooks dashboard app.py
 
-test: setup lint
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here). Installed
+# when missing and apt-get is at hand; otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1) || \
+		echo "note: could not install chromium; the browser tests will be skipped"
+
+test: setup lint browser
 	$(PY) -m pytest -q
 
-# Until the dashboard lands: train the embedded default and print the probe table.
+# The dashboard on http://127.0.0.1:8501 (an empty runs/ receives the shipped demo runs).
 app: setup
-	$(VENV)/bin/explorer train --preset shapes-demo
+	$(VENV)/bin/streamlit run app.py
+
+# Screenshots of every page on the demo runs, into assets/ (for the README).
+screenshots: setup browser
+	$(PY) dashboard/screenshots.py assets
+
+# Rebuild demo/runs from the shapes-demo presets (about 10 minutes on 2 CPU cores).
+demo-runs: setup
+	bash demo/build_demo_runs.sh $(PY)
 
 bench: setup
 	$(PY) benchmarks/bench_augment.py

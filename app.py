@@ -20,8 +20,10 @@ st.set_page_config(page_title="Spectral contrastive explorer", page_icon="🌈",
 @st.cache_resource(show_spinner=False)
 def _first_start() -> list[str]:
     """Once per server: ship the demo runs into an empty runs directory, and warm the exact
-    shapes-graph spectrum (about 10 s of NumPy) off the page's path."""
-    threading.Thread(target=default_shapes_spectrum, daemon=True).start()
+    shapes-graph spectrum (a few seconds of NumPy) off the page's path, after the first page."""
+    warm = threading.Timer(5.0, default_shapes_spectrum)
+    warm.daemon = True
+    warm.start()
     return install_demo_runs(runs_dir())
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.common import analyses, dataset_splits, pick_run, run_config, show_analysis_errors
+from dashboard.hover import hover_html, sprite_rows, sprite_sheet
 from explorer.figures import embedding_figure, image_grid, per_class_figure
 from explorer.gallery import checkpoint_features, class_mix, nearest_neighbours
 
@@ -37,10 +38,25 @@ if not layouts:
     st.stop()
 projection = right.radio("Layout", layouts, horizontal=True)
 labels, indices = arrays["labels"], arrays["indices"]
+splits = dataset_splits(config)
+if splits is not None and len(indices) and indices.max() >= len(splits[1]):
+    st.error(f"The analysis of epoch {epoch} names test images beyond the {len(splits[1])} of "
+             f"this dataset; recompute it with: explorer analyze {run.path} --force")
+    st.stop()
 
+figure = embedding_figure(arrays[projection], labels, classes, indices,
+                          title=f"{run.name}, epoch {epoch}, {projection.upper()}")
+pointer = st.radio("Pointer", ["select points", "images on hover"], horizontal=True,
+                   help="select: click a point, or box/lasso a region (the toolbar), to see the "
+                        "images below; hover: each point shows its image (no selection)")
+if pointer == "images on hover":
+    if splits is not None:
+        sprite, columns = sprite_sheet(splits[1].images[indices].numpy())
+        st.iframe(hover_html(figure, sprite, columns, sprite_rows(len(indices), columns)),
+                  height=figure.layout.height + 20)
+    st.stop()
 event = st.plotly_chart(
-    embedding_figure(arrays[projection], labels, classes, indices,
-                     title=f"{run.name}, epoch {epoch}, {projection.upper()}"),
+    figure,
     key=f"embedding-{run.name}-{projection}",
     on_select="rerun",
     selection_mode=("points", "box", "lasso"),
@@ -58,7 +74,6 @@ def _features(run_path: str, epoch: int, config_json: str, indices_key: bytes) -
 
 
 def thumbnails(selected: np.ndarray, columns: int = 12) -> np.ndarray | None:
-    splits = dataset_splits(config)
     if splits is None:
         return None
     return image_grid(splits[1].images[indices[selected]].numpy(), columns)

@@ -20,6 +20,7 @@ from explorer.data import list_datasets
 from explorer.errors import UserError
 from explorer.figures import spectrum_figure, training_curves
 from explorer.launcher import (
+    forget_launch,
     launch_log,
     launch_state,
     launch_training,
@@ -106,6 +107,9 @@ def show_run(name: str) -> None:
     if pending == "failed to start":
         st.error(f"`{name}` failed to start:")
         st.code(launch_log(runs_dir(), name) or "(no output)")
+        if st.button("Dismiss", key=f"dismiss-{name}"):
+            forget_launch(runs_dir(), name)
+            st.rerun(scope="fragment")
         return
     try:
         run = open_named_run(runs_dir(), name)

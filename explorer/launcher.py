@@ -134,16 +134,24 @@ def launch_state(runs_dir: str | Path, name: str) -> str | None:
         record = json.loads(record_path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if run_path(runs_dir, name).exists():
+    if (run_path(runs_dir, name) / "status.json").exists():  # the trainer has taken over
         return None
     return "starting" if pid_alive(record.get("pid")) else "failed to start"
+
+
+def forget_launch(runs_dir: str | Path, name: str) -> None:
+    """Delete the record and log of a launch that failed to start (its run never existed)."""
+    if launch_state(runs_dir, name) != "failed to start":
+        raise UserError(f"launch '{name}' did not fail to start; nothing to dismiss")
+    for path in _launch_paths(Path(runs_dir), check_run_name(name)):
+        path.unlink(missing_ok=True)
 
 
 def pending_launches(runs_dir: str | Path) -> list[str]:
     """Names of launches whose run directory does not exist (yet)."""
     folder = Path(runs_dir) / LAUNCH_DIR
     names = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
-    return [n for n in names if not run_path(runs_dir, n).exists()]
+    return [n for n in names if not (run_path(runs_dir, n) / "status.json").exists()]
 
 
 def open_named_run(runs_dir: str | Path, name: str) -> Run:

@@ -55,7 +55,9 @@ def synthetic_run(runs_dir: Path, name: str, *, checkpoints: int = 20, points: i
                   "backbone_eigs_mean": eigs, "backbone_eigs_std": eigs / 10,
                   "cross_eigs_mean": eigs, "cross_eigs_std": eigs / 10, "graph_c_eigs": eigs,
                   "graph_c_plus_eigs": eigs ** 2, "pca": layout, "umap": layout[:, ::-1].copy(),
-                  "labels": labels.astype(np.int64), "indices": np.arange(points, dtype=np.int64)}
+                  "labels": labels.astype(np.int64),
+                  # indices into the 2,000-image shapes test split (repeated: synthetic points)
+                  "indices": np.arange(points, dtype=np.int64) % 2000}
         save_analysis(run, epoch, record, arrays)
     run.save_probe({"epoch": checkpoints, "classes": CLASSES, "n_train": points, "n_test": points,
                     "methods": {key: {"linear": _probe(rng), "knn": _probe(rng)}

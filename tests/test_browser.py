@@ -4,7 +4,7 @@
 Every page loads without an exception on a run of 20 checkpoints × 5,000 points (the time each
 takes to render is printed, not asserted: machines are noisy); a run launched from the Train page
 shows its progress and first checkpoint, and Stop stops it with a checkpoint. Set
-``EXPLORER_SCREENSHOTS=DIR`` to save a screenshot of each page there (``make screenshots``).
+``EXPLORER_SCREENSHOTS=DIR`` to save a screenshot of each page there.
 """
 
 from __future__ import annotations
@@ -12,18 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dashboard.serve import CHROMIUM_ARGS, PAGES, READY, open_page, start_server, stop_server
 from explorer.runs import Run, list_runs
-from tests.conftest import ROOT
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
 CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
@@ -37,25 +32,6 @@ pytestmark = [
 ]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
-# URL path -> the page's title; the default page (Runs) lives at the root.
-PAGES = {"": "Runs", "train": "Train", "embeddings": "Embeddings", "spectrum": "Spectrum",
-         "probe": "Probe", "augmentations": "Augmentations"}
-READY = """() => !document.querySelector('[data-testid="stStatusWidget"]')
-    && !document.querySelector('[data-testid="stSpinner"]')
-    && !document.querySelector('[data-testid="stSkeleton"]')
-    && document.querySelectorAll('[data-testid="stPlotlyChart"]').length
-       === document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot').length"""
-
-# What each page draws once ready: a chart, a picture, a table, or the Train page's form.
-DRAWN = ('[data-testid="stPlotlyChart"], [data-testid="stImage"], [data-testid="stDataFrame"], '
-         'button:has-text("Launch"), [data-testid="stAlert"]')
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -67,32 +43,9 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(runs_dir: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "EXPLORER_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-         str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"streamlit did not start:\n{process.stdout.read()}")
-        time.sleep(0.5)
+    process, url = start_server(runs_dir)
     yield url
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_server(process)
     for run in list_runs(runs_dir):  # a trainer the tests left behind lives in its own session
         pid = run.status().get("pid")
         if run.status().get("state") == "running" and pid:
@@ -104,62 +57,51 @@ def browser() -> Iterator[object]:
     with playwright_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
+            args=CHROMIUM_ARGS,
         )
         yield chromium
         chromium.close()
-
-
-def _open(page, url: str, path: str) -> float:
-    """Load a page and wait until it is drawn; returns the seconds it took."""
-    started = time.perf_counter()
-    page.goto(f"{url}/{path}")
-    page.locator("h1", has_text=PAGES[path]).first.wait_for(timeout=60_000)
-    page.locator(DRAWN).first.wait_for(timeout=60_000)
-    page.wait_for_function(READY, timeout=60_000)
-    return time.perf_counter() - started
 
 
 def _exceptions(page) -> list[str]:
     return [e.inner_text()[:500] for e in page.query_selector_all('[data-testid="stException"]')]
 
 
-def test_every_page_loads_without_an_exception(server: str, browser) -> None:
+def test_every_page_loads_without_an_exception(server: str, browser, capsys) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    _open(page, server, "")  # the first visit pays the server's imports: not counted
+    first = open_page(page, server, "")  # the first visit pays the server's imports
     shots = os.environ.get("EXPLORER_SCREENSHOTS")
-    timings = {}
+    timings = {"first visit (Runs)": first}
     for path, title in PAGES.items():
-        timings[title] = _open(page, server, path)
+        timings[title] = open_page(page, server, path)
         assert _exceptions(page) == [], f"{title} raised"
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(Path(shots) / f"{title.lower()}.png"), full_page=True)
-    print("\nrender time per page (20 checkpoints x 5,000 points): " +
-          ", ".join(f"{t} {s:.2f} s" for t, s in timings.items()))
+    with capsys.disabled():  # shown in every run, not only on failure
+        print("\nrender time per page (20 checkpoints x 5,000 points): "
+              + ", ".join(f"{t} {s:.2f} s" for t, s in timings.items()))
     page.close()
 
 
 def test_damaged_and_deleted_runs_do_not_break_pages(server: str, browser,
                                                      runs_dir: Path) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    _open(page, server, "")
+    open_page(page, server, "")
     assert page.get_by_text("half-written is corrupt").count() == 1
     doomed = runs_dir / "doomed"
     shutil.copytree(runs_dir / "synthetic-20x5000", doomed)
-    _open(page, server, "probe")
+    open_page(page, server, "probe")
     shutil.rmtree(doomed)
     for path in PAGES:
-        _open(page, server, path)
+        open_page(page, server, path)
         assert _exceptions(page) == [], f"/{path} raised after a run was deleted"
     page.close()
 
 
 def test_launch_watch_and_stop_a_run(server: str, browser, runs_dir: Path) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    _open(page, server, "train")
+    open_page(page, server, "train")
     name = "browser-launched"
     box = page.get_by_role("textbox", name="Run name")
     box.fill(name)
@@ -187,4 +129,30 @@ def test_launch_watch_and_stop_a_run(server: str, browser, runs_dir: Path) -> No
     assert run.status()["state"] == "stopped" and run.has_resume_state()
     assert run.config().epochs == 200 and run.config().train_limit == 512
     assert _exceptions(page) == []
+    page.close()
+
+
+def test_hovering_a_point_shows_its_image(server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    open_page(page, server, "embeddings")
+    page.get_by_text("images on hover").click()
+    frame = page.frame_locator("iframe").first
+    plot = frame.locator(".nsewdrag").first
+    plot.wait_for(timeout=60_000)
+    box = plot.bounding_box()
+    tip = frame.locator("#tip")
+    for fx in (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8):
+        for fy in (0.5, 0.4, 0.6, 0.3, 0.7):
+            page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+            page.wait_for_timeout(150)
+            if tip.is_visible():
+                break
+        if tip.is_visible():
+            break
+    assert tip.is_visible(), "no point showed its image on hover"
+    label = frame.locator("#label").inner_text()
+    shape, _, index = label.partition(" · test image ")
+    assert shape in {"circle", "square", "triangle", "cross", "ring", "star"} and index.isdigit()
+    image = frame.locator("#thumb").evaluate("e => getComputedStyle(e).backgroundImage")
+    assert "/app/static/sprites/" in image
     page.close()

@@ -12,6 +12,7 @@ from explorer.config import parse_overrides
 from explorer.demo import install_demo_runs
 from explorer.errors import UserError
 from explorer.launcher import (
+    forget_launch,
     launch_log,
     launch_state,
     launch_training,
@@ -86,6 +87,9 @@ def test_a_launch_that_cannot_start_says_why(tmp_path: Path) -> None:
     wait_for(lambda: launch_state(runs, "nodata") == "failed to start", 60, "the failure")
     assert "error:" in launch_log(runs, "nodata")
     assert "Traceback" not in launch_log(runs, "nodata")
+    assert pending_launches(runs) == ["nodata"]
+    forget_launch(runs, "nodata")
+    assert pending_launches(runs) == [] and launch_state(runs, "nodata") is None
 
 
 def test_stop_then_resume_from_the_dashboard(tmp_path: Path) -> None:

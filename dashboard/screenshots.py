@@ -1,0 +1,50 @@
+"""Screenshots of every dashboard page on the shipped demo runs: ``make screenshots`` (into
+assets/, for the README). Usage: python dashboard/screenshots.py OUT_DIR"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from dashboard.serve import CHROMIUM_ARGS, PAGES, open_page, start_server, stop_server  # noqa: E402
+from explorer.demo import DEMO_RUNS  # noqa: E402
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = Path(tmp) / "runs"
+        shutil.copytree(DEMO_RUNS, runs)
+        process, url = start_server(runs)
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                     args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                for path, title in PAGES.items():
+                    open_page(page, url, path)
+                    if path == "embeddings":  # a box selection: its images and class mix
+                        box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+                        page.locator(".modebar-btn[data-val='select']").first.click()
+                        x, y = box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1
+                        page.mouse.move(x, y)
+                        page.mouse.down()
+                        page.mouse.move(x + box["width"] * 0.3, y + box["height"] * 0.35, steps=8)
+                        page.mouse.up()
+                        page.wait_for_timeout(500)
+                        page.wait_for_timeout(3000)
+                    page.screenshot(path=str(out / f"{title.lower()}.png"), full_page=True)
+                    print(f"saved {out / f'{title.lower()}.png'}")
+                browser.close()
+        finally:
+            stop_server(process)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "assets"))

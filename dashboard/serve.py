@@ -1,0 +1,80 @@
+"""Start the dashboard on a free localhost port and drive it in Chromium: shared by the browser
+tests and the screenshot script. Playwright is imported by the callers, not here."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# URL path -> the page's title; the default page (Runs) lives at the root.
+PAGES = {"": "Runs", "train": "Train", "embeddings": "Embeddings", "spectrum": "Spectrum",
+         "probe": "Probe", "augmentations": "Augmentations"}
+# A page is drawn when the script is done, no spinner or skeleton is left, and every Plotly
+# chart holds its plot.
+READY = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+    && !document.querySelector('[data-testid="stSpinner"]')
+    && !document.querySelector('[data-testid="stSkeleton"]')
+    && document.querySelectorAll('[data-testid="stPlotlyChart"]').length
+       === document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot').length"""
+# What each page draws once ready: a chart, a picture, a table, a message or the Train form.
+DRAWN = ('[data-testid="stPlotlyChart"], [data-testid="stImage"], [data-testid="stDataFrame"], '
+         'button:has-text("Launch"), [data-testid="stAlert"]')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(runs_dir: Path, timeout: float = 90) -> tuple[subprocess.Popen[str], str]:
+    """``streamlit run app.py`` on a free port of 127.0.0.1, showing ``runs_dir``."""
+    port = free_port()
+    env = {**os.environ, "EXPLORER_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+         str(port), "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return process, url
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"streamlit did not start:\n{output}")
+        time.sleep(0.5)
+
+
+def stop_server(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def open_page(page: Any, url: str, path: str, timeout_ms: int = 60_000) -> float:
+    """Load ``url/path`` in a Playwright page and wait until it is drawn; returns the seconds."""
+    started = time.perf_counter()
+    page.goto(f"{url}/{path}")
+    page.locator("h1", has_text=PAGES[path]).first.wait_for(timeout=timeout_ms)
+    page.locator(DRAWN).first.wait_for(timeout=timeout_ms)
+    page.wait_for_function(READY, timeout=timeout_ms)
+    return time.perf_counter() - started

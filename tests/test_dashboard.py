@@ -1,0 +1,230 @@
+"""Each dashboard page's logic through Streamlit's AppTest (the page scripts, run in-process),
+on real runs: one trained and analysed by the package, one synthetic, one half-written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer.errors import UserError
+from explorer.launcher import stop_training, validate_launch
+from explorer.runs import Run
+from tests.conftest import ROOT, TINY, explorer
+from tests.dashboard_runs import corrupt_run, synthetic_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    runs = tmp_path_factory.mktemp("dashboard") / "runs"
+    explorer("train", *TINY, "epochs=2", "checkpoint_every=1", "--name", "trained",
+             "--runs-dir", str(runs), cwd=runs.parent, check=True)
+    explorer("analyze", str(runs / "trained"), "--projection", "pca", "--no-progress",
+             cwd=runs.parent, check=True)
+    synthetic_run(runs, "synthetic", checkpoints=3, points=300)
+    corrupt_run(runs, "half-written")
+    return runs
+
+
+@pytest.fixture
+def page(runs_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs_dir))
+
+    def load(name: str, run: str | None = None) -> AppTest:
+        app = AppTest.from_file(str(ROOT / "dashboard" / f"{name}_page.py"), default_timeout=120)
+        if run is not None:
+            app.session_state["selected_run"] = run
+        app.run()
+        assert not app.exception, [e.message for e in app.exception]
+        return app
+
+    return load
+
+
+def charts(app: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def trace_names(app: AppTest) -> list[str]:
+    return [trace.get("name", "") for chart in charts(app) for trace in chart["data"]]
+
+
+def test_runs_page_lists_every_run_and_flags_the_damaged_one(page) -> None:
+    app = page("runs")
+    table = app.dataframe[0].value
+    states = dict(zip(table["name"], table["state"], strict=True))
+    assert states == {"half-written": "corrupt", "synthetic": "finished", "trained": "finished"}
+    assert any("half-written" in w.value and "corrupt" in w.value for w in app.warning)
+    assert "trained" in trace_names(app) or "synthetic" in trace_names(app)
+
+
+def test_runs_table_shows_the_probe_accuracy(page, runs_dir: Path) -> None:
+    app = page("runs")
+    table = app.dataframe[0].value.set_index("name")
+    probe = json.loads((runs_dir / "trained" / "probe.json").read_text())
+    expected = round(100 * probe["methods"]["trained"]["linear"]["accuracy"], 1)
+    assert table.loc["trained", "linear %"] == pytest.approx(expected)
+    assert table.loc["trained", "epochs"] == "2/2"
+
+
+def test_train_form_reports_the_command_lines_errors(page, runs_dir: Path) -> None:
+    app = page("train")
+    app.text_input(key="field-shapes-demo-epochs").set_value("abc")
+    app.button[0].click().run()
+    with pytest.raises(UserError) as expected:
+        validate_launch(runs_dir, "x", "shapes-demo", {"epochs": "abc"})
+    assert [e.value for e in app.error] == [str(expected.value)]
+    app.text_input(key="field-shapes-demo-epochs").set_value("3")
+    app.text_input(key="run-name").set_value("../outside").run()
+    app.button[0].click().run()
+    assert "not allowed" in app.error[0].value
+    assert not (runs_dir.parent / "outside").exists()
+
+
+def test_train_page_launches_stops_and_resumes(page, runs_dir: Path) -> None:
+    app = page("train")
+    values = dict(item.split("=") for item in TINY)
+    values.update(epochs="300", checkpoint_every="1")
+    for key, value in values.items():  # text boxes and select boxes alike take the text
+        app.get_by_key(f"field-shapes-demo-{key}").set_value(value)
+    app.text_input(key="run-name").set_value("from-the-form")
+    app.button[0].click().run()
+    assert app.success and "from-the-form" in app.success[0].value
+    run = Run(runs_dir / "from-the-form")
+    try:
+        _watch_stop_resume(page, run)
+    finally:  # never leave a trainer behind, whatever failed
+        if (run.path / "status.json").exists() and run.status().get("state") == "running":
+            run.request_stop()
+
+
+def _watch_stop_resume(page, run: Run) -> None:
+    deadline = time.monotonic() + 120
+    while not ((run.path / "status.json").exists() and run.status().get("state") == "running"
+               and run.weight_checkpoints()):
+        assert time.monotonic() < deadline, "the launched run never checkpointed"
+        time.sleep(0.5)
+    assert run.config().train_limit == 256 and run.config().epochs == 300
+    app = page("train", run="from-the-form")
+    assert any("from-the-form**: running" in p.proto.text for p in app.get("progress"))
+    stop = next(b for b in app.button if b.label == "Stop")
+    stop.click().run()
+    while run.status().get("state") != "stopped":
+        assert time.monotonic() < deadline + 60, "Stop did not stop the run"
+        time.sleep(0.5)
+    app = page("train", run="from-the-form")
+    resume = next(b for b in app.button if b.label == "Resume")
+    resume.click().run()
+    step = run.status()["step"]
+    while not (run.status().get("state") == "running" and run.status()["step"] > step):
+        assert time.monotonic() < deadline + 120, "Resume did not continue the run"
+        time.sleep(0.5)
+    stop_training(run)
+    while run.status().get("state") != "stopped":
+        assert time.monotonic() < deadline + 180, "the second stop did not stop the run"
+        time.sleep(0.5)
+
+
+def test_embeddings_page_moves_through_checkpoints(page) -> None:
+    app = page("embeddings", run="trained")
+    assert list(app.select_slider[0].options) == ["1", "2"]
+    assert list(app.radio[0].options) == ["pca"]  # the analysis computed PCA only
+    first = charts(app)[0]["data"]
+    app.select_slider[0].set_value(1).run()
+    assert not app.exception
+    assert charts(app)[0]["data"] != first  # another checkpoint, another layout
+    assert all(trace["type"] == "scattergl" for trace in first)
+
+
+def test_spectrum_page_overlays_the_exact_shapes_graph(page) -> None:
+    app = page("spectrum", run="trained")
+    names = trace_names(app)
+    assert any(n.startswith("exact graph") for n in names)
+    assert "RankMe" in json.dumps(charts(app)[1]["layout"])
+    app.toggle[0].set_value(False).run()
+    assert not any(n.startswith("exact graph") for n in trace_names(app))
+
+
+def test_probe_page_shows_the_runs_results_and_baselines(page, runs_dir: Path) -> None:
+    app = page("probe", run="trained")
+    probe = json.loads((runs_dir / "trained" / "probe.json").read_text())
+    table = app.dataframe[0].value.set_index("features")
+    for key, label in (("trained", "trained backbone"), ("raw_pixels", "raw pixels")):
+        assert table.loc[label, "kNN %"] == pytest.approx(
+            round(100 * probe["methods"][key]["knn"]["accuracy"], 1))
+    bars = charts(app)[0]["data"]
+    linear = next(t for t in bars if t["name"] == "trained backbone linear")
+    per_class = probe["methods"]["trained"]["linear"]["per_class_accuracy"]
+    assert linear["y"] == pytest.approx([100 * v for v in per_class])
+    heat = charts(app)[1]["data"][0]
+    assert heat["type"] == "heatmap"
+
+
+def test_probe_page_falls_back_on_the_analysis(page, runs_dir: Path) -> None:
+    (runs_dir / "trained" / "probe.json").rename(runs_dir / "probe.json.bak")
+    try:
+        app = page("probe", run="trained")
+        assert any("from the analysis of epoch 2" in m.value for m in app.markdown)
+    finally:
+        (runs_dir / "probe.json.bak").rename(runs_dir / "trained" / "probe.json")
+
+
+def test_augmentations_page_draws_positive_pairs(page) -> None:
+    app = page("augmentations", run="trained")
+    assert len(app.get("image")) == 1
+    app.button[0].click().run()  # draw again
+    assert not app.exception
+
+
+def test_a_deleted_run_is_handled_on_every_page(page, runs_dir: Path) -> None:
+    shutil.copytree(runs_dir / "synthetic", runs_dir / "doomed")
+    for name in ("runs", "train", "embeddings", "spectrum", "probe", "augmentations"):
+        app = page(name, run="doomed")
+        shutil.rmtree(runs_dir / "doomed", ignore_errors=True)
+        app.run()
+        assert not app.exception, (name, [e.message for e in app.exception])
+        shutil.copytree(runs_dir / "synthetic", runs_dir / "doomed")
+    shutil.rmtree(runs_dir / "doomed")
+
+
+def test_the_app_ships_the_demo_runs_into_an_empty_runs_directory(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path / "runs"))
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.run()
+    assert not app.exception
+    shipped = sorted(p.name for p in (ROOT / "demo" / "runs").iterdir())
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == shipped
+    assert app.title[0].value == "Runs"
+
+
+def test_hover_mode_serves_a_sprite_of_the_points_images(page, runs_dir: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from dashboard.hover import STATIC
+    from explorer.artifacts import load_analysis
+    from explorer.train import load_splits
+
+    app = page("embeddings", run="trained")
+    pointer = next(r for r in app.radio if "images on hover" in r.options)
+    pointer.set_value("images on hover").run()
+    assert not app.exception
+    html = app.get("iframe")[0].proto.srcdoc
+    sprite_url = html.split("background-image:url('")[1].split("'")[0]
+    sprite = np.asarray(Image.open(STATIC / sprite_url.removeprefix("/app/static/")))
+    run = Run(runs_dir / "trained")
+    artifact = load_analysis(run, 2)
+    test = load_splits(run.config())[1]
+    columns = int(html.split("% ")[1].split(")")[0])
+    for row in (0, 7, len(artifact["arrays"]["indices"]) - 1):  # the tile of row r is image r
+        r, c = divmod(row, columns)
+        tile = sprite[r * 32 : (r + 1) * 32, c * 32 : (c + 1) * 32]
+        expected = test.images[artifact["arrays"]["indices"][row]].numpy().transpose(1, 2, 0)
+        np.testing.assert_array_equal(tile, expected)
