@@ -46,4 +46,8 @@ st.sidebar.caption(
     "(HaoChen, Wei, Gaidon, Ma, NeurIPS 2021): the loss learns the top eigenvectors of the "
     "augmentation graph."
 )
+if st.get_option("server.address") not in ("127.0.0.1", "localhost", "::1"):
+    st.sidebar.warning("This server listens beyond this machine: anyone who reaches it can launch "
+                       "training. Start it from the repository root (its .streamlit/config.toml "
+                       "binds 127.0.0.1) or pass --server.address 127.0.0.1.")
 page.run()

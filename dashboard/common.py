@@ -94,8 +94,8 @@ def show_analysis_errors(errors: dict[int, str]) -> None:
 def _cached_splits(config_json: str) -> tuple[ImageDataset, ImageDataset]:
     import json
 
+    from explorer.builders import load_splits
     from explorer.config import config_from_dict
-    from explorer.train import load_splits
 
     return load_splits(config_from_dict(json.loads(config_json), "the dashboard"))
 

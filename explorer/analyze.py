@@ -270,7 +270,7 @@ def analyze_run(
     """
     from tqdm import tqdm
 
-    from explorer.train import load_splits, resolve_device
+    from explorer.builders import load_splits, resolve_device
 
     config = run.config()
     if projections is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from explorer.builders import build_model, load_splits, resolve_device
 from explorer.config import Config
 from explorer.data import ImageDataset
 from explorer.errors import UserError
@@ -24,7 +25,6 @@ from explorer.probe import (
     linear_probe_augmented,
 )
 from explorer.runs import Run
-from explorer.train import build_model, load_splits, resolve_device
 
 BASELINES = ("raw_pixels", "random_init")
 LABELS = {"trained": "trained backbone", "raw_pixels": "raw pixels", "random_init": "random init"}

@@ -210,7 +210,7 @@ def test_hover_mode_serves_a_sprite_of_the_points_images(page, runs_dir: Path) -
 
     from dashboard.hover import STATIC
     from explorer.artifacts import load_analysis
-    from explorer.train import load_splits
+    from explorer.builders import load_splits
 
     app = page("embeddings", run="trained")
     pointer = next(r for r in app.radio if "images on hover" in r.options)
