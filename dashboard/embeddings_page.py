@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard.common import analyses, dataset_splits, pick_run, run_config, show_analysis_errors
 from dashboard.hover import hover_html, sprite_rows, sprite_sheet
-from explorer.figures import embedding_figure, image_grid, per_class_figure
+from explorer.figures import embedding_figure, embedding_traces, image_grid, per_class_figure
 from explorer.gallery import checkpoint_features, class_mix, nearest_neighbours
 
 st.title("Embeddings")
@@ -61,7 +61,9 @@ event = st.plotly_chart(
     on_select="rerun",
     selection_mode=("points", "box", "lasso"),
 )
-rows = sorted({int(p["customdata"][0]) for p in event.selection.points if "customdata" in p})
+traces = embedding_traces(labels, len(classes))
+rows = sorted({int(traces[p["curve_number"]][1][p["point_index"]])
+               for p in event.selection.points if p.get("curve_number", -1) < len(traces)})
 
 
 @st.cache_data(max_entries=4, show_spinner="Computing the checkpoint's features…")
@@ -101,8 +103,8 @@ if len(rows) == 1:
 elif rows:
     st.subheader(f"{len(rows)} selected images")
     mix = class_mix(labels[rows], classes)
-    st.plotly_chart(per_class_figure(list(mix), {"share of the selection": [
-        count / len(rows) for count in mix.values()]}), key="mix")
+    shares = {"share of the selection": [count / len(rows) for count in mix.values()]}
+    st.plotly_chart(per_class_figure(list(mix), shares, "share of the selection (%)"), key="mix")
     shown = np.array(rows[:96])
     grid = thumbnails(shown, 16)
     if grid is not None:

@@ -12,7 +12,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from dashboard.serve import CHROMIUM_ARGS, PAGES, open_page, start_server, stop_server  # noqa: E402
+from dashboard.serve import (  # noqa: E402
+    CHROMIUM_ARGS,
+    PAGES,
+    READY,
+    box_select,
+    open_page,
+    start_server,
+    stop_server,
+)
 from explorer.demo import DEMO_RUNS  # noqa: E402
 
 
@@ -26,19 +34,14 @@ def main(out: Path) -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                                      args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                page = browser.new_page(viewport={"width": 1400, "height": 2000})
                 for path, title in PAGES.items():
                     open_page(page, url, path)
                     if path == "embeddings":  # a box selection: its images and class mix
-                        box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-                        page.locator(".modebar-btn[data-val='select']").first.click()
-                        x, y = box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1
-                        page.mouse.move(x, y)
-                        page.mouse.down()
-                        page.mouse.move(x + box["width"] * 0.3, y + box["height"] * 0.35, steps=8)
-                        page.mouse.up()
-                        page.wait_for_timeout(500)
-                        page.wait_for_timeout(3000)
+                        box_select(page, (0.02, 0.02), (0.5, 0.98))
+                        page.get_by_text("selected images").first.wait_for(timeout=60_000)
+                        page.locator('[data-testid="stImage"] img').first.wait_for(timeout=60_000)
+                        page.wait_for_function(READY)
                     page.screenshot(path=str(out / f"{title.lower()}.png"), full_page=True)
                     print(f"saved {out / f'{title.lower()}.png'}")
                 browser.close()

@@ -78,3 +78,15 @@ def open_page(page: Any, url: str, path: str, timeout_ms: int = 60_000) -> float
     page.locator(DRAWN).first.wait_for(timeout=timeout_ms)
     page.wait_for_function(READY, timeout=timeout_ms)
     return time.perf_counter() - started
+
+
+def box_select(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drag a box selection on the page's first Plotly chart, corners as fractions of its plot."""
+    area = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first.bounding_box()
+    page.locator("[data-testid='stPlotlyChart'] .modebar-btn[data-val='select']").first.click()
+    x0, y0 = area["x"] + area["width"] * start[0], area["y"] + area["height"] * start[1]
+    x1, y1 = area["x"] + area["width"] * end[0], area["y"] + area["height"] * end[1]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()

@@ -142,13 +142,11 @@ def show_run(name: str) -> None:
     if checkpoints:
         st.caption(f"checkpoints: epochs {', '.join(str(e) for e, _ in checkpoints)}")
     metrics = run.metrics()
-    curves, spectrum = st.columns(2)
     if metrics:
-        curves.plotly_chart(training_curves({name: metrics}), key=f"curves-{name}")
+        st.plotly_chart(training_curves({name: metrics}), key=f"curves-{name}")
     by_epoch, _ = analyses(run)
     if by_epoch:
-        latest = by_epoch[max(by_epoch)]
-        spectrum.plotly_chart(spectrum_figure(latest), key=f"spectrum-{name}")
+        st.plotly_chart(spectrum_figure(by_epoch[max(by_epoch)]), key=f"spectrum-{name}")
     log_path = run.path / "train.log"
     log = log_path.read_text(errors="replace").splitlines()[-15:] if log_path.exists() else []
     printed = launch_log(runs_dir(), name, 15)

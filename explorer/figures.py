@@ -118,37 +118,31 @@ def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figur
     return fig
 
 
+def embedding_traces(labels: np.ndarray, num_classes: int) -> list[tuple[int, np.ndarray]]:
+    """(class, rows) of each trace of :func:`embedding_figure`, in trace order: a selection's
+    ``(curve_number, point_index)`` is row ``traces[curve_number][1][point_index]``."""
+    labels = np.asarray(labels)
+    return [(c, rows) for c in range(num_classes) if len(rows := np.flatnonzero(labels == c))]
+
+
 def embedding_figure(
     layout: np.ndarray,
     labels: np.ndarray,
     classes: Sequence[str],
     indices: np.ndarray,
-    highlight: Sequence[int] = (),
     title: str = "",
 ) -> go.Figure:
-    """A WebGL scatter of a 2-D layout (M, 2), one trace per class.
+    """A WebGL scatter of a 2-D layout (M, 2), one trace per class (see :func:`embedding_traces`).
 
-    Each point's ``customdata`` is its row in ``layout``, so selections map back to images;
-    ``indices`` (M,) are the images' indices in the test split (shown on hover).
+    Each point's ``customdata`` is ``[row in layout, index in the test split]`` (shown on hover).
     """
     fig = go.Figure()
-    labels = np.asarray(labels)
-    for c, name in enumerate(classes):
-        rows = np.flatnonzero(labels == c)
-        if len(rows) == 0:
-            continue
+    for c, rows in embedding_traces(labels, len(classes)):
         fig.add_trace(go.Scattergl(
-            x=layout[rows, 0], y=layout[rows, 1], mode="markers", name=name,
+            x=layout[rows, 0], y=layout[rows, 1], mode="markers", name=classes[c],
             marker={"size": 4, "color": _color(c), "opacity": 0.8},
-            customdata=np.stack([rows, indices[rows]], axis=1),
-            hovertemplate=f"{name}<br>test image %{{customdata[1]}}<extra></extra>",
-        ))
-    if len(highlight):
-        rows = np.asarray(highlight)
-        fig.add_trace(go.Scattergl(
-            x=layout[rows, 0], y=layout[rows, 1], mode="markers", name="selected / neighbours",
-            marker={"size": 11, "symbol": "circle-open", "color": "black", "line": {"width": 2}},
-            hoverinfo="skip",
+            customdata=np.stack([rows, indices[rows]], axis=1).tolist(),
+            hovertemplate=f"{classes[c]}<br>test image %{{customdata[1]}}<extra></extra>",
         ))
     fig.update_layout(height=560, margin={"t": 30}, dragmode="lasso", title=title,
                       xaxis={"showticklabels": False}, yaxis={"showticklabels": False},
@@ -156,14 +150,16 @@ def embedding_figure(
     return fig
 
 
-def per_class_figure(classes: Sequence[str], series: Mapping[str, Sequence[float]]) -> go.Figure:
-    """Grouped bars of per-class accuracy (in [0, 1]), one group per class, one bar per series."""
+def per_class_figure(classes: Sequence[str], series: Mapping[str, Sequence[float]],
+                     y_title: str = "accuracy (%)") -> go.Figure:
+    """Grouped bars of per-class fractions in [0, 1] (accuracy, or shares), shown in percent:
+    one group per class, one bar per series."""
     fig = go.Figure()
     for i, (label, values) in enumerate(series.items()):
         fig.add_trace(go.Bar(x=list(classes), y=[100 * v for v in values], name=label,
                              marker_color=_color(i)))
     fig.update_layout(barmode="group", height=380, margin={"t": 30},
-                      yaxis={"title": "accuracy (%)", "range": [0, 100]},
+                      yaxis={"title": y_title, "range": [0, 100]},
                       legend={"orientation": "h", "y": -0.2})
     return fig
 

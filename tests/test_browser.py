@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.serve import CHROMIUM_ARGS, PAGES, READY, open_page, start_server, stop_server
+from dashboard.serve import (
+    CHROMIUM_ARGS,
+    PAGES,
+    READY,
+    box_select,
+    open_page,
+    start_server,
+    stop_server,
+)
 from explorer.runs import Run, list_runs
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
@@ -155,4 +163,15 @@ def test_hovering_a_point_shows_its_image(server: str, browser) -> None:
     assert shape in {"circle", "square", "triangle", "cross", "ring", "star"} and index.isdigit()
     image = frame.locator("#thumb").evaluate("e => getComputedStyle(e).backgroundImage")
     assert "/app/static/sprites/" in image
+    page.close()
+
+
+def test_a_box_selection_shows_its_images_and_class_mix(server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    open_page(page, server, "embeddings")
+    box_select(page, (0.0, 0.0), (1.0, 1.0))  # everything: the synthetic layout's 5,000 points
+    page.get_by_text("5000 selected images").wait_for(timeout=60_000)
+    page.wait_for_function(READY)
+    assert _exceptions(page) == []
+    assert page.locator('[data-testid="stImage"]').count() == 1
     page.close()

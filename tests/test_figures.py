@@ -12,6 +12,7 @@ from explorer.figures import (
     NEAR_ONE,
     confusion_figure,
     embedding_figure,
+    embedding_traces,
     image_grid,
     per_class_figure,
     spectrum_figure,
@@ -67,6 +68,10 @@ def test_embedding_points_map_back_to_their_rows() -> None:
     indices = np.arange(100, 150)
     fig = embedding_figure(layout, labels, ["a", "b", "c"], indices)
     assert all(t.type == "scattergl" for t in fig.data)
+    traces = embedding_traces(labels, 3)
+    for curve, trace in enumerate(fig.data):  # (curve_number, point_index) -> row, as selected
+        for point, x in enumerate(trace.x):
+            assert layout[traces[curve][1][point], 0] == x
     for trace in fig.data:
         for (row, index), x in zip(trace.customdata, trace.x, strict=True):
             assert layout[row, 0] == x and indices[row] == index
