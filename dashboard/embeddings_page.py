@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+from torch import Tensor
 
 from dashboard.common import analyses, dataset_splits, pick_run, run_config, show_analysis_errors
 from dashboard.hover import hover_html, sprite_rows, sprite_sheet
@@ -38,11 +39,19 @@ if not layouts:
     st.stop()
 projection = right.radio("Layout", layouts, horizontal=True)
 labels, indices = arrays["labels"], arrays["indices"]
-splits = dataset_splits(config)
-if splits is not None and len(indices) and indices.max() >= len(splits[1]):
-    st.error(f"The analysis of epoch {epoch} names test images beyond the {len(splits[1])} of "
-             f"this dataset; recompute it with: explorer analyze {run.path} --force")
-    st.stop()
+
+
+def images_of_test_split() -> Tensor | None:
+    """The test split's images, loaded on first need (hover or selection), not for the plot."""
+    splits = dataset_splits(config)
+    if splits is None:
+        return None
+    if len(indices) and indices.max() >= len(splits[1]):
+        st.error(f"The analysis of epoch {epoch} names test images beyond the {len(splits[1])} "
+                 f"of this dataset; recompute it with: explorer analyze {run.path} --force")
+        st.stop()
+    return splits[1].images
+
 
 figure = embedding_figure(arrays[projection], labels, classes, indices,
                           title=f"{run.name}, epoch {epoch}, {projection.upper()}")
@@ -50,8 +59,8 @@ pointer = st.radio("Pointer", ["select points", "images on hover"], horizontal=T
                    help="select: click a point, or box/lasso a region (the toolbar), to see the "
                         "images below; hover: each point shows its image (no selection)")
 if pointer == "images on hover":
-    if splits is not None:
-        sprite, columns = sprite_sheet(splits[1].images[indices].numpy())
+    if (images := images_of_test_split()) is not None:
+        sprite, columns = sprite_sheet(images[indices].numpy())
         st.iframe(hover_html(figure, sprite, columns, sprite_rows(len(indices), columns)),
                   height=figure.layout.height + 20)
     st.stop()
@@ -76,9 +85,8 @@ def _features(run_path: str, epoch: int, config_json: str, indices_key: bytes) -
 
 
 def thumbnails(selected: np.ndarray, columns: int = 12) -> np.ndarray | None:
-    if splits is None:
-        return None
-    return image_grid(splits[1].images[indices[selected]].numpy(), columns)
+    images = images_of_test_split()
+    return None if images is None else image_grid(images[indices[selected]].numpy(), columns)
 
 
 if len(rows) == 1:

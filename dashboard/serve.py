@@ -38,14 +38,18 @@ def free_port() -> int:
 
 
 def start_server(runs_dir: Path, timeout: float = 90) -> tuple[subprocess.Popen[str], str]:
-    """``streamlit run app.py`` on a free port of 127.0.0.1, showing ``runs_dir``."""
+    """``streamlit run app.py`` on a free port of 127.0.0.1, showing ``runs_dir``; the server's
+    output goes to ``server.log`` beside ``runs_dir`` (a pipe nobody reads would fill and stall
+    it)."""
     port = free_port()
     env = {**os.environ, "EXPLORER_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-         str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    log_path = runs_dir.parent / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+             str(port), "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while True:
@@ -57,8 +61,7 @@ def start_server(runs_dir: Path, timeout: float = 90) -> tuple[subprocess.Popen[
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            output = process.stdout.read() if process.stdout else ""
-            raise RuntimeError(f"streamlit did not start:\n{output}")
+            raise RuntimeError(f"streamlit did not start:\n{log_path.read_text()}")
         time.sleep(0.5)
 
 

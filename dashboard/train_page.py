@@ -145,7 +145,7 @@ def show_run(name: str) -> None:
     if metrics:
         st.plotly_chart(training_curves({name: metrics}), key=f"curves-{name}")
     by_epoch, _ = analyses(run)
-    if by_epoch:
+    if by_epoch and state == "running":  # a finished run's spectra: the Spectrum page
         st.plotly_chart(spectrum_figure(by_epoch[max(by_epoch)]), key=f"spectrum-{name}")
     log_path = run.path / "train.log"
     log = log_path.read_text(errors="replace").splitlines()[-15:] if log_path.exists() else []
@@ -158,13 +158,13 @@ def show_run(name: str) -> None:
 
 @st.fragment(run_every=2)
 def live() -> None:
-    active = [s.name for s in summaries(runs_dir()) if s.state == "running"]
+    runs = summaries(runs_dir())
+    active = [s.name for s in runs if s.state == "running"]
     starting = pending_launches(runs_dir())
     st.subheader("Training now" if active or starting else "Nothing is training")
     for name in starting:
         show_run(name)
-    names = [s.name for s in summaries(runs_dir())]
-    watched = st.session_state.get("selected_run") or (names[-1] if names else None)
+    watched = st.session_state.get("selected_run") or (runs[-1].name if runs else None)
     for name in active:
         if name != watched:
             show_run(name)
