@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import streamlit as st
 
-from dashboard.common import dataset_splits, pick_run, run_config
+from dashboard.common import chosen_run, dataset_splits
 from explorer.augment import RECIPES
 from explorer.figures import image_grid
 from explorer.gallery import positive_pairs, recipe_name
@@ -17,10 +17,7 @@ st.caption("Each row: an image, then two views drawn from the run's augmentation
            "views of one image are a positive pair, an edge of the augmentation graph; the "
            "loss pulls their features together (HaoChen et al. 2021, Section 3.1).")
 
-run = pick_run()
-config = run_config(run) if run is not None else None
-if run is None or config is None:
-    st.stop()
+run, config = chosen_run()
 splits = dataset_splits(config)
 if splits is None:
     st.stop()

@@ -60,6 +60,26 @@ def run_config(run: Run) -> Config | None:
         return None
 
 
+def chosen_run(*, analysed_only: bool = False) -> tuple[Run, Config]:
+    """The run picker and the picked run's config; stops the page (after saying why) when there
+    is no readable run to show."""
+    run = pick_run(analysed_only=analysed_only)
+    config = run_config(run) if run is not None else None
+    if run is None or config is None:
+        st.stop()
+    return run, config
+
+
+def analysed_checkpoints(run: Run) -> dict[int, dict[str, Any]]:
+    """The run's analysis artifacts by epoch; damaged ones are reported, none stops the page."""
+    by_epoch, errors = analyses(run)
+    show_analysis_errors(errors)
+    if not by_epoch:
+        st.info(f"`{run.name}` has no analysed checkpoint yet: run `explorer analyze {run.path}`.")
+        st.stop()
+    return by_epoch
+
+
 def _analysis_signature(run: Run) -> tuple[tuple[str, int, float], ...]:
     folder = run.path / "analysis"
     if not folder.is_dir():

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 from torch import Tensor
 
-from dashboard.common import analyses, dataset_splits, pick_run, run_config, show_analysis_errors
+from dashboard.common import analysed_checkpoints, chosen_run, dataset_splits
 from dashboard.hover import hover_html, sprite_rows, sprite_sheet
 from explorer.figures import embedding_figure, embedding_traces, image_grid, per_class_figure
 from explorer.gallery import checkpoint_features, class_mix, nearest_neighbours
@@ -17,15 +17,8 @@ st.caption("Backbone features of the test sample, projected to 2-D (UMAP or PCA)
            "slider. Click a point for its image and nearest neighbours; lasso or box-select a "
            "region for its images and class mix.")
 
-run = pick_run(analysed_only=True)
-config = run_config(run) if run is not None else None
-if run is None or config is None:
-    st.stop()
-by_epoch, errors = analyses(run)
-show_analysis_errors(errors)
-if not by_epoch:
-    st.info(f"`{run.name}` has no analysed checkpoint yet: run `explorer analyze {run.path}`.")
-    st.stop()
+run, config = chosen_run(analysed_only=True)
+by_epoch = analysed_checkpoints(run)
 
 epochs = sorted(by_epoch)
 left, right = st.columns([3, 1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import analyses, pick_run, run_config, runs_dir, show_analysis_errors
+from dashboard.common import analyses, chosen_run, runs_dir, show_analysis_errors
 from explorer.errors import UserError
 from explorer.evaluate import LABELS
 from explorer.figures import confusion_figure, per_class_figure
@@ -15,10 +15,7 @@ st.caption("Linear and kNN classifiers on frozen backbone features of the final 
            "(`explorer probe`), beside raw pixels and the same network at its random "
            "initialisation.")
 
-run = pick_run()
-config = run_config(run) if run is not None else None
-if run is None or config is None:
-    st.stop()
+run, config = chosen_run()
 try:
     probe = run.probe()
 except UserError as err:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard.common import analyses, pick_run, run_config, show_analysis_errors
+from dashboard.common import analysed_checkpoints, chosen_run
 from explorer.figures import NEAR_ONE, spectrum_figure, spectrum_metrics_figure
 from explorer.graph import default_shapes_spectrum
 
@@ -17,15 +17,8 @@ st.caption(
     "about one per well-separated cluster of the graph."
 )
 
-run = pick_run(analysed_only=True)
-config = run_config(run) if run is not None else None
-if run is None or config is None:
-    st.stop()
-by_epoch, errors = analyses(run)
-show_analysis_errors(errors)
-if not by_epoch:
-    st.info(f"`{run.name}` has no analysed checkpoint yet: run `explorer analyze {run.path}`.")
-    st.stop()
+run, config = chosen_run(analysed_only=True)
+by_epoch = analysed_checkpoints(run)
 
 epochs = sorted(by_epoch)
 epoch = (st.select_slider("Checkpoint (epoch)", epochs, value=epochs[-1])
