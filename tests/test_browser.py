@@ -173,6 +173,8 @@ def test_a_box_selection_shows_its_images_and_class_mix(server: str, browser) ->
     box_select(page, (0.02, 0.02), (0.98, 0.98))  # nearly all of the synthetic layout
     heading = page.get_by_text(re.compile(r"^\d+ selected images$"))
     heading.wait_for(timeout=60_000)
+    # The thumbnails come after the class mix (the first selection loads the dataset).
+    page.locator('[data-testid="stImage"] img').first.wait_for(timeout=60_000)
     page.wait_for_function(READY)
     assert int(heading.inner_text().split()[0]) > 1000
     assert _exceptions(page) == []
