@@ -97,7 +97,7 @@ def test_damaged_and_deleted_runs_do_not_break_pages(server: str, browser,
                                                      runs_dir: Path) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     open_page(page, server, "")
-    assert page.get_by_text("half-written is corrupt").count() == 1
+    page.get_by_text("half-written is corrupt").wait_for(timeout=30_000)  # flagged, once
     doomed = runs_dir / "doomed"
     shutil.copytree(runs_dir / "synthetic-20x5000", doomed)
     open_page(page, server, "probe")
