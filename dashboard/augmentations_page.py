@@ -9,8 +9,9 @@ import streamlit as st
 
 from dashboard.common import chosen_run, dataset_splits
 from explorer.augment import RECIPES
+from explorer.builders import recipe_name
 from explorer.figures import image_grid
-from explorer.gallery import positive_pairs, recipe_name
+from explorer.gallery import positive_pairs
 
 st.title("Augmentations")
 st.caption("Each row: an image, then two views drawn from the run's augmentation recipe. Two "

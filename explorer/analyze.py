@@ -39,7 +39,8 @@ from torch import Tensor
 
 from explorer import analysis as A
 from explorer.artifacts import has_analysis, load_all_analyses, load_analysis, save_analysis
-from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
+from explorer.augment import RECIPES, TwoViewAugment
+from explorer.builders import recipe_name
 from explorer.config import Config
 from explorer.data import ImageDataset, default_image_size
 from explorer.errors import UserError
@@ -95,7 +96,7 @@ def _two_view_outputs(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Backbone features of view 1 and projector outputs of both views, in eval mode, on CPU."""
     image_size = config.image_size or default_image_size(config.dataset)
-    recipe = recipe_for_dataset(config.dataset) if config.augment == "auto" else config.augment
+    recipe = recipe_name(config)
     augment = TwoViewAugment(RECIPES[recipe], image_size, sample.mean, sample.std).to(device)
     h1, z1, z2 = [], [], []
     for batch in sample.train_images[:VIEW_SAMPLES].split(config.batch_size):

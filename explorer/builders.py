@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from explorer.augment import recipe_for_dataset
 from explorer.config import Config
 from explorer.data import ImageDataset, load_dataset
 from explorer.errors import UserError
@@ -40,6 +41,11 @@ def load_splits(config: Config) -> tuple[ImageDataset, ImageDataset]:
     train = load_dataset(config.dataset, "train", limit=config.train_limit or None, **common)
     test = load_dataset(config.dataset, "test", limit=config.test_limit or None, **common)
     return train, test
+
+
+def recipe_name(config: Config) -> str:
+    """The augmentation recipe a config trains with (``augment="auto"``: the dataset's own)."""
+    return recipe_for_dataset(config.dataset) if config.augment == "auto" else config.augment
 
 
 def build_model(config: Config, in_channels: int) -> ContrastiveModel:

@@ -10,16 +10,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
+from explorer.augment import RECIPES, TwoViewAugment
+from explorer.builders import recipe_name
 from explorer.config import Config
 from explorer.data import ImageDataset, default_image_size
 from explorer.evaluate import load_trained_model
 from explorer.probe import extract_features
 from explorer.runs import Run
-
-
-def recipe_name(config: Config) -> str:
-    return recipe_for_dataset(config.dataset) if config.augment == "auto" else config.augment
 
 
 @torch.no_grad()
@@ -44,8 +41,12 @@ def positive_pairs(
         view1, view2 = augment(images)  # mean 0, std 1: the views stay in [0, 1]
     originals = torch.nn.functional.interpolate(images.float(), size=(size, size),
                                                 mode="bilinear", antialias=True) / 255
-    as_uint8 = lambda x: (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # noqa: E731
-    return as_uint8(originals), as_uint8(view1), as_uint8(view2)
+    return _to_uint8(originals), _to_uint8(view1), _to_uint8(view2)
+
+
+def _to_uint8(images: Tensor) -> np.ndarray:
+    """Float images in [0, 1] -> uint8 NumPy."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 def checkpoint_features(

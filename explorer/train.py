@@ -22,8 +22,8 @@ import torch
 from tqdm import tqdm
 
 from explorer import distributed
-from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
-from explorer.builders import build_model, load_splits, resolve_device
+from explorer.augment import RECIPES, TwoViewAugment
+from explorer.builders import build_model, load_splits, recipe_name, resolve_device
 from explorer.config import Config
 from explorer.data import ImageDataset, default_image_size
 from explorer.errors import UserError
@@ -112,7 +112,7 @@ class Trainer:
             )
         self.images = self.train_set.images.to(self.device)  # uint8, moved once
         image_size = config.image_size or default_image_size(config.dataset)
-        recipe = recipe_for_dataset(config.dataset) if config.augment == "auto" else config.augment
+        recipe = recipe_name(config)
         self.augment = TwoViewAugment(
             RECIPES[recipe], image_size, self.train_set.mean, self.train_set.std
         ).to(self.device)
