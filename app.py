@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard.common import runs_dir
 from explorer.demo import install_demo_runs
-from explorer.graph import default_shapes_spectrum
+from explorer.shapes_graph import default_shapes_spectrum
 
 st.set_page_config(page_title="Spectral contrastive explorer", page_icon="🌈", layout="wide")
 

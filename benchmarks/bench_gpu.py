@@ -5,8 +5,8 @@ and bf16 autocast on CUDA, ``torch.compile`` with ``--compile``, the spectral lo
 same model; only the way two views reach it differs:
 
 * ours, what ``explorer train`` does: the dataset is a uint8 tensor on the device
-  (``Trainer.images``) and ``Trainer.augment`` (``TwoViewAugment``) makes both views of a whole
-  batch there;
+  (``Trainer.views.images``) and ``Trainer.views`` (a ``TwoViewAugment`` inside) makes both
+  views of a whole batch there;
 * baseline, the paper's code's way: a ``DataLoader`` over PIL images applying the per-sample
   torchvision pipeline twice per image (``explorer.augment.torchvision_transform``), then a copy
   to the device.
@@ -127,8 +127,8 @@ def ours(trainer: Trainer) -> Views:
     """Batches as ``Trainer._loop`` makes them: uint8 rows of the on-device tensor, augmented."""
     size = trainer.config.batch_size
     while True:
-        index = torch.randint(len(trainer.images), (size,), device=trainer.device)
-        yield trainer.augment(trainer.images[index])
+        index = torch.randint(len(trainer.train_set), (size,), device=trainer.device)
+        yield trainer.views(index)
 
 
 def dataloader(trainer: Trainer, workers: int) -> Views:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard.common import analysed_checkpoints, chosen_run
 from explorer.figures import NEAR_ONE, spectrum_figure, spectrum_metrics_figure
-from explorer.graph import default_shapes_spectrum
+from explorer.shapes_graph import default_shapes_spectrum
 
 st.title("Spectrum")
 st.caption(

@@ -6,12 +6,14 @@ Conventions. For a batch ``Z`` of shape (B, d) the *batch Gram spectrum* is the 
 ``min(B, d)`` largest, computed from whichever of the two matrices is smaller. Matrices are not
 centred (the spectral loss is not: its optimum has E[f fᵀ] with eigenvalues γ₁..γ_k, γ₁ = 1).
 
-The *spectral features* of projector outputs z are f = clip(z)/√μ, where clip rescales rows with
-‖z‖ ≥ √μ to norm √μ (HaoChen et al. 2021 [0]; DESIGN.md). The spectral loss divided by μ is then
-−2·E[fᵀf⁺] + E[(fᵀf')²], so at its optimum (Eckart–Young on Ā = D^-1/2 W D^-1/2)
-E[f fᵀ] = Rᵀ diag(γ₁..γ_k) R and E[f(x) f(x⁺)ᵀ] = Rᵀ diag(γ₁²..γ_k²) R for one rotation R:
-the second moment C and the cross-view moment C₊ satisfy C₊ = C². :func:`optimum_gap` measures how
-far a network is from that relation.
+The *spectral features* of projector outputs z are f = clip(z), where clip rescales rows with
+‖z‖ ≥ √μ to norm √μ (HaoChen et al. 2021 [0]; DESIGN.md, "Where μ lives"). The batch loss times μ
+is then exactly the population loss L(f) = −2·E[fᵀf⁺] + E[(fᵀf')²] of the theory, estimated on the
+batch (f = clip(z)/√μ would give −2·E[fᵀf⁺] + μ·E[(fᵀf')²], another problem). At its optimum
+(Eckart–Young on Ā = D^-1/2 W D^-1/2) E[f fᵀ] = Rᵀ diag(γ₁..γ_k) R and
+E[f(x) f(x⁺)ᵀ] = Rᵀ diag(γ₁²..γ_k²) R for one rotation R, provided the optimum fits in the ball
+(‖f*(x)‖² ≤ μ at every node): the second moment C and the cross-view moment C₊ satisfy C₊ = C².
+:func:`optimum_gap` measures how far a network is from that relation.
 
 References:
     [0] HaoChen, Wei, Gaidon, Ma. Provable Guarantees for Self-Supervised Deep Learning with
@@ -80,21 +82,22 @@ def batch_spectra(z: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
 
 
 def spectral_features(z: Tensor, mu: float) -> Tensor:
-    """f = clip(z)/√μ: rows with ‖z‖ ≥ √μ rescaled to norm √μ, then everything divided by √μ.
+    """f = clip(z): rows with ‖z‖ ≥ √μ rescaled to norm √μ, the others unchanged (the theory's f).
+
+    Not divided by √μ: with this f the spectral loss times μ is the population loss of [0].
 
     Args:
         z: Tensor of shape (N, d), projector outputs.
-        mu: the spectral loss's μ > 0.
+        mu: the spectral loss's μ > 0 (the ball's squared radius).
 
     Returns:
-        Tensor of shape (N, d), float64, every row of norm at most 1.
+        Tensor of shape (N, d), float64, every row of squared norm at most μ.
     """
     if mu <= 0:
         raise ValueError(f"mu must be positive, got {mu}")
     z = _check_matrix(z)
     norms = z.norm(dim=1, keepdim=True)
-    scale = torch.where(norms >= math.sqrt(mu), math.sqrt(mu) / norms.clamp_min(1e-30), 1.0)
-    return z * scale / math.sqrt(mu)
+    return z * torch.where(norms >= math.sqrt(mu), math.sqrt(mu) / norms.clamp_min(1e-30), 1.0)
 
 
 def second_moment(f: Tensor) -> Tensor:

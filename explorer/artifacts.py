@@ -25,7 +25,7 @@ import numpy as np
 from explorer.errors import UserError
 from explorer.runs import Run, _atomic_path, _read_json, _write_json
 
-ANALYSIS_FORMAT_VERSION = 1
+ANALYSIS_FORMAT_VERSION = 2  # 2: spectral features are clip(z), not clip(z)/sqrt(mu)
 ANALYSIS_DIR = "analysis"
 _STEM = re.compile(r"epoch-(\d+)")
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import torch
 
-from explorer.augment import recipe_for_dataset
+from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
 from explorer.config import Config
-from explorer.data import ImageDataset, load_dataset
+from explorer.data import ImageDataset, default_image_size, load_dataset
 from explorer.errors import UserError
 from explorer.models import ContrastiveModel
+from explorer.views import ImageViews
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,3 +59,18 @@ def build_model(config: Config, in_channels: int) -> ContrastiveModel:
         predictor_hidden_dim=config.predictor_hidden_dim if config.loss == "simsiam" else None,
         in_channels=in_channels,
     )
+
+
+def build_augment(config: Config, data: ImageDataset) -> TwoViewAugment:
+    """The image-space two-view augmentation of a config's recipe, normalised with ``data``'s
+    statistics (on the CPU; ``.to(device)`` moves it)."""
+    size = config.image_size or default_image_size(config.dataset)
+    return TwoViewAugment(RECIPES[recipe_name(config)], size, data.mean, data.std)
+
+
+def build_views(config: Config, data: ImageDataset, device: torch.device) -> ImageViews:
+    """What makes the two views of ``data``'s items at given indices, on ``device``.
+
+    The trainer calls it on the training set; the analysis on its evaluation sample.
+    """
+    return ImageViews(data.images.to(device), build_augment(config, data).to(device))

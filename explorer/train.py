@@ -22,17 +22,16 @@ import torch
 from tqdm import tqdm
 
 from explorer import distributed
-from explorer.augment import RECIPES, TwoViewAugment
-from explorer.builders import build_model, load_splits, recipe_name, resolve_device
+from explorer.builders import build_model, build_views, load_splits, resolve_device
 from explorer.config import Config
-from explorer.data import ImageDataset, default_image_size
+from explorer.data import ImageDataset
 from explorer.errors import UserError
 from explorer.losses import compute_loss
 from explorer.probe import extract_features, knn_probe
 from explorer.runs import Run
 
 if TYPE_CHECKING:
-    from explorer.analyze import BackgroundAnalysis
+    from explorer.background import BackgroundAnalysis
 
 # Cap the kNN monitor's cost: it runs every few epochs on a fixed sample.
 MONITOR_TRAIN_SAMPLES = 5000
@@ -110,12 +109,8 @@ class Trainer:
                 f"batch_size {config.batch_size} (the global batch) must be a multiple of the "
                 f"{self.world_size} processes with at least 2 images per process"
             )
-        self.images = self.train_set.images.to(self.device)  # uint8, moved once
-        image_size = config.image_size or default_image_size(config.dataset)
-        recipe = recipe_name(config)
-        self.augment = TwoViewAugment(
-            RECIPES[recipe], image_size, self.train_set.mean, self.train_set.std
-        ).to(self.device)
+        # indices -> two views; the data moves to the device once (explorer.views)
+        self.views = build_views(config, self.train_set, self.device)
         self.model = build_model(config, self.train_set.images.shape[1]).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -259,7 +254,7 @@ class Trainer:
         mode = analysis_mode(self.config, self.device)
         self._background: BackgroundAnalysis | None = None
         if mode == "background" and self.rank == 0:
-            from explorer.analyze import BackgroundAnalysis
+            from explorer.background import BackgroundAnalysis
 
             self._background = BackgroundAnalysis(self.run, str(self.device), self.log)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -325,7 +320,7 @@ class Trainer:
                     # The global batch is the same on every rank; each takes its slice.
                     per_rank = config.batch_size // self.world_size
                     start = self.batch_in_epoch * config.batch_size + self.rank * per_rank
-                    view1, view2 = self.augment(self.images[order[start : start + per_rank]])
+                    view1, view2 = self.views(order[start : start + per_rank])
                     self.train_step(view1, view2, window)
                     self.batch_in_epoch += 1
                     self.step += 1

@@ -34,7 +34,7 @@ import plotly.express as px
 import plotly.io as pio
 from scipy.sparse.csgraph import connected_components
 
-from explorer import graph
+from explorer import graph, shapes_graph
 
 # JupyterLab renders the plotly mimetype offline; the HTML fallback loads plotly.js from a CDN.
 pio.renderers.default = "plotly_mimetype+notebook_connected"
@@ -111,7 +111,7 @@ fig.show()
 # The `shapes` dataset renders every image from a finite grid of factors: shape (the class),
 # position, scale, rotation, foreground and background colour. Because the grid is finite, its
 # augmentation graph can be built **exactly** once augmentation is modelled as moves on the grid.
-# `graph.shapes_augmentation_graph` uses this discrete model of the `shapes` recipe:
+# `shapes_graph.shapes_augmentation_graph` uses this discrete model of the `shapes` recipe:
 #
 # | augmentation | move on the grid | probability (default) |
 # |---|---|---|
@@ -121,13 +121,13 @@ fig.show()
 # | (none by default) | redraw the shape | `shape_p = 0` |
 #
 # The full grid has 64,800 factor tuples, too many for a dense matrix, so the graph is built on a
-# sub-grid (`graph.DEFAULT_SUBGRID`: five positions, two scales, three rotations, three
+# sub-grid (`shapes_graph.DEFAULT_SUBGRID`: five positions, two scales, three rotations, three
 # foreground and two background colours). Nodes are distinct *images*: circles and rings look the
 # same at every rotation, so their tuples are merged into one node.
 
 # %%
 subgrid = {"rotation": (0, 2), "fg_color": (0, 2)} if FAST else None  # fast: a smaller sub-grid
-shapes = graph.shapes_augmentation_graph(subgrid=subgrid)
+shapes = shapes_graph.shapes_augmentation_graph(subgrid=subgrid)
 W = shapes.weights
 print(f"{shapes.num_nodes} nodes (distinct images), W sums to {W.sum():.6f}")
 print(
@@ -192,7 +192,7 @@ assert all(len(set(component[shapes.labels == c])) == 1 for c in range(6))
 # disconnected. Notebook 2 shows how the spectrum counts them anyway.
 
 # %%
-leaky = graph.shapes_augmentation_graph(subgrid=subgrid, shape_p=0.1)
+leaky = shapes_graph.shapes_augmentation_graph(subgrid=subgrid, shape_p=0.1)
 leaky_mass = onehot.T @ leaky.weights @ onehot
 print(f"mass of positive pairs across classes: {leaky_mass.sum() - np.trace(leaky_mass):.4f}")
 fig = px.imshow(

@@ -33,7 +33,7 @@ from sklearn.cluster import SpectralClustering
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 
-from explorer import graph
+from explorer import graph, shapes_graph
 
 pio.renderers.default = "plotly_mimetype+notebook_connected"
 FAST = os.environ.get("EXPLORER_FAST") == "1"
@@ -176,7 +176,7 @@ assert adjusted_rand_score(ours, theirs) == 1.0 and adjusted_rand_score(ours, la
 subgrid = {"rotation": (0, 2), "fg_color": (0, 2)} if FAST else None
 spectra = {}
 for shape_p in (0.0, 0.1, 0.3):
-    shapes = graph.shapes_augmentation_graph(subgrid=subgrid, shape_p=shape_p)
+    shapes = shapes_graph.shapes_augmentation_graph(subgrid=subgrid, shape_p=shape_p)
     spectra[shape_p] = graph.graph_spectrum(shapes.weights, 30)
     clusters = graph.spectral_clustering(shapes.weights, 6)
     ari = adjusted_rand_score(clusters, shapes.labels)
@@ -205,7 +205,7 @@ fig.show()
 # (shape, colours), i.e. the squared norm of its group means over its squared norm.
 
 # %%
-shapes = graph.shapes_augmentation_graph(subgrid=subgrid)
+shapes = shapes_graph.shapes_augmentation_graph(subgrid=subgrid)
 gammas, vectors = graph.top_eigenpairs(shapes.weights, shapes.num_nodes)
 parts = {"crop": (0, 1, 2), "rotation": (0, 3), "colour": (0, 4, 5)}
 for value in (0.25, 0.04):

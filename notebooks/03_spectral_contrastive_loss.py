@@ -32,7 +32,7 @@ import plotly.io as pio
 import scipy.linalg
 import torch
 
-from explorer import graph
+from explorer import graph, shapes_graph
 from explorer.losses import spectral_contrastive_loss
 
 torch.manual_seed(0)  # the gradient-descent starts below are random
@@ -252,7 +252,7 @@ fig.show()
 
 # %%
 subgrid = {"rotation": (0, 2), "fg_color": (0, 2)} if FAST else None
-shapes = graph.shapes_augmentation_graph(subgrid=subgrid)
+shapes = shapes_graph.shapes_augmentation_graph(subgrid=subgrid)
 Ws = torch.from_numpy(shapes.weights)
 fs = (0.1 * torch.randn(shapes.num_nodes, 8, dtype=torch.float64)).requires_grad_()
 optimizer = torch.optim.Adam([fs], lr=0.05)

@@ -44,7 +44,7 @@ from sklearn.preprocessing import StandardScaler
 
 with warnings.catch_warnings():  # tqdm warns that ipywidgets is missing: bars are off here
     warnings.simplefilter("ignore")
-    from explorer import graph
+    from explorer import graph, shapes_graph
     from explorer.augment import RECIPES, TwoViewAugment
     from explorer.config import build_config
     from explorer.evaluate import format_probe_table, load_trained_model, probe_run
@@ -183,7 +183,7 @@ cross = ((z1.T @ z2 + z2.T @ z1) / (2 * B)).double()
 estimate = torch.linalg.eigvalsh(auto).flip(0).numpy()
 estimate_sq = torch.linalg.eigvalsh(cross).flip(0).clamp_min(0).sqrt().numpy()
 subgrid = {"rotation": (0, 2), "fg_color": (0, 2)} if FAST else None
-shapes = graph.shapes_augmentation_graph(subgrid=subgrid)
+shapes = shapes_graph.shapes_augmentation_graph(subgrid=subgrid)
 exact = graph.graph_spectrum(shapes.weights, 20)
 print("exact gamma (shapes graph):       ", exact[:10])
 print("eig E[f f^T] (network, batch):    ", estimate[:10])

@@ -104,11 +104,11 @@ def test_batch_spectra_average_and_spread_of_consecutive_batches() -> None:
     assert float(std.abs().max()) == 0.0
 
 
-def test_spectral_features_clip_to_the_ball_then_scale() -> None:
-    mu = 4.0
+def test_spectral_features_clip_to_the_ball_and_keep_the_scale() -> None:
+    mu = 4.0  # ball of radius 2: (3, 4) is rescaled to norm 2, the rows inside are unchanged
     z = torch.tensor([[3.0, 4.0], [0.5, 0.0], [0.0, 2.0]], dtype=torch.float64)
     f = spectral_features(z, mu)
-    assert f.numpy() == pytest.approx(np.array([[0.6, 0.8], [0.25, 0.0], [0.0, 1.0]]))
+    assert f.numpy() == pytest.approx(np.array([[1.2, 1.6], [0.5, 0.0], [0.0, 2.0]]))
     with pytest.raises(ValueError):
         spectral_features(z, 0.0)
 

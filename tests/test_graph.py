@@ -13,7 +13,7 @@ from sklearn.cluster import SpectralClustering
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 
-from explorer import graph
+from explorer import graph, shapes_graph
 from explorer.losses import spectral_contrastive_loss
 
 
@@ -185,7 +185,7 @@ def test_three_component_example() -> None:
 
 
 def test_shapes_graph_components_are_classes() -> None:
-    g = graph.shapes_augmentation_graph()
+    g = shapes_graph.shapes_augmentation_graph()
     assert g.weights.shape == (g.num_nodes, g.num_nodes)
     assert g.weights.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(g.weights, g.weights.T, atol=1e-15)
@@ -208,14 +208,14 @@ def test_shapes_graph_components_are_classes() -> None:
 
 def test_shapes_graph_nearly_disconnected_and_errors() -> None:
     subgrid = {"position": (12,), "scale": (1,), "rotation": (0, 3), "bg_color": (0,)}
-    g = graph.shapes_augmentation_graph(subgrid=subgrid, color_p=0.5, shape_p=0.1)
+    g = shapes_graph.shapes_augmentation_graph(subgrid=subgrid, color_p=0.5, shape_p=0.1)
     gammas = graph.graph_spectrum(g.weights, 7)
     assert gammas[0] == pytest.approx(1.0)
     assert np.all(gammas[1:6] > 0.8) and gammas[6] <= 0.25 + 1e-9  # (1 - 0.1)^2 vs (1 - 0.5)^2
     assert graph.spectral_clustering(g.weights, 6).shape == (g.num_nodes,)
     with pytest.raises(ValueError, match="max_nodes"):
-        graph.shapes_augmentation_graph(max_nodes=100)
+        shapes_graph.shapes_augmentation_graph(max_nodes=100)
     with pytest.raises(ValueError, match="position"):
-        graph.shapes_augmentation_graph(subgrid={"position": (25,)})
+        shapes_graph.shapes_augmentation_graph(subgrid={"position": (25,)})
     with pytest.raises(ValueError, match="unknown factors"):
-        graph.shapes_augmentation_graph(subgrid={"colour": (0,)})
+        shapes_graph.shapes_augmentation_graph(subgrid={"colour": (0,)})
