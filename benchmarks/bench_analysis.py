@@ -25,10 +25,11 @@ import time
 
 import torch
 
-from explorer.analyze import EvaluationSample, analyze_checkpoint
 from explorer.artifacts import load_all_analyses, save_analysis
+from explorer.checkpoint_analysis import analyze_checkpoint
 from explorer.config import build_config
 from explorer.data import load_dataset
+from explorer.evaluation_sample import EvaluationSample
 from explorer.projection import warm_up_umap
 from explorer.runs import create_run
 from explorer.train import build_model
@@ -46,16 +47,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     train_idx = torch.randperm(len(data), generator=generator)[: args.samples]
     test_idx = torch.randperm(len(data), generator=generator)[: args.samples].sort().values
-    sample = EvaluationSample(
-        data.images[train_idx],
-        data.labels[train_idx],
-        data.images[test_idx],
-        data.labels[test_idx],
-        test_idx,
-        data.classes,
-        data.mean,
-        data.std,
-    )
+    sample = EvaluationSample(data.subset(train_idx), data.subset(test_idx), test_idx)
     torch.manual_seed(0)
     model = build_model(config, in_channels=3)
 

@@ -31,7 +31,7 @@ if left.button("Draw again"):
     st.session_state["augment-seed"] = st.session_state.get("augment-seed", 0) + 1
 seed = st.session_state.get("augment-seed", 0)
 chosen = np.random.default_rng(seed).choice(len(train), size=min(count, len(train)), replace=False)
-originals, view1, view2 = positive_pairs(config, train.images[chosen], seed=seed)
+originals, view1, view2 = positive_pairs(config, train.subset(chosen), seed=seed)
 triples = np.stack([originals, view1, view2], axis=1).reshape(-1, *originals.shape[1:])
 grid = image_grid(triples, 3 * columns, pad=3)
 scale = max(1, 192 // originals.shape[-1])

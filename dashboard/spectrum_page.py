@@ -11,7 +11,7 @@ from explorer.shapes_graph import default_shapes_spectrum
 
 st.title("Spectrum")
 st.caption(
-    "With f = clip(z)/√μ the spectral loss is −2E[fᵀf⁺] + E[(fᵀf′)²]; at its optimum E[f fᵀ] "
+    "With f = clip(z) the spectral loss times μ is −2E[fᵀf⁺] + E[(fᵀf′)²]; at its optimum E[f fᵀ] "
     "holds the top eigenvalues γ₁ = 1 ≥ γ₂ ≥ … of the augmentation graph's normalised adjacency "
     f"(HaoChen et al. 2021, Theorem 3.2). Eigenvalues of the estimate ≥ {NEAR_ONE} are starred: "
     "about one per well-separated cluster of the graph."

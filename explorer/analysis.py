@@ -1,5 +1,8 @@
-"""Representation metrics: batch Gram spectra, effective rank, power-law decay, alignment and
-uniformity, and the augmentation-graph spectrum seen through the network. Pure functions.
+"""Representation metrics of feature matrices: pure functions, tensors in and numbers out.
+
+Batch Gram spectra, RankMe, α-ReQ, alignment and uniformity, and the augmentation-graph spectrum
+seen through the network. No model, run or config here: :mod:`explorer.checkpoint_analysis`
+applies these to one checkpoint, :mod:`explorer.analyze` to every checkpoint of a run.
 
 Conventions. For a batch ``Z`` of shape (B, d) the *batch Gram spectrum* is the eigenvalues of
 (1/B)·Z Zᵀ, which are the non-zero eigenvalues of (1/B)·Zᵀ Z; :func:`gram_eigenvalues` returns the
@@ -15,6 +18,11 @@ E[f(x) f(x⁺)ᵀ] = Rᵀ diag(γ₁²..γ_k²) R for one rotation R, provided t
 (‖f*(x)‖² ≤ μ at every node): the second moment C and the cross-view moment C₊ satisfy C₊ = C².
 :func:`optimum_gap` measures how far a network is from that relation.
 
+Estimators as their papers define them. :func:`rankme` [1] takes the singular values of the whole
+(N, d) embedding matrix (not centred; ε = 1e-7), never a mean of per-batch spectra, which would cap
+it at the batch size. :func:`alpha_req` [2] fits the eigenvalues of the *centred* covariance over
+ranks 11..100 by least squares in log-log space weighted by 1/rank, as the authors' code does.
+
 References:
     [0] HaoChen, Wei, Gaidon, Ma. Provable Guarantees for Self-Supervised Deep Learning with
         Spectral Contrastive Loss, NeurIPS 2021, https://arxiv.org/abs/2106.04156
@@ -22,7 +30,9 @@ References:
         Pretrained Self-Supervised Representations by Their Rank, ICML 2023,
         https://arxiv.org/abs/2210.02885
     [2] Agrawal, Mondal, Ghosh, Richards. α-ReQ: Assessing Representation Quality in
-        Self-Supervised Learning by Measuring Eigenspectrum Decay, NeurIPS 2022
+        Self-Supervised Learning by Measuring Eigenspectrum Decay, NeurIPS 2022,
+        https://proceedings.neurips.cc/paper_files/paper/2022/hash/70596d70542c51c8d9b4e423f4bf2736-Abstract-Conference.html;
+        the authors' implementation: https://github.com/arnab39/reptrix (``reptrix/alpha.py``)
     [3] Wang, Isola. Understanding Contrastive Representation Learning through Alignment and
         Uniformity on the Hypersphere, ICML 2020, https://arxiv.org/abs/2005.10242
 """
@@ -30,6 +40,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -59,23 +70,46 @@ def gram_eigenvalues(z: Tensor) -> Tensor:
     return torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0)
 
 
-def batch_spectra(z: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation of :func:`gram_eigenvalues` over consecutive batches.
-
-    The rows of ``z`` are cut into ``len(z) // batch_size`` batches (at least one: if there are
-    fewer rows than ``batch_size``, all of them form one batch), as the training loop sees them.
+def cross_eigenvalues(f1: Tensor, f2: Tensor) -> Tensor:
+    """Eigenvalues of the symmetrised cross-view moment :func:`cross_moment`, largest first.
 
     Args:
-        z: Tensor of shape (N, d), rows in a random order.
-        batch_size: rows per batch B.
+        f1, f2: Tensors of shape (B, d), two views of the same B inputs.
 
     Returns:
-        ``(mean, std)``, each of shape (min(B, d),), float64; std is 0 for a single batch.
+        Tensor of shape (d,), float64 (may be negative).
     """
-    z = _check_matrix(z)
-    size = min(batch_size, len(z))
+    return eigenvalues(cross_moment(f1, f2))
+
+
+def batch_spectra(
+    *views: Tensor,
+    batch_size: int,
+    spectrum: Callable[..., Tensor] = gram_eigenvalues,
+) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation of a per-batch ``spectrum`` over consecutive batches.
+
+    The rows of the views are cut into ``len // batch_size`` batches (at least one: if there are
+    fewer rows than ``batch_size``, all of them form one batch), as the training loop sees them,
+    and ``spectrum`` is called on the same rows of every view: ``batch_spectra(f, batch_size=B)``
+    gives the batch Gram spectrum, ``batch_spectra(f1, f2, batch_size=B,
+    spectrum=cross_eigenvalues)`` the cross-view one.
+
+    Args:
+        views: Tensors of shape (N, d), rows in a random order, row i of each the same input.
+        batch_size: rows per batch B.
+        spectrum: maps one batch of each view to a 1-D tensor of fixed length.
+
+    Returns:
+        ``(mean, std)``, each of the spectrum's shape, float64; std is 0 for a single batch.
+    """
+    views = tuple(_check_matrix(v) for v in views)
+    if not views or any(len(v) != len(views[0]) for v in views):
+        raise ValueError(f"views need the same number of rows, got {[len(v) for v in views]}")
+    n = len(views[0])
+    size = min(batch_size, n)
     spectra = torch.stack(
-        [gram_eigenvalues(z[i : i + size]) for i in range(0, len(z) - size + 1, size)]
+        [spectrum(*(v[i : i + size] for v in views)) for i in range(0, n - size + 1, size)]
     )
     std = spectra.std(dim=0, unbiased=True) if len(spectra) > 1 else torch.zeros_like(spectra[0])
     return spectra.mean(dim=0), std
@@ -133,18 +167,28 @@ def optimum_gap(c: Tensor, c_plus: Tensor) -> float:
     return float((c_plus - square).norm() / scale)
 
 
-def effective_rank(eigs: Tensor, eps: float = 1e-7) -> float:
-    """RankMe [1]: exp of the entropy of the normalised singular values of the feature matrix.
+def rankme(z: Tensor, eps: float = 1e-7) -> float:
+    """RankMe [1]: the effective rank of the embedding matrix itself.
 
-    The singular values of Z (B×d) are √(B·λ) for the Gram eigenvalues λ; RankMe normalises them
-    to p_k = σ_k/Σσ + ε and returns exp(−Σ p_k log p_k). Isotropic features give d, collapsed
-    (rank-one) features give 1.
+    RankMe(Z) = exp(−Σₖ pₖ log pₖ) with pₖ = σₖ(Z)/‖σ(Z)‖₁ + ε, where σₖ(Z) are the singular
+    values of the (N, d) matrix of *all* evaluated embeddings (not centred, as in [1]) and ε is
+    [1]'s small constant keeping log finite (1e-7 here, the value of the RankMe implementation
+    in reptrix, the α-ReQ authors' library of these metrics).
+    It lies in [1, min(N, d)]: d for isotropic features, 1 for collapsed (rank-one) ones.
+
+    Computed from Z itself, never from a mean of per-batch spectra: a batch of B rows has at most
+    B non-zero singular values, so an average over batches caps RankMe at min(B, d) and reads a
+    batch size as a collapse. The σₖ come from the eigenvalues of the smaller of ZᵀZ and ZZᵀ
+    (σₖ² = eigenvalues of ZᵀZ), which is exact in float64 and cheaper than an SVD when N ≫ d.
 
     Args:
-        eigs: Tensor of shape (n,), Gram eigenvalues (non-negative).
-        eps: the paper's ε, keeping log finite.
+        z: Tensor of shape (N, d), one embedding per row (N ≥ d for the full range).
+        eps: the paper's ε.
+
+    Returns:
+        RankMe; 0.0 for an all-zero matrix.
     """
-    sigma = eigs.double().clamp_min(0).sqrt()
+    sigma = (len(z) * gram_eigenvalues(z)).sqrt()  # singular values of Z, largest first
     total = sigma.sum()
     if total <= 0:
         return 0.0
@@ -152,26 +196,78 @@ def effective_rank(eigs: Tensor, eps: float = 1e-7) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
-def power_law_alpha(eigs: Tensor, rel_floor: float = 1e-8) -> float:
-    """α-ReQ [2]: the decay α of λ_i ∝ i^(−α), by least squares of log λ_i on log i.
-
-    Eigenvalues below ``rel_floor``·λ₁ (round-off of a rank-deficient spectrum) are left out.
-    Returns NaN when fewer than two eigenvalues remain.
+def covariance_eigenvalues(z: Tensor) -> Tensor:
+    """Eigenvalues of the centred covariance (1/N)·(Z − Z̄)ᵀ(Z − Z̄), largest first.
 
     Args:
-        eigs: Tensor of shape (n,), sorted largest first.
+        z: Tensor of shape (N, d).
+
+    Returns:
+        Tensor of shape (min(N, d),), float64, clamped at 0 against round-off.
     """
-    eigs = eigs.double()
+    z = _check_matrix(z)
+    return gram_eigenvalues(z - z.mean(dim=0, keepdim=True))
+
+
+# The fit range of α-ReQ [2] in 1-based eigenvalue ranks, as in the authors' released code
+# (reptrix, `alpha.get_alpha`: zero-based indices 10..99): the first ten eigenvalues (the few
+# large directions) and the tail beyond 100 (finite-sample noise) are left out.
+ALPHA_FIRST, ALPHA_LAST = 11, 100
+
+
+def power_law_alpha(
+    eigs: Tensor,
+    first: int = ALPHA_FIRST,
+    last: int = ALPHA_LAST,
+    rel_floor: float = 1e-12,
+) -> float:
+    """The decay α of λᵢ ∝ i^(−α), fitted as α-ReQ [2] fits it.
+
+    Weighted least squares of log λᵢ on (−log i, 1) over the ranks i = first..last (those the
+    spectrum has), each rank weighted by 1/i, so that the many tail ranks do not outvote the
+    head of the range; α is the coefficient of −log i. This is the fit of Stringer et al.
+    (Nature 2019, whose code α-ReQ's authors reuse) with α-ReQ's range. One deviation:
+    eigenvalues at or below ``rel_floor``·λ₁ (round-off zeros of a rank-deficient spectrum,
+    whose log is −∞) are left out.
+
+    Args:
+        eigs: Tensor of shape (n,), eigenvalues sorted largest first.
+        first, last: the fit range, 1-based ranks, inclusive.
+        rel_floor: relative size below which an eigenvalue counts as zero.
+
+    Returns:
+        α, or NaN when fewer than two eigenvalues of the range remain.
+    """
+    eigs = eigs.double().cpu()
     if eigs.numel() == 0 or eigs[0] <= 0:
         return float("nan")
-    keep = eigs > rel_floor * eigs[0]
+    rank = torch.arange(1, eigs.numel() + 1, dtype=torch.float64)
+    keep = (rank >= first) & (rank <= last) & (eigs > rel_floor * eigs[0])
     if int(keep.sum()) < 2:
         return float("nan")
-    log_i = torch.arange(1, eigs.numel() + 1, dtype=torch.float64)[keep].log()
-    log_l = eigs[keep].log()
-    x = log_i - log_i.mean()
-    slope = (x * (log_l - log_l.mean())).sum() / (x * x).sum()
-    return float(-slope)
+    x = torch.stack([-rank[keep].log(), torch.ones(int(keep.sum()), dtype=torch.float64)], 1)
+    y = eigs[keep].log()
+    w = 1.0 / rank[keep]
+    # normal equations of the weighted fit: (Xᵀ W X) b = Xᵀ W y
+    b = torch.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y))
+    return float(b[0])
+
+
+def alpha_req(z: Tensor, first: int = ALPHA_FIRST, last: int = ALPHA_LAST) -> float:
+    """α-ReQ [2]: the power-law decay of the centred covariance spectrum of the features.
+
+    The eigenvalues of Cov(z) = (1/N)·(Z − Z̄)ᵀ(Z − Z̄) over all N evaluated rows, fitted by
+    :func:`power_law_alpha` (ranks 11..100, weights 1/i). The paper normalises the spectrum to
+    sum 1 (explained variance ratios); that only shifts the intercept, not α.
+
+    Args:
+        z: Tensor of shape (N, d).
+
+    Returns:
+        α, or NaN when the spectrum has fewer than two non-zero eigenvalues in the range (in
+        particular when d < 12).
+    """
+    return power_law_alpha(covariance_eigenvalues(z), first, last)
 
 
 def count_above(eigs: Tensor, threshold: float) -> int:
@@ -205,11 +301,6 @@ def uniformity(z: Tensor, t: float = 2.0, max_points: int = _UNIFORMITY_POINTS) 
     return float(torch.logsumexp(-t * sq, dim=0) - math.log(sq.numel()))
 
 
-def spectrum_summary(eigs: Tensor) -> dict[str, float | int]:
-    """The scalars stored per spectrum: RankMe, α, and the counts above 0.5 and 0.9."""
-    return {
-        "rankme": effective_rank(eigs),
-        "alpha": power_law_alpha(eigs),
-        "n_above_0.5": count_above(eigs, 0.5),
-        "n_above_0.9": count_above(eigs, 0.9),
-    }
+def eigenvalue_counts(eigs: Tensor) -> dict[str, int]:
+    """How many eigenvalues exceed 0.5 and 0.9: ``{"n_above_0.5": ..., "n_above_0.9": ...}``."""
+    return {"n_above_0.5": count_above(eigs, 0.5), "n_above_0.9": count_above(eigs, 0.9)}

@@ -1,228 +1,29 @@
-"""Analyse a run's checkpoints once and store the results in the run (``analysis/``).
+"""`explorer analyze RUN_DIR`: analyse every checkpoint of a run not yet analysed, store artifacts.
 
-For each checkpoint, on a fixed evaluation sample (the same images every time, seeded by the
-run's seed):
-
-- the first :data:`VIEW_SAMPLES` images of the *training sample* (up to ``analysis_samples``
-  training images) are augmented into two views with the run's recipe (seeded by
-  :data:`ANALYSIS_SEED`) and passed through the model in eval mode: batch Gram spectra of the
-  spectral features f = clip(z)/√μ and of the backbone features h (mean and spread over batches
-  of the training batch size), the cross-view spectrum, RankMe, α-ReQ, alignment/uniformity,
-  and the augmentation-graph estimate (eigenvalues of C = E[f fᵀ] and C₊ = E[f(x) f(x⁺)ᵀ] over
-  all those views, and ‖C₊ − C²‖/(‖C₊‖ + ‖C²‖));
-- linear and kNN probes are fitted on the training sample's clean backbone features and scored on
-  the *test sample* (up to ``analysis_samples`` test images);
-- the test sample's backbone features are projected to 2-D (PCA and UMAP, each started from the
-  previous checkpoint's layout), stored with the test labels and the images' indices in the
-  test split.
-
-Augmentation draws from torch's global RNG; the analysis forks it, so a trainer that analyses
-in-process keeps its own random stream (and hence exact resume).
+The orchestration: which checkpoints still need an artifact, the evaluation sample drawn
+once for all of them (:mod:`explorer.evaluation_sample`), each checkpoint's model loaded and
+analysed (:mod:`explorer.checkpoint_analysis`), oldest first so that each 2-D layout starts from
+the previous one, and the artifacts written (:mod:`explorer.artifacts`), and the table the command
+prints (:func:`format_analysis_table`, as :mod:`explorer.evaluate` holds ``explorer probe``'s). A
+trainer runs this in a child process with :class:`explorer.background.BackgroundAnalysis`.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from explorer import analysis as A
 from explorer.artifacts import has_analysis, load_all_analyses, load_analysis, save_analysis
-from explorer.augment import RECIPES, TwoViewAugment
-from explorer.builders import recipe_name
-from explorer.config import Config
-from explorer.data import ImageDataset, default_image_size
+from explorer.checkpoint_analysis import analyze_checkpoint
+from explorer.data import ImageDataset
 from explorer.errors import UserError
-from explorer.evaluate import load_trained_model, probe_features
-from explorer.models import ContrastiveModel
-from explorer.probe import extract_features
-from explorer.projection import PROJECTIONS, pca_2d, umap_2d
+from explorer.evaluation_sample import evaluation_sample
+from explorer.projection import PROJECTIONS
+from explorer.rng import fork_rng
 from explorer.runs import Run
-
-ANALYSIS_SEED = 20210604  # fixes the views; the paper's arXiv date
-# Views cost two forward passes per image: the view-based statistics use the first 2,560 images
-# of the training sample (10 batches of 256, 5 of 512), enough for the spread over batches.
-VIEW_SAMPLES = 2560
-
-
-@dataclass
-class EvaluationSample:
-    """The fixed images analysed at every checkpoint (uint8, CPU) and where they came from."""
-
-    train_images: Tensor  # (N, C, H, W)
-    train_labels: Tensor  # (N,)
-    test_images: Tensor  # (M, C, H, W)
-    test_labels: Tensor  # (M,)
-    test_indices: Tensor  # (M,) indices into the test split
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-
-def evaluation_sample(
-    train: ImageDataset, test: ImageDataset, samples: int, seed: int
-) -> EvaluationSample:
-    """A seeded subset of at most ``samples`` images of each split (all of a smaller split)."""
-    generator = torch.Generator().manual_seed(seed)
-    train_idx = torch.randperm(len(train), generator=generator)[: min(samples, len(train))]
-    test_idx = torch.randperm(len(test), generator=generator)[: min(samples, len(test))]
-    test_idx = test_idx.sort().values  # thumbnails read best in split order
-    return EvaluationSample(
-        train.images[train_idx],
-        train.labels[train_idx],
-        test.images[test_idx],
-        test.labels[test_idx],
-        test_idx,
-        list(train.classes),
-        tuple(train.mean),
-        tuple(train.std),
-    )
-
-
-@torch.no_grad()
-def _two_view_outputs(
-    model: ContrastiveModel, sample: EvaluationSample, config: Config, device: torch.device
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Backbone features of view 1 and projector outputs of both views, in eval mode, on CPU."""
-    image_size = config.image_size or default_image_size(config.dataset)
-    recipe = recipe_name(config)
-    augment = TwoViewAugment(RECIPES[recipe], image_size, sample.mean, sample.std).to(device)
-    h1, z1, z2 = [], [], []
-    for batch in sample.train_images[:VIEW_SAMPLES].split(config.batch_size):
-        view1, view2 = augment(batch.to(device))  # (B, C, S, S) each
-        h, z, _ = model(view1)
-        h1.append(h.float().cpu())
-        z1.append(z.float().cpu())
-        z2.append(model(view2)[1].float().cpu())
-    return torch.cat(h1), torch.cat(z1), torch.cat(z2)
-
-
-class _Clock:
-    """Seconds spent in each stage, for the record (and the benchmark)."""
-
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name], self._last = now - self._last, now
-
-
-def _batched_cross_spectra(f1: Tensor, f2: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
-    size = min(batch_size, len(f1))
-    spectra = torch.stack(
-        [
-            A.eigenvalues(A.cross_moment(f1[i : i + size], f2[i : i + size]))
-            for i in range(0, len(f1) - size + 1, size)
-        ]
-    )
-    std = spectra.std(dim=0) if len(spectra) > 1 else torch.zeros_like(spectra[0])
-    return spectra.mean(dim=0), std
-
-
-def analyze_checkpoint(
-    model: ContrastiveModel,
-    sample: EvaluationSample,
-    config: Config,
-    *,
-    device: torch.device | str = "cpu",
-    projections: tuple[str, ...] = PROJECTIONS,
-    previous: dict[str, np.ndarray] | None = None,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Every metric of one checkpoint: ``(JSON-ready record, arrays)`` for :func:`save_analysis`.
-
-    Args:
-        model: the trained model (any device; moved to ``device``, left in eval mode).
-        sample: the fixed evaluation sample.
-        config: the run's config (batch size, μ, augmentation, probe settings).
-        device: where the forward passes run.
-        projections: any of ``"pca"``, ``"umap"``.
-        previous: the previous checkpoint's arrays; its ``pca``/``umap`` layouts seed this one's.
-    """
-    device = torch.device(device)
-    clock = _Clock()
-    model = model.to(device).eval()
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(ANALYSIS_SEED)
-        h1, z1, z2 = _two_view_outputs(model, sample, config, device)
-    clock.lap("views")
-    f1, f2 = A.spectral_features(z1, config.mu), A.spectral_features(z2, config.mu)
-    arrays: dict[str, np.ndarray] = {}
-    spectra: dict[str, tuple[Tensor, Tensor]] = {
-        "projector": A.batch_spectra(f1, config.batch_size),
-        "backbone": A.batch_spectra(h1, config.batch_size),
-        "cross": _batched_cross_spectra(f1, f2, config.batch_size),
-    }
-    for name, (mean, std) in spectra.items():
-        arrays[f"{name}_eigs_mean"], arrays[f"{name}_eigs_std"] = mean.numpy(), std.numpy()
-    c, c_plus = A.second_moment(torch.cat([f1, f2])), A.cross_moment(f1, f2)
-    arrays["graph_c_eigs"] = A.eigenvalues(c).numpy()
-    arrays["graph_c_plus_eigs"] = A.eigenvalues(c_plus).numpy()
-    metrics: dict[str, Any] = {
-        name: A.spectrum_summary(spectra[name][0].clamp_min(0)) for name in spectra
-    }
-    metrics["alignment"] = A.alignment(z1, z2)
-    metrics["uniformity"] = A.uniformity(z1)
-    metrics["graph"] = {
-        "optimum_gap": A.optimum_gap(c, c_plus),
-        **A.spectrum_summary(torch.from_numpy(arrays["graph_c_eigs"]).clamp_min(0)),
-    }
-    clock.lap("spectra")
-
-    mean, std = sample.mean, sample.std
-    train_x = extract_features(model.backbone, sample.train_images, mean, std, device=device)
-    test_x = extract_features(model.backbone, sample.test_images, mean, std, device=device)
-    clock.lap("features")
-    probes = probe_features(
-        train_x, sample.train_labels, test_x, sample.test_labels, len(sample.classes), config
-    )
-    clock.lap("probes")
-
-    previous = previous or {}
-    features = test_x.numpy()
-    if "pca" in projections:
-        arrays["pca"] = pca_2d(features, previous.get("pca"))
-        clock.lap("pca")
-    if "umap" in projections:
-        arrays["umap"] = umap_2d(features, previous.get("umap"))
-        clock.lap("umap")
-    arrays["labels"] = sample.test_labels.numpy().astype(np.int64)
-    arrays["indices"] = sample.test_indices.numpy().astype(np.int64)
-    record = {
-        "classes": sample.classes,
-        "n_train": len(sample.train_images),
-        "n_test": len(sample.test_images),
-        "n_views": len(z1),
-        "projected_split": "test",
-        "batch_size": config.batch_size,
-        "mu": config.mu,
-        "seed": ANALYSIS_SEED,
-        "projections": [p for p in PROJECTIONS if p in projections],
-        "metrics": metrics,
-        "probes": probes,
-        "seconds": sum(clock.laps.values()),
-        "timings": clock.laps,
-    }
-    return _json_ready(record), arrays
-
-
-def _json_ready(value: Any) -> Any:
-    """Non-finite floats (α of a one-eigenvalue spectrum is NaN) become None: valid JSON."""
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+from explorer.trained_model import load_trained_model
 
 
 def _stored_projections(run: Run, epoch: int) -> tuple[str, ...]:
@@ -251,6 +52,9 @@ def analyze_run(
     splits: tuple[ImageDataset, ImageDataset] | None = None,
 ) -> list[dict[str, Any]]:
     """Analyse the run's checkpoints (or one) oldest first, skipping those already done.
+
+    Torch's global random stream is the same afterwards as before (models are built and views
+    drawn inside :func:`explorer.rng.fork_rng`), so a trainer may call this in-process.
 
     Args:
         run: the run.
@@ -288,23 +92,22 @@ def analyze_run(
         sample = evaluation_sample(train, test, config.analysis_samples, config.seed)
         previous = _previous_arrays(run, todo[0][0])
         bar = tqdm(todo, desc=f"analyse {run.name}", unit="ckpt", disable=not progress)
-        # Building a model draws its random initialisation: keep the caller's RNG untouched.
-        with torch.random.fork_rng(devices=[torch_device] if torch_device.type == "cuda" else []):
-            for epoch, path in bar:
-                bar.set_postfix(epoch=epoch)
+        for epoch, path in bar:
+            bar.set_postfix(epoch=epoch)
+            with fork_rng(torch_device):  # building a model draws its random initialisation
                 model, _ = load_trained_model(run, config, train.images.shape[1], path)
-                record, arrays = analyze_checkpoint(
-                    model,
-                    sample,
-                    config,
-                    device=torch_device,
-                    projections=(*projections, *_stored_projections(run, epoch)),
-                    previous=previous,
-                )
-                record.update(epoch=epoch, checkpoint=path.name)
-                save_analysis(run, epoch, record, arrays)
-                records[epoch] = record
-                previous = arrays
+            record, arrays = analyze_checkpoint(
+                model,
+                sample,
+                config,
+                device=torch_device,
+                projections=(*projections, *_stored_projections(run, epoch)),
+                previous=previous,
+            )
+            record.update(epoch=epoch, checkpoint=path.name)
+            save_analysis(run, epoch, record, arrays)
+            records[epoch] = record
+            previous = arrays
     for epoch, _ in checkpoints:
         if epoch not in records:
             record = load_analysis(run, epoch)
@@ -314,7 +117,9 @@ def analyze_run(
 
 
 def format_analysis_table(records: list[dict[str, Any]]) -> str:
-    """epoch, RankMe and α of the spectral features, #eigenvalues > 0.9, kNN and linear probes."""
+    """What ``explorer analyze`` prints: one row per record of :func:`analyze_run`: epoch, RankMe
+    and α-ReQ of the spectral features, #eigenvalues > 0.9 of their batch Gram spectrum, kNN and
+    linear probe accuracy."""
     lines = [f"{'epoch':>5}{'RankMe':>9}{'alpha':>8}{'#eig>0.9':>10}{'kNN':>9}{'linear':>9}"]
     for r in records:
         projector = r["metrics"]["projector"]

@@ -1,4 +1,6 @@
-"""Probe a run's checkpoint beside two baselines measured the same way, and save the results.
+"""`explorer probe RUN_DIR`: a run's checkpoint probed beside two baselines, saved as probe.json.
+
+The run-level job and its printed table; the probes themselves are :mod:`explorer.probe`'s.
 
 The baselines answer "did training help?": raw pixels (the input itself as features) and the same
 backbone at its random initialisation (seeded like the run). Features are the frozen, pooled
@@ -13,65 +15,14 @@ from typing import Any
 import torch
 
 from explorer.builders import build_model, load_splits, resolve_device
-from explorer.config import Config
 from explorer.data import ImageDataset
-from explorer.errors import UserError
-from explorer.models import ContrastiveModel
-from explorer.probe import (
-    ProbeResult,
-    extract_features,
-    knn_probe,
-    linear_probe,
-    linear_probe_augmented,
-)
+from explorer.probe import ProbeResult, extract_features, linear_probe_augmented, probe_features
+from explorer.rng import fork_rng
 from explorer.runs import Run
+from explorer.trained_model import load_trained_model
 
 BASELINES = ("raw_pixels", "random_init")
 LABELS = {"trained": "trained backbone", "raw_pixels": "raw pixels", "random_init": "random init"}
-
-
-def load_trained_model(
-    run: Run, config: Config, in_channels: int, checkpoint: Path | None = None
-) -> tuple[ContrastiveModel, int]:
-    """The model at ``checkpoint`` (default: the latest); returns it with its epoch."""
-    checkpoints = run.weight_checkpoints()
-    if checkpoint is None:
-        if not checkpoints:
-            raise UserError(f"run {run.path} has no model checkpoint yet; train it first")
-        epoch, checkpoint = checkpoints[-1]
-    else:
-        epoch = next((e for e, p in checkpoints if p == checkpoint), -1)
-    model = build_model(config, in_channels)
-    try:
-        model.load_state_dict(run.load_weights(checkpoint))
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0][:200]
-        raise UserError(
-            f"checkpoint {checkpoint} does not fit backbone {config.backbone}: {first}"
-        ) from None
-    return model, epoch
-
-
-def probe_features(
-    train_x: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_x: torch.Tensor,
-    test_labels: torch.Tensor,
-    num_classes: int,
-    config: Config,
-) -> dict[str, Any]:
-    """kNN and linear probes of (N, D) train and (M, D) test features, as JSON-ready dicts."""
-    knn = knn_probe(
-        train_x,
-        train_labels,
-        test_x,
-        test_labels,
-        num_classes,
-        k=config.knn_k,
-        temperature=config.knn_temperature,
-    )
-    linear = linear_probe(train_x, train_labels, test_x, test_labels, num_classes)
-    return {"knn": knn.to_dict(), "linear": linear.to_dict()}
 
 
 def probe_run(
@@ -105,9 +56,12 @@ def probe_run(
     }
     train_x, test_x = backbone_features(model.backbone)
     classes = len(train.classes)
-    results["methods"]["trained"] = probe_features(
-        train_x, train.labels, test_x, test.labels, classes, config
-    )
+
+    def probes(train_x: torch.Tensor, test_x: torch.Tensor) -> dict[str, Any]:
+        return probe_features(train_x, train.labels, test_x, test.labels, classes,
+                              knn_k=config.knn_k, knn_temperature=config.knn_temperature)
+
+    results["methods"]["trained"] = probes(train_x, test_x)
     paper = config.probe == "paper" or (config.probe == "auto" and torch_device.type == "cuda")
     if paper:  # the paper's augmented protocol: SGD lr 30, 100 epochs (GPU-sized work)
         result: ProbeResult = linear_probe_augmented(
@@ -127,15 +81,12 @@ def probe_run(
     if baselines:
         pixels_train = _flat_pixels(train)
         pixels_test = _flat_pixels(test, train)
-        results["methods"]["raw_pixels"] = probe_features(
-            pixels_train, train.labels, pixels_test, test.labels, classes, config
-        )
-        torch.manual_seed(config.seed)  # the same initialisation the run started from
-        random_model = build_model(config, in_channels)
+        results["methods"]["raw_pixels"] = probes(pixels_train, pixels_test)
+        with fork_rng(torch_device):  # the caller's random stream stays untouched
+            torch.manual_seed(config.seed)  # the same initialisation the run started from
+            random_model = build_model(config, in_channels)
         train_x, test_x = backbone_features(random_model.backbone)
-        results["methods"]["random_init"] = probe_features(
-            train_x, train.labels, test_x, test.labels, classes, config
-        )
+        results["methods"]["random_init"] = probes(train_x, test_x)
     run.save_probe(results)
     return results
 

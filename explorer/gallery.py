@@ -10,38 +10,43 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from explorer.augment import RECIPES, TwoViewAugment
-from explorer.builders import recipe_name
+from explorer.builders import build_views
 from explorer.config import Config
-from explorer.data import ImageDataset, default_image_size
-from explorer.evaluate import load_trained_model
+from explorer.data import ImageDataset
 from explorer.probe import extract_features
+from explorer.rng import fork_rng
 from explorer.runs import Run
+from explorer.trained_model import load_trained_model
 
 
 @torch.no_grad()
 def positive_pairs(
-    config: Config, images: Tensor, seed: int = 0
+    config: Config, data: ImageDataset, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two views of each image drawn with the run's recipe, as displayable uint8.
+    """Two views of each image of ``data``, made as the run's training makes them, displayable.
+
+    The views come from :func:`explorer.builders.build_views`, so a page shows what the network
+    is trained on (whatever the run's ``augment``), with the normalisation undone.
 
     Args:
-        config: the run's config (recipe and image size).
-        images: uint8 (N, C, H, W).
+        config: the run's config (its augmentation and image size).
+        data: the images to show (e.g. ``train.subset(chosen)``), with their labels and factors.
         seed: fixes the draw, so the same pairs come back on every page load.
 
     Returns:
         (originals, view1, view2): uint8 (N, C, S, S) each, the originals resized to S.
     """
-    size = config.image_size or default_image_size(config.dataset)
-    augment = TwoViewAugment(RECIPES[recipe_name(config)], size, (0.0,) * images.shape[1],
-                             (1.0,) * images.shape[1])
-    with torch.random.fork_rng(devices=[]):  # the caller's random stream stays untouched
+    device = torch.device("cpu")
+    with fork_rng(device):  # the caller's random stream stays untouched
         torch.manual_seed(seed)
-        view1, view2 = augment(images)  # mean 0, std 1: the views stay in [0, 1]
-    originals = torch.nn.functional.interpolate(images.float(), size=(size, size),
+        views = build_views(config, data, device)
+        view1, view2 = views(torch.arange(len(data)))  # (N, C, S, S), normalised
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    size = view1.shape[-1]
+    originals = torch.nn.functional.interpolate(data.images.float(), size=(size, size),
                                                 mode="bilinear", antialias=True) / 255
-    return _to_uint8(originals), _to_uint8(view1), _to_uint8(view2)
+    return _to_uint8(originals), _to_uint8(view1 * std + mean), _to_uint8(view2 * std + mean)
 
 
 def _to_uint8(images: Tensor) -> np.ndarray:

@@ -1,4 +1,7 @@
-"""Probes of frozen representations: feature extraction, weighted kNN and linear classifiers.
+"""Probes of frozen features: feature extraction, weighted kNN and linear classifiers.
+
+The algorithms only (tensors in, accuracies out; no run, no config): :mod:`explorer.evaluate`
+probes a run's checkpoint with them, :mod:`explorer.checkpoint_analysis` every analysed one.
 
 Everything here evaluates a backbone without changing it: the backbone runs in eval mode (BatchNorm
 uses its running statistics) under ``torch.no_grad`` and its own train/eval modes are restored.
@@ -322,6 +325,40 @@ def linear_probe(
         test = (test_features.detach().float().to(x.device) - mean) / std  # MxD
         predictions = (test @ weight + bias).argmax(dim=1)
     return _result(predictions, test_labels, num_classes)
+
+
+def probe_features(
+    train_features: Tensor,
+    train_labels: Tensor,
+    test_features: Tensor,
+    test_labels: Tensor,
+    num_classes: int,
+    *,
+    knn_k: int = 200,
+    knn_temperature: float = 0.1,
+) -> dict[str, Any]:
+    """Both fast probes of precomputed features: ``{"knn": ..., "linear": ...}``, JSON-ready.
+
+    Args:
+        train_features: Tensor of shape (N, D); train_labels: Tensor of shape (N,).
+        test_features: Tensor of shape (M, D); test_labels: Tensor of shape (M,).
+        num_classes: number of classes C.
+        knn_k, knn_temperature: the kNN vote of :func:`knn_predict`.
+
+    Returns:
+        Each probe's :meth:`ProbeResult.to_dict`.
+    """
+    knn = knn_probe(
+        train_features,
+        train_labels,
+        test_features,
+        test_labels,
+        num_classes,
+        k=knn_k,
+        temperature=knn_temperature,
+    )
+    linear = linear_probe(train_features, train_labels, test_features, test_labels, num_classes)
+    return {"knn": knn.to_dict(), "linear": linear.to_dict()}
 
 
 def linear_probe_augmented(

@@ -45,13 +45,14 @@ from sklearn.preprocessing import StandardScaler
 with warnings.catch_warnings():  # tqdm warns that ipywidgets is missing: bars are off here
     warnings.simplefilter("ignore")
     from explorer import graph, shapes_graph
-    from explorer.augment import RECIPES, TwoViewAugment
+    from explorer.builders import build_views
     from explorer.config import build_config
-    from explorer.evaluate import format_probe_table, load_trained_model, probe_run
+    from explorer.evaluate import format_probe_table, probe_run
     from explorer.losses import clip_to_ball
     from explorer.probe import extract_features, linear_probe
     from explorer.runs import create_run
     from explorer.train import Trainer, load_splits
+    from explorer.trained_model import load_trained_model
 
 pio.renderers.default = "plotly_mimetype+notebook_connected"
 FAST = os.environ.get("EXPLORER_FAST") == "1"
@@ -170,14 +171,12 @@ fig.show()
 
 # %%
 model = models["spectral"].eval()
-augment = TwoViewAugment(RECIPES["shapes"], 32, train.mean, train.std)
-batch = train.images[: 256 if FAST else 2048]
+B = 256 if FAST else 2048
 with torch.no_grad():
     torch.manual_seed(0)
-    view1, view2 = augment(batch)
+    view1, view2 = build_views(config, train, torch.device("cpu"))(torch.arange(B))
     z1 = clip_to_ball(model(view1)[1], config.mu)  # (B, d)
     z2 = clip_to_ball(model(view2)[1], config.mu)
-B = len(batch)
 auto = ((z1.T @ z1 + z2.T @ z2) / (2 * B)).double()
 cross = ((z1.T @ z2 + z2.T @ z1) / (2 * B)).double()
 estimate = torch.linalg.eigvalsh(auto).flip(0).numpy()

@@ -8,9 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from explorer import checkpoint_analysis
 from explorer.analyze import analyze_run
 from explorer.artifacts import load_all_analyses, load_analysis
+from explorer.builders import build_model
+from explorer.checkpoint_analysis import analyze_checkpoint
+from explorer.config import build_config
 from explorer.data import load_dataset
+from explorer.evaluation_sample import evaluation_sample
 from explorer.runs import open_run
 from tests.conftest import TINY, explorer
 
@@ -34,6 +39,7 @@ def _check_artifact(record: dict, test_labels: torch.Tensor) -> None:
     metrics = record["metrics"]
     assert 1 <= metrics["projector"]["rankme"] <= 32 and metrics["alignment"] >= 0
     assert metrics["graph"]["optimum_gap"] >= 0
+    assert set(metrics["cross"]) == {"n_above_0.5", "n_above_0.9"}  # RankMe/α need a matrix
 
 
 def test_background_analysis_then_cli_skips_done_and_repairs_damaged(workdir: Path) -> None:
@@ -103,6 +109,34 @@ def test_end_mode_analyses_after_training(workdir: Path) -> None:
     loaded, errors = load_all_analyses(run)
     assert list(loaded) == [1] and errors == {}
     assert "analysing the checkpoints" in (run.path / "train.log").read_text()
+
+
+def test_checkpoint_views_come_from_build_views_and_rankme_from_every_embedding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = build_config(overrides=[*TINY, "batch_size=2"])
+    train = load_dataset("shapes", "train", limit=96, seed=0)
+    test = load_dataset("shapes", "test", limit=40, seed=0)
+    sample = evaluation_sample(train, test, samples=64, seed=0)
+    assert sample.train.factors is not None  # what graph views render from
+    seen = []
+
+    def spy(config, data, device):  # noqa: ANN001, ANN202
+        seen.append(data)
+        return build_views(config, data, device)
+
+    build_views = checkpoint_analysis.build_views
+    monkeypatch.setattr(checkpoint_analysis, "build_views", spy)
+    torch.manual_seed(0)
+    model = build_model(config, in_channels=3)
+    state = torch.get_rng_state()
+    record, arrays = analyze_checkpoint(model, sample, config, projections=("pca",))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert seen == [sample.train] and record["n_views"] == 64
+    assert len(arrays["projector_eigs_mean"]) == 2  # batch spectra: min(B, d)
+    # RankMe of the 128 x 32 matrix of every evaluated embedding: not capped at B = 2
+    assert 2.5 < record["metrics"]["projector"]["rankme"] <= 32
+    assert record["metrics"]["projector"]["alpha"] is not None  # d = 32: ranks 11..32
 
 
 @pytest.mark.slow

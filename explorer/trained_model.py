@@ -1,0 +1,38 @@
+"""A trained model back from a run's checkpoint: the network a config builds, with its weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from explorer.builders import build_model
+from explorer.config import Config
+from explorer.errors import UserError
+from explorer.models import ContrastiveModel
+from explorer.runs import Run
+
+
+def load_trained_model(
+    run: Run, config: Config, in_channels: int, checkpoint: Path | None = None
+) -> tuple[ContrastiveModel, int]:
+    """The model at ``checkpoint`` (default: the latest); returns it with its epoch.
+
+    Building the model draws a random initialisation from torch's global RNG before the weights
+    replace it: callers that must keep their random stream wrap this in
+    :func:`explorer.rng.fork_rng`.
+    """
+    checkpoints = run.weight_checkpoints()
+    if checkpoint is None:
+        if not checkpoints:
+            raise UserError(f"run {run.path} has no model checkpoint yet; train it first")
+        epoch, checkpoint = checkpoints[-1]
+    else:
+        epoch = next((e for e, p in checkpoints if p == checkpoint), -1)
+    model = build_model(config, in_channels)
+    try:
+        model.load_state_dict(run.load_weights(checkpoint))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0][:200]
+        raise UserError(
+            f"checkpoint {checkpoint} does not fit backbone {config.backbone}: {first}"
+        ) from None
+    return model, epoch
