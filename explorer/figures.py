@@ -194,3 +194,45 @@ def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
             images[i].transpose(1, 2, 0)
         )
     return grid
+
+
+def reachable_optimum_figure(
+    mus: Sequence[float],
+    losses: Sequence[float],
+    unconstrained: float,
+    *,
+    mu_run: float | None = None,
+    max_sq_norm: float | None = None,
+) -> go.Figure:
+    """The best population loss L(f) reachable with every ‖f(x)‖² ≤ μ, against μ (log axis).
+
+    Args:
+        mus: (m,) squared radii of the ball (f = clip(z), so μ is the loss's own μ).
+        losses: (m,) the ball-constrained optimum at each μ
+            (:func:`explorer.graph.reachable_optimum_curve`).
+        unconstrained: −Σ_{i≤k} γᵢ², the optimum without the ball (a horizontal line).
+        mu_run: a run's μ, marked by a vertical line from the lowest loss to 0; None: no mark.
+        max_sq_norm: max_x ‖f*(x)‖² (:func:`explorer.graph.max_optimal_sq_norm`): from this μ on
+            the unconstrained optimum fits in the ball; marked by a vertical line; None: no mark.
+    """
+    mus, losses = np.asarray(mus, dtype=float), np.asarray(losses, dtype=float)
+    order = np.argsort(mus)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=mus[order], y=losses[order], mode="lines+markers",
+                             name="reachable optimum, ‖f(x)‖² ≤ μ"))
+    fig.add_trace(go.Scatter(x=[mus.min(), mus.max()], y=[unconstrained, unconstrained],
+                             mode="lines", line={"dash": "dash", "color": "black"},
+                             name=f"unconstrained optimum −Σγᵢ² = {unconstrained:.3f}"))
+    # vertical marks as traces, not shapes: they sit at data x on the log axis and get a legend
+    span = [min(losses.min(), unconstrained), 0.0]
+    if max_sq_norm is not None:
+        fig.add_trace(go.Scatter(x=[max_sq_norm] * 2, y=span, mode="lines",
+                                 line={"dash": "dot", "color": "green"},
+                                 name=f"μ = max‖f*‖² = {max_sq_norm:.3g}: f* fits from here"))
+    if mu_run is not None:
+        fig.add_trace(go.Scatter(x=[mu_run] * 2, y=span, mode="lines", line={"color": "red"},
+                                 name=f"the run's μ = {mu_run:g}"))
+    fig.update_layout(xaxis_type="log", xaxis_title="μ (ball ‖f(x)‖² ≤ μ, f = clip(z))",
+                      yaxis_title="population loss L(f)", height=380,
+                      margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})
+    return fig

@@ -30,9 +30,11 @@ References:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
@@ -247,3 +249,245 @@ def block_graph(
     labels = np.repeat(np.arange(len(sizes)), sizes)
     W = np.where(labels[:, None] == labels[None, :], within, between).astype(np.float64)
     return W / W.sum()
+
+
+# --- The ball of radius sqrt(mu) --------------------------------------------------------------
+# The paper's loss clips every projector output to the ball ||f(x)||^2 <= mu [0, Section 5], so the
+# theory's f is clip(z) and the optimum above is reachable only if it fits in that ball.
+
+
+def _numpy(x: object) -> np.ndarray:
+    if _is_torch(x):
+        return x.detach().cpu().numpy()  # type: ignore[attr-defined]
+    if sp.issparse(x):
+        return x.toarray()  # type: ignore[attr-defined]
+    return np.asarray(x, dtype=np.float64)
+
+
+def optimal_features(W: Array, k: int) -> Array:
+    """The unconstrained minimiser f* of :func:`population_spectral_loss`, as a table (n, k).
+
+    f*(x) = u_x / sqrt(w_x) with u the top-k eigenvectors of Abar scaled by sqrt(gamma_i)
+    (:func:`spectral_embedding` with ``scale=True``) and w_x the degrees of W normalised to sum
+    1 [0, Section 3.2]. Any rotation f* R (R orthogonal k x k) is optimal too. Then
+    E_w[f* f*^T] = diag(gamma_1..gamma_k) and E_w||f*||^2 = sum_{i<=k} gamma_i.
+    """
+    return embedding_from_factor(spectral_embedding(W, k, scale=True), W)
+
+
+def max_optimal_sq_norm(W: Array, k: int) -> float:
+    """max_x ||f*(x)||^2 for the optimum f* of :func:`optimal_features`: the smallest mu whose
+    ball holds this optimum, so that clip(z) can reach -sum_{i<=k} gamma_i^2.
+
+    ||f*(x)||^2 = sum_{i<=k} gamma_i v_i(x)^2 / w_x is invariant to rotations f* R, and to the
+    choice of basis inside every eigenspace that the top k contain whole. When k splits a
+    degenerate eigenspace (gamma_k == gamma_{k+1}), the optimum is not unique beyond rotations:
+    any k-dimensional choice inside that eigenspace is optimal, the row norms depend on which one
+    the eigensolver returned, and a different choice may fit a smaller ball (never one below
+    E_w||f*||^2 = sum_{i<=k} gamma_i). The value is then a sufficient mu, not the least one; the
+    constrained solver (:func:`ball_constrained_optimum`) still finds the better choices.
+    """
+    features = _numpy(optimal_features(W, k))
+    return float((features**2).sum(1).max())
+
+
+@dataclass(frozen=True)
+class BallOptimum:
+    """The minimum of L(f) over tables f with ||f(x)||^2 <= mu at every node.
+
+    Attributes:
+        loss: the best loss found (the reachable optimum, exact when ``binds`` is False).
+        features: (n, k) the table f reaching it; every row inside the ball.
+        unconstrained_loss: -sum_{i<=k} max(gamma_i, 0)^2, the optimum without the ball.
+        lower_bound: a certified lower bound on the constrained optimum (the Lagrangian dual at
+            the solution's multipliers), so ``loss - lower_bound`` bounds the suboptimality.
+        max_sq_norm: max_x ||f*(x)||^2 of the unconstrained optimum (:func:`max_optimal_sq_norm`).
+        mu: the squared radius of the ball.
+        iterations: projected-gradient iterations run (0 when the ball does not bind).
+        converged: whether the stopping criterion was met within the iteration budget.
+        binds: whether f* leaves the ball (mu < max_sq_norm), so that a solve was needed.
+    """
+
+    loss: float
+    features: np.ndarray
+    unconstrained_loss: float
+    lower_bound: float
+    max_sq_norm: float
+    mu: float
+    iterations: int
+    converged: bool
+    binds: bool
+
+    @property
+    def cost(self) -> float:
+        """How much the ball raises the optimum: loss - unconstrained_loss (>= 0)."""
+        return self.loss - self.unconstrained_loss
+
+
+def _project_rows(f: np.ndarray, mu: float) -> np.ndarray:
+    """Each row of f (n, k) projected onto the ball ||row||^2 <= mu (scaled to norm sqrt(mu))."""
+    sq = (f * f).sum(1, keepdims=True)
+    return f * np.sqrt(mu / np.maximum(sq, mu))
+
+
+def lagrangian_lower_bound(W: Array, k: int, mu: float, f: np.ndarray) -> float:
+    """A lower bound on min { L(f) : ||f(x)||^2 <= mu }, certified by weak duality.
+
+    For multipliers lambda_x >= 0, min_f L(f) + sum_x lambda_x (||f(x)||^2 - mu) is at most the
+    constrained optimum. With u_x = sqrt(w_x) f(x) [0, Section 3.2] the inner problem is
+    min_u ||B - u u^T||_F^2 - ||B||_F^2 with B = Abar - diag(lambda_x / (2 w_x)), whose value
+    is -sum_{i<=k} max(beta_i, 0)^2 (Eckart-Young, beta the eigenvalues of B), so the bound is
+    -sum_{i<=k} max(beta_i, 0)^2 - mu sum_x lambda_x. The multipliers are read off f by the KKT
+    condition grad_x L + 2 lambda_x f(x) = 0; at the constrained optimum the bound is tight
+    whenever that optimum is also the optimum of the relaxation over all PSD f f^T.
+
+    Args:
+        W: edge weights (n, n), dense.
+        k: number of features.
+        mu: squared radius of the ball.
+        f: (n, k) a table inside the ball (the multipliers come from it; any f gives a bound).
+    """
+    W = _numpy(W)
+    joint = W / W.sum()
+    w = joint.sum(1)
+    gradient = _row_gradient(f, joint, w)  # (n, k), grad_x L / w_x
+    lam = np.clip(-w * (gradient * f).sum(1) / (2 * mu), 0, None)  # (n,) multipliers
+    shift = np.divide(lam, 2 * w, out=np.zeros_like(w), where=w > 0)
+    B = normalized_adjacency(joint) - np.diag(shift)  # nxn
+    n = B.shape[0]
+    beta = scipy.linalg.eigh(B, eigvals_only=True, subset_by_index=[n - k, n - 1])
+    return float(-(np.clip(beta, 0, None) ** 2).sum() - mu * lam.sum())
+
+
+def _row_gradient(f: np.ndarray, joint: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """grad_x L(f) / w_x for every row: -4 (P f)_x + 4 M f(x), P = D^{-1} W, M = E_w[f f^T]."""
+    M = (w[:, None] * f).T @ f  # kxk
+    walk = np.divide(joint @ f, w[:, None], out=np.zeros_like(f), where=w[:, None] > 0)
+    return -4 * walk + 4 * f @ M
+
+
+def ball_constrained_optimum(
+    W: Array,
+    k: int,
+    mu: float,
+    *,
+    tol: float = 1e-7,
+    max_iterations: int = 3000,
+    init: np.ndarray | None = None,
+    seed: int = 0,
+) -> BallOptimum:
+    """min L(f) over tables f (n, k) with ||f(x)||^2 <= mu at every node x [0, Sections 3.2, 5].
+
+    If the unconstrained optimum f* (:func:`optimal_features`) fits in the ball (to a relative
+    1e-9), it is returned with its exact loss -sum_{i<=k} gamma_i^2 and no solve. Otherwise
+    accelerated projected gradient (FISTA with adaptive restart; Beck and Teboulle 2009,
+    O'Donoghue and Candes 2015) runs from the row-clipped f* (or ``init``), slightly perturbed.
+    The gradient is preconditioned by 1/w_x per row, a scalar per row, so the projection stays
+    the row-wise radial clip; the step comes from a curvature bound 4 (1 + 3 ||E_w[f f^T]||) and
+    is halved whenever the loss does not decrease as much as that bound promises. It stops when
+    the w-weighted norm of the gradient mapping (the projected-gradient step divided by the step
+    size) falls below ``tol``. Cost per iteration: one product W f, O(n^2 k).
+
+    The problem is not convex in f, but as a function of X = f f^T it is (a convex quadratic,
+    linear constraints X_xx <= mu) up to the rank bound; ``lower_bound`` certifies the result.
+
+    Args:
+        W: edge weights (n, n), any positive scale (NumPy or torch; solved in NumPy float64).
+        k: number of features, 1 <= k <= n.
+        mu: squared radius of the ball, > 0.
+        tol: stopping threshold on the gradient-mapping norm.
+        max_iterations: iteration budget; ``converged`` is False if it runs out.
+        init: optional (n, k) start (projected onto the ball first), e.g. a solution for a
+            nearby mu.
+        seed: seed of the start's perturbation (relative size 1e-3).
+
+    Returns:
+        A :class:`BallOptimum`.
+    """
+    if mu <= 0:
+        raise ValueError(f"mu must be > 0, got {mu}")
+    W = _numpy(W)
+    joint = W / W.sum()  # nxn, sums to 1
+    w = joint.sum(1)  # (n,)
+    gammas, vectors = top_eigenpairs(joint, k)  # one eigendecomposition for f* and its loss
+    optimum = vectors * np.sqrt(np.clip(gammas, 0, None))[None, :] * _inverse_sqrt(w)[:, None]
+    unconstrained = float(-(np.clip(gammas, 0, None) ** 2).sum())
+    max_sq = float((optimum**2).sum(1).max())
+    if max_sq <= mu * (1 + 1e-9):  # f* fits (up to rounding: its rows are clipped by <= 1e-9)
+        return BallOptimum(unconstrained, _project_rows(optimum, mu), unconstrained,
+                           unconstrained, max_sq, mu, 0, True, False)
+    start = _project_rows(optimum if init is None else _numpy(init), mu)
+    # clip(f*) can sit on a saddle (when k splits a degenerate eigenspace, rows that the chosen
+    # basis leaves at 0 get no gradient); a small seeded perturbation lets the descent leave it
+    noise = np.random.default_rng(seed).normal(size=start.shape)
+    start = start + 1e-3 * np.sqrt(mu / k) * noise
+    f, iterations, converged = _fista(joint, w, mu, start, tol, max_iterations)
+    loss = float(population_spectral_loss(f, joint))
+    bound = min(lagrangian_lower_bound(joint, k, mu, f), loss)
+    return BallOptimum(loss, f, unconstrained, bound, max_sq, mu, iterations, converged, True)
+
+
+def _fista(
+    joint: np.ndarray, w: np.ndarray, mu: float, start: np.ndarray, tol: float, max_iterations: int
+) -> tuple[np.ndarray, int, bool]:
+    """Accelerated projected gradient for :func:`ball_constrained_optimum`: (f, iterations, ok).
+
+    The metric is <a, b>_w = sum_x w_x a_x . b_x, in which the preconditioned gradient
+    grad_x L / w_x is the gradient; W f is computed once per iteration (the extrapolated point's
+    product is the same combination of the iterates' products, since W is linear).
+    """
+
+    def loss_of(f: np.ndarray, walk: np.ndarray) -> float:  # walk = D^{-1} W f
+        M = (w[:, None] * f).T @ f  # kxk
+        return float(-2 * (w[:, None] * f * walk).sum() + (M * M).sum())
+
+    def walk_of(f: np.ndarray) -> np.ndarray:
+        return np.divide(joint @ f, w[:, None], out=np.zeros_like(f), where=w[:, None] > 0)
+
+    f = _project_rows(np.array(start, dtype=np.float64), mu)
+    walk = walk_of(f)
+    value = loss_of(f, walk)
+    y, walk_y, t = f, walk, 1.0
+    M = (w[:, None] * f).T @ f
+    step = 1.0 / (4.0 * (1.0 + 3.0 * np.linalg.norm(M, 2)))
+    for iteration in range(1, max_iterations + 1):
+        M_y = (w[:, None] * y).T @ y
+        gradient = -4 * walk_y + 4 * y @ M_y  # (n, k) in the w-metric
+        value_y = float(-2 * (w[:, None] * y * walk_y).sum() + (M_y * M_y).sum())
+        while True:
+            candidate = _project_rows(y - step * gradient, mu)
+            delta = candidate - y
+            walk_c = walk_of(candidate)
+            value_c = loss_of(candidate, walk_c)
+            model = value_y + (w[:, None] * gradient * delta).sum() + (
+                w[:, None] * delta**2).sum() / (2 * step)
+            if value_c <= model + 1e-12 * abs(value_y) or step < 1e-12:
+                break
+            step /= 2
+        mapping = np.sqrt((w[:, None] * delta**2).sum()) / step
+        if value_c > value and t > 1.0:  # adaptive restart: drop the momentum, step from f
+            y, walk_y, t = f, walk, 1.0
+            continue
+        t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+        beta = (t - 1) / t_next
+        y = candidate + beta * (candidate - f)
+        walk_y = walk_c + beta * (walk_c - walk)
+        f, walk, value, t = candidate, walk_c, value_c, t_next
+        if mapping < tol:
+            return f, iteration, True
+    return f, max_iterations, False
+
+
+def reachable_optimum_curve(W: Array, k: int, mus: np.ndarray, **solver: object) -> np.ndarray:
+    """The ball-constrained optimum of L for every mu in ``mus``: (len(mus),) float64.
+
+    Solved from the largest mu down, each solve started from the previous solution (projected
+    onto the smaller ball); ``solver`` goes to :func:`ball_constrained_optimum`.
+    """
+    mus = np.asarray(mus, dtype=np.float64)
+    losses = np.empty(len(mus))
+    previous = None
+    for i in np.argsort(-mus):
+        result = ball_constrained_optimum(W, k, float(mus[i]), init=previous, **solver)
+        losses[i], previous = result.loss, result.features
+    return losses

@@ -16,6 +16,7 @@ from explorer.figures import (
     embedding_traces,
     image_grid,
     per_class_figure,
+    reachable_optimum_figure,
     spectrum_figure,
     spectrum_metrics_figure,
     training_curves,
@@ -125,3 +126,19 @@ def test_positive_pairs_are_seeded_displayable_views() -> None:
     np.testing.assert_array_equal(view1, again[1])
     assert not np.array_equal(view1, view2)
     np.testing.assert_allclose(originals.astype(int), images.numpy().astype(int), atol=1)
+
+
+def test_reachable_optimum_figure_shows_the_curve_and_marks() -> None:
+    mus = [10.0, 0.5, 1.0, 40.0]
+    losses = [-7.9, -0.96, -1.8, -10.1]
+    fig = reachable_optimum_figure(mus, losses, -10.1, mu_run=10.0, max_sq_norm=29.25)
+    curve, line = fig.data[:2]
+    np.testing.assert_allclose(curve.x, sorted(mus))
+    np.testing.assert_allclose(curve.y, [-0.96, -1.8, -7.9, -10.1])
+    np.testing.assert_allclose(line.x, [0.5, 40.0])
+    np.testing.assert_allclose(line.y, [-10.1, -10.1])
+    assert fig.layout.xaxis.type == "log"
+    fit, run = fig.data[2:]
+    assert list(fit.x) == [29.25, 29.25] and list(run.x) == [10.0, 10.0]
+    assert list(run.y) == [-10.1, 0.0]  # from the lowest loss up to f = 0
+    assert len(reachable_optimum_figure(mus, losses, -10.1).data) == 2

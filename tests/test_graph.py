@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.optimize
 import scipy.sparse as sp
 import torch
 from sklearn.cluster import SpectralClustering
@@ -219,3 +220,139 @@ def test_shapes_graph_nearly_disconnected_and_errors() -> None:
         shapes_graph.shapes_augmentation_graph(subgrid={"position": (25,)})
     with pytest.raises(ValueError, match="unknown factors"):
         shapes_graph.shapes_augmentation_graph(subgrid={"colour": (0,)})
+
+
+# --- the ball ||f(x)||^2 <= mu ----------------------------------------------------------------
+
+
+def optimum_table_from_eigh(W: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(gammas (k,), f* (n, k)) from np.linalg.eigh: f*(x) = sqrt(gamma) v(x) / sqrt(w_x)."""
+    joint = W / W.sum()
+    w = joint.sum(1)
+    values, vectors = np.linalg.eigh(joint / np.sqrt(np.outer(w, w)))
+    gammas, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]
+    return gammas, vectors * np.sqrt(np.clip(gammas, 0, None)) / np.sqrt(w)[:, None]
+
+
+@pytest.mark.parametrize(("k", "seed"), [(1, 0), (3, 1), (6, 2)])
+def test_max_optimal_sq_norm_matches_eigh(k: int, seed: int) -> None:
+    W = random_augmentation_graph(8, 12, seed=seed)
+    gammas, table = optimum_table_from_eigh(W, k)
+    assert graph.max_optimal_sq_norm(W, k) == pytest.approx((table**2).sum(1).max(), rel=1e-10)
+    ours = graph.optimal_features(W, k)
+    np.testing.assert_allclose((ours**2).sum(1), (table**2).sum(1), atol=1e-10)
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
+    np.testing.assert_allclose(((table @ rotation) ** 2).sum(1), (table**2).sum(1), atol=1e-10)
+    w = W.sum(1) / W.sum()
+    assert (w * (table**2).sum(1)).sum() == pytest.approx(gammas.sum())  # E_w||f*||^2
+    assert graph.population_spectral_loss(ours, W) == pytest.approx(-(gammas**2).sum())
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_ball_that_holds_the_optimum_returns_it_exactly(k: int) -> None:
+    W = 2.0 * random_augmentation_graph(6, 10, seed=3)
+    gammas, table = optimum_table_from_eigh(W, k)
+    max_sq = (table**2).sum(1).max()
+    for mu in (max_sq, 1.5 * max_sq):
+        result = graph.ball_constrained_optimum(W, k, mu)
+        assert result.loss == pytest.approx(-(gammas**2).sum(), abs=1e-9)
+        assert result.unconstrained_loss == pytest.approx(-(gammas**2).sum(), abs=1e-9)
+        assert not result.binds and result.iterations == 0 and result.cost == 0
+        assert (result.features**2).sum(1).max() <= mu * (1 + 1e-12)
+        np.testing.assert_allclose(result.features @ result.features.T, table @ table.T,
+                                   atol=1e-9)
+
+
+# Closed form, m disconnected cliques of s nodes (w_x = 1/n, w(x, x') = 1/(m s^2) inside a
+# clique), k features. Let a_c be the mean of f over clique c and M = E_w[f f^T]. Then
+#   E_{x,x+}[f(x)^T f(x+)] = (1/m) sum_c ||a_c||^2 = tr(M_a),   M_a = (1/m) sum_c a_c a_c^T,
+# and M = M_a + (within-clique covariance) >= M_a >= 0, so ||M||_F >= ||M_a||_F and
+#   L(f) >= -2 tr(M_a) + ||M_a||_F^2 = sum_i (lambda_i^2 - 2 lambda_i)
+# over the eigenvalues lambda of M_a: at most r = min(m, k) of them are non-zero, and their sum
+# is at most mu (||a_c||^2 <= mu, the ball is convex). The sum of the convex lambda^2 - 2 lambda
+# is smallest at r equal values min(mu, r)/r, so L >= -2 min(mu, r) + min(mu, r)^2 / r.
+# Reached by constant f on each clique at points of norm^2 mu forming a tight frame
+# ((1/m) sum_c a_c a_c^T = (mu/r) I_r): orthogonal points when k >= m, e.g. m = 4 unit vectors
+# 45 degrees apart in the plane when k = 2. So that is the constrained optimum.
+def cliques_optimum(m: int, k: int, mu: float) -> float:
+    r = min(m, k)
+    return -2 * min(mu, r) + min(mu, r) ** 2 / r
+
+
+@pytest.mark.parametrize(("m", "k", "mu"), [(3, 3, 0.5), (3, 5, 2.0), (6, 8, 1.0), (4, 2, 1.0)])
+def test_ball_on_disconnected_cliques_matches_closed_form(m: int, k: int, mu: float) -> None:
+    W = graph.block_graph((4,) * m)
+    result = graph.ball_constrained_optimum(W, k, mu)
+    assert result.binds and result.converged
+    assert result.loss == pytest.approx(cliques_optimum(m, k, mu), abs=1e-7)
+    assert result.lower_bound == pytest.approx(cliques_optimum(m, k, mu), abs=1e-7)
+    assert (result.features**2).sum(1).max() <= mu * (1 + 1e-12)
+    assert result.loss >= result.unconstrained_loss == pytest.approx(-min(m, k))
+    if k >= m:  # the cliques sit at orthogonal points of norm^2 mu
+        labels = np.repeat(np.arange(m), 4)
+        means = np.array([result.features[labels == c].mean(0) for c in range(m)])
+        np.testing.assert_allclose(means @ means.T, mu * np.eye(m), atol=1e-5)
+
+
+def test_k_splitting_a_degenerate_eigenspace_still_reaches_the_optimum() -> None:
+    # four cliques, k = 2: eigenvalue 1 four times, so f* is one of many optimal tables, and
+    # the one eigh returns need not fit the ball mu = k = 2 that a tight frame fits (see above)
+    W = graph.block_graph((4, 4, 4, 4))
+    assert graph.max_optimal_sq_norm(W, 2) >= 2  # E_w||f*||^2 = 2: the maximum is no smaller
+    result = graph.ball_constrained_optimum(W, 2, 2.0)
+    assert result.loss == pytest.approx(-2.0, abs=1e-7)
+
+
+def brute_force_ball_optimum(W: np.ndarray, k: int, mu: float, starts: int) -> float:
+    """min L(f) s.t. ||f(x)||^2 <= mu by SLSQP from many random starts (plain-loop loss)."""
+    joint = W / W.sum()
+    w = joint.sum(1)
+    n = len(W)
+
+    def loss(flat: np.ndarray) -> float:
+        f = flat.reshape(n, k)
+        return sum(-2 * joint[i, j] * f[i] @ f[j] + w[i] * w[j] * (f[i] @ f[j]) ** 2
+                   for i in range(n) for j in range(n))
+
+    constraints = [{"type": "ineq", "fun": lambda flat, i=i: mu - flat.reshape(n, k)[i] @
+                    flat.reshape(n, k)[i]} for i in range(n)]
+    rng = np.random.default_rng(0)
+    best = np.inf
+    for _ in range(starts):
+        start = rng.normal(size=n * k) * np.sqrt(mu / k)
+        solution = scipy.optimize.minimize(loss, start, method="SLSQP", constraints=constraints,
+                                           options={"ftol": 1e-12, "maxiter": 500})
+        f = solution.x.reshape(n, k)
+        if (f**2).sum(1).max() <= mu * (1 + 1e-6):
+            best = min(best, solution.fun)
+    return best
+
+
+@pytest.mark.parametrize(("k", "fraction"), [(1, 0.5), (2, 0.3), (2, 0.7)])
+def test_ball_optimum_matches_brute_force_on_a_tiny_graph(k: int, fraction: float) -> None:
+    W = random_augmentation_graph(4, 5, seed=10 + k)
+    mu = fraction * graph.max_optimal_sq_norm(W, k)
+    brute = brute_force_ball_optimum(W, k, mu, starts=20)
+    result = graph.ball_constrained_optimum(W, k, mu)
+    assert result.binds and result.converged
+    assert result.loss == pytest.approx(brute, abs=1e-6)
+    assert result.lower_bound <= brute + 1e-9  # weak duality: a bound, whatever the solver did
+    assert result.unconstrained_loss < result.loss < 0  # f = 0 scores 0; the ball costs
+    assert (result.features**2).sum(1).max() <= mu * (1 + 1e-12)
+    assert graph.population_spectral_loss(result.features, W) == pytest.approx(result.loss)
+
+
+def test_reachable_optimum_curve_is_monotone_and_bounded() -> None:
+    W = graph.block_graph((5, 4, 6), between=0.05)
+    k = 4
+    mus = np.array([0.2, 1.0, 3.0, 0.5, 100.0])
+    curve = graph.reachable_optimum_curve(W, k, mus)
+    order = np.argsort(mus)
+    assert np.all(np.diff(curve[order]) <= 1e-9)  # a larger ball never does worse
+    unconstrained = graph.optimal_population_loss(W, k)
+    assert np.all(curve >= unconstrained - 1e-12) and np.all(curve < 0)
+    assert curve[-1] == pytest.approx(unconstrained, abs=1e-12)
+    single = graph.ball_constrained_optimum(W, k, 1.0).loss
+    assert curve[1] == pytest.approx(single, abs=1e-6)
+    with pytest.raises(ValueError, match="mu"):
+        graph.ball_constrained_optimum(W, k, 0.0)
