@@ -19,12 +19,14 @@
 # (2021, Section 3.2) turn the eigenvector problem into a loss that needs only **samples of
 # positive pairs** — the *spectral contrastive loss*. This notebook derives it step by step and
 # checks every step numerically, then checks the two facts a practitioner relies on:
-# gradient descent finds the optimum, and the mini-batch loss is an unbiased estimate.
+# gradient descent finds the optimum, and the mini-batch loss is an unbiased estimate. It ends
+# with the ball $\|f(x)\|^2 \le \mu$ that the loss clips to, and what it costs on `shapes`.
 #
 # Set `EXPLORER_FAST=1` to run the same cells with fewer steps and samples.
 
 # %%
 import os
+import time
 
 import numpy as np
 import plotly.graph_objects as go
@@ -32,7 +34,7 @@ import plotly.io as pio
 import scipy.linalg
 import torch
 
-from explorer import graph, shapes_graph
+from explorer import figures, graph, shapes_graph
 from explorer.losses import spectral_contrastive_loss
 
 torch.manual_seed(0)  # the gradient-descent starts below are random
@@ -271,6 +273,108 @@ coef, *_ = np.linalg.lstsq(np.c_[features, np.ones(len(features))], onehot, rcon
 accuracy = (np.argmax(np.c_[features, np.ones(len(features))] @ coef, 1) == shapes.labels).mean()
 print(f"least-squares linear head on the learned f: accuracy {accuracy:.3f}")
 assert accuracy == 1.0
+
+# %% [markdown]
+# ## The ball of radius $\sqrt\mu$
+# The loss as the paper's code computes it first clips every projector output $z$ to the ball
+# $\|z\|^2 \le \mu$, then divides the batch loss by $\mu$. With $f = \mathrm{clip}(z)$ (not
+# $\mathrm{clip}(z)/\sqrt\mu$), $\mu$ times that loss is exactly the batch estimate of
+# $\mathcal L(f)$ above, so **the theory's $f$ is $\mathrm{clip}(z)$**. (The unbiasedness check
+# above used $\mu = 10^8$, where nothing is clipped and $f = z$.) Check it on a batch whose rows
+# mostly lie outside the ball:
+
+# %%
+mu = 10.0
+z1, z2 = 3 * torch.randn(64, 16, dtype=torch.float64), 3 * torch.randn(64, 16, dtype=torch.float64)
+
+
+def clip(z: torch.Tensor, mu: float) -> torch.Tensor:
+    """Rows with ||z||^2 > mu scaled back to norm sqrt(mu): the paper's clipping, written out."""
+    return z * torch.clamp(mu / (z**2).sum(1, keepdim=True), max=1.0).sqrt()
+
+
+def batch_estimate(f1: torch.Tensor, f2: torch.Tensor) -> float:
+    """-2 E[f(x)^T f(x+)] + E[(f(x)^T f(x'))^2] on a batch: positive pairs i, negatives i != j."""
+    gram = f1 @ f2.T  # BxB
+    off_diagonal = ~torch.eye(len(f1), dtype=torch.bool)
+    return (-2 * gram.diagonal().mean() + (gram[off_diagonal] ** 2).mean()).item()
+
+
+loss, _, _ = spectral_contrastive_loss(z1, z2, mu=mu)
+on_clip = batch_estimate(clip(z1, mu), clip(z2, mu))
+on_scaled = batch_estimate(clip(z1, mu) / mu**0.5, clip(z2, mu) / mu**0.5)
+print(f"mu * loss = {mu * loss.item():.6f};  L-hat(clip z) = {on_clip:.6f};  "
+      f"mu * L-hat(clip z / sqrt mu) = {mu * on_scaled:.6f}")  # fmt: skip
+assert np.isclose(mu * loss.item(), on_clip) and not np.isclose(mu * loss.item(), mu * on_scaled)
+
+# %% [markdown]
+# So the loss minimises $\mathcal L(f)$ over $f$ **inside the ball** $\|f(x)\|^2 \le \mu$.
+# The unconstrained optimum $f^\star(x) = u_x/\sqrt{w_x}$ has
+# $\mathbb E_w\|f^\star\|^2 = \sum_{i\le k}\gamma_i$, and its largest row can be much longer:
+# if $\max_x \|f^\star(x)\|^2 > \mu$ the ball cuts the optimum off and the best reachable loss
+# is higher. For the `shapes` graph of the previous section with $k = 128$ (the projector width
+# of the `shapes` recipes):
+
+# %%
+k_ball = 128
+gammas_s = graph.graph_spectrum(shapes.weights, k_ball + 1)
+f_star = graph.optimal_features(shapes.weights, k_ball)  # (n, k)
+w_s = graph.degrees(shapes.weights)
+max_sq = graph.max_optimal_sq_norm(shapes.weights, k_ball)
+unconstrained = graph.optimal_population_loss(shapes.weights, k_ball)
+mean_sq = (w_s * (f_star**2).sum(1)).sum()  # E_w||f*||^2
+print(f"{shapes.num_nodes} nodes, k = {k_ball}: max_x ||f*(x)||^2 = {max_sq:.2f};  "
+      f"E_w||f*||^2 = {mean_sq:.2f} = sum gamma_i = {gammas_s[:k_ball].sum():.2f}")  # fmt: skip
+print(f"unconstrained optimum -sum gamma_i^2 = {unconstrained:.4f};  "
+      f"gamma_k = {gammas_s[k_ball - 1]:.4f}, gamma_(k+1) = {gammas_s[k_ball]:.4f}")  # fmt: skip
+assert np.isclose(mean_sq, gammas_s[:k_ball].sum())
+
+# %% [markdown]
+# When $\gamma_k = \gamma_{k+1}$, $k$ cuts a degenerate eigenspace in two: then any $k$-dimensional
+# choice inside it is optimal, and $\max_x\|f^\star(x)\|^2$ is that of the choice the eigensolver
+# returned. It is a $\mu$ that certainly suffices, not the least one (which is at least
+# $\mathbb E_w\|f^\star\|^2$).
+#
+# `graph.ball_constrained_optimum` solves $\min \mathcal L(f)$ s.t. $\|f(x)\|^2 \le \mu$ by
+# accelerated projected gradient on the table $f$, from the clipped $f^\star$; when $f^\star$ fits,
+# it returns $-\sum_{i\le k}\gamma_i^2$ without a solve. Its `lower_bound` is a Lagrangian dual
+# bound, so `loss - lower_bound` certifies how far from the true constrained optimum it can be.
+# The paper used $\mu = 1$ (CIFAR) and $\mu = 10$ (ImageNet); the `shapes` demo uses 10.
+
+# %%
+results = {}
+for mu in (1.0, 10.0, 30.0):
+    started = time.perf_counter()
+    results[mu] = graph.ball_constrained_optimum(shapes.weights, k_ball, mu)
+    r = results[mu]
+    eigs = np.linalg.eigvalsh((w_s[:, None] * r.features).T @ r.features)[::-1]
+    print(f"mu = {mu:4g}: reachable optimum {r.loss:8.4f} (certified >= {r.lower_bound:8.4f}), "
+          f"cost of the ball {r.cost:.4f}, binds {r.binds}, {r.iterations} iterations, "
+          f"{time.perf_counter() - started:.1f} s;  top of eig E_w[f f^T]: {eigs[:7]}")  # fmt: skip
+    assert (r.features**2).sum(1).max() <= mu * (1 + 1e-9)  # every row inside the ball
+    assert unconstrained - 1e-9 <= r.loss <= 0  # between the optimum and f = 0
+    assert r.loss - r.lower_bound < 1e-3 * abs(r.loss)  # certified near-optimal
+assert graph.population_spectral_loss(np.zeros_like(f_star), shapes.weights) == 0  # f = 0
+assert results[30.0].loss == unconstrained  # mu >= max ||f*||^2: exactly -sum gamma_i^2
+assert max_sq <= 30.0 and not results[30.0].binds
+# mu = 1: the six classes collapse onto orthogonal points of norm 1, each of weight 1/6:
+# L = -2 * 1 + 6 * (1/6)^2 * 1^2, and E_w[f f^T] has six eigenvalues 1/6
+assert np.isclose(results[1.0].loss, -2 + 1 / 6, atol=1e-6)
+
+# %% [markdown]
+# At $\mu = 1$ no $f$ can show the spectrum: $\mathbb E_w[f f^\top]$ has six eigenvalues $1/6$
+# instead of six 1s and the $\gamma = 0.25$ block. The reachable optimum against $\mu$:
+
+# %%
+mus = np.geomspace(0.3, 40, 6 if FAST else 14)
+curve = graph.reachable_optimum_curve(shapes.weights, k_ball, mus, tol=1e-6, max_iterations=400)
+assert np.all(np.diff(curve) <= 1e-6)  # a larger ball never does worse
+assert np.all((curve >= unconstrained - 1e-9) & (curve < 0))
+print("mu:               ", mus.round(2))
+print("reachable optimum:", curve.round(4))
+fig = figures.reachable_optimum_figure(mus, curve, unconstrained, mu_run=10.0, max_sq_norm=max_sq)
+fig.update_layout(width=700, title=f"shapes graph, k = {k_ball}: the ball ||f(x)||² ≤ μ")
+fig.show()
 
 # %% [markdown]
 # **Next:** [04_training](04_training.ipynb) replaces the table $f$ by a convolutional network
