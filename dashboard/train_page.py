@@ -32,6 +32,7 @@ from explorer.launcher import (
 from explorer.losses import LOSSES
 from explorer.models import list_backbones
 from explorer.overview import summaries
+from explorer.runs import Run, run_path
 
 CHOICES: dict[str, list[str]] = {
     "dataset": list_datasets(),
@@ -72,6 +73,15 @@ def config_form(preset: str) -> dict[str, object]:
     return values
 
 
+def name_held_by(name: str) -> int | None:
+    """The pid of the trainer writing the run ``name`` already, else ``None``."""
+    try:
+        path = run_path(runs_dir(), name)
+    except UserError:  # not a valid name: the launch itself says why
+        return None
+    return Run(path).locked_by() if path.is_dir() else None
+
+
 presets = list_presets()
 with st.expander("New run", expanded=True):
     left, right = st.columns([1, 1])
@@ -85,7 +95,11 @@ with st.expander("New run", expanded=True):
                                  "directory")
     with st.expander("Every config field (defaults from the preset)"):
         values = config_form(preset)
-    if st.button("Launch", type="primary"):
+    held = name_held_by(name.strip())
+    if held is not None:
+        st.info(f"A trainer (process {held if held > 0 else '?'}) is writing run `{name.strip()}`; "
+                "choose another name.")
+    if st.button("Launch", type="primary", disabled=held is not None):
         try:
             launched = launch_training(runs_dir(), name.strip(), preset, values)
         except UserError as err:
@@ -124,13 +138,19 @@ def show_run(name: str) -> None:
     eta_text = f", about {eta / 60:.1f} min left" if state == "running" and eta else ""
     st.progress(min(progress, 1.0), text=f"**{name}**: {state}, epoch {epoch}/{total}{eta_text}")
     buttons = st.columns(6)
+    writer = run.locked_by()  # a trainer holds the run: no second one may start on it
+    if writer is not None and state != "running":
+        st.info(f"`{name}` is held by trainer process {writer if writer > 0 else '?'} "
+                "(starting or finishing); Resume is disabled until it exits.")
     if state == "running" and buttons[0].button("Stop", key=f"stop-{name}"):
         try:
             stop_training(run)
             st.toast(f"Stop requested: {name} checkpoints and exits at its next step")
         except UserError as err:
             st.error(str(err))
-    if state in ("stopped", "died", "failed") and buttons[0].button("Resume", key=f"resume-{name}"):
+    if state in ("stopped", "died", "failed") and buttons[0].button(
+        "Resume", key=f"resume-{name}", disabled=writer is not None
+    ):
         try:
             resume_training(run)
             st.toast(f"Resuming {name}")
@@ -141,7 +161,9 @@ def show_run(name: str) -> None:
     checkpoints = run.weight_checkpoints() if run.path.is_dir() else []
     if checkpoints:
         st.caption(f"checkpoints: epochs {', '.join(str(e) for e, _ in checkpoints)}")
-    metrics = run.metrics()
+    metrics, note = run.read_metrics()
+    if note:
+        st.caption(note)
     if metrics:
         st.plotly_chart(training_curves({name: metrics}), key=f"curves-{name}")
     by_epoch, _ = analyses(run)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import queue
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 
+from explorer.launcher import explorer_command
 from explorer.runs import Run
 
 
@@ -52,11 +52,14 @@ class BackgroundAnalysis:
                 return
 
     def _analyze(self) -> None:
-        command = [sys.executable, "-m", "explorer", "analyze", str(self.run.path)]
-        command += ["--no-progress", "--device", self.device]
+        command, env = explorer_command(
+            "analyze", str(self.run.path), "--no-progress", "--device", self.device
+        )
         log_path = self.run.path / "analysis" / "analyze.log"
         log_path.parent.mkdir(exist_ok=True)
         with open(log_path, "a") as output:
-            code = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT).returncode
+            code = subprocess.run(
+                command, stdout=output, stderr=subprocess.STDOUT, env=env
+            ).returncode
         if code != 0:
             self.log(f"background analysis failed (exit {code}); see {log_path}")

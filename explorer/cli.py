@@ -22,6 +22,8 @@ EPILOG_TRAIN = """examples:
   explorer train --preset cifar10-paper data_root=~/data download=true epochs=200
   explorer train --preset shapes-demo loss=simclr --name shapes-simclr
   explorer train --resume runs/shapes-simclr
+  explorer train --resume runs/shapes-simclr lr=0.01 epochs=50
+--resume takes key=value for lr, weight_decay, epochs and warmup_epochs only.
 config keys (key=value): see docs or any file in configs/"""
 
 
@@ -46,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="a TOML config file")
     train.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
     train.add_argument("--name", help="run name (default: DATASET-LOSS-TIMESTAMP)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped, killed or failed run (or a finished one with more epochs=)",
+    )
     train.add_argument("--no-probe", action="store_true", help="skip the final probe table")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -89,11 +95,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from explorer import distributed
+    from explorer import distributed, runlock
 
     try:
         return _train_run(args)
     finally:
+        runlock.release_all()  # the process exits next; main() may also run in a test's process
         distributed.cleanup()
 
 
@@ -101,22 +108,10 @@ def _train_run(args: argparse.Namespace) -> int:
     from explorer import distributed
     from explorer.config import build_config
     from explorer.evaluate import format_probe_table, probe_run
-    from explorer.runs import open_run
     from explorer.train import Trainer, analysis_mode
 
     if args.resume:
-        if args.preset or args.config or args.overrides or args.name:
-            raise UserError(
-                "--resume continues a run with its saved config; drop the other options"
-            )
-        run = open_run(args.resume)
-        config = run.config()
-        state = run.status().get("state")
-        if state == "running":
-            raise UserError(f"run {run.path} is still running; stop it first")
-        if state == "finished":
-            raise UserError(f"run {run.path} already finished all {config.epochs} epochs")
-        run.load_resume_state()  # fail early, before touching anything, if it is corrupt
+        run, config = _open_for_resume(args)
         trainer = Trainer(config, progress=not args.no_progress)
         distributed.barrier()  # every rank has read the status before rank 0 changes it
     else:
@@ -138,8 +133,51 @@ def _train_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_for_resume(args: argparse.Namespace) -> tuple[Run, Config]:
+    """The run to resume, locked by this process (rank 0), and its config with the allowed
+    changes; every check runs before the data loads and before anything is written."""
+    from explorer import distributed
+    from explorer.builders import resolve_device
+    from explorer.checkpoint import TrainState, resume_config
+    from explorer.config import parse_overrides
+    from explorer.runs import open_run
+
+    if args.preset or args.config or args.name:
+        raise UserError(
+            "--resume continues a run with its saved config; drop --preset, --config and "
+            "--name (key=value may change lr, weight_decay, epochs, warmup_epochs)"
+        )
+    run = open_run(args.resume)
+    saved = run.config()
+    changes = parse_overrides(args.overrides)
+    distributed.init(resolve_device(saved.device))  # the ranks agree on the lock below
+    failure: UserError | None = None
+    if distributed.is_main():
+        try:
+            run.lock()  # the one writer from here on: a second trainer stops here
+            state = run.status().get("state")
+            if state == "running":  # a writer without the lock (an older explorer)
+                raise UserError(f"run {run.path} is still running; stop it first")
+            done = TrainState.from_dict(run.load_resume_state()).epoch  # fails if corrupt
+            config = resume_config(saved, changes, done)
+            if state == "finished" and config.epochs <= done:
+                raise UserError(
+                    f"run {run.path} already finished all {done} epochs; resume it with a "
+                    "larger epochs= to train on"
+                )
+        except (KeyError, TypeError, ValueError):
+            failure = UserError(f"checkpoint of {run.path} is damaged (no step counters)")
+        except UserError as err:
+            failure = err
+    failure = distributed.broadcast_object(failure)
+    if failure is not None:
+        raise failure
+    return run, resume_config(saved, changes, 0)
+
+
 def _create_run_on_rank0(args: argparse.Namespace, config: Config) -> Run:
-    """Rank 0 makes the run directory and sends its path (or its error) to the other ranks.
+    """Rank 0 makes the run directory, locked before anything is written in it, and sends its
+    path (or its error) to the other ranks.
 
     The other ranks only read the path (a ``STOP`` file), so on other machines it need not exist.
     """
@@ -149,7 +187,7 @@ def _create_run_on_rank0(args: argparse.Namespace, config: Config) -> Run:
     created: Run | UserError | None = None
     if distributed.is_main():
         try:
-            created = create_run(args.runs_dir, config, args.name)
+            created = create_run(args.runs_dir, config, args.name, lock=True)
             print(f"run directory: {created.path}", file=sys.stderr)
         except UserError as err:
             created = err
@@ -159,14 +197,31 @@ def _create_run_on_rank0(args: argparse.Namespace, config: Config) -> Run:
     return created if isinstance(created, Run) else Run(shared)
 
 
+def run_checkpoint(run: Run, given: str) -> Path:
+    """The run's own model checkpoint that ``given`` names: a path (relative to the working
+    directory or absolute) or a file name in the run's ``checkpoints/``. Never another run's."""
+    path = Path(given).expanduser()
+    if not path.is_file():
+        path = run.checkpoint_dir / given
+    if not path.is_file():
+        raise UserError(f"checkpoint {given} does not exist")
+    own = run.weight_checkpoints()
+    for _, candidate in own:
+        if candidate.resolve() == path.resolve():
+            return candidate
+    epochs = ", ".join(str(e) for e, _ in own) or "none yet"
+    raise UserError(
+        f"checkpoint {given} is not one of run {run.path}'s checkpoints (epochs {epochs}); "
+        f"name one of the files in {run.checkpoint_dir}"
+    )
+
+
 def _probe(args: argparse.Namespace) -> int:
     from explorer.evaluate import format_probe_table, probe_run
     from explorer.runs import open_run
 
     run = open_run(args.run_dir)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    if checkpoint is not None and not checkpoint.is_file():
-        raise UserError(f"checkpoint {checkpoint} does not exist")
+    checkpoint = run_checkpoint(run, args.checkpoint) if args.checkpoint else None
     results = probe_run(
         run, checkpoint=checkpoint, baselines=not args.no_baselines, device=args.device
     )

@@ -8,7 +8,13 @@ loads) the only trace of it is a launch record::
     <runs_dir>/.launches/<name>.log     the trainer's stdout and stderr (its errors land here)
 
 Stopping goes through the run's ``STOP`` file (the trainer checkpoints and exits cleanly), never a
-signal, so a stop requested from any machine that sees the directory works the same way.
+signal, so a stop requested from any machine that sees the directory works the same way. Resuming
+is refused while another process holds the run's writer lock (:mod:`explorer.runlock`); a second
+trainer started in the instant before the first takes it exits with status 2 and one line naming
+the holder's pid (in its launch log).
+
+:func:`explorer_command` is the one way this package starts ``python -m explorer`` children
+(here and in :mod:`explorer.background`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ from typing import Any
 
 from explorer.config import Config, build_config
 from explorer.errors import UserError
-from explorer.runs import Run, check_run_name, open_run, pid_alive, run_path
+from explorer.runs import (
+    Run,
+    check_run_name,
+    open_run,
+    pid_alive,
+    run_path,
+    write_json_atomic,
+)
 
 LAUNCH_DIR = ".launches"
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +69,18 @@ def validate_launch(
     return build_config(preset, None, overrides)
 
 
+def explorer_command(*args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``python -m explorer ARGS`` with this interpreter,
+    importing this copy of the package, its output unbuffered (it goes to a log file)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return [sys.executable, "-m", "explorer", *args], env
+
+
 def _spawn(runs_dir: Path, name: str, args: list[str]) -> Launch:
     record_path, log_path = _launch_paths(runs_dir, name)
     record_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "explorer", "train", "--no-progress", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command, env = explorer_command("train", "--no-progress", *args)
     with open(log_path, "a") as log:
         process = subprocess.Popen(
             command,
@@ -75,7 +94,7 @@ def _spawn(runs_dir: Path, name: str, args: list[str]) -> Launch:
     # Reap the child when it exits, or it would linger as a zombie that looks alive.
     threading.Thread(target=process.wait, daemon=True).start()
     record = {"name": name, "pid": process.pid, "command": command, "started": time.time()}
-    record_path.write_text(json.dumps(record, indent=1) + "\n")
+    write_json_atomic(record_path, record)
     return Launch(name, process.pid, log_path)
 
 
@@ -100,13 +119,20 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def resume_training(run: Run) -> Launch:
-    """Continue a stopped (or died) run in a new detached process."""
+def resume_training(run: Run, changes: dict[str, Any] | None = None) -> Launch:
+    """Continue a stopped, died or failed run in a new detached process; ``changes`` may set
+    the optimisation fields a resume allows (:data:`explorer.checkpoint.RESUMABLE`)."""
+    holder = run.locked_by()
+    if holder is not None:
+        who = f"process {holder}" if holder > 0 else "another process"
+        raise UserError(f"run {run.name} is being written by {who}; wait for it to exit")
     state = run.status().get("state")
     if state not in ("stopped", "died", "failed"):
         raise UserError(f"run {run.name} is {state}; only a stopped, died or failed run resumes")
     run.load_resume_state()  # fail here, with its message, when the checkpoint is unusable
-    return _spawn(run.path.parent, run.name, ["--resume", str(run.path.resolve())])
+    args = ["--resume", str(run.path.resolve())]
+    args += [f"{key}={_format_value(value)}" for key, value in (changes or {}).items()]
+    return _spawn(run.path.parent, run.name, args)
 
 
 def stop_training(run: Run) -> None:
@@ -129,10 +155,8 @@ def launch_log(runs_dir: str | Path, name: str, lines: int = 40) -> str:
 def launch_state(runs_dir: str | Path, name: str) -> str | None:
     """``starting`` while a launched trainer loads its data, ``failed to start`` if it exited
     before creating its run directory, ``None`` when there is no launch record."""
-    record_path = _launch_paths(Path(runs_dir), name)[0]
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, json.JSONDecodeError):
+    record = _read_record(Path(runs_dir), name)
+    if record is None:
         return None
     if (run_path(runs_dir, name) / "status.json").exists():  # the trainer has taken over
         return None
@@ -151,7 +175,21 @@ def pending_launches(runs_dir: str | Path) -> list[str]:
     """Names of launches whose run directory does not exist (yet)."""
     folder = Path(runs_dir) / LAUNCH_DIR
     names = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    names = [n for n in names if _read_record(Path(runs_dir), n)]  # skip stray files
     return [n for n in names if not (run_path(runs_dir, n) / "status.json").exists()]
+
+
+def _read_record(runs_dir: Path, name: str) -> dict[str, Any] | None:
+    """The launch record of ``name``; ``None`` when there is none, or a stray or damaged file
+    stands in its place (a name no run could have, or not a record)."""
+    try:
+        check_run_name(name)
+        record = json.loads(_launch_paths(runs_dir, name)[0].read_text())
+    except (UserError, OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        return None
+    return record
 
 
 def open_named_run(runs_dir: str | Path, name: str) -> Run:

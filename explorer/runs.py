@@ -10,11 +10,14 @@ Layout of ``runs/<name>/`` (format :data:`FORMAT_VERSION`, documented in docs/RU
     checkpoints/epoch-0005.safetensors   model weights for probing and analysis
     checkpoints/resume.pt       model, optimiser, schedule and RNG state for an exact resume
     STOP                        present while a stop has been requested
+    .lock                       the writer's OS lock and pid (explorer.runlock)
     analysis/epoch-0005.{json,npz}   per-checkpoint analysis (explorer.artifacts)
 
-Every file is written atomically (a temporary file, then ``os.replace``), so a crash leaves the
-previous version whole. Checkpoints never run code when read: weights are safetensors and the resume
-state is read with ``torch.load(weights_only=True)``.
+The JSON records and the checkpoints are written atomically (a temporary file, then
+``os.replace``), so a crash leaves the previous version whole. ``metrics.jsonl`` and ``train.log``
+are appended, so a killed writer can leave a torn last line: :meth:`Run.read_metrics` skips it and
+says so, and the next append starts on a new line. Checkpoints never run code when read: weights
+are safetensors and the resume state is read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from explorer import runlock
 from explorer.config import Config, config_from_dict
-from explorer.errors import UserError
+from explorer.errors import UserError, first_line
 
 FORMAT_VERSION = 1
 STATES = ("created", "running", "finished", "stopped", "failed")
@@ -54,9 +58,13 @@ def _atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (readers see the old file or the new)."""
     with _atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1) + "\n")
+
+
+_write_json = write_json_atomic  # the name explorer.artifacts imports
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -138,33 +146,91 @@ class Run:
         path = self.path / "status.json"
         status = _read_json(path) if path.exists() else {}
         status.update(fields, updated=time.time())
-        _write_json(path, status)
+        write_json_atomic(path, status)
         return status
 
     # -- metrics -------------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.path / "metrics.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        """Append one line. After a torn last line (a killed writer) it starts a new line, so
+        the torn line stays alone and this record stays whole."""
+        with open(self.path / "metrics.jsonl", "ab+") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell():
+                handle.seek(-1, os.SEEK_END)
+                torn = handle.read(1) != b"\n"
+                handle.seek(0, os.SEEK_END)
+                if torn:
+                    handle.write(b"\n")
+            handle.write((json.dumps(record) + "\n").encode())
 
-    def metrics(self) -> list[dict[str, Any]]:
-        """Metric records in order; a torn last line (a crash mid-write) is skipped."""
+    def read_metrics(self) -> tuple[list[dict[str, Any]], str | None]:
+        """Metric records in order, and a note when lines had to be skipped (else ``None``).
+
+        A torn last line (a process killed mid-write) is skipped and the note says so; so is
+        any other line that is not a JSON object, counted in the note.
+        """
         path = self.path / "metrics.jsonl"
         if not path.exists():
-            return []
-        records = []
-        for line in path.read_text().splitlines():
+            return [], None
+        lines = path.read_text(errors="replace").splitlines()
+        records, bad = [], []
+        for number, line in enumerate(lines, 1):
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
-                continue
-        return records
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            elif line.strip():
+                bad.append(number)
+        if not bad:
+            return records, None
+        notes = []
+        if bad[-1] == len(lines):
+            notes.append("its last line is torn (a writer killed mid-line) and was skipped")
+            bad.pop()
+        if bad:
+            notes.append(f"{len(bad)} damaged line(s) skipped (line {bad[0]} first)")
+        return records, f"{path}: " + "; ".join(notes)
 
-    def rollback_metrics(self, step: int) -> None:
+    def metrics(self) -> list[dict[str, Any]]:
+        """Metric records in order; damaged lines are skipped (:meth:`read_metrics` says so)."""
+        return self.read_metrics()[0]
+
+    def rollback_metrics(self, step: int) -> str | None:
         """Drop records past ``step``: a killed process logged them after its last checkpoint,
-        and the resumed one replays those steps and logs them again."""
-        kept = [r for r in self.metrics() if r.get("step", 0) <= step]
+        and the resumed one replays those steps and logs them again. Returns the reader's note
+        on skipped lines (they are dropped too), else ``None``."""
+        records, note = self.read_metrics()
+        kept = [r for r in records if r.get("step", 0) <= step]
         with _atomic_path(self.path / "metrics.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        return note
+
+    # -- the writer's lock ---------------------------------------------------------------------
+    def lock(self) -> None:
+        """Become the run's one writer until :meth:`unlock` or exit (:mod:`explorer.runlock`);
+        a one-line :class:`UserError` names the pid of the process that already is."""
+        try:
+            runlock.acquire(self.path)
+        except OSError as err:
+            raise UserError(f"cannot lock run {self.path}: {first_line(err)}") from None
+
+    def unlock(self) -> None:
+        runlock.release(self.path)
+
+    def locked_by(self) -> int | None:
+        """The pid of the process writing this run (``-1``: not known yet), else ``None``."""
+        return runlock.holder(self.path)
+
+    def record_config_change(self, config: Config, changes: dict[str, Any], step: int) -> None:
+        """Save ``config`` as the run's config after a resume changed ``changes``
+        (``{field: [old, new]}``), and append the change to ``config.json``'s ``changes``."""
+        path = self.path / "config.json"
+        data = _read_json(path)
+        change = {"time": time.time(), "step": step, "changed": changes}
+        history = [*data.get("changes", []), change]
+        write_json_atomic(path, {**data, "config": config.to_dict(), "changes": history})
 
     # -- stop requests -------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -214,14 +280,11 @@ class Run:
             # weights_only: a checkpoint is data; unpickling arbitrary objects could run code.
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises several types for damaged files
-            first_line = (
-                str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            )
-            raise UserError(f"checkpoint {path} is corrupt: {first_line}") from None
+            raise UserError(f"checkpoint {path} is corrupt: {first_line(err)}") from None
 
     # -- probe results -------------------------------------------------------------------------
     def save_probe(self, results: dict[str, Any]) -> None:
-        _write_json(self.path / "probe.json", {"format_version": FORMAT_VERSION, **results})
+        write_json_atomic(self.path / "probe.json", {"format_version": FORMAT_VERSION, **results})
 
     def probe(self) -> dict[str, Any] | None:
         path = self.path / "probe.json"
@@ -249,8 +312,13 @@ def run_path(runs_dir: str | Path, name: str) -> Path:
     return Path(runs_dir) / check_run_name(name)
 
 
-def create_run(runs_dir: str | Path, config: Config, name: str | None = None) -> Run:
-    """Make a new run directory; never reuses an existing one."""
+def create_run(
+    runs_dir: str | Path, config: Config, name: str | None = None, *, lock: bool = False
+) -> Run:
+    """Make a new run directory; never reuses an existing one.
+
+    ``lock``: take the writer's lock (:meth:`Run.lock`) before writing anything in it.
+    """
     name = _default_name(config) if name is None else name
     path = run_path(runs_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,8 +330,10 @@ def create_run(runs_dir: str | Path, config: Config, name: str | None = None) ->
             f"with: explorer train --resume {path}"
         ) from None
     run = Run(path)
+    if lock:
+        run.lock()
     run.checkpoint_dir.mkdir()
-    _write_json(
+    write_json_atomic(
         path / "config.json",
         {
             "format_version": FORMAT_VERSION,

@@ -4,6 +4,12 @@ One plain PyTorch loop (HaoChen et al. 2021, Appendix C recipe): SGD with moment
 rate scaled by batch/256, linear warm-up then cosine decay to zero, evaluated per step. The dataset
 lives on the training device as uint8 and is augmented there in batches, so no DataLoader is needed.
 
+Read :meth:`Trainer._loop` first: it is the whole loop. Around it, each concern has one home:
+:class:`StopRequests` (signals, the ``STOP`` file, the ranks' joint decision), :class:`Reporter`
+(metrics lines, status record, log), :class:`KnnMonitor` (the cheap accuracy every few epochs),
+and :mod:`explorer.checkpoint` (the loop's position as a typed :class:`TrainState`, the guard that
+vets weights before they are written, what a resume may change).
+
 Exact resume: the batch order of epoch ``e`` is a permutation drawn from its own generator seeded
 by ``(seed, e)``, and the global RNG (which drives augmentation) is saved with the model and
 optimiser. Restoring those and skipping the batches already seen replays the same computation.
@@ -11,11 +17,13 @@ optimiser. Restoring those and skipping the batches already seen replays the sam
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -23,9 +31,10 @@ from tqdm import tqdm
 
 from explorer import distributed
 from explorer.builders import build_model, build_views, load_splits, resolve_device
+from explorer.checkpoint import TrainState, config_changes, resume_config, unusable_weights
 from explorer.config import Config
 from explorer.data import ImageDataset
-from explorer.errors import UserError
+from explorer.errors import UserError, first_line
 from explorer.losses import compute_loss
 from explorer.probe import extract_features, knn_probe
 from explorer.runs import Run
@@ -33,16 +42,21 @@ from explorer.runs import Run
 if TYPE_CHECKING:
     from explorer.background import BackgroundAnalysis
 
+__all__ = ["Diverged", "LossWindow", "Trainer", "analysis_mode", "learning_rate", "load_splits"]
+
 # Cap the kNN monitor's cost: it runs every few epochs on a fixed sample.
 MONITOR_TRAIN_SAMPLES = 5000
 MONITOR_TEST_SAMPLES = 2000
+# Images of the forward pass that vets the weights before each checkpoint.
+CHECK_IMAGES = 16
 # Under torchrun, steps between the ranks' joint stop decisions (each one a host-device sync);
 # a stop request waits at most this many steps. One process checks every step at no cost.
 STOP_CHECK_EVERY = 10
 
 
-class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or infinite; the run fails and keeps its last good checkpoint."""
+class Diverged(RuntimeError):
+    """The loss or the weights stopped being finite; the run fails and keeps its earlier
+    checkpoints, which were vetted before they were written."""
 
 
 def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
@@ -67,7 +81,135 @@ class LossWindow:
 
     sums: dict[str, torch.Tensor]
     steps: int = 0
-    started: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+
+class StopRequests:
+    """The stop protocol: SIGINT, SIGTERM or the run's ``STOP`` file ask the loop to stop.
+
+    One process reads its own flag every step: no device work. Under ``torchrun`` the ranks must
+    agree, or those that go on would wait forever in the next collective, so they decide together
+    with an all-reduce, which on CUDA waits for the queued steps (a host-device sync). They do it
+    only every :data:`STOP_CHECK_EVERY` steps and before the first step of each epoch; ``step``
+    and ``batch_in_epoch`` are the same on every rank, so all ranks join the same all-reduces and
+    stop at the same step.
+    """
+
+    def __init__(self, run: Run, world_size: int, device: torch.device) -> None:
+        self.run, self.world_size, self.device = run, world_size, device
+        self.reason: str | None = None
+
+    @contextlib.contextmanager
+    def signals_caught(self) -> Iterator[None]:
+        """SIGINT and SIGTERM set the flag instead of killing the process, inside the block."""
+
+        def on_signal(signum: int, _frame: object) -> None:
+            self.reason = signal.Signals(signum).name
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def should_stop(self, step: int, batch_in_epoch: int) -> bool:
+        """Whether to stop before the next step; under ``torchrun`` every rank answers alike."""
+        if self.world_size > 1 and batch_in_epoch and step % STOP_CHECK_EVERY:
+            return False
+        if self.reason is None and self.run.stop_requested():
+            self.reason = "stop request"
+        if self.world_size > 1 and distributed.any_rank(self.reason is not None, self.device):
+            self.reason = self.reason or "another process's stop"
+        return self.reason is not None
+
+
+class Reporter:
+    """What the loop reports, in one place: metrics lines, the status record and ``train.log``.
+
+    Only rank 0 writes (other ranks hold a :class:`~explorer.distributed.FollowerRun`).
+    """
+
+    def __init__(self, run: Run, trainer: Trainer) -> None:
+        self.run, self.rank, self.progress = run, trainer.rank, trainer.progress
+        self.batch_size = trainer.config.batch_size
+        self.steps_per_epoch, self.total_steps = trainer.steps_per_epoch, trainer.total_steps
+
+    def log(self, message: str) -> None:
+        if self.rank != 0:
+            return
+        with open(self.run.path / "train.log", "a") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        if self.progress:
+            tqdm.write(message)
+
+    def window(self, window: LossWindow, state: TrainState, lr: float, bar: tqdm) -> None:
+        """One ``step`` metrics line: the window's mean loss terms; fails on a non-finite mean.
+        Adds the window to the epoch's loss in ``state``."""
+        means = {k: float(v) / window.steps for k, v in window.sums.items()}  # one sync here
+        if not all(math.isfinite(v) for v in means.values()):
+            raise Diverged(f"loss became {means['loss']} near step {state.step}")
+        state.epoch_loss_sum += means["loss"] * window.steps
+        state.epoch_steps += window.steps
+        seconds = max(time.perf_counter() - window.started, 1e-9)
+        images_per_s = window.steps * self.batch_size / seconds
+        self.run.append_metrics({
+            "kind": "step", "epoch": state.step / self.steps_per_epoch, "step": state.step,
+            **means, "lr": lr, "images_per_s": images_per_s, "time": time.time(),
+        })  # fmt: skip
+        bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.0f}")
+        remaining = (self.total_steps - state.step) * self.batch_size / images_per_s
+        self.run.update_status(
+            epoch=state.epoch,
+            step=state.step,
+            progress=state.step / self.total_steps,
+            images_per_s=images_per_s,
+            eta_s=remaining,
+            loss=means["loss"],
+        )
+
+    def epoch(self, record: dict[str, Any], total_epochs: int) -> None:
+        """The ``epoch`` metrics line and its log line."""
+        self.run.append_metrics({**record, "time": time.time()})
+        self.run.update_status(epoch=record["epoch"], step=record["step"])
+        knn = f", kNN accuracy {record['knn_accuracy']:.3f}" if "knn_accuracy" in record else ""
+        self.log(f"epoch {record['epoch']}/{total_epochs} done{knn}")
+
+
+class KnnMonitor:
+    """A cheap kNN accuracy of the backbone on a fixed, seeded sample (Wu et al. 2018)."""
+
+    def __init__(self, config: Config, train_set: ImageDataset, test_set: ImageDataset) -> None:
+        self.config, self.train_set, self.test_set = config, train_set, test_set
+        generator = torch.Generator().manual_seed(config.seed)
+        n_train = min(MONITOR_TRAIN_SAMPLES, len(train_set))
+        n_test = min(MONITOR_TEST_SAMPLES, len(test_set))
+        self.train_index = torch.randperm(len(train_set), generator=generator)[:n_train]
+        self.test_index = torch.randperm(len(test_set), generator=generator)[:n_test]
+
+    def due(self, epoch: int) -> bool:
+        every = self.config.knn_every
+        return bool(every) and (epoch % every == 0 or epoch == self.config.epochs)
+
+    def accuracy(self, backbone: torch.nn.Module, device: torch.device) -> float:
+        train, test = self.train_set, self.test_set
+        mean, std = train.mean, train.std
+        train_features = extract_features(
+            backbone, train.images[self.train_index], mean, std, device=device
+        )
+        test_features = extract_features(
+            backbone, test.images[self.test_index], mean, std, device=device
+        )
+        result = knn_probe(
+            train_features,
+            train.labels[self.train_index],
+            test_features,
+            test.labels[self.test_index],
+            len(train.classes),
+            k=self.config.knn_k,
+            temperature=self.config.knn_temperature,
+        )
+        return result.accuracy
 
 
 class Trainer:
@@ -88,27 +230,13 @@ class Trainer:
         self.config, self.progress = config, progress
         self.device = distributed.init(resolve_device(config.device))
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
-        self._stop_reason: str | None = None
-        self._setup(splits)
-
-    # -- setup ---------------------------------------------------------------------------------
-    def _setup(self, splits: tuple[ImageDataset, ImageDataset] | None) -> None:
-        config = self.config
+        self.state = TrainState()
         torch.manual_seed(config.seed)
         if splits is None:
             with distributed.local_main_first():  # one download per machine
                 splits = load_splits(config)
         self.train_set, self.test_set = splits
-        if len(self.train_set) < config.batch_size:
-            raise UserError(
-                f"batch_size {config.batch_size} exceeds the {len(self.train_set)} training "
-                "images; lower batch_size or raise train_limit"
-            )
-        if config.batch_size % self.world_size or config.batch_size // self.world_size < 2:
-            raise UserError(
-                f"batch_size {config.batch_size} (the global batch) must be a multiple of the "
-                f"{self.world_size} processes with at least 2 images per process"
-            )
+        self._check_batch_size()
         # indices -> two views; the data moves to the device once (explorer.views)
         self.views = build_views(config, self.train_set, self.device)
         self.model = build_model(config, self.train_set.images.shape[1]).to(self.device)
@@ -130,13 +258,22 @@ class Trainer:
         self.steps_per_epoch = len(self.train_set) // config.batch_size  # drop_last: BN needs B>1
         self.total_steps = config.epochs * self.steps_per_epoch
         self.warmup_steps = config.warmup_epochs * self.steps_per_epoch
-        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
-        self.epoch_loss_sum, self.epoch_steps = 0.0, 0  # for the epoch's mean loss
-        monitor = torch.Generator().manual_seed(config.seed)
-        n_train = min(MONITOR_TRAIN_SAMPLES, len(self.train_set))
-        n_test = min(MONITOR_TEST_SAMPLES, len(self.test_set))
-        self.monitor_train = torch.randperm(len(self.train_set), generator=monitor)[:n_train]
-        self.monitor_test = torch.randperm(len(self.test_set), generator=monitor)[:n_test]
+        self.monitor = KnnMonitor(config, self.train_set, self.test_set)
+        check_images = self.train_set.images[self.monitor.train_index[:CHECK_IMAGES]]
+        self.check_batch = self._normalised(check_images)  # vets weights before each save
+
+    def _check_batch_size(self) -> None:
+        batch_size, world_size = self.config.batch_size, self.world_size
+        if len(self.train_set) < batch_size:
+            raise UserError(
+                f"batch_size {batch_size} exceeds the {len(self.train_set)} training "
+                "images; lower batch_size or raise train_limit"
+            )
+        if batch_size % world_size or batch_size // world_size < 2:
+            raise UserError(
+                f"batch_size {batch_size} (the global batch) must be a multiple of the "
+                f"{world_size} processes with at least 2 images per process"
+            )
 
     def _setup_distributed(self) -> None:
         """Same initial weights on every rank; a different, reproducible augmentation stream."""
@@ -150,93 +287,42 @@ class Trainer:
         distributed.broadcast_parameters(self.model)
         torch.manual_seed(self.config.seed + self.rank)
 
-    def _resume_state(self) -> dict[str, Any]:
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "step": self.step,
-            "epoch_loss_sum": self.epoch_loss_sum,
-            "epoch_steps": self.epoch_steps,
-            "rng_cpu": torch.get_rng_state(),
-            "backbone": self.config.backbone,
-        }
-        if self.device.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
-        if self.world_size > 1:  # a collective: every rank calls it, rank 0 saves the list
-            state["rng_ranks"] = distributed.gather_objects(
-                {k: state[k] for k in ("rng_cpu", "rng_cuda") if k in state}
-            )
-        return state
+    def _normalised(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W) -> the float input the model sees, on the device."""
+        mean = torch.tensor(self.train_set.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.train_set.std).view(1, -1, 1, 1)
+        return ((images.float() / 255 - mean) / std).to(self.device)
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.epoch, self.batch_in_epoch = int(state["epoch"]), int(state["batch_in_epoch"])
-            self.step = int(state["step"])
-            self.epoch_loss_sum = float(state["epoch_loss_sum"])
-            self.epoch_steps = int(state["epoch_steps"])
-            torch.set_rng_state(state["rng_cpu"])
-            ranks = state.get("rng_ranks")
-            if self.world_size > 1:  # each rank its own stream; a new world size reseeds
-                if ranks is not None and len(ranks) == self.world_size:
-                    state = {**state, **ranks[self.rank]}
-                    torch.set_rng_state(state["rng_cpu"])
-                else:
-                    torch.manual_seed(self.config.seed + self.rank + 1_000_003 * self.step)
-        except (KeyError, RuntimeError, ValueError, TypeError) as err:
-            first = str(err).strip().splitlines()[0][:200]
-            raise UserError(
-                f"checkpoint of {self.run.path} does not match the run's config "
-                f"(backbone {self.config.backbone}): {first}"
-            ) from None
-        if self.device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+    @property
+    def step(self) -> int:  # the benchmarks drive train_step and advance this
+        return self.state.step
 
-    # -- stopping ------------------------------------------------------------------------------
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        self._stop_reason = signal.Signals(signum).name
+    @step.setter
+    def step(self, value: int) -> None:
+        self.state.step = value
 
-    def _should_stop(self) -> bool:
-        """Whether to stop before the next step; under ``torchrun`` every rank answers alike.
-
-        One process reads its own flag (a signal or the ``STOP`` file) every step: no device
-        work. Ranks must agree, or those that go on would wait forever in the next collective,
-        so they decide together with an all-reduce, which on CUDA waits for the queued steps
-        (a host-device sync). They do it only every :data:`STOP_CHECK_EVERY` steps and before the
-        first step of each epoch; ``step`` and ``batch_in_epoch`` are the same on every rank, so
-        all ranks join the same all-reduces and stop at the same step.
-        """
-        if self.world_size > 1 and self.batch_in_epoch and self.step % STOP_CHECK_EVERY:
-            return False
-        if self._stop_reason is None and self.run.stop_requested():
-            self._stop_reason = "stop request"
-        if self.world_size > 1 and distributed.any_rank(self._stop_reason is not None, self.device):
-            self._stop_reason = self._stop_reason or "another process's stop"
-        return self._stop_reason is not None
-
-    def log(self, message: str) -> None:
-        if self.rank != 0:
-            return
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
-        with open(self.run.path / "train.log", "a") as handle:
-            handle.write(line + "\n")
-        if self.progress:
-            tqdm.write(message)
-
-    # -- the loop ------------------------------------------------------------------------------
+    # -- the run -------------------------------------------------------------------------------
     def fit(self, run: Run, resume: bool = False) -> str:
         """Train into ``run`` to the end, or until stopped. Returns the final state.
 
+        Holds the run's writer lock meanwhile (:meth:`Run.lock`; the CLI takes it earlier).
         Under ``torchrun`` every rank calls this with the same run; only rank 0 writes it.
         """
+        took_lock = self.rank == 0 and run.locked_by() != os.getpid()
+        if self.rank == 0:
+            run.lock()
+        try:
+            return self._fit(run, resume)
+        finally:
+            if took_lock:
+                run.unlock()
+
+    def _fit(self, run: Run, resume: bool) -> str:
         self.run = run if self.rank == 0 else distributed.FollowerRun(run)  # type: ignore[assignment]
+        self.report = Reporter(self.run, self)
+        self.stops = StopRequests(self.run, self.world_size, self.device)
         if resume:
-            self._restore(self.run.load_resume_state())
-            self.run.rollback_metrics(self.step)
-            self.log(f"resumed at epoch {self.epoch}, step {self.step}")
+            self._resume()
         else:
             self.log(
                 f"training {self.config.backbone} with the {self.config.loss} loss on "
@@ -251,31 +337,42 @@ class Trainer:
             last_error=None,
             device=str(self.device),
         )
-        mode = analysis_mode(self.config, self.device)
         self._background: BackgroundAnalysis | None = None
-        if mode == "background" and self.rank == 0:
+        if analysis_mode(self.config, self.device) == "background" and self.rank == 0:
             from explorer.background import BackgroundAnalysis
 
             self._background = BackgroundAnalysis(self.run, str(self.device), self.log)
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            state = self._loop()
-        except NonFiniteLoss as err:
-            self.log(f"failed: {err}")
-            self.run.update_status(state="failed", last_error=str(err))
+            with self.stops.signals_caught():
+                state = self._loop()
+        except Diverged as err:
+            message = f"{err}; {self._after_divergence()}"
+            self.log(f"failed: {message}")
+            self.run.update_status(state="failed", last_error=message)
             return "failed"
         except BaseException as err:
             self.run.update_status(state="failed", last_error=f"{type(err).__name__}: {err}")
             raise
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             if self._background is not None:  # a stopped run leaves the current child to finish
                 self._background.close(wait=False)
         if state == "finished" and self._background is not None:
             self.log("waiting for the background analysis of the last checkpoints")
             self._background.close(wait=True)
         return state
+
+    def log(self, message: str) -> None:
+        self.report.log(message)
+
+    def _after_divergence(self) -> str:
+        """What a diverged run keeps and how to go on."""
+        lower = f"lr={self.config.lr / 10:g}"
+        if not self.run.has_resume_state():
+            return f"no checkpoint was written; start again with a lower lr or mu ({lower})"
+        return (
+            f"the checkpoints written before are kept (they were checked); resume with a lower "
+            f"lr: explorer train --resume {self.run.path} {lower}"
+        )
 
     def analyze_at_end(self) -> None:
         """Analyse every checkpoint now, in this process (``analyze=end``, the CPU default).
@@ -295,50 +392,53 @@ class Trainer:
         except Exception as err:  # the run itself finished; keep it so
             self.log(f"analysis failed: {type(err).__name__}: {err}")
 
+    # -- the loop ------------------------------------------------------------------------------
     def _loop(self) -> str:
-        config = self.config
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            unit="step",
-            dynamic_ncols=True,
-            desc=self.run.name,
-            disable=not self.progress or self.rank != 0,
-        )
-        window = self._new_window()
-        with bar:
-            while self.epoch < config.epochs:
-                order = torch.randperm(
-                    len(self.train_set),
-                    generator=torch.Generator().manual_seed(config.seed * 100_003 + self.epoch),
-                ).to(self.device, non_blocking=True)  # CUDA stages it: no wait for the GPU
-                while self.batch_in_epoch < self.steps_per_epoch:
-                    if self._should_stop():
+        config, state = self.config, self.state
+        per_rank = config.batch_size // self.world_size  # the global batch, sliced by rank
+        window = LossWindow(sums={})
+        with self._progress_bar() as bar:
+            while state.epoch < config.epochs:
+                order = self._batch_order(state.epoch)
+                while state.batch_in_epoch < self.steps_per_epoch:
+                    if self.stops.should_stop(state.step, state.batch_in_epoch):
                         if window.steps:
-                            self._log_window(window, bar)
+                            self._report(window, bar)
                         return self._stop()
-                    # The global batch is the same on every rank; each takes its slice.
-                    per_rank = config.batch_size // self.world_size
-                    start = self.batch_in_epoch * config.batch_size + self.rank * per_rank
+                    start = state.batch_in_epoch * config.batch_size + self.rank * per_rank
                     view1, view2 = self.views(order[start : start + per_rank])
                     self.train_step(view1, view2, window)
-                    self.batch_in_epoch += 1
-                    self.step += 1
+                    state.batch_in_epoch += 1
+                    state.step += 1
                     bar.update(1)
-                    if (
-                        window.steps == config.log_every
-                        or self.batch_in_epoch == self.steps_per_epoch
-                    ):
-                        self._log_window(window, bar)
-                        window = self._new_window()
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    epoch_done = state.batch_in_epoch == self.steps_per_epoch
+                    if window.steps == config.log_every or epoch_done:
+                        self._report(window, bar)
+                        window = LossWindow(sums={})
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
                 self._end_epoch()
         self.run.update_status(state="finished", progress=1.0)
         self.log(f"finished {config.epochs} epochs")
         return "finished"
 
-    def _new_window(self) -> LossWindow:
-        return LossWindow(sums={}, started=time.perf_counter())
+    def _report(self, window: LossWindow, bar: tqdm) -> None:
+        self.report.window(window, self.state, self.optimizer.param_groups[0]["lr"], bar)
+
+    def _progress_bar(self) -> tqdm:
+        return tqdm(
+            total=self.total_steps,
+            initial=self.state.step,
+            unit="step",
+            dynamic_ncols=True,
+            desc=self.run.name,
+            disable=not self.progress or self.rank != 0,
+        )
+
+    def _batch_order(self, epoch: int) -> torch.Tensor:
+        """Epoch ``epoch``'s permutation of the training set: a function of (seed, epoch) alone."""
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train_set), generator=generator)
+        return order.to(self.device, non_blocking=True)  # CUDA stages it: no wait for the GPU
 
     def train_step(self, view1: torch.Tensor, view2: torch.Tensor, window: LossWindow) -> None:
         """One SGD step on this rank's views, shape (B / world_size, C, S, S) each.
@@ -348,7 +448,8 @@ class Trainer:
         back only when a metrics line is logged, so on CUDA the host runs ahead of the GPU.
         """
         config = self.config
-        lr = learning_rate(self.step, self.total_steps, self.warmup_steps, config.effective_lr)
+        step = self.state.step
+        lr = learning_rate(step, self.total_steps, self.warmup_steps, config.effective_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.device.type == "cuda":
@@ -376,85 +477,97 @@ class Trainer:
             window.sums[key] = window.sums.get(key, 0) + value.detach()
         window.steps += 1
 
-    def _log_window(self, window: LossWindow, bar: tqdm) -> None:
-        means = {k: float(v) / window.steps for k, v in window.sums.items()}  # one sync here
-        if not all(math.isfinite(v) for v in means.values()):
-            raise NonFiniteLoss(
-                f"loss became {means['loss']} near step {self.step}; lower lr or mu "
-                "(the last good checkpoint is kept)"
-            )
-        self.epoch_loss_sum += means["loss"] * window.steps
-        self.epoch_steps += window.steps
-        seconds = time.perf_counter() - window.started
-        images_per_s = window.steps * self.config.batch_size / max(seconds, 1e-9)
-        lr = self.optimizer.param_groups[0]["lr"]
-        record = {
-            "kind": "step",
-            "epoch": self.step / self.steps_per_epoch,
-            "step": self.step,
-            **means,
-            "lr": lr,
-            "images_per_s": images_per_s,
-            "time": time.time(),
-        }
-        self.run.append_metrics(record)
-        bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.0f}")
-        remaining = (self.total_steps - self.step) * self.config.batch_size / images_per_s
-        self.run.update_status(
-            epoch=self.epoch,
-            step=self.step,
-            progress=self.step / self.total_steps,
-            images_per_s=images_per_s,
-            eta_s=remaining,
-            loss=means["loss"],
-        )
-
     def _end_epoch(self) -> None:
-        config = self.config
+        config, state = self.config, self.state
         record: dict[str, Any] = {
             "kind": "epoch",
-            "epoch": self.epoch,
-            "step": self.step,
-            "loss": self.epoch_loss_sum / max(1, self.epoch_steps),
+            "epoch": state.epoch,
+            "step": state.step,
+            "loss": state.epoch_loss_sum / max(1, state.epoch_steps),
         }
-        self.epoch_loss_sum, self.epoch_steps = 0.0, 0
-        last = self.epoch == config.epochs
-        if config.knn_every and (self.epoch % config.knn_every == 0 or last) and self.rank == 0:
-            record["knn_accuracy"] = self._monitor_knn()
-        if self.epoch % config.checkpoint_every == 0 or last:
-            self.run.save_weights(self.epoch, self.model.state_dict())
-            if self._background is not None:
-                self._background.request()
-        self.run.save_resume_state(self._resume_state())
-        self.run.append_metrics({**record, "time": time.time()})
-        self.run.update_status(epoch=self.epoch, step=self.step)
-        knn = f", kNN accuracy {record['knn_accuracy']:.3f}" if "knn_accuracy" in record else ""
-        self.log(f"epoch {self.epoch}/{config.epochs} done{knn}")
-
-    def _monitor_knn(self) -> float:
-        """A cheap kNN accuracy of the backbone on a fixed sample (Wu et al. 2018)."""
-        backbone, mean, std = self.model.backbone, self.train_set.mean, self.train_set.std
-        train = self.train_set.images[self.monitor_train]
-        test = self.test_set.images[self.monitor_test]
-        train_features = extract_features(backbone, train, mean, std, device=self.device)
-        test_features = extract_features(backbone, test, mean, std, device=self.device)
-        result = knn_probe(
-            train_features,
-            self.train_set.labels[self.monitor_train],
-            test_features,
-            self.test_set.labels[self.monitor_test],
-            len(self.train_set.classes),
-            k=self.config.knn_k,
-            temperature=self.config.knn_temperature,
-        )
-        return result.accuracy
+        state.epoch_loss_sum, state.epoch_steps = 0.0, 0
+        keep_weights = state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs
+        self._save_checkpoint(keep_weights)
+        if self.monitor.due(state.epoch) and self.rank == 0:
+            record["knn_accuracy"] = self.monitor.accuracy(self.model.backbone, self.device)
+        self.report.epoch(record, config.epochs)
 
     def _stop(self) -> str:
-        self.run.save_resume_state(self._resume_state())
+        self._save_checkpoint(weights=False)
         self.run.clear_stop()
-        self.run.update_status(state="stopped", epoch=self.epoch, step=self.step)
+        self.run.update_status(state="stopped", epoch=self.state.epoch, step=self.state.step)
         self.log(
-            f"stopped by {self._stop_reason} at step {self.step}; resume with: "
+            f"stopped by {self.stops.reason} at step {self.state.step}; resume with: "
             f"explorer train --resume {self.run.path}"
         )
         return "stopped"
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _save_checkpoint(self, weights: bool) -> None:
+        """Vet the weights, then write them (``weights``: as a model checkpoint too) and the
+        resume state. Weights that fail :func:`unusable_weights` are never written."""
+        problem = unusable_weights(self.model, self.optimizer, self.check_batch)
+        if distributed.any_rank(problem is not None, self.device):
+            raise Diverged(
+                f"the weights diverged by step {self.state.step} "
+                f"({problem or 'on another process'})"
+            )
+        if weights:
+            self.run.save_weights(self.state.epoch, self.model.state_dict())
+            if self._background is not None:
+                self._background.request()
+        self.run.save_resume_state(self._checkpoint())
+
+    def _checkpoint(self) -> dict[str, Any]:
+        """The resume state: a plain dict of tensors and numbers (``torch.load``-safe)."""
+        checkpoint = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            **self.state.to_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "backbone": self.config.backbone,
+        }
+        if self.device.type == "cuda":
+            checkpoint["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.world_size > 1:  # a collective: every rank calls it, rank 0 saves the list
+            checkpoint["rng_ranks"] = distributed.gather_objects(
+                {k: checkpoint[k] for k in ("rng_cpu", "rng_cuda") if k in checkpoint}
+            )
+        return checkpoint
+
+    def _resume(self) -> None:
+        """Restore the run's resume state; record any optimisation field this config changes."""
+        saved = self.run.config()
+        changes = config_changes(saved, self.config)
+        self._restore(self.run.load_resume_state())
+        if changes:  # refuses any field but the optimisation ones, before anything is written
+            resume_config(saved, {k: new for k, (_, new) in changes.items()}, self.state.epoch)
+            self.run.record_config_change(self.config, changes, self.state.step)
+        note = self.run.rollback_metrics(self.state.step)
+        if note:
+            self.log(note)
+        changed = "".join(f", {k} {new} (was {old})" for k, (old, new) in changes.items())
+        self.log(f"resumed at epoch {self.state.epoch}, step {self.state.step}{changed}")
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.state = TrainState.from_dict(checkpoint)
+            torch.set_rng_state(checkpoint["rng_cpu"])
+            ranks = checkpoint.get("rng_ranks")
+            if self.world_size > 1:  # each rank its own stream; a new world size reseeds
+                if ranks is not None and len(ranks) == self.world_size:
+                    checkpoint = {**checkpoint, **ranks[self.rank]}
+                    torch.set_rng_state(checkpoint["rng_cpu"])
+                else:
+                    torch.manual_seed(self.config.seed + self.rank + 1_000_003 * self.state.step)
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise UserError(
+                f"checkpoint of {self.run.path} does not match the run's config "
+                f"(backbone {self.config.backbone}): {first_line(err)}"
+            ) from None
+        if self.device.type == "cuda" and "rng_cuda" in checkpoint:
+            torch.cuda.set_rng_state(checkpoint["rng_cuda"], self.device)
+        for group in self.optimizer.param_groups:  # the saved groups hold the old value
+            group["weight_decay"] = self.config.weight_decay  # (lr is set at every step)

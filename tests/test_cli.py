@@ -83,3 +83,29 @@ def test_resume_refuses_corrupt_or_foreign_checkpoints(
     assert main(["train", "--resume", str(run.path), "--no-progress"]) == 2
     assert "corrupt" in capsys.readouterr().err
     assert run.status()["state"] == "stopped"  # a refused resume changes nothing
+
+
+def test_probe_takes_only_the_runs_own_checkpoints(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workdir)
+    flags = ["--no-probe", "--no-progress"]
+    assert main(["train", *TINY, "epochs=2", "knn_every=0", "--name", "r", *flags]) == 0
+    run = open_run(workdir / "runs" / "r")
+    [(_, first), _] = run.weight_checkpoints()
+    # An absolute path, a relative one and a bare file name all name epoch 1 of this run.
+    for given in (str(first.resolve()), str(first), first.name):
+        assert main(["probe", "runs/r", "--checkpoint", given, "--no-baselines"]) == 0
+        assert run.probe()["epoch"] == 1, given  # type: ignore[index]
+    capsys.readouterr()
+    # The same file copied into another folder is not this run's checkpoint.
+    stranger = workdir / "elsewhere" / first.name
+    stranger.parent.mkdir()
+    stranger.write_bytes(first.read_bytes())
+    assert main(["probe", "runs/r", "--checkpoint", str(stranger)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not one of run runs/r's checkpoints (epochs 1, 2)" in err
+    assert len(err.splitlines()) == 1
+    assert main(["probe", "runs/r", "--checkpoint", "epoch-0009.safetensors"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+

@@ -79,8 +79,8 @@ def _worker(rank: int, world: int, port: int, views_path: str, out_dir: str) -> 
 def test_two_ranks_take_the_same_steps_as_one_process(tmp_path: Path) -> None:
     torch.manual_seed(0)
     reference_trainer = _trainer("spectral")
-    batch = reference_trainer.images[: reference_trainer.config.batch_size]
-    view1, view2 = reference_trainer.augment(batch)  # fixed views, shared by both runs
+    batch = torch.arange(reference_trainer.config.batch_size)
+    view1, view2 = reference_trainer.views(batch)  # fixed views, shared by both runs
     torch.save({"view1": view1, "view2": view2}, tmp_path / "views.pt")
     reference = {loss: _steps(_trainer(loss), view1, view2) for loss in LOSSES}
 
@@ -143,53 +143,52 @@ def test_torchrun_trains_and_only_rank_0_writes(tmp_path: Path) -> None:
 
 
 class _StopFile:
-    """Stands in for a run: the STOP file appears at step ``at``."""
+    """Stands in for a run: the STOP file appears at step ``at`` (``step`` is the loop's)."""
 
-    def __init__(self, trainer: Trainer, at: int | None) -> None:
-        self.trainer, self.at = trainer, at
+    def __init__(self, at: int | None) -> None:
+        self.at, self.step = at, 0
 
     def stop_requested(self) -> bool:
-        return self.at is not None and self.trainer.step >= self.at
+        return self.at is not None and self.step >= self.at
 
 
-def _first_stop(trainer: Trainer, steps_per_epoch: int, limit: int = 60) -> int | None:
-    """Walk the step counters as the loop does; the step at which ``_should_stop`` says yes."""
+def _first_stop(
+    world_size: int, stop_file: _StopFile, steps_per_epoch: int, limit: int = 60
+) -> tuple[int | None, str | None]:
+    """Walk the step counters as the loop does: the step at which ``should_stop`` says yes."""
+    stops = train.StopRequests(stop_file, world_size, torch.device("cpu"))  # type: ignore[arg-type]
     for step in range(limit):
-        trainer.step, trainer.batch_in_epoch = step, step % steps_per_epoch
-        if trainer._should_stop():
-            return step
-    return None
+        stop_file.step = step
+        if stops.should_stop(step, step % steps_per_epoch):
+            return step, stops.reason
+    return None, stops.reason
 
 
 def test_ranks_agree_on_stopping_only_every_few_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    trainer = _trainer("spectral")
     assert train.STOP_CHECK_EVERY == 10  # the expected steps below are written for 10
     joint: list[int] = []
+    stop_file = _StopFile(at=13)
 
     def any_rank(flag: bool, device: torch.device) -> bool:  # records each all-reduce
-        joint.append(trainer.step)
+        joint.append(stop_file.step)
         return flag
 
     monkeypatch.setattr(distributed, "any_rank", any_rank)
     # One process: its own flag every step, never a collective.
-    trainer.run = _StopFile(trainer, at=13)  # type: ignore[assignment]
-    assert _first_stop(trainer, steps_per_epoch=16) == 13
+    assert _first_stop(1, stop_file, steps_per_epoch=16) == (13, "stop request")
     assert joint == []
     # Two ranks: the all-reduce only at multiples of 10 and at each epoch's first step (16, 32).
-    trainer.world_size, trainer._stop_reason = 2, None
-    trainer.run = _StopFile(trainer, at=None)  # type: ignore[assignment]
-    assert _first_stop(trainer, steps_per_epoch=16, limit=41) is None
+    stop_file = _StopFile(at=None)
+    assert _first_stop(2, stop_file, steps_per_epoch=16, limit=41) == (None, None)
     assert joint == [0, 10, 16, 20, 30, 32, 40]
     joint.clear()
-    trainer.run = _StopFile(trainer, at=11)  # type: ignore[assignment]
-    assert _first_stop(trainer, steps_per_epoch=16) == 16  # the epoch start comes first
-    assert trainer._stop_reason == "stop request"
+    stop_file = _StopFile(at=11)
+    # the epoch start comes first
+    assert _first_stop(2, stop_file, steps_per_epoch=16) == (16, "stop request")
     # Another rank's stop: this rank's flag is down, the joint answer says stop.
-    trainer._stop_reason = None
-    trainer.run = _StopFile(trainer, at=None)  # type: ignore[assignment]
-    monkeypatch.setattr(distributed, "any_rank", lambda flag, device: trainer.step >= 21)
-    assert _first_stop(trainer, steps_per_epoch=16) == 30
-    assert trainer._stop_reason == "another process's stop"
+    stop_file = _StopFile(at=None)
+    monkeypatch.setattr(distributed, "any_rank", lambda flag, device: stop_file.step >= 21)
+    assert _first_stop(2, stop_file, steps_per_epoch=16) == (30, "another process's stop")
 
 
 @pytest.mark.slow

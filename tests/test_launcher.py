@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from explorer.config import parse_overrides
 from explorer.demo import install_demo_runs
 from explorer.errors import UserError
 from explorer.launcher import (
+    LAUNCH_DIR,
     forget_launch,
     launch_log,
     launch_state,
@@ -24,7 +27,7 @@ from explorer.launcher import (
 )
 from explorer.overview import summarize
 from explorer.runs import Run, create_run, list_runs
-from tests.conftest import TINY, explorer
+from tests.conftest import ROOT, TINY, explorer
 
 TINY_VALUES = parse_overrides([o for o in TINY if not o.startswith("log_every")])
 
@@ -98,18 +101,67 @@ def test_stop_then_resume_from_the_dashboard(tmp_path: Path) -> None:
     wait_for(lambda: state_of(runs, "long") == "running"
              and open_named_run(runs, "long").status().get("step", 0) >= 2, what="training")
     run = open_named_run(runs, "long")
+    with pytest.raises(UserError, match="being written by process"):  # the lock, beside the state
+        resume_training(run)
     stop_training(run)
     wait_for(lambda: state_of(runs, "long") == "stopped", 60, "the stop")
     stopped_at = run.status()["step"]
     assert run.has_resume_state()
     with pytest.raises(UserError, match="not running"):
         stop_training(run)
-    resume_training(run)
+    # A double click on Resume: both trainers start before either holds the lock; one wins.
+    first, second = resume_training(run), resume_training(run)
     wait_for(lambda: state_of(runs, "long") == "running"
              and run.status().get("step", 0) > stopped_at, what="the resumed run")
+    winner = run.status()["pid"]
+    assert winner in (first.pid, second.pid) and run.locked_by() == winner
+    refusal = f"is being written by process {winner}; wait for it to exit or stop it first"
+    wait_for(lambda: refusal in launch_log(runs, "long"), 60, "the second trainer's refusal")
+    assert launch_log(runs, "long", 10_000).count("error:") == 1
     stop_training(run)
     wait_for(lambda: state_of(runs, "long") == "stopped", 60, "the second stop")
     assert "resumed at epoch" in (run.path / "train.log").read_text()
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from explorer.runs import Run
+Run(Path(sys.argv[1])).lock()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_resume_is_refused_while_a_process_holds_the_run(tmp_path: Path) -> None:
+    """A stopped run whose lock is held (a trainer starting or finishing): no second writer."""
+    from explorer.config import build_config
+
+    run = create_run(tmp_path / "runs", build_config("shapes-demo"), name="held")
+    run.save_resume_state({"step": 0})
+    run.update_status(state="stopped")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run.path)],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError, match=f"being written by process {holder.pid}"):
+            resume_training(run)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (tmp_path / "runs" / LAUNCH_DIR).exists()  # nothing was started
+
+
+def test_stray_files_in_the_launch_folder_are_not_launches(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / LAUNCH_DIR
+    folder.mkdir(parents=True)
+    (folder / "bad name.json").write_text('{"pid": 1}')  # no run can have this name
+    (folder / "notes.json").write_text("[1, 2]")  # not a record
+    (folder / "torn.json").write_text('{"name": "torn", "pi')
+    (folder / "README.txt").write_text("hello")
+    assert pending_launches(tmp_path / "runs") == []
+    for name in ("bad name", "notes", "torn"):
+        assert launch_state(tmp_path / "runs", name) is None
 
 
 def test_summaries_survive_damaged_runs(tmp_path: Path) -> None:

@@ -52,15 +52,32 @@ def test_metrics_rollback_and_torn_line(tmp_path: Path) -> None:
     run = create_run(tmp_path, Config(), "r")
     for step in (1, 2, 3, 4):
         run.append_metrics({"kind": "step", "epoch": step / 2, "step": step, "loss": -step})
+    assert run.read_metrics()[1] is None
     with open(run.path / "metrics.jsonl", "a") as handle:
         handle.write('{"kind": "step", "ste')  # a crash mid-write
-    assert [r["step"] for r in run.metrics()] == [1, 2, 3, 4]
-    run.rollback_metrics(2)  # the process died after step 2's checkpoint
+    records, note = run.read_metrics()
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert note is not None and "last line is torn" in note and "metrics.jsonl" in note
+    assert run.rollback_metrics(2) == note  # the process died after step 2's checkpoint
+    assert run.read_metrics()[1] is None  # the rewrite dropped the torn line
     for step in (3, 4, 5):
         run.append_metrics({"kind": "step", "epoch": step / 2, "step": step, "loss": -10 * step})
     records = run.metrics()
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
     assert [r["loss"] for r in records] == [-1, -2, -30, -40, -50]
+
+
+def test_an_append_after_a_torn_line_stays_whole(tmp_path: Path) -> None:
+    """A killed writer's torn line must not swallow the next record appended after it."""
+    run = create_run(tmp_path, Config(), "r")
+    run.append_metrics({"kind": "step", "epoch": 0.5, "step": 1, "loss": -1})
+    with open(run.path / "metrics.jsonl", "a") as handle:
+        handle.write('{"kind": "st')
+    run.append_metrics({"kind": "step", "epoch": 1, "step": 2, "loss": -2})
+    records, note = run.read_metrics()
+    assert [r["step"] for r in records] == [1, 2]
+    assert note is not None and "1 damaged line(s) skipped (line 2 first)" in note
+    assert "last line" not in note  # the damage is no longer the last line
 
 
 def test_failed_write_keeps_previous_checkpoint(tmp_path: Path) -> None:
@@ -114,6 +131,48 @@ def test_status_of_a_dead_process_reads_died(tmp_path: Path) -> None:
     assert run.status()["state"] == "running"
     (run.path / "status.json").write_text("{ torn")
     assert run.status()["state"] == "corrupt"
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from explorer.runs import Run
+Run(Path(sys.argv[1])).lock()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_one_writer_lock_names_its_holder_and_dies_with_it(tmp_path: Path) -> None:
+    run = create_run(tmp_path, Config(), "r")
+    assert run.locked_by() is None
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run.path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert run.locked_by() == holder.pid
+        with pytest.raises(UserError, match=f"being written by process {holder.pid}") as err:
+            run.lock()
+        assert len(str(err.value).splitlines()) == 1
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs, the kernel drops the lock
+        holder.wait()
+    assert run.locked_by() is None
+    run.lock()  # at once: no stale lock to clear
+    assert run.locked_by() == os.getpid()
+    run.lock()  # again in the same process: a no-op, not a conflict with itself
+    run.unlock()
+    assert run.locked_by() is None
+
+
+def test_a_new_run_is_locked_before_its_files_are_written(tmp_path: Path) -> None:
+    run = create_run(tmp_path, Config(), "r", lock=True)
+    try:
+        assert run.locked_by() == os.getpid()
+        assert (run.path / ".lock").read_text().strip() == str(os.getpid())
+    finally:
+        run.unlock()
+    assert (run.path / ".lock").read_text() == ""  # no stale pid after a release
 
 
 def test_open_and_list(tmp_path: Path) -> None:

@@ -7,16 +7,21 @@ import math
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from explorer.builders import build_model, load_splits
 from explorer.config import build_config
+from explorer.errors import UserError
 from explorer.models import ContrastiveModel
 from explorer.runs import Run, create_run, open_run
 from explorer.train import LossWindow, Trainer, learning_rate
 from tests.conftest import TINY, explorer, popen_explorer
+
+FLAGS = ["--no-probe", "--no-progress"]
 
 
 def test_learning_rate_schedule_closed_form() -> None:
@@ -31,12 +36,14 @@ def test_learning_rate_schedule_closed_form() -> None:
         assert learning_rate(step, total, warmup, peak) == pytest.approx(expected)
 
 
-def _wait_for(predicate, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(  # type: ignore[no-untyped-def]
+    predicate, timeout: float = 120, poll: float = 0.05
+) -> None:
     deadline = time.time() + timeout
     while not predicate():
         if time.time() > deadline:
             raise AssertionError("timed out waiting for the trainer")
-        time.sleep(0.05)
+        time.sleep(poll)
 
 
 def _last_loss(run_dir: Path) -> float:
@@ -79,10 +86,14 @@ def test_sigkill_then_resume_matches_uninterrupted(workdir: Path) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert open_run(run_dir).status()["state"] == "died"
+    assert open_run(run_dir).locked_by() is None  # the kernel dropped the killed writer's lock
+    with open(run_dir / "metrics.jsonl", "a") as handle:
+        handle.write('{"kind": "step", "ep')  # what a kill in the middle of a line leaves
     explorer(
         "train", "--resume", str(run_dir), "--no-probe", "--no-progress", cwd=workdir, check=True
     )
     assert open_run(run_dir).status()["state"] == "finished"
+    assert "last line is torn" in (run_dir / "train.log").read_text()
     assert _last_loss(run_dir) == pytest.approx(
         _last_loss(workdir / "runs" / "straight"), rel=1e-6, abs=1e-7
     )
@@ -118,8 +129,8 @@ def test_stop_saves_and_resume_finishes(workdir: Path, how: str) -> None:
     assert run.status()["state"] == "stopped"
     state = run.load_resume_state()
     assert 0 < state["step"] < 30 * 4
-    result = explorer("train", "--resume", str(run_dir), "epochs=3", cwd=workdir)
-    assert result.returncode == 2 and "drop the other options" in result.stderr
+    result = explorer("train", "--resume", str(run_dir), "batch_size=32", cwd=workdir)
+    assert result.returncode == 2 and "can change only lr" in result.stderr
     explorer(
         "train", "--resume", str(run_dir), "--no-probe", "--no-progress", cwd=workdir, check=True
     )
@@ -128,24 +139,137 @@ def test_stop_saves_and_resume_finishes(workdir: Path, how: str) -> None:
     assert steps[-1] == 30 * 4 and steps == sorted(set(steps))
 
 
-def test_non_finite_loss_fails_and_keeps_last_good_checkpoint(workdir: Path) -> None:
-    result = explorer(
-        "train",
-        *TINY,
-        "epochs=3",
-        "lr=1e30",
-        "warmup_epochs=0",
-        "--name",
-        "nan",
-        "--no-progress",
-        cwd=workdir,
-    )
+def _forward_is_finite(run: Run, weights: dict[str, torch.Tensor]) -> bool:
+    """A probe's forward pass (eval mode) of ``weights`` on clean training images."""
+    config = run.config()
+    train_set, _ = load_splits(config)
+    model = build_model(config, train_set.images.shape[1])
+    model.load_state_dict(weights)
+    mean = torch.tensor(train_set.mean).view(1, -1, 1, 1)
+    std = torch.tensor(train_set.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        h, z, _ = model.eval()((train_set.images[:32].float() / 255 - mean) / std)
+    return bool(torch.isfinite(h).all() and torch.isfinite(z).all())
+
+
+def test_a_diverged_run_keeps_weights_that_work_and_resumes_with_a_lower_lr(
+    workdir: Path,
+) -> None:
+    """One step per epoch (64 images, batch 64): a step at lr 1e30 leaves finite weights of
+    ~1e28 whose next forward pass is NaN, and the epoch's only loss, computed before that step,
+    is finite. Only a check of the weights themselves keeps them out of the checkpoints."""
+    args = [*TINY, "train_limit=64", "warmup_epochs=0", "knn_every=0"]
+    explorer("train", *args, "epochs=1", "--name", "r", *FLAGS, cwd=workdir, check=True)
+    run = open_run(workdir / "runs" / "r")
+    result = explorer("train", "--resume", str(run.path), "epochs=3", "lr=1e30", *FLAGS,
+                      cwd=workdir)
+    assert result.returncode == 1, result.stderr
+    assert "the weights diverged by step 2" in result.stderr and "Traceback" not in result.stderr
+    assert "explorer train --resume" in result.stderr  # and says how to go on
+    assert run.status()["state"] == "failed"
+    checkpoints = run.weight_checkpoints()
+    assert [epoch for epoch, _ in checkpoints] == [1]  # epoch 2's weights were refused
+    for _, path in checkpoints:
+        assert _forward_is_finite(run, run.load_weights(path))
+    resume = run.load_resume_state()
+    assert resume["step"] == 1 and _forward_is_finite(run, resume["model"])
+    # The change is on record; resuming again with a sane lr trains on from epoch 1.
+    assert run.config().lr == 1e30 and run.config().epochs == 3
+    explorer("train", "--resume", str(run.path), "lr=0.1", *FLAGS, cwd=workdir, check=True)
+    assert run.status()["state"] == "finished" and run.config().lr == 0.1
+    assert [epoch for epoch, _ in run.weight_checkpoints()] == [1, 2, 3]
+    changes = json.loads((run.path / "config.json").read_text())["changes"]
+    assert [c["changed"] for c in changes] == [
+        {"epochs": [1, 3], "lr": [0.1, 1e30]},
+        {"lr": [1e30, 0.1]},
+    ]
+    assert [c["step"] for c in changes] == [1, 1]
+    assert "resumed at epoch 1, step 1, lr 0.1 (was 1e+30)" in (run.path / "train.log").read_text()
+
+
+def test_a_run_that_diverges_at_once_writes_no_checkpoint(workdir: Path) -> None:
+    result = explorer("train", *TINY, "epochs=3", "lr=1e30", "warmup_epochs=0",
+                      "--name", "nan", "--no-progress", cwd=workdir)
     assert result.returncode == 1
-    assert "loss became" in result.stderr and "Traceback" not in result.stderr
+    assert "loss became nan" in result.stderr and "no checkpoint was written" in result.stderr
     run = open_run(workdir / "runs" / "nan")
     assert run.status()["state"] == "failed"
-    for _, path in run.weight_checkpoints():
-        assert all(torch.isfinite(t).all() for t in run.load_weights(path).values())
+    assert run.weight_checkpoints() == [] and not run.has_resume_state()
+
+
+def test_a_resume_changes_weight_decay_in_the_optimiser(workdir: Path) -> None:
+    """The saved optimiser carries its old weight decay; the resumed one must use the new."""
+    config = build_config(overrides=[*TINY, "epochs=1", "knn_every=0", "weight_decay=0.0005"])
+    run = create_run(workdir / "runs", config, "wd")
+    assert Trainer(config, progress=False).fit(run) == "finished"
+    resumed = Trainer(replace(config, epochs=2, weight_decay=0.25), progress=False)
+    assert resumed.fit(run, resume=True) == "finished"
+    assert {g["weight_decay"] for g in resumed.optimizer.param_groups} == {0.25}
+    assert run.config().weight_decay == 0.25
+    with pytest.raises(UserError, match="'mu' would change what the checkpoint means"):
+        Trainer(replace(config, epochs=3, mu=2.0), progress=False).fit(run, resume=True)
+    assert run.status()["state"] == "finished" and run.config().mu == config.mu
+
+
+def _stop_mid_epoch(workdir: Path, args: list[str], name: str, how: str) -> Run:
+    process = popen_explorer("train", *args, *FLAGS, "--name", name, cwd=workdir)
+    run_dir = workdir / "runs" / name
+    _wait_for(lambda: any(r["kind"] == "step" for r in _metrics(run_dir)), poll=0.01)
+    if how == "stop-file":
+        open_run(run_dir).request_stop()
+    else:
+        process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    return open_run(run_dir)
+
+
+def test_stop_then_resume_equals_a_straight_run(workdir: Path) -> None:
+    """One process, stopped mid-epoch by the STOP file and by SIGTERM, then resumed: the final
+    weights equal an uninterrupted run's exactly (tolerance 0 on the CPU)."""
+    # 2048 images / batch 64: 32 steps an epoch; the stop lands a few steps into epoch 1.
+    args = [*TINY, "train_limit=2048", "epochs=2", "knn_every=0"]
+    explorer("train", *args, *FLAGS, "--name", "straight", cwd=workdir, check=True)
+    straight = open_run(workdir / "runs" / "straight")
+    [*_, (_, straight_path)] = straight.weight_checkpoints()
+    expected = straight.load_weights(straight_path)
+    for how in ("stop-file", "SIGTERM"):
+        run = _stop_mid_epoch(workdir, args, how, how)
+        assert run.status()["state"] == "stopped"
+        state = run.load_resume_state()
+        assert state["batch_in_epoch"] > 0, "the stop should land inside an epoch"
+        explorer("train", "--resume", str(run.path), *FLAGS, cwd=workdir, check=True)
+        assert run.status()["state"] == "finished"
+        [*_, (_, path)] = run.weight_checkpoints()
+        weights = run.load_weights(path)
+        assert weights.keys() == expected.keys()
+        for key, value in expected.items():
+            assert torch.equal(weights[key], value), (how, key)
+
+
+def test_two_concurrent_resumes_one_wins(workdir: Path) -> None:
+    """Two trainers on one run: the second exits 2 with one line naming the first's pid."""
+    explorer("train", *TINY, "epochs=1", "knn_every=0", "--name", "r", *FLAGS, cwd=workdir,
+             check=True)
+    run = open_run(workdir / "runs" / "r")
+    resume = ["train", "--resume", str(run.path), "epochs=200", *FLAGS]
+    first, second = popen_explorer(*resume, cwd=workdir), popen_explorer(*resume, cwd=workdir)
+    processes = {first.pid: first, second.pid: second}
+    _wait_for(lambda: any(p.poll() is not None for p in processes.values()))
+    [loser] = [p for p in processes.values() if p.poll() is not None]
+    [winner] = [p for p in processes.values() if p is not loser]
+    _, stderr = loser.communicate()
+    assert loser.returncode == 2
+    assert stderr.strip() == (
+        f"error: run {run.path} is being written by process {winner.pid}; wait for it to exit "
+        "or stop it first"
+    )
+    assert run.locked_by() == winner.pid
+    _wait_for(lambda: run.status().get("state") == "running")
+    run.request_stop()
+    assert winner.wait(timeout=60) == 0
+    assert run.status()["state"] == "stopped" and run.locked_by() is None
+    changes = json.loads((run.path / "config.json").read_text())["changes"]
+    assert len(changes) == 1  # only the winner wrote
 
 
 def _fit(workdir: Path, name: str, *overrides: str) -> Run:
@@ -222,8 +346,8 @@ def test_training_step_never_waits_for_the_gpu(recipe: list[str]) -> None:
     window = LossWindow(sums={})
 
     def step() -> None:
-        index = torch.randint(len(trainer.images), (config.batch_size,), device=trainer.device)
-        trainer.train_step(*trainer.augment(trainer.images[index]), window)
+        index = torch.randint(len(trainer.train_set), (config.batch_size,), device=trainer.device)
+        trainer.train_step(*trainer.views(index), window)
 
     step()  # the first step creates cuBLAS/cuDNN handles and may sync
     torch.cuda.synchronize()
