@@ -251,8 +251,9 @@ def block_graph(
 
 
 # --- The ball of radius sqrt(mu) --------------------------------------------------------------
-# The paper's loss clips every projector output to the ball ||f(x)||^2 <= mu [0, Section 5], so the
-# theory's f is clip(z) and the optimum above is reachable only if it fits in that ball.
+# The loss of [0]'s code clips every projector output z to the ball ||z||^2 <= mu and divides by
+# mu, so mu times it estimates L(clip(z)): the theory's f is clip(z) (not clip(z)/sqrt(mu)), and
+# the optimum above is reachable only if it fits in that ball.
 
 
 def _numpy(x: object) -> np.ndarray:
@@ -374,7 +375,7 @@ def ball_constrained_optimum(
     init: np.ndarray | None = None,
     seed: int = 0,
 ) -> BallOptimum:
-    """min L(f) over tables f (n, k) with ||f(x)||^2 <= mu at every node x [0, Sections 3.2, 5].
+    """min L(f) over tables f (n, k) with ||f(x)||^2 <= mu at every node x [0, Section 3.2].
 
     If the unconstrained optimum f* (:func:`optimal_features`) fits in the ball (to a relative
     1e-9), it is returned with its exact loss -sum_{i<=k} gamma_i^2 and no solve. Otherwise
