@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -133,23 +135,62 @@ time.sleep(600)
 """
 
 
-def test_resume_is_refused_while_a_process_holds_the_run(tmp_path: Path) -> None:
-    """A stopped run whose lock is held (a trainer starting or finishing): no second writer."""
+@contextlib.contextmanager
+def held_stopped_run(runs_dir: Path) -> Iterator[tuple[Run, int]]:
+    """A stopped, resumable run whose writer lock another process holds (a trainer starting or
+    finishing); yields the run and that process's pid, and SIGKILLs the process afterwards."""
     from explorer.config import build_config
 
-    run = create_run(tmp_path / "runs", build_config("shapes-demo"), name="held")
+    run = create_run(runs_dir, build_config("shapes-demo"), name="held")
     run.save_resume_state({"step": 0})
     run.update_status(state="stopped")
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run.path)],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        with pytest.raises(UserError, match=f"being written by process {holder.pid}"):
-            resume_training(run)
+        yield run, holder.pid
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_resume_is_refused_while_a_process_holds_the_run(tmp_path: Path) -> None:
+    with held_stopped_run(tmp_path / "runs") as (run, pid):
+        assert run.locked_by() == pid
+        with pytest.raises(UserError, match=f"being written by process {pid}"):
+            resume_training(run)
     assert not (tmp_path / "runs" / LAUNCH_DIR).exists()  # nothing was started
+
+
+def test_the_train_page_disables_resume_and_launch_for_a_held_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path / "runs"))
+    main = sys.modules["__main__"]  # AppTest replaces it with the page script
+
+    def train_page(run_name: str) -> AppTest:
+        app = AppTest.from_file(str(ROOT / "dashboard" / "train_page.py"), default_timeout=120)
+        app.session_state["selected_run"] = "held"
+        app.session_state["run-name-preset"] = "shapes-demo"
+        app.session_state["run-name"] = run_name
+        app.run()
+        assert not app.exception, [e.message for e in app.exception]
+        return app
+
+    def button(app: AppTest, label: str):  # type: ignore[no-untyped-def]
+        return next(b for b in app.button if b.label == label)
+
+    try:
+        with held_stopped_run(tmp_path / "runs") as (_, pid):
+            app = train_page("held")
+            assert button(app, "Resume").disabled and button(app, "Launch").disabled
+            assert any(str(pid) in info.value for info in app.info)
+        app = train_page("another-name")  # the holder is gone: the lock went with it
+        assert not button(app, "Resume").disabled and not button(app, "Launch").disabled
+    finally:
+        sys.modules["__main__"] = main
 
 
 def test_stray_files_in_the_launch_folder_are_not_launches(tmp_path: Path) -> None:
