@@ -158,6 +158,9 @@ _RUN_WRITES = frozenset(
         "save_probe",
         "clear_stop",
         "request_stop",
+        "record_config_change",
+        "lock",
+        "unlock",
     }
 )
 
