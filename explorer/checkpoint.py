@@ -22,6 +22,11 @@ from explorer.errors import UserError
 RESUMABLE = ("lr", "weight_decay", "epochs", "warmup_epochs")
 
 
+class Diverged(RuntimeError):
+    """The loss or the weights stopped being finite; the run fails and keeps its earlier
+    checkpoints, which were vetted before they were written."""
+
+
 @dataclass
 class TrainState:
     """Where the loop is: what, beside the tensors, an exact resume restores."""

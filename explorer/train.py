@@ -5,10 +5,11 @@ rate scaled by batch/256, linear warm-up then cosine decay to zero, evaluated pe
 lives on the training device as uint8 and is augmented there in batches, so no DataLoader is needed.
 
 Read :meth:`Trainer._loop` first: it is the whole loop. Around it, each concern has one home:
-:class:`StopRequests` (signals, the ``STOP`` file, the ranks' joint decision), :class:`Reporter`
-(metrics lines, status record, log), :class:`KnnMonitor` (the cheap accuracy every few epochs),
-and :mod:`explorer.checkpoint` (the loop's position as a typed :class:`TrainState`, the guard that
-vets weights before they are written, what a resume may change).
+:class:`StopRequests` here (signals, the ``STOP`` file, the ranks' joint decision);
+:mod:`explorer.reporting` (metrics lines, status record and log; the kNN monitor);
+:mod:`explorer.checkpoint` (the loop's position as a typed ``TrainState``, the guard that vets
+weights before they are written, what a resume may change); :mod:`explorer.runlock` (one writer
+per run).
 
 Exact resume: the batch order of epoch ``e`` is a permutation drawn from its own generator seeded
 by ``(seed, e)``, and the global RNG (which drives augmentation) is saved with the model and
@@ -21,9 +22,7 @@ import contextlib
 import math
 import os
 import signal
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -31,12 +30,18 @@ from tqdm import tqdm
 
 from explorer import distributed
 from explorer.builders import build_model, build_views, load_splits, resolve_device
-from explorer.checkpoint import TrainState, config_changes, resume_config, unusable_weights
+from explorer.checkpoint import (
+    Diverged,
+    TrainState,
+    config_changes,
+    resume_config,
+    unusable_weights,
+)
 from explorer.config import Config
 from explorer.data import ImageDataset
 from explorer.errors import UserError, first_line
 from explorer.losses import compute_loss
-from explorer.probe import extract_features, knn_probe
+from explorer.reporting import KnnMonitor, LossWindow, Reporter
 from explorer.runs import Run
 
 if TYPE_CHECKING:
@@ -44,19 +49,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Diverged", "LossWindow", "Trainer", "analysis_mode", "learning_rate", "load_splits"]
 
-# Cap the kNN monitor's cost: it runs every few epochs on a fixed sample.
-MONITOR_TRAIN_SAMPLES = 5000
-MONITOR_TEST_SAMPLES = 2000
 # Images of the forward pass that vets the weights before each checkpoint.
 CHECK_IMAGES = 16
 # Under torchrun, steps between the ranks' joint stop decisions (each one a host-device sync);
 # a stop request waits at most this many steps. One process checks every step at no cost.
 STOP_CHECK_EVERY = 10
-
-
-class Diverged(RuntimeError):
-    """The loss or the weights stopped being finite; the run fails and keeps its earlier
-    checkpoints, which were vetted before they were written."""
 
 
 def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
@@ -73,15 +70,6 @@ def analysis_mode(config: Config, device: torch.device) -> str:
     if config.analyze == "auto":
         return "background" if device.type == "cuda" else "end"
     return config.analyze
-
-
-@dataclass
-class LossWindow:
-    """Sums over the steps since the last metrics line, kept on the device (no sync per step)."""
-
-    sums: dict[str, torch.Tensor]
-    steps: int = 0
-    started: float = field(default_factory=time.perf_counter)
 
 
 class StopRequests:
@@ -122,94 +110,6 @@ class StopRequests:
         if self.world_size > 1 and distributed.any_rank(self.reason is not None, self.device):
             self.reason = self.reason or "another process's stop"
         return self.reason is not None
-
-
-class Reporter:
-    """What the loop reports, in one place: metrics lines, the status record and ``train.log``.
-
-    Only rank 0 writes (other ranks hold a :class:`~explorer.distributed.FollowerRun`).
-    """
-
-    def __init__(self, run: Run, trainer: Trainer) -> None:
-        self.run, self.rank, self.progress = run, trainer.rank, trainer.progress
-        self.batch_size = trainer.config.batch_size
-        self.steps_per_epoch, self.total_steps = trainer.steps_per_epoch, trainer.total_steps
-
-    def log(self, message: str) -> None:
-        if self.rank != 0:
-            return
-        with open(self.run.path / "train.log", "a") as handle:
-            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-        if self.progress:
-            tqdm.write(message)
-
-    def window(self, window: LossWindow, state: TrainState, lr: float, bar: tqdm) -> None:
-        """One ``step`` metrics line: the window's mean loss terms; fails on a non-finite mean.
-        Adds the window to the epoch's loss in ``state``."""
-        means = {k: float(v) / window.steps for k, v in window.sums.items()}  # one sync here
-        if not all(math.isfinite(v) for v in means.values()):
-            raise Diverged(f"loss became {means['loss']} near step {state.step}")
-        state.epoch_loss_sum += means["loss"] * window.steps
-        state.epoch_steps += window.steps
-        seconds = max(time.perf_counter() - window.started, 1e-9)
-        images_per_s = window.steps * self.batch_size / seconds
-        self.run.append_metrics({
-            "kind": "step", "epoch": state.step / self.steps_per_epoch, "step": state.step,
-            **means, "lr": lr, "images_per_s": images_per_s, "time": time.time(),
-        })  # fmt: skip
-        bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.0f}")
-        remaining = (self.total_steps - state.step) * self.batch_size / images_per_s
-        self.run.update_status(
-            epoch=state.epoch,
-            step=state.step,
-            progress=state.step / self.total_steps,
-            images_per_s=images_per_s,
-            eta_s=remaining,
-            loss=means["loss"],
-        )
-
-    def epoch(self, record: dict[str, Any], total_epochs: int) -> None:
-        """The ``epoch`` metrics line and its log line."""
-        self.run.append_metrics({**record, "time": time.time()})
-        self.run.update_status(epoch=record["epoch"], step=record["step"])
-        knn = f", kNN accuracy {record['knn_accuracy']:.3f}" if "knn_accuracy" in record else ""
-        self.log(f"epoch {record['epoch']}/{total_epochs} done{knn}")
-
-
-class KnnMonitor:
-    """A cheap kNN accuracy of the backbone on a fixed, seeded sample (Wu et al. 2018)."""
-
-    def __init__(self, config: Config, train_set: ImageDataset, test_set: ImageDataset) -> None:
-        self.config, self.train_set, self.test_set = config, train_set, test_set
-        generator = torch.Generator().manual_seed(config.seed)
-        n_train = min(MONITOR_TRAIN_SAMPLES, len(train_set))
-        n_test = min(MONITOR_TEST_SAMPLES, len(test_set))
-        self.train_index = torch.randperm(len(train_set), generator=generator)[:n_train]
-        self.test_index = torch.randperm(len(test_set), generator=generator)[:n_test]
-
-    def due(self, epoch: int) -> bool:
-        every = self.config.knn_every
-        return bool(every) and (epoch % every == 0 or epoch == self.config.epochs)
-
-    def accuracy(self, backbone: torch.nn.Module, device: torch.device) -> float:
-        train, test = self.train_set, self.test_set
-        mean, std = train.mean, train.std
-        train_features = extract_features(
-            backbone, train.images[self.train_index], mean, std, device=device
-        )
-        test_features = extract_features(
-            backbone, test.images[self.test_index], mean, std, device=device
-        )
-        result = knn_probe(
-            train_features,
-            train.labels[self.train_index],
-            test_features,
-            test.labels[self.test_index],
-            len(train.classes),
-            k=self.config.knn_k,
-            temperature=self.config.knn_temperature,
-        )
-        return result.accuracy
 
 
 class Trainer:

@@ -1,0 +1,124 @@
+"""What training reports, each in one place: metrics lines, status record and log
+(:class:`Reporter`), over windows of steps (:class:`LossWindow`), and the kNN monitor
+(:class:`KnnMonitor`). Used by :mod:`explorer.train`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from tqdm import tqdm
+
+from explorer.checkpoint import Diverged, TrainState
+from explorer.config import Config
+from explorer.data import ImageDataset
+from explorer.probe import extract_features, knn_probe
+from explorer.runs import Run
+
+if TYPE_CHECKING:
+    from explorer.train import Trainer
+
+# Cap the kNN monitor's cost: it runs every few epochs on a fixed sample.
+MONITOR_TRAIN_SAMPLES = 5000
+MONITOR_TEST_SAMPLES = 2000
+
+
+@dataclass
+class LossWindow:
+    """Sums over the steps since the last metrics line, kept on the device (no sync per step)."""
+
+    sums: dict[str, torch.Tensor]
+    steps: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+
+class Reporter:
+    """What the loop reports, in one place: metrics lines, the status record and ``train.log``.
+
+    Only rank 0 writes (other ranks hold a :class:`~explorer.distributed.FollowerRun`).
+    """
+
+    def __init__(self, run: Run, trainer: Trainer) -> None:
+        self.run, self.rank, self.progress = run, trainer.rank, trainer.progress
+        self.batch_size = trainer.config.batch_size
+        self.steps_per_epoch, self.total_steps = trainer.steps_per_epoch, trainer.total_steps
+
+    def log(self, message: str) -> None:
+        if self.rank != 0:
+            return
+        with open(self.run.path / "train.log", "a") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        if self.progress:
+            tqdm.write(message)
+
+    def window(self, window: LossWindow, state: TrainState, lr: float, bar: tqdm) -> None:
+        """One ``step`` metrics line: the window's mean loss terms; fails on a non-finite mean.
+        Adds the window to the epoch's loss in ``state``."""
+        means = {k: float(v) / window.steps for k, v in window.sums.items()}  # one sync here
+        if not all(math.isfinite(v) for v in means.values()):
+            raise Diverged(f"loss became {means['loss']} near step {state.step}")
+        state.epoch_loss_sum += means["loss"] * window.steps
+        state.epoch_steps += window.steps
+        seconds = max(time.perf_counter() - window.started, 1e-9)
+        images_per_s = window.steps * self.batch_size / seconds
+        self.run.append_metrics({
+            "kind": "step", "epoch": state.step / self.steps_per_epoch, "step": state.step,
+            **means, "lr": lr, "images_per_s": images_per_s, "time": time.time(),
+        })  # fmt: skip
+        bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.0f}")
+        remaining = (self.total_steps - state.step) * self.batch_size / images_per_s
+        self.run.update_status(
+            epoch=state.epoch,
+            step=state.step,
+            progress=state.step / self.total_steps,
+            images_per_s=images_per_s,
+            eta_s=remaining,
+            loss=means["loss"],
+        )
+
+    def epoch(self, record: dict[str, Any], total_epochs: int) -> None:
+        """The ``epoch`` metrics line and its log line."""
+        self.run.append_metrics({**record, "time": time.time()})
+        self.run.update_status(epoch=record["epoch"], step=record["step"])
+        knn = f", kNN accuracy {record['knn_accuracy']:.3f}" if "knn_accuracy" in record else ""
+        self.log(f"epoch {record['epoch']}/{total_epochs} done{knn}")
+
+
+class KnnMonitor:
+    """A cheap kNN accuracy of the backbone on a fixed, seeded sample (Wu et al. 2018)."""
+
+    def __init__(self, config: Config, train_set: ImageDataset, test_set: ImageDataset) -> None:
+        self.config, self.train_set, self.test_set = config, train_set, test_set
+        generator = torch.Generator().manual_seed(config.seed)
+        n_train = min(MONITOR_TRAIN_SAMPLES, len(train_set))
+        n_test = min(MONITOR_TEST_SAMPLES, len(test_set))
+        self.train_index = torch.randperm(len(train_set), generator=generator)[:n_train]
+        self.test_index = torch.randperm(len(test_set), generator=generator)[:n_test]
+
+    def due(self, epoch: int) -> bool:
+        every = self.config.knn_every
+        return bool(every) and (epoch % every == 0 or epoch == self.config.epochs)
+
+    def accuracy(self, backbone: torch.nn.Module, device: torch.device) -> float:
+        train, test = self.train_set, self.test_set
+        mean, std = train.mean, train.std
+        train_features = extract_features(
+            backbone, train.images[self.train_index], mean, std, device=device
+        )
+        test_features = extract_features(
+            backbone, test.images[self.test_index], mean, std, device=device
+        )
+        result = knn_probe(
+            train_features,
+            train.labels[self.train_index],
+            test_features,
+            test.labels[self.test_index],
+            len(train.classes),
+            k=self.config.knn_k,
+            temperature=self.config.knn_temperature,
+        )
+        return result.accuracy
