@@ -103,6 +103,7 @@ def analyze_run(
                 device=torch_device,
                 projections=(*projections, *_stored_projections(run, epoch)),
                 previous=previous,
+                training_set=train,
             )
             record.update(epoch=epoch, checkpoint=path.name)
             save_analysis(run, epoch, record, arrays)

@@ -32,8 +32,10 @@ import torch
 from torch import Tensor
 
 from explorer import analysis as A
+from explorer import theorem
 from explorer.builders import build_views
 from explorer.config import Config
+from explorer.data import ImageDataset
 from explorer.evaluation_sample import EvaluationSample
 from explorer.models import ContrastiveModel
 from explorer.probe import extract_features, probe_features
@@ -130,6 +132,7 @@ def analyze_checkpoint(
     device: torch.device | str = "cpu",
     projections: tuple[str, ...] = PROJECTIONS,
     previous: dict[str, np.ndarray] | None = None,
+    training_set: ImageDataset | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every metric of one checkpoint: ``(JSON-ready record, arrays)`` for
     :func:`explorer.artifacts.save_analysis`.
@@ -141,6 +144,8 @@ def analyze_checkpoint(
         device: where the forward passes run.
         projections: any of ``"pca"``, ``"umap"``.
         previous: the previous checkpoint's arrays; its ``pca``/``umap`` layouts seed this one's.
+        training_set: the whole training split, whose factor tuples are the natural data of a
+            ``shapes`` run's exact graph (:mod:`explorer.theorem`); default: the sample's.
     """
     device = torch.device(device)
     model = model.to(device).eval()
@@ -184,8 +189,12 @@ def analyze_checkpoint(
     arrays["labels"] = test.labels.numpy().astype(np.int64)
     arrays["indices"] = sample.test_indices.numpy().astype(np.int64)
 
-    # Further stages go here, each filling `record` and `arrays` and ending with a clock lap
-    # (the exact population metrics of shapes runs, explorer.theorem.exact_metrics, among them).
+    # Further stages go here, each filling `record` and `arrays` and ending with a clock lap.
+    if theorem.applies(config):  # shapes: every node of the exact graph, against its optimum
+        exact, exact_arrays = theorem.exact_metrics(model, config, training_set or train, device)
+        record["exact"] = exact
+        arrays.update(exact_arrays)
+        clock.lap("exact")
 
     record["seconds"], record["timings"] = sum(clock.laps.values()), clock.laps
     return json_ready(record), arrays

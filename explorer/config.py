@@ -27,7 +27,9 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROBES = ("auto", "fast", "paper")
-AUGMENTS = ("auto", "natural", "shapes", "digits")
+GRAPH_AUGMENT = "graph"  # views drawn from the exact augmentation graph's kernel (shapes only)
+AUGMENTS = ("auto", "natural", "shapes", "digits", GRAPH_AUGMENT)
+GRAPH_DATASETS = ("shapes", "shapes-subgrid")
 ANALYZE_MODES = ("auto", "off", "end", "background")
 ANALYSIS_PROJECTIONS = ("both", "pca", "umap")
 
@@ -43,13 +45,14 @@ class Config:
     image_size: int = 0  # 0: the dataset's native size
     train_limit: int = 0  # 0: every training image; else a class-stratified subset
     test_limit: int = 0
-    augment: str = "auto"  # augmentation recipe; auto picks the dataset's
+    augment: str = "auto"  # recipe; auto: the dataset's (graph for shapes-subgrid)
     # model
     backbone: str = "cnn-small"
     projector_hidden_dim: int = 2048
     projector_out_dim: int = 1000
     projector_layers: int = 2
     predictor_hidden_dim: int = 512  # SimSiam only
+    init_in_ball: bool = True  # spectral: start E||z||^2 at mu/2, inside the ball (builders)
     # objective
     loss: str = "spectral"
     mu: float = 1.0  # spectral loss: features are clipped to the ball of radius sqrt(mu)
@@ -223,6 +226,13 @@ def validate(config: Config) -> None:
     _choice("augment", config.augment, AUGMENTS)
     _choice("analyze", config.analyze, ANALYZE_MODES)
     _choice("analysis_projection", config.analysis_projection, ANALYSIS_PROJECTIONS)
+    if config.augment == GRAPH_AUGMENT:
+        _check(
+            config.dataset in GRAPH_DATASETS and config.image_size in (0, 32),
+            f"augment=graph draws views from the exact graph of a shapes grid: it needs dataset "
+            f"shapes or shapes-subgrid at image_size=0 (got {config.dataset}, "
+            f"image_size={config.image_size})",
+        )
     _check(config.mu > 0, f"mu must be positive (got {config.mu}); the paper uses 1 or 10")
     _check(config.temperature > 0, f"temperature must be positive (got {config.temperature})")
     _check(config.epochs >= 1, f"epochs must be at least 1 (got {config.epochs})")

@@ -138,9 +138,19 @@ class Projector(nn.Sequential):
     No ReLU after the last BN, so projections can be negative. CIFAR: 512 -> 2048 -> 1000
     (``num_layers=2``); ImageNet: 2048 -> 8192 -> 8192 -> 8192 (``num_layers=3``).
     Linear layers have no bias, since the BN that follows each would cancel it.
+
+    ``out_scale`` initialises the last BN's weight (PyTorch's default is 1): each output
+    coordinate then starts with variance ``out_scale**2``, so E‖z‖² = out_dim * out_scale**2.
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        num_layers: int = 2,
+        out_scale: float = 1.0,
+    ) -> None:
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
@@ -150,6 +160,7 @@ class Projector(nn.Sequential):
             if i < num_layers - 1:
                 layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
+        nn.init.constant_(layers[-1].weight, out_scale)
 
 
 class Predictor(nn.Sequential):
@@ -172,6 +183,7 @@ class ContrastiveModel(nn.Module):
         projector_hidden_dim, projector_out_dim, projector_layers: The :class:`Projector`.
         predictor_hidden_dim: Hidden width of a SimSiam :class:`Predictor`; None for none.
         in_channels: Channels of the input images.
+        projector_out_scale: Initial weight of the projector's last BN (see :class:`Projector`).
     """
 
     def __init__(
@@ -182,11 +194,16 @@ class ContrastiveModel(nn.Module):
         projector_layers: int = 2,
         predictor_hidden_dim: int | None = None,
         in_channels: int = 3,
+        projector_out_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.backbone = create_backbone(backbone, in_channels)
         self.projector = Projector(
-            self.backbone.feature_dim, projector_hidden_dim, projector_out_dim, projector_layers
+            self.backbone.feature_dim,
+            projector_hidden_dim,
+            projector_out_dim,
+            projector_layers,
+            projector_out_scale,
         )
         self.predictor = (
             Predictor(projector_out_dim, predictor_hidden_dim) if predictor_hidden_dim else None

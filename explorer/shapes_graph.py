@@ -17,20 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.data.shapes import SHAPES_GRID, ShapesGrid
-from explorer.graph import augmentation_graph, graph_spectrum
+from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesGrid, ShapesKernel, grid_values
+from explorer.graph import graph_spectrum
 
-#: The default sub-grid, as indices into ``SHAPES_GRID``'s factor values: all six shapes; the
-#: centre and four corner positions; the smallest and largest scale; rotations 0, 24 and 48
-#: degrees; three foreground and two background colours. 1,080 factor tuples, 840 distinct images.
-DEFAULT_SUBGRID: dict[str, tuple[int, ...]] = {
-    "shape": (0, 1, 2, 3, 4, 5),
-    "position": (0, 4, 12, 20, 24),
-    "scale": (0, 2),
-    "rotation": (0, 2, 4),
-    "fg_color": (0, 2, 3),
-    "bg_color": (0, 2),
-}
+#: The default sub-grid (:data:`explorer.data.shapes.SUBGRID`): 1,080 tuples, 840 images.
+DEFAULT_SUBGRID = SUBGRID
 
 
 @dataclass(frozen=True)
@@ -65,11 +56,26 @@ class ShapesGraph:
         return self.grid.render_batch(chosen)
 
 
-def resample_kernel(n: int, p: float) -> np.ndarray:
-    """(n, n) kernel that keeps a value with probability 1 - p, else draws one of n uniformly."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"probability must be in [0, 1], got {p}")
-    return (1.0 - p) * np.eye(n) + p / n
+def kernel_weights(kernel: ShapesKernel, natural: np.ndarray | None = None) -> np.ndarray:
+    """w over factor tuples: W = Kᵀ diag(p) K, (T, T), summing to 1 [0, Section 3.1].
+
+    K is the kernel's (T, T) matrix over :meth:`ShapesKernel.tuples` (the Kronecker product of
+    its parts' kernels, symmetric) and p the natural data's distribution over tuples: uniform
+    over the (sub-)grid by default, else the empirical distribution of the ``natural`` tuples
+    (N, 6) (a training split: then W is the population graph of training on that split).
+    """
+    parts = kernel.part_kernels()
+    if natural is None:  # uniform p factorises: W is the Kronecker product of the parts' graphs
+        weights = np.ones((1, 1))
+        for part in parts:
+            weights = np.kron(weights, part.T @ part / len(part))
+        return weights
+    full = np.ones((1, 1))
+    for part in parts:
+        full = np.kron(full, part)
+    counts = np.bincount(kernel.tuple_positions(natural), minlength=len(full))
+    p = counts / counts.sum()
+    return full.T @ (p[:, None] * full)
 
 
 def shapes_augmentation_graph(
@@ -80,63 +86,36 @@ def shapes_augmentation_graph(
     rotate_p: float = 0.5,
     color_p: float = 0.8,
     shape_p: float = 0.0,
+    natural: np.ndarray | None = None,
     max_nodes: int = 5000,
 ) -> ShapesGraph:
     """The exact augmentation graph of ``shapes`` restricted to a sub-grid of its factors.
 
     Natural data: factor tuples drawn uniformly from the sub-grid (``subgrid`` maps each factor
-    name to the indices kept; missing names keep :data:`DEFAULT_SUBGRID`'s). Augmentation: a
-    discrete model of the ``shapes`` recipe, each part independent of the others:
+    name to the indices kept; missing names keep :data:`DEFAULT_SUBGRID`'s), or from the given
+    ``natural`` tuples (N, 6) with their empirical frequencies. Augmentation: the
+    :class:`~explorer.data.shapes.ShapesKernel` with the given probabilities (crop: position and
+    scale redrawn; rotation; colour: the (fg, bg) pair; shape: the class, 0 by default).
+    "Redrawn uniformly" may return the same value. Tuples that render to the same image (circles
+    and rings at every rotation) are merged into one node, summing their weights, since nodes of
+    the paper's graph are augmented *images* [0, Section 3.1].
 
-    - crop: with probability ``crop_p`` the (position, scale) pair is redrawn uniformly (a random
-      resized crop moves and rescales the shape);
-    - rotation: with probability ``rotate_p`` the rotation is redrawn uniformly;
-    - colour: with probability ``color_p`` the (foreground, background) pair is redrawn uniformly
-      (hue jitter over the full circle changes both colours at once);
-    - shape: with probability ``shape_p`` the shape is redrawn uniformly (0 by default: no
-      augmentation changes the class, so each class is a connected component; a small value
-      models crops so aggressive the shape becomes ambiguous: nearly disconnected components).
-
-    "Redrawn uniformly" may return the same value. The kernel is a Kronecker product of
-    :func:`resample_kernel` s, so W is one too over factor tuples; tuples that render to the same
-    image (circles and rings at every rotation) are then merged into one node, summing their
-    weights, since nodes of the paper's graph are augmented *images* [0, Section 3.1].
-
-    Closed form, a check for the tests: each factor kernel K = (1-p) I + p J/n has K^2 with
-    eigenvalues 1 and (1-p)^2, and degrees are uniform within a class, so with ``shape_p = 0``
-    Abar has eigenvalue 1 once per class and next max((1-p)^2) over the factors that vary.
+    Closed form, a check for the tests: each part's kernel K = (1-p) I + p J/n has K^2 with
+    eigenvalues 1 and (1-p)^2, and with uniform natural data degrees are uniform within a class,
+    so with ``shape_p = 0`` Abar has eigenvalue 1 once per class and next max((1-p)^2) over the
+    parts that vary.
 
     Returns:
         A :class:`ShapesGraph`; raises ``ValueError`` above ``max_nodes`` factor tuples.
     """
-    chosen = {**DEFAULT_SUBGRID, **(subgrid or {})}
-    unknown = set(chosen) - set(grid.FACTORS)
-    if unknown:
-        raise ValueError(f"unknown factors {sorted(unknown)}; factors are {grid.FACTORS}")
-    values = [np.asarray(chosen[name], dtype=np.int64) for name in grid.FACTORS]
-    for name, vals, size in zip(grid.FACTORS, values, grid.sizes, strict=True):
-        if len(vals) == 0 or vals.min() < 0 or vals.max() >= size or len(set(vals)) != len(vals):
-            raise ValueError(f"{name} indices must be distinct and in [0, {size}), got {vals}")
-    counts = [len(v) for v in values]
-    num_tuples = int(np.prod(counts))
+    values = grid_values(grid, {**DEFAULT_SUBGRID, **(subgrid or {})})
+    kernel = ShapesKernel(values, crop_p=crop_p, rotate_p=rotate_p, color_p=color_p,
+                          shape_p=shape_p)
+    num_tuples = int(np.prod([len(v) for v in values]))
     if num_tuples > max_nodes:
         raise ValueError(f"{num_tuples} factor tuples in the sub-grid, above max_nodes={max_nodes}")
-    shape_n, position_n, scale_n, rotation_n, fg_n, bg_n = counts
-    # One kernel per independent part, in the row-major order of the tuples (factor order of
-    # grid.FACTORS: position and scale are adjacent, as are the two colours).
-    kernels = [
-        resample_kernel(shape_n, shape_p),
-        resample_kernel(position_n * scale_n, crop_p),
-        resample_kernel(rotation_n, rotate_p),
-        resample_kernel(fg_n * bg_n, color_p),
-    ]
-    # Uniform natural data factorises too, so W is the Kronecker product of per-part graphs.
-    weights = np.ones((1, 1))
-    for kernel in kernels:
-        uniform = np.full(len(kernel), 1.0 / len(kernel))
-        weights = np.kron(weights, augmentation_graph(uniform, kernel))
-    mesh = np.meshgrid(*values, indexing="ij")
-    tuples = np.stack([m.ravel() for m in mesh], axis=1)  # (T, 6), row-major like the kron
+    weights = kernel_weights(kernel, natural)
+    tuples = kernel.tuples()  # (T, 6), row-major like the Kronecker products
     # Merge tuples that render to the same image; nodes keep the order of first appearance.
     pixels = grid.render_batch(tuples).reshape(num_tuples, -1).numpy()
     _, first, inverse = np.unique(pixels, axis=0, return_index=True, return_inverse=True)

@@ -16,9 +16,16 @@ reproduce the views exactly, as exact resume needs.
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
 from torch import Tensor, nn
 
 from explorer.augment import TwoViewAugment
+from explorer.data.shapes import SHAPES_GRID, ShapesGrid, ShapesKernel
 
 
 class ImageViews(nn.Module):
@@ -36,3 +43,79 @@ class ImageViews(nn.Module):
     def forward(self, indices: Tensor) -> tuple[Tensor, Tensor]:
         """Two float32 normalised views (B, C, S, S) of the images at ``indices`` (B,)."""
         return self.augment(self.images[indices])
+
+
+class GraphViews(nn.Module):
+    """Two views of each item drawn from the exact graph's kernel: factor tuples re-rendered.
+
+    Each view resamples the item's nuisance factors with :class:`ShapesKernel`'s probabilities
+    (the same parts, the same uniform redraws over the same kept values as
+    :func:`explorer.shapes_graph.shapes_augmentation_graph`), then renders the tuple exactly as
+    :meth:`ShapesGrid.render_batch` does (alpha compositing, rounded to uint8) from a table of
+    shape coverages held on the device, and normalises it with ``mean``/``std``.
+
+    Args:
+        factors: int64 (N, 6) factor tuples of the items, on the views' device.
+        kernel: the augmentation kernel; every item's tuple must lie on its grid.
+        mean, std: per-channel statistics (images in [0, 1]) for normalisation.
+        grid: the renderer.
+    """
+
+    def __init__(
+        self,
+        factors: Tensor,
+        kernel: ShapesKernel,
+        mean: Sequence[float],
+        std: Sequence[float],
+        grid: ShapesGrid = SHAPES_GRID,
+    ) -> None:
+        super().__init__()
+        kernel.tuple_positions(factors.cpu().numpy())  # raises if an item is off the grid
+        self.kernel, self.grid = kernel, grid
+        self.factors = factors
+        # Coverage of every kept (shape, position, scale, rotation), indexed by the full grid's
+        # flat index over those four factors (entries off the kernel's grid stay zero).
+        sizes = grid.sizes[:4]
+        alphas = torch.zeros((math.prod(sizes), grid.image_size, grid.image_size))
+        for combo in itertools.product(*kernel.values[:4]):
+            coverage = torch.from_numpy(grid.alpha(*combo).copy())  # the cache's is read-only
+            alphas[int(np.ravel_multi_index(combo, sizes))] = coverage
+        device = factors.device
+        self.alphas = alphas.to(device)  # (prod(sizes), S, S) float32
+        self.strides = torch.tensor([sizes[1] * sizes[2] * sizes[3], sizes[2] * sizes[3],
+                                     sizes[3]], device=device)
+        self.fg = torch.tensor(grid.fg_colors, dtype=torch.float32, device=device)  # (F, 3)
+        self.bg = torch.tensor(grid.bg_colors, dtype=torch.float32, device=device)  # (G, 3)
+        self.values = [torch.tensor(v, device=device) for v in kernel.values]
+        self.mean = torch.tensor([float(m) for m in mean], device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor([float(s) for s in std], device=device).view(1, -1, 1, 1)
+
+    def resample(self, factors: Tensor) -> Tensor:
+        """One draw of A(. | x) per row: int64 (B, 6) -> (B, 6), on the factors' device."""
+        out = factors.clone()
+        n, device = len(factors), factors.device
+        names = self.grid.FACTORS
+        for part, p in zip(self.kernel.PARTS, self.kernel.probabilities, strict=True):
+            if p == 0:
+                continue
+            redraw = torch.rand(n, device=device) < p  # (B,)
+            for name in part:
+                column, kept = names.index(name), self.values[names.index(name)]
+                new = kept[torch.randint(len(kept), (n,), device=device)]
+                out[:, column] = torch.where(redraw, new, out[:, column])
+        return out
+
+    def render(self, factors: Tensor) -> Tensor:
+        """uint8 images (B, 3, S, S) of factor tuples (B, 6), equal to ``grid.render_batch``."""
+        flat = (factors[:, :3] * self.strides).sum(1) + factors[:, 3]  # (B,)
+        alpha = self.alphas[flat].unsqueeze(1)  # (B, 1, S, S)
+        fg = self.fg[factors[:, 4]][:, :, None, None]  # (B, 3, 1, 1)
+        bg = self.bg[factors[:, 5]][:, :, None, None]
+        return torch.round(bg + alpha * (fg - bg)).to(torch.uint8)
+
+    def forward(self, indices: Tensor) -> tuple[Tensor, Tensor]:
+        """Two float32 normalised views (B, 3, S, S) of the items at ``indices`` (B,)."""
+        anchors = self.factors[indices]  # (B, 6)
+        both = self.render(self.resample(torch.cat([anchors, anchors])))  # (2B, 3, S, S)
+        views = (both.float() / 255 - self.mean) / self.std
+        return views[: len(anchors)], views[len(anchors) :]

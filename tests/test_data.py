@@ -30,7 +30,7 @@ from explorer.data import shapes as shapes_module
 from explorer.data.base import stratified_indices
 from explorer.errors import UserError
 
-ALL = ["cifar10", "cifar100", "digits", "imagefolder", "shapes", "stl10"]
+ALL = ["cifar10", "cifar100", "digits", "imagefolder", "shapes", "shapes-subgrid", "stl10"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,8 @@ def _image_keys(dataset: ImageDataset) -> set[bytes]:
 def test_registry_lists_every_dataset_with_its_default_size() -> None:
     assert list_datasets() == ALL
     assert {name: default_image_size(name) for name in ALL} == {
-        "cifar10": 32, "cifar100": 32, "digits": 32, "imagefolder": 32, "shapes": 32, "stl10": 96,
+        "cifar10": 32, "cifar100": 32, "digits": 32, "imagefolder": 32, "shapes": 32,
+        "shapes-subgrid": 32, "stl10": 96,
     }  # fmt: skip
 
 

@@ -14,6 +14,14 @@ for train and 25% for test, with a generator seeded by ``seed``; each split then
 tuples uniformly from its own scenes. So no test image also appears in train (circles and rings
 look the same at every rotation, which is why the partition ignores rotation), and another seed
 gives other images.
+
+``shapes-subgrid`` is the same renderer on :data:`SUBGRID` (1,080 factor tuples, 840 distinct
+images): small enough that the exact augmentation graph of training is a dense matrix
+(:mod:`explorer.shapes_graph`). Its splits hold *every* tuple of their scenes (810 train, 270 test).
+
+:class:`ShapesKernel` is the augmentation of that graph: it resamples nuisance factors, so views
+drawn from it (``augment=graph``, :class:`explorer.views.GraphViews`) make the exact graph the
+population augmentation graph of training (HaoChen et al. 2021, Section 3.1).
 """
 
 from __future__ import annotations
@@ -270,6 +278,113 @@ def _grid_stats(grid: ShapesGrid) -> tuple[tuple[float, ...], tuple[float, ...]]
 
 SHAPES_GRID = ShapesGrid()
 
+#: The default sub-grid, as indices into ``SHAPES_GRID``'s factor values: all six shapes; the
+#: centre and four corner positions; the smallest and largest scale; rotations 0, 24 and 48
+#: degrees; three foreground and two background colours. 1,080 factor tuples, 840 distinct images.
+SUBGRID: dict[str, tuple[int, ...]] = {
+    "shape": (0, 1, 2, 3, 4, 5),
+    "position": (0, 4, 12, 20, 24),
+    "scale": (0, 2),
+    "rotation": (0, 2, 4),
+    "fg_color": (0, 2, 3),
+    "bg_color": (0, 2),
+}
+
+
+def grid_values(
+    grid: ShapesGrid, subgrid: dict[str, tuple[int, ...]] | None
+) -> tuple[tuple[int, ...], ...]:
+    """The factor indices a (sub-)grid keeps, one tuple per factor in ``ShapesGrid.FACTORS`` order.
+
+    ``subgrid=None`` keeps the whole grid; a dict maps factor names to the indices kept (names
+    it leaves out keep every value). Raises ``ValueError`` for unknown names or bad indices.
+    """
+    chosen = subgrid or {}
+    unknown = set(chosen) - set(grid.FACTORS)
+    if unknown:
+        raise ValueError(f"unknown factors {sorted(unknown)}; factors are {grid.FACTORS}")
+    values = []
+    for name, size in zip(grid.FACTORS, grid.sizes, strict=True):
+        kept = tuple(int(v) for v in chosen.get(name, range(size)))
+        if not kept or min(kept) < 0 or max(kept) >= size or len(set(kept)) != len(kept):
+            raise ValueError(f"{name} indices must be distinct and in [0, {size}), got {kept}")
+        values.append(kept)
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class ShapesKernel:
+    """The augmentation kernel A(x | xbar) of the exact ``shapes`` graph, over a (sub-)grid.
+
+    A discrete model of the ``shapes`` recipe, each part independent of the others: with its
+    probability a part is redrawn uniformly from the kept values (possibly the same value):
+
+    - crop: the (position, scale) pair (a random resized crop moves and rescales the shape);
+    - rotation: the rotation;
+    - colour: the (foreground, background) pair (hue jitter over the full circle);
+    - shape: the shape (0 by default: no augmentation changes the class, so each class is a
+      connected component; a small value models crops that make the shape ambiguous).
+
+    :func:`explorer.shapes_graph.shapes_augmentation_graph` builds W from these matrices and
+    :class:`explorer.views.GraphViews` draws views from the same distribution.
+
+    Attributes:
+        values: the kept factor indices, one tuple per factor (see :func:`grid_values`).
+        crop_p, rotate_p, color_p, shape_p: each part's probability of being redrawn.
+    """
+
+    values: tuple[tuple[int, ...], ...] = grid_values(SHAPES_GRID, SUBGRID)
+    crop_p: float = 0.5
+    rotate_p: float = 0.5
+    color_p: float = 0.8
+    shape_p: float = 0.0
+
+    #: The independent parts, as factor names; tuples list factors in row-major order, and the
+    #: factors of a part are adjacent in ``ShapesGrid.FACTORS``, so the kernel over tuples is
+    #: the Kronecker product of the parts' kernels.
+    PARTS = (("shape",), ("position", "scale"), ("rotation",), ("fg_color", "bg_color"))
+
+    def __post_init__(self) -> None:
+        for name in ("crop_p", "rotate_p", "color_p", "shape_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
+
+    @property
+    def probabilities(self) -> tuple[float, ...]:
+        """Each part's redraw probability, in :attr:`PARTS` order."""
+        return (self.shape_p, self.crop_p, self.rotate_p, self.color_p)
+
+    @property
+    def part_sizes(self) -> tuple[int, ...]:
+        """How many values each part takes, in :attr:`PARTS` order."""
+        counts = dict(zip(ShapesGrid.FACTORS, (len(v) for v in self.values), strict=True))
+        return tuple(math.prod(counts[name] for name in part) for part in self.PARTS)
+
+    def part_kernels(self) -> list[np.ndarray]:
+        """The (m, m) kernel of each part: keep with probability 1 - p, else redraw uniformly."""
+        return [
+            (1.0 - p) * np.eye(m) + p / m
+            for p, m in zip(self.probabilities, self.part_sizes, strict=True)
+        ]
+
+    def tuples(self) -> np.ndarray:
+        """Every factor tuple (T, 6) of the (sub-)grid, row-major (the kernel's order)."""
+        mesh = np.meshgrid(*(np.asarray(v) for v in self.values), indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=1).astype(np.int64)
+
+    def tuple_positions(self, factors: np.ndarray) -> np.ndarray:
+        """Row of each factor tuple (N, 6) in :meth:`tuples`; ``ValueError`` if one is off-grid."""
+        factors = np.asarray(factors, dtype=np.int64).reshape(-1, len(self.values))
+        coords = []
+        for column, kept in zip(factors.T, self.values, strict=True):
+            lookup = {v: i for i, v in enumerate(kept)}
+            try:
+                coords.append([lookup[int(v)] for v in column])
+            except KeyError as missing:
+                raise ValueError(f"factor value {missing} is outside the kernel's grid") from None
+        sizes = tuple(len(v) for v in self.values)
+        return np.ravel_multi_index(tuple(np.asarray(coords)), sizes).astype(np.int64)
+
 
 def split_factors(grid: ShapesGrid, split: str, seed: int, size: int) -> np.ndarray:
     """The factor tuples (size, 6) int64 of a split, class-balanced and in seeded random order.
@@ -299,6 +414,75 @@ def split_factors(grid: ShapesGrid, split: str, seed: int, size: int) -> np.ndar
     return factors[stratified_indices(factors[:, 0], size, seed)]
 
 
+def subgrid_split_factors(
+    grid: ShapesGrid, subgrid: dict[str, tuple[int, ...]], split: str, seed: int
+) -> np.ndarray:
+    """Every factor tuple (N, 6) of a split's scenes of a sub-grid, in seeded random order.
+
+    As in :func:`split_factors`, the scenes (tuples without rotation) are partitioned per class,
+    75% train and 25% test, so test images are held-out scenes of the same sub-grid.
+    """
+    shapes, positions, scales, rotations, fgs, bgs = grid_values(grid, subgrid)
+    scene_mesh = np.meshgrid(positions, scales, fgs, bgs, indexing="ij")
+    scenes = np.stack([m.ravel() for m in scene_mesh], axis=1)  # (S, 4)
+    num_train = int(round(TRAIN_SCENE_FRACTION * len(scenes)))
+    partition_rng = np.random.default_rng([seed, 0])  # shared by both splits: they must agree
+    rows = []
+    for shape in shapes:
+        order = partition_rng.permutation(len(scenes))
+        kept = scenes[order[:num_train] if split == "train" else order[num_train:]]
+        for rotation in rotations:
+            position, scale, fg, bg = kept.T
+            rows.append(np.stack([np.full(len(kept), shape), position, scale,
+                                  np.full(len(kept), rotation), fg, bg], 1))
+    factors = np.concatenate(rows).astype(np.int64)
+    order_rng = np.random.default_rng([seed, 1 if split == "train" else 2])
+    return factors[order_rng.permutation(len(factors))]
+
+
+def _dataset(factors: np.ndarray, mean: tuple, std: tuple, name: str) -> ImageDataset:
+    return ImageDataset(
+        images=SHAPES_GRID.render_batch(factors),
+        labels=torch.from_numpy(factors[:, 0].copy()),
+        classes=list(SHAPES_GRID.shapes),
+        mean=mean,
+        std=std,
+        name=name,
+        factors=torch.from_numpy(factors),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def subgrid_stats() -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] of the images of every :data:`SUBGRID` tuple."""
+    kernel = ShapesKernel()
+    pixels = SHAPES_GRID.render_batch(kernel.tuples()).double() / 255  # (1080, 3, S, S)
+    mean = pixels.mean(dim=(0, 2, 3))
+    std = pixels.std(dim=(0, 2, 3), unbiased=False)
+    return tuple(float(m) for m in mean), tuple(float(v) for v in std)
+
+
+@register_dataset(
+    "shapes-subgrid", image_size=32, description="shapes on a 1,080-tuple sub-grid: exact graph"
+)
+def load_shapes_subgrid(
+    split: str,
+    *,
+    data_root: Path | None,
+    download: bool,
+    image_size: int,
+    seed: int,
+    limit: int | None,
+) -> ImageDataset:
+    """810 train / 270 test images: every tuple of the split's scenes of :data:`SUBGRID`."""
+    del data_root, download, image_size
+    factors = subgrid_split_factors(SHAPES_GRID, SUBGRID, split, seed)
+    if limit is not None:
+        factors = factors[stratified_indices(factors[:, 0], limit, seed)]
+    mean, std = subgrid_stats()
+    return _dataset(factors, mean, std, "shapes-subgrid")
+
+
 @register_dataset("shapes", image_size=32, description="synthetic shapes on a finite factor grid")
 def load_shapes(
     split: str,
@@ -315,12 +499,4 @@ def load_shapes(
     if limit is not None:  # select before rendering: the same images as the full split's
         factors = factors[stratified_indices(factors[:, 0], limit, seed)]
     mean, std = SHAPES_GRID.channel_stats()
-    return ImageDataset(
-        images=SHAPES_GRID.render_batch(factors),
-        labels=torch.from_numpy(factors[:, 0].copy()),
-        classes=list(SHAPES_GRID.shapes),
-        mean=mean,
-        std=std,
-        name="shapes",
-        factors=torch.from_numpy(factors),
-    )
+    return _dataset(factors, mean, std, "shapes")

@@ -1,0 +1,252 @@
+"""The theorem, measured: a ``shapes`` network against the provable optimum of its own graph.
+
+HaoChen et al. [0, Section 3.2] prove that the population spectral contrastive loss
+L(f) = −2·E_{x,x⁺}[f(x)ᵀf(x⁺)] + E_{x,x'}[(f(x)ᵀf(x'))²] is minimised by the top-k eigenvectors of
+the augmentation graph's normalised adjacency Ā, with minimum −Σ_{i≤k} γᵢ². For ``shapes`` the
+graph is known exactly (:mod:`explorer.shapes_graph`), so a checkpoint can be scored on every node
+of it: the network's features f = clip(z) (DESIGN.md, "Where μ lives") give L(f) exactly, with no
+sampling, and the gap to the optimum says how much of the theorem the network has reached.
+
+Which graph: with ``augment=graph`` the run's views are drawn from the graph's own kernel over the
+training split's tuples, so :func:`run_graph` *is* the population graph of training. For an
+image-space recipe (``augment=shapes``) the graph is only a model of the augmentation, and the
+record says so (``graph.own = false``). The full 64,800-tuple grid's graph is not built here
+(46,800 nodes); ``shapes`` runs are scored on the default sub-grid's graph, as a model.
+
+The ball: f = clip(z) lies in ‖f(x)‖² ≤ μ. When the optimum's largest ‖f*(x)‖² exceeds μ the ball
+cuts it off and the best reachable loss is :func:`explorer.graph.ball_constrained_optimum`'s;
+the record holds both gaps.
+
+Losses without μ (SimCLR, SimSiam) have no scale tied to the theory: their features are scored at
+the best scale c·z, for which L(c·z) = −P²/N with P = E[zᵀz⁺] and N = E[(zᵀz')²] (``scale``).
+
+References:
+    [0] HaoChen, Wei, Gaidon, Ma, "Provable Guarantees for Self-Supervised Deep Learning with
+        Spectral Contrastive Loss", NeurIPS 2021, https://arxiv.org/abs/2106.04156
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from explorer import graph as G
+from explorer.augment import normalize
+from explorer.builders import graph_kernel, recipe_name
+from explorer.config import GRAPH_AUGMENT, Config
+from explorer.data import ImageDataset
+from explorer.data.shapes import SUBGRID
+from explorer.models import ContrastiveModel
+from explorer.shapes_graph import ShapesGraph, shapes_augmentation_graph
+
+#: Eigenvalues closer than this form one block of the graph's spectrum: an eigenspace, or a
+#: cluster of eigenvalues that a training split (not the whole sub-grid) pulls slightly apart.
+BLOCK_TOLERANCE = 1e-3
+#: Blocks of the spectrum whose span is reported (the first is the class block, γ = 1).
+REPORTED_BLOCKS = 4
+
+
+@dataclass(frozen=True)
+class RunGraph:
+    """The exact graph a run is scored on, with its eigen-decomposition.
+
+    Attributes:
+        graph: the :class:`ShapesGraph` (nodes, W, labels, factor tuples).
+        own: True when the run's views are drawn from this graph's kernel (``augment=graph``):
+            the graph is then the run's population augmentation graph; False when it models an
+            image-space recipe.
+        description: one line for pages and tables.
+        gammas: (n,) all eigenvalues of Ā, descending.
+        vectors: (n, n) their orthonormal eigenvectors, column i for gammas[i].
+        key: what identifies the graph in this process's caches.
+    """
+
+    graph: ShapesGraph
+    own: bool
+    description: str
+    gammas: np.ndarray
+    vectors: np.ndarray
+    key: bytes | None
+
+
+def applies(config: Config) -> bool:
+    """Whether a run can be scored on an exact graph (its dataset is a ``shapes`` one)."""
+    return config.dataset in ("shapes", "shapes-subgrid")
+
+
+def run_graph(config: Config, train: ImageDataset) -> RunGraph:
+    """The exact graph of a ``shapes`` run trained on ``train`` (see the module docstring)."""
+    if not applies(config) or train.factors is None:
+        raise ValueError(f"no exact graph for dataset {config.dataset}")
+    own = recipe_name(config) == GRAPH_AUGMENT and config.dataset == "shapes-subgrid"
+    natural = train.factors.numpy() if config.dataset == "shapes-subgrid" else None
+    key = None if natural is None else natural[np.lexsort(natural.T[::-1])].tobytes()
+    graph, gammas, vectors = _decomposed_graph(key)
+    if own:
+        description = "the run's own augmentation graph (views drawn from its kernel)"
+    elif config.dataset == "shapes-subgrid":
+        description = "a model of the run's image-space augmentation on its sub-grid"
+    else:
+        description = "a model of the run's augmentation: the default sub-grid's exact graph"
+    return RunGraph(graph, own, description, gammas, vectors, key)
+
+
+@functools.lru_cache(maxsize=4)
+def _decomposed_graph(natural_key: bytes | None) -> tuple[ShapesGraph, np.ndarray, np.ndarray]:
+    """The sub-grid's graph over the natural tuples (bytes of a sorted (N, 6) int64 array; None:
+    uniform), with every eigenpair. Cached: a run's checkpoints share one graph."""
+    natural = None if natural_key is None else np.frombuffer(natural_key, np.int64).reshape(-1, 6)
+    kernel = graph_kernel(Config(dataset="shapes-subgrid"))
+    graph = shapes_augmentation_graph(
+        subgrid=SUBGRID,
+        crop_p=kernel.crop_p,
+        rotate_p=kernel.rotate_p,
+        color_p=kernel.color_p,
+        shape_p=kernel.shape_p,
+        natural=natural,
+    )
+    gammas, vectors = G.top_eigenpairs(graph.weights, graph.num_nodes)
+    return graph, gammas, vectors
+
+
+#: Solver settings of the reachable-optimum curve: about 1e-3 accurate in the loss, and a few
+#: seconds for the whole curve on the 840-node sub-grid (the default tolerance takes minutes).
+CURVE_TOLERANCE, CURVE_ITERATIONS = 1e-4, 300
+
+
+@dataclass(frozen=True)
+class BallCurve:
+    """The best loss inside the ball ‖f(x)‖² ≤ μ against μ, for one graph and k.
+
+    Attributes:
+        mus: (m,) squared radii, ascending, the run's μ and max‖f*‖² among them.
+        losses: (m,) the reachable optimum at each (:func:`explorer.graph.reachable_optimum_curve`).
+        max_sq_norm: max_x ‖f*(x)‖²: from this μ on, the ball leaves the optimum free.
+    """
+
+    mus: tuple[float, ...]
+    losses: tuple[float, ...]
+    max_sq_norm: float
+
+    def at(self, mu: float) -> float:
+        """The reachable optimum at one of :attr:`mus`, or the free optimum above the last."""
+        return self.losses[self.mus.index(mu)] if mu in self.mus else self.losses[-1]
+
+
+@functools.lru_cache(maxsize=16)
+def ball_curve(key: bytes | None, k: int, mu: float) -> BallCurve:
+    """The reachable-optimum curve of a cached graph (:func:`run_graph`'s ``key``) at powers of
+    two, ``mu`` and max‖f*‖²; cached, since every checkpoint of a run asks the same question."""
+    graph = _decomposed_graph(key)[0]
+    W = graph.weights / graph.weights.sum()
+    max_sq = G.max_optimal_sq_norm(W, k)
+    powers = [2.0**i for i in range(int(np.ceil(np.log2(max_sq))) + 1)]
+    mus = sorted({m for m in [*powers, max_sq, mu] if m <= max_sq and np.isfinite(m)})
+    losses = G.reachable_optimum_curve(W, k, mus, tol=CURVE_TOLERANCE,
+                                       max_iterations=CURVE_ITERATIONS)
+    return BallCurve(tuple(mus), tuple(float(x) for x in losses), max_sq)
+
+
+@torch.no_grad()
+def node_outputs(
+    model: ContrastiveModel, run_graph: RunGraph, data: ImageDataset, device: torch.device
+) -> torch.Tensor:
+    """Projector outputs z (n, d), float64 on the CPU, of every node's image, in eval mode.
+
+    The images are normalised with ``data``'s statistics, as the run's views are.
+    """
+    model = model.to(device).eval()
+    outputs = []
+    for batch in run_graph.graph.images().split(512):
+        outputs.append(model(normalize(batch.to(device), data.mean, data.std))[1].double().cpu())
+    return torch.cat(outputs)
+
+
+def clip_to_ball(z: np.ndarray, mu: float) -> np.ndarray:
+    """f = clip(z): rows with ‖z‖² ≥ μ rescaled to norm √μ (the spectral loss's clipping)."""
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    return z * np.where(norms >= np.sqrt(mu), np.sqrt(mu) / np.maximum(norms, 1e-300), 1.0)
+
+
+def spectrum_blocks(gammas: np.ndarray, tolerance: float = BLOCK_TOLERANCE) -> list[range]:
+    """Consecutive index ranges of equal eigenvalues (within ``tolerance``): the eigenspaces."""
+    blocks, start = [], 0
+    for i in range(1, len(gammas) + 1):
+        if i == len(gammas) or abs(gammas[i] - gammas[start]) > tolerance:
+            blocks.append(range(start, i))
+            start = i
+    return blocks
+
+
+def span_r2(factor: np.ndarray, vectors: np.ndarray) -> float:
+    """How much of an eigenspace the features span: the mean squared cosine of the principal
+    angles between span(vectors) (n, b), orthonormal, and the column span of ``factor`` (n, d),
+    the features as rows u_x = √w_x f(x). 1: the block is inside the features' span."""
+    left, singular, _ = np.linalg.svd(factor, full_matrices=False)
+    basis = left[:, singular > singular.max() * 1e-8] if singular.max() > 0 else left[:, :0]
+    return float(((basis.T @ vectors) ** 2).sum()) / vectors.shape[1]
+
+
+def exact_metrics(
+    model: ContrastiveModel, config: Config, train: ImageDataset, device: torch.device
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Score one checkpoint on every node of its run's exact graph.
+
+    Returns:
+        ``(record, arrays)``: the record holds the graph's description, the population loss
+        ``loss`` = L(f), the unconstrained optimum ``optimum`` = −Σ_{i≤k} γᵢ² (k = the projector's
+        output dimension), the reachable optimum inside the ball ``reachable_optimum``, the
+        relative gaps (L − L*)/|L*| to each, max‖f*‖² and whether the ball binds, the class
+        block's span ``class_r2`` and per-block spans; the arrays hold ``exact_gammas`` (k,) and
+        ``exact_c_eigs`` (k,), the eigenvalues of E_w[f fᵀ].
+    """
+    started = time.perf_counter()
+    scored = run_graph(config, train)
+    W = scored.graph.weights / scored.graph.weights.sum()  # the joint distribution of pairs
+    w = W.sum(1)  # (n,) the marginal
+    z = node_outputs(model, scored, train, device).numpy()  # (n, d)
+    k = min(z.shape[1], scored.graph.num_nodes)
+    if config.loss == "spectral":
+        f, scale = clip_to_ball(z, config.mu), 1.0
+    else:  # the best scale: L(c z) = -2 c² P + c⁴ N is least at c² = P / N
+        positive = float(np.einsum("xy,xd,yd->", W, z, z))
+        negative = float(np.sum(((z.T * w) @ z) ** 2))
+        scale = float(np.sqrt(max(positive, 0.0) / negative)) if negative > 0 else 0.0
+        f = z * scale
+    loss = float(G.population_spectral_loss(f, W))
+    gammas = scored.gammas[:k]
+    optimum = float(-(np.clip(gammas, 0, None) ** 2).sum())
+    mu = config.mu if config.loss == "spectral" else float("inf")  # no ball without the clip
+    curve = ball_curve(scored.key, k, mu)
+    reachable, max_sq_norm = curve.at(mu), curve.max_sq_norm
+    second_moment = (f.T * w) @ f  # E_w[f fᵀ], (d, d)
+    c_eigs = np.linalg.eigvalsh(second_moment)[::-1][:k].copy()
+    factor = f * np.sqrt(w)[:, None]  # u_x = √w_x f(x)
+    blocks = [
+        {"first": b.start + 1, "size": len(b), "gamma": float(gammas[b.start]),
+         "r2": span_r2(factor, scored.vectors[:, b.start : b.stop])}
+        for b in spectrum_blocks(gammas)[:REPORTED_BLOCKS]
+    ]
+    record = {
+        "graph": {"own": scored.own, "description": scored.description,
+                  "nodes": scored.graph.num_nodes, "k": k},
+        "feature_scale": scale,
+        "loss": loss,
+        "optimum": optimum,
+        "reachable_optimum": float(reachable),
+        "gap": (loss - optimum) / abs(optimum),
+        "reachable_gap": (loss - reachable) / abs(reachable),
+        "mu": config.mu if config.loss == "spectral" else None,
+        "max_optimal_sq_norm": max_sq_norm,
+        "ball_binds": config.loss == "spectral" and max_sq_norm > config.mu,
+        "ball_curve": {"mu": list(curve.mus), "loss": list(curve.losses)},
+        "class_r2": blocks[0]["r2"],
+        "blocks": blocks,
+        "seconds": time.perf_counter() - started,
+    }
+    return record, {"exact_gammas": gammas.copy(), "exact_c_eigs": c_eigs}
