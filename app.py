@@ -6,24 +6,17 @@ runs. Each page is a module under ``dashboard/``; the ``explorer`` package does 
 
 from __future__ import annotations
 
-import threading
-
 import streamlit as st
 
 from dashboard.common import runs_dir
 from explorer.demo import install_demo_runs
-from explorer.shapes_graph import default_shapes_spectrum
 
 st.set_page_config(page_title="Spectral contrastive explorer", page_icon="🌈", layout="wide")
 
 
 @st.cache_resource(show_spinner=False)
 def _first_start() -> list[str]:
-    """Once per server: ship the demo runs into an empty runs directory, and warm the exact
-    shapes-graph spectrum (a few seconds of NumPy) off the page's path, after the first page."""
-    warm = threading.Timer(5.0, default_shapes_spectrum)
-    warm.daemon = True
-    warm.start()
+    """Once per server: ship the demo runs into an empty runs directory."""
     return install_demo_runs(runs_dir())
 
 

@@ -1,20 +1,27 @@
-"""Spectrum: eigenvalues of batch Gram matrices per checkpoint, RankMe and α over training."""
+"""Spectrum: the theorem measured on shapes runs, batch Gram spectra, RankMe and α over training."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
+
 import streamlit as st
 
 from dashboard.common import analysed_checkpoints, chosen_run
-from explorer.figures import NEAR_ONE, spectrum_figure, spectrum_metrics_figure
-from explorer.shapes_graph import default_shapes_spectrum
+from explorer.figures import (
+    NEAR_ONE,
+    exact_progress_figure,
+    reachable_optimum_figure,
+    spectrum_figure,
+    spectrum_metrics_figure,
+)
 
 st.title("Spectrum")
 st.caption(
-    "With f = clip(z) the spectral loss times μ is −2E[fᵀf⁺] + E[(fᵀf′)²]; at its optimum E[f fᵀ] "
-    "holds the top eigenvalues γ₁ = 1 ≥ γ₂ ≥ … of the augmentation graph's normalised adjacency "
-    f"(HaoChen et al. 2021, Theorem 3.2). Eigenvalues of the estimate ≥ {NEAR_ONE} are starred: "
-    "about one per well-separated cluster of the graph."
+    "With f = clip(z) (rows of the projector output clipped to the ball ‖f‖² ≤ μ) the spectral "
+    "loss times μ is the population loss L(f) = −2E[fᵀf⁺] + E[(fᵀf′)²] of HaoChen et al. (2021). "
+    "Its minimum is −Σᵢ γᵢ² over the top eigenvalues γ₁ = 1 ≥ γ₂ ≥ … of the augmentation graph's "
+    "normalised adjacency, and at the minimum E[f fᵀ] has exactly those eigenvalues: an "
+    "eigenvalue near 1 per nearly disconnected component (class)."
 )
 
 run, config = chosen_run(analysed_only=True)
@@ -23,15 +30,65 @@ by_epoch = analysed_checkpoints(run)
 epochs = sorted(by_epoch)
 epoch = (st.select_slider("Checkpoint (epoch)", epochs, value=epochs[-1])
          if len(epochs) > 1 else epochs[0])
-exact = None
-if config.dataset == "shapes" and st.toggle("Overlay the exact graph's spectrum", value=True,
-                                            help="the default shapes sub-grid (explorer.graph)"):
-    with st.spinner("Building the exact shapes graph (once, about 10 s)…"):
-        width = len(by_epoch[epoch]["arrays"]["graph_c_eigs"])
-        exact = np.asarray(default_shapes_spectrum())[:width]
-st.plotly_chart(spectrum_figure(by_epoch[epoch], exact), key="spectrum")
+artifact = by_epoch[epoch]
+
+
+def show_theorem(exact: dict[str, Any]) -> None:
+    """The checkpoint against the provable optimum of its exact graph, in numbers and figures."""
+    graph = exact["graph"]
+    st.subheader("The theorem, measured on every node of the exact graph")
+    if graph["own"]:
+        st.caption(f"Graph: {graph['description']}; {graph['nodes']} nodes, k = {graph['k']} "
+                   "features. L(f) below is exact, not a batch estimate.")
+    else:
+        st.warning(f"This run augments in image space: the exact graph is {graph['description']}"
+                   f" ({graph['nodes']} nodes), not the run's own graph. The gap below measures "
+                   "how far image-space augmentation leaves the network from that graph's "
+                   "optimum; train with augment=graph for the run's own.")
+    share = 1 - exact["gap"]
+    cols = st.columns(5)
+    cols[0].metric("of the provable optimum", f"{100 * share:.1f}%",
+                   help="L(f)/L* = 1 − (L − L*)/|L*|: 100% at the optimum, 0% for f = 0")
+    cols[1].metric("of the reachable optimum", f"{100 * (1 - exact['reachable_gap']):.1f}%",
+                   help="against the best loss with every ‖f(x)‖² ≤ μ")
+    cols[2].metric("population loss L(f)", f"{exact['loss']:.3f}")
+    cols[3].metric("optimum −Σγᵢ²", f"{exact['optimum']:.3f}",
+                   help=f"reachable inside the ball: {exact['reachable_optimum']:.3f}")
+    cols[4].metric("class eigenspace spanned", f"{exact['class_r2']:.3f}",
+                   help="R² (mean squared cosine of the principal angles) of the γ = 1 block")
+    st.markdown(f"At epoch {epoch} the network is at **{100 * share:.1f}%** of the provable "
+                f"optimum of {'its own' if graph['own'] else 'this'} augmentation graph.")
+    if exact["mu"] is None:
+        st.caption(f"{config.loss} has no ball: its features are scored at their best scale c·z "
+                   f"(c = {exact['feature_scale']:.3g}).")
+        return
+    mu, largest = exact["mu"], exact["max_optimal_sq_norm"]
+    if exact["ball_binds"]:
+        cost = exact["reachable_optimum"] - exact["optimum"]
+        st.info(f"μ = {mu:g} is below max‖f*(x)‖² = {largest:.3g}: the ball cuts the optimum "
+                f"off. The best reachable loss is {exact['reachable_optimum']:.3f} instead of "
+                f"{exact['optimum']:.3f} (higher by {cost:.3g}); μ ≥ {largest:.3g} leaves it free.")
+    else:
+        st.success(f"μ = {mu:g} ≥ max‖f*(x)‖² = {largest:.3g}: the ball leaves the optimum free.")
+    curve = exact["ball_curve"]
+    if curve["mu"]:
+        st.plotly_chart(reachable_optimum_figure(curve["mu"], curve["loss"], exact["optimum"],
+                                                 mu_run=mu, max_sq_norm=largest),
+                        key="reachable")
+
+
+if "exact" in artifact:
+    show_theorem(artifact["exact"])
+    st.plotly_chart(exact_progress_figure(by_epoch), key="exact-progress")
+elif config.dataset.startswith("shapes"):
+    st.info(f"No exact metrics in this artifact: `explorer analyze {run.path} --force` adds them.")
+
+st.subheader("Spectra")
+st.caption(f"Eigenvalues of the graph estimate from views ≥ {NEAR_ONE} are starred. For shapes "
+           "runs, the exact eigenvalues of E_w[f fᵀ] over every node sit beside the graph's γᵢ.")
+st.plotly_chart(spectrum_figure(artifact), key="spectrum")
 st.plotly_chart(spectrum_metrics_figure(by_epoch), key="spectrum-metrics")
-metrics = by_epoch[epoch].get("metrics", {})
+metrics = artifact.get("metrics", {})
 st.dataframe(
     [{"features": part, **{k: v for k, v in values.items() if not isinstance(v, dict)}}
      for part, values in metrics.items() if isinstance(values, dict)],

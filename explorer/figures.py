@@ -55,14 +55,16 @@ def training_curves(metrics_by_run: Mapping[str, Sequence[dict[str, Any]]]) -> g
     return fig
 
 
-def spectrum_figure(artifact: dict[str, Any], exact: np.ndarray | None = None) -> go.Figure:
-    """Eigenvalues of one checkpoint, largest first, on a log scale.
+def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
+    """Eigenvalues of one checkpoint, largest first, on log axes.
 
     Args:
         artifact: :func:`explorer.artifacts.load_analysis` output; uses the arrays
-            ``projector_eigs_mean/std`` (batch Gram of f = clip(z)/√μ, (min(B, d),)),
-            ``backbone_eigs_mean`` and ``graph_c_eigs`` (the augmentation graph estimate, (d,)).
-        exact: top eigenvalues of the exact augmentation graph (``shapes`` runs), or None.
+            ``projector_eigs_mean/std`` (batch Gram of f = clip(z), (min(B, d),)),
+            ``backbone_eigs_mean``, ``graph_c_eigs`` (the augmentation graph estimate from views,
+            (d,)) and, for ``shapes`` runs, ``exact_c_eigs`` (eigenvalues of E_w[f fᵀ] over every
+            node of the exact graph) beside ``exact_gammas`` (the graph's γᵢ, which they reach
+            at the optimum).
     """
     arrays = artifact["arrays"]
     fig = go.Figure()
@@ -79,27 +81,63 @@ def spectrum_figure(artifact: dict[str, Any], exact: np.ndarray | None = None) -
     graph = arrays["graph_c_eigs"]
     near = graph >= NEAR_ONE
     fig.add_trace(go.Scatter(x=np.arange(1, len(graph) + 1), y=graph, mode="lines",
-                             name="graph estimate: eig E[f fᵀ]"))
+                             name="graph estimate from views: eig E[f fᵀ]"))
     fig.add_trace(go.Scatter(x=np.flatnonzero(near) + 1, y=graph[near], mode="markers",
-                             marker={"size": 9, "symbol": "star"},
+                             marker={"size": 9, "symbol": "star"}, showlegend=True,
                              name=f"estimate ≥ {NEAR_ONE} ({int(near.sum())})"))
-    if exact is not None:
-        fig.add_trace(go.Scatter(x=np.arange(1, len(exact) + 1), y=exact, mode="markers",
-                                 marker={"symbol": "x", "size": 6},
-                                 name="exact graph γᵢ (shapes sub-grid)"))
-    fig.update_yaxes(type="log", title_text="eigenvalue", exponentformat="power")
-    fig.update_xaxes(type="log", title_text="index i")
+    if "exact_c_eigs" in arrays:
+        own = artifact.get("exact", {}).get("graph", {}).get("own", False)
+        which = "the run's own graph" if own else "a model of the run's augmentation"
+        exact = arrays["exact_c_eigs"]
+        fig.add_trace(go.Scatter(x=np.arange(1, len(exact) + 1), y=exact, mode="lines",
+                                 line={"width": 3}, name="exact: eig E_w[f fᵀ] over every node"))
+        gammas = arrays["exact_gammas"]
+        fig.add_trace(go.Scatter(x=np.arange(1, len(gammas) + 1), y=gammas, mode="markers",
+                                 marker={"symbol": "x", "size": 6, "color": "black"},
+                                 name=f"γᵢ of {which} (the optimum's eigenvalues)"))
+    fig.update_yaxes(type="log", title_text="eigenvalue", exponentformat="power",
+                     dtick=1, minor={"showgrid": False})
+    fig.update_xaxes(type="log", title_text="index i", dtick=1)
     fig.update_layout(height=460, margin={"t": 30}, legend={"orientation": "h", "y": -0.2},
                       title=f"epoch {artifact['epoch']}")
     return fig
 
 
+def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
+    """The exact metrics of every checkpoint against the epoch (``shapes`` runs).
+
+    Left: the share of the provable optimum reached, L(f) / L* = 1 − gap (1 at the optimum, 0
+    for f = 0), against the unconstrained optimum −Σγᵢ² and against the best loss inside the
+    ball. Right: how much of each eigenspace of the graph the features span (R², 1 = all).
+    """
+    epochs = [e for e in sorted(artifacts) if "exact" in artifacts[e]]
+    exact = [artifacts[e]["exact"] for e in epochs]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
+        "share of the optimum reached, L(f)/L*", "eigenspaces spanned by f (R²)"))
+    for i, (key, name) in enumerate((("gap", "of −Σγᵢ² (unconstrained)"),
+                                     ("reachable_gap", "of the reachable optimum (ball)"))):
+        fig.add_trace(go.Scatter(x=epochs, y=[1 - r[key] for r in exact], mode="lines+markers",
+                                 name=name, line={"color": _color(i)}), row=1, col=1)
+    blocks = len(exact[0]["blocks"]) if exact else 0
+    for b in range(blocks):
+        first = exact[0]["blocks"][b]
+        label = (f"γ = {first['gamma']:.3g} (×{first['size']}, "
+                 f"{'classes' if b == 0 else 'eigenvalues ' + str(first['first'])}+)")
+        fig.add_trace(go.Scatter(x=epochs, y=[r["blocks"][b]["r2"] for r in exact],
+                                 mode="lines+markers", name=label, line={"color": _color(2 + b)}),
+                      row=1, col=2)
+    fig.update_yaxes(range=[0, 1.05])
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=340, margin={"t": 40}, legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
 def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
-    """RankMe, α and the optimum gap of every analysed checkpoint against the epoch."""
+    """RankMe, α-ReQ and the optimum gap of every analysed checkpoint against the epoch."""
     epochs = sorted(artifacts)
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("RankMe", "α (power-law slope)",
-                                                         "optimum gap ‖C₊ − C²‖"))
-    for i, part in enumerate(("projector", "backbone", "graph")):
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "RankMe (effective rank)", "α-ReQ (eigenvalue decay)", "‖C₊ − C²‖ relative (0: optimum)"))
+    for i, part in enumerate(("projector", "backbone")):
         def value(epoch: int, key: str, part: str = part) -> float | None:
             return artifacts[epoch].get("metrics", {}).get(part, {}).get(key)
 
@@ -111,7 +149,7 @@ def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figur
                                  mode="lines+markers", name=part, line=style, legendgroup=part,
                                  showlegend=False), row=1, col=2)
     gap = [artifacts[e].get("metrics", {}).get("graph", {}).get("optimum_gap") for e in epochs]
-    fig.add_trace(go.Scatter(x=epochs, y=gap, mode="lines+markers", name="optimum gap",
+    fig.add_trace(go.Scatter(x=epochs, y=gap, mode="lines+markers", name="optimum gap (views)",
                              line={"color": _color(3)}), row=1, col=3)
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(height=320, margin={"t": 40}, legend={"orientation": "h", "y": -0.3})

@@ -14,6 +14,7 @@ from explorer.figures import (
     confusion_figure,
     embedding_figure,
     embedding_traces,
+    exact_progress_figure,
     image_grid,
     per_class_figure,
     reachable_optimum_figure,
@@ -46,14 +47,37 @@ def _artifact(graph: np.ndarray) -> dict:
 
 def test_spectrum_marks_the_eigenvalues_near_one() -> None:
     graph = np.array([1.0, 0.97, 0.95, 0.5, 0.1, 0.01])
-    fig = spectrum_figure(_artifact(graph), exact=np.array([1.0, 1.0, 0.25]))
+    artifact = _artifact(graph)
+    artifact["arrays"].update(exact_gammas=np.array([1.0, 1.0, 0.25]),
+                              exact_c_eigs=np.array([0.9, 0.8, 0.2]))
+    artifact["exact"] = {"graph": {"own": True}}
+    fig = spectrum_figure(artifact)
     assert fig.layout.yaxis.type == "log"
     starred = next(t for t in fig.data if t.name.startswith("estimate ≥"))
     assert list(starred.y) == [v for v in graph if v >= NEAR_ONE]
     assert list(starred.x) == [1, 2, 3]
     backbone = next(t for t in fig.data if "backbone" in t.name)
     assert backbone.y[0] == pytest.approx(1.0)  # scaled by its largest eigenvalue
-    assert any(t.name.startswith("exact") for t in fig.data)
+    exact = next(t for t in fig.data if t.name.startswith("exact"))
+    assert list(exact.y) == [0.9, 0.8, 0.2]
+    gammas = next(t for t in fig.data if t.name.startswith("γᵢ of the run's own graph"))
+    assert list(gammas.y) == [1.0, 1.0, 0.25]
+
+
+def test_exact_progress_plots_one_minus_the_gaps_and_the_spans() -> None:
+    def exact(gap: float) -> dict:
+        blocks = [{"first": 1, "size": 6, "gamma": 1.0, "r2": 1 - gap},
+                  {"first": 7, "size": 5, "gamma": 0.29, "r2": 0.5}]
+        return {"gap": gap, "reachable_gap": gap / 2, "blocks": blocks}
+
+    artifacts = {e: {"exact": exact(1 / e)} for e in (4, 1, 2)} | {3: {}}  # 3: not scored
+    fig = exact_progress_figure(artifacts)
+    share = next(t for t in fig.data if "unconstrained" in t.name)
+    assert list(share.x) == [1, 2, 4] and list(share.y) == [0.0, 0.5, 0.75]
+    reachable = next(t for t in fig.data if "reachable" in t.name)
+    assert list(reachable.y) == [0.5, 0.75, 0.875]
+    classes = next(t for t in fig.data if "classes" in t.name)
+    assert list(classes.y) == [0.0, 0.5, 0.75]
 
 
 def test_spectrum_metrics_follow_the_epochs() -> None:
