@@ -14,7 +14,7 @@ for pair in shapes-demo:shapes-spectral shapes-demo-simclr:shapes-simclr \
         --no-progress
 done
 for run in "$BUILD"/*/; do
-    rm -f "$run/checkpoints/resume.pt" "$run/lock"  # finished runs do not resume
+    rm -f "$run/checkpoints/resume.pt" "$run/.lock"  # finished runs do not resume
     case "$run" in
         */shapes-spectral/) ;;
         *) rm -f "$run"/checkpoints/*.safetensors ;;
