@@ -3,18 +3,21 @@ on real runs: one trained and analysed by the package, one synthetic, one half-w
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer.artifacts import load_analysis
 from explorer.errors import UserError
 from explorer.launcher import stop_training, validate_launch
-from explorer.runs import Run
+from explorer.runs import Run, open_run
 from tests.conftest import ROOT, TINY, explorer
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
@@ -59,6 +62,14 @@ def page(runs_dir: Path, monkeypatch: pytest.MonkeyPatch):
 
 def charts(app: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def values(trace: dict, key: str) -> list[float]:
+    """A trace's data as a list: Plotly writes NumPy arrays as base64 typed arrays."""
+    data = trace[key]
+    if isinstance(data, dict) and "bdata" in data:
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+    return list(data)
 
 
 def trace_names(app: AppTest) -> list[str]:
@@ -152,13 +163,27 @@ def test_embeddings_page_moves_through_checkpoints(page) -> None:
     assert all(trace["type"] == "scattergl" for trace in first)
 
 
-def test_spectrum_page_overlays_the_exact_shapes_graph(page) -> None:
+def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: Path) -> None:
     app = page("spectrum", run="trained")
-    names = trace_names(app)
-    assert any(n.startswith("exact graph") for n in names)
-    assert "RankMe" in json.dumps(charts(app)[1]["layout"])
-    app.toggle[0].set_value(False).run()
-    assert not any(n.startswith("exact graph") for n in trace_names(app))
+    artifact = load_analysis(open_run(runs_dir / "trained"), 2)
+    exact = artifact["exact"]
+    # TINY trains `shapes` in image space: the page says its graph is a model, not its own
+    assert not exact["graph"]["own"] and "image space" in app.warning[0].value
+    shown = {m.label: m.value for m in app.metric}
+    assert shown["of the provable optimum"] == f"{100 * (1 - exact['gap']):.1f}%"
+    assert shown["population loss L(f)"] == f"{exact['loss']:.3f}"
+    data = [t for chart in charts(app) for t in chart["data"]]
+    by_name = {t.get("name", ""): t for t in data}
+    measured = next(t for n, t in by_name.items() if n.startswith("exact: eig E_w"))
+    assert values(measured, "y") == pytest.approx(artifact["arrays"]["exact_c_eigs"].tolist())
+    gammas = next(t for n, t in by_name.items() if n.startswith("γᵢ of a model"))
+    assert values(gammas, "y") == pytest.approx(artifact["arrays"]["exact_gammas"].tolist())
+    run_mu = next(t for n, t in by_name.items() if n.startswith("the run's μ"))
+    assert values(run_mu, "x")[0] == pytest.approx(exact["mu"])
+    share = next(t for n, t in by_name.items() if "unconstrained" in n and "share" not in n
+                 and t.get("mode") == "lines+markers")
+    assert values(share, "y")[-1] == pytest.approx(1 - exact["gap"])
+    assert "RankMe" in json.dumps(charts(app)[-1]["layout"])
 
 
 def test_probe_page_shows_the_runs_results_and_baselines(page, runs_dir: Path) -> None:
