@@ -120,14 +120,23 @@ def analyze_run(
 def format_analysis_table(records: list[dict[str, Any]]) -> str:
     """What ``explorer analyze`` prints: one row per record of :func:`analyze_run`: epoch, RankMe
     and α-ReQ of the spectral features, #eigenvalues > 0.9 of their batch Gram spectrum, kNN and
-    linear probe accuracy."""
-    lines = [f"{'epoch':>5}{'RankMe':>9}{'alpha':>8}{'#eig>0.9':>10}{'kNN':>9}{'linear':>9}"]
+    linear probe accuracy; for ``shapes`` runs also the share of the provable optimum reached,
+    1 − gap, and the class eigenspace's R² on the exact graph (:mod:`explorer.theorem`)."""
+    exact = any("exact" in r for r in records)
+    header = f"{'epoch':>5}{'RankMe':>9}{'alpha':>8}{'#eig>0.9':>10}{'kNN':>9}{'linear':>9}"
+    lines = [header + (f"{'optimum':>9}{'class R2':>10}" if exact else "")]
     for r in records:
         projector = r["metrics"]["projector"]
         alpha = "-" if projector["alpha"] is None else f"{projector['alpha']:.2f}"
-        lines.append(
+        line = (
             f"{r['epoch']:>5}{projector['rankme']:>9.2f}{alpha:>8}"
             f"{projector['n_above_0.9']:>10}{100 * r['probes']['knn']['accuracy']:>8.1f}%"
             f"{100 * r['probes']['linear']['accuracy']:>8.1f}%"
         )
+        if "exact" in r:
+            line += f"{100 * (1 - r['exact']['gap']):>8.1f}%{r['exact']['class_r2']:>10.3f}"
+        lines.append(line)
+    if exact:
+        lines.append("optimum: share of the provable optimum -sum(gamma_i^2) that the exact "
+                     "population loss L(clip(z)) reaches on every node of the shapes graph")
     return "\n".join(lines)

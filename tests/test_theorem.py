@@ -188,3 +188,19 @@ def test_spectral_projector_starts_inside_the_ball(loss: str, expected: float) -
     assert float(sq_norms.mean()) == pytest.approx(expected, rel=1e-3)
     if loss == "spectral":  # the rows start inside the ball, where clipping passes gradient
         assert float((sq_norms < config.mu).double().mean()) > 0.95
+
+
+def test_the_analysis_table_reports_the_share_of_the_optimum() -> None:
+    from explorer.analyze import format_analysis_table
+
+    probes = {"knn": {"accuracy": 0.9}, "linear": {"accuracy": 1.0}}
+    projector = {"rankme": 7.0, "alpha": None, "n_above_0.9": 6}
+    shapes = {"epoch": 30, "metrics": {"projector": projector}, "probes": probes,
+              "exact": {"gap": 0.15, "class_r2": 0.987}}
+    table = format_analysis_table([shapes, {**shapes, "epoch": 60, "exact": {"gap": 0.5,
+                                                                             "class_r2": 0.5}}])
+    rows = table.splitlines()
+    assert "optimum" in rows[0] and rows[1].split()[-2:] == ["85.0%", "0.987"]
+    assert rows[2].split()[-2:] == ["50.0%", "0.500"]
+    other = format_analysis_table([{k: v for k, v in shapes.items() if k != "exact"}])
+    assert "optimum" not in other
