@@ -112,7 +112,9 @@ def test_stop_then_resume_from_the_dashboard(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not running"):
         stop_training(run)
     # A double click on Resume: both trainers start before either holds the lock; one wins.
-    first, second = resume_training(run), resume_training(run)
+    # (With a lower learning rate: the change a failed run needs; recorded once, by the winner.)
+    lr = run.config().lr / 2
+    first, second = resume_training(run, {"lr": lr}), resume_training(run, {"lr": lr})
     wait_for(lambda: state_of(runs, "long") == "running"
              and run.status().get("step", 0) > stopped_at, what="the resumed run")
     winner = run.status()["pid"]
@@ -120,6 +122,9 @@ def test_stop_then_resume_from_the_dashboard(tmp_path: Path) -> None:
     refusal = f"is being written by process {winner}; wait for it to exit or stop it first"
     wait_for(lambda: refusal in launch_log(runs, "long"), 60, "the second trainer's refusal")
     assert launch_log(runs, "long", 10_000).count("error:") == 1
+    assert run.config().lr == lr
+    assert [c["changed"] for c in json.loads((run.path / "config.json").read_text())["changes"]] \
+        == [{"lr": [2 * lr, lr]}]
     stop_training(run)
     wait_for(lambda: state_of(runs, "long") == "stopped", 60, "the second stop")
     assert "resumed at epoch" in (run.path / "train.log").read_text()
