@@ -188,10 +188,14 @@ def test_the_train_page_disables_resume_and_launch_for_a_held_run(
         return next(b for b in app.button if b.label == label)
 
     try:
-        with held_stopped_run(tmp_path / "runs") as (_, pid):
+        with held_stopped_run(tmp_path / "runs") as (run, pid):
+            run.append_metrics({"kind": "step", "epoch": 0.5, "step": 2, "loss": -0.5})
+            with open(run.path / "metrics.jsonl", "a") as handle:
+                handle.write('{"kind": "step", "epo')  # a killed writer's torn line
             app = train_page("held")
             assert button(app, "Resume").disabled and button(app, "Launch").disabled
             assert any(str(pid) in info.value for info in app.info)
+            assert any("last line is torn" in caption.value for caption in app.caption)
         app = train_page("another-name")  # the holder is gone: the lock went with it
         assert not button(app, "Resume").disabled and not button(app, "Launch").disabled
     finally:
