@@ -9,7 +9,8 @@ import streamlit as st
 
 from dashboard.common import chosen_run, dataset_splits
 from explorer.augment import RECIPES
-from explorer.builders import recipe_name
+from explorer.builders import graph_kernel, recipe_name
+from explorer.config import GRAPH_AUGMENT
 from explorer.figures import image_grid
 from explorer.gallery import positive_pairs
 
@@ -37,4 +38,11 @@ grid = image_grid(triples, 3 * columns, pad=3)
 scale = max(1, 192 // originals.shape[-1])
 right.image(np.kron(grid, np.ones((scale, scale, 1), dtype=np.uint8)),
             caption=f"recipe '{recipe_name(config)}': original | view 1 | view 2")
-left.json(dataclasses.asdict(RECIPES[recipe_name(config)]), expanded=False)
+if recipe_name(config) == GRAPH_AUGMENT:  # views drawn from the exact graph's kernel
+    kernel = graph_kernel(config)
+    left.caption("augment=graph: each view re-renders the image's factors with nuisance parts "
+                 "redrawn uniformly, each with its probability; the class never changes.")
+    left.json({"redraw probability": dict(zip(
+        [" + ".join(part) for part in kernel.PARTS], kernel.probabilities, strict=True))})
+else:
+    left.json(dataclasses.asdict(RECIPES[recipe_name(config)]), expanded=False)

@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.artifacts import load_analysis
+from explorer.data.shapes import ShapesKernel
 from explorer.errors import UserError
 from explorer.launcher import stop_training, validate_launch
 from explorer.runs import Run, open_run
@@ -215,6 +216,16 @@ def test_augmentations_page_draws_positive_pairs(page) -> None:
     assert len(app.get("image")) == 1
     app.button[0].click().run()  # draw again
     assert not app.exception
+
+
+def test_augmentations_page_shows_graph_views_and_their_kernel(page) -> None:
+    app = page("augmentations", run="synthetic")  # the shapes-demo preset: augment=graph
+    assert not app.exception and len(app.get("image")) == 1
+    assert "recipe 'graph'" in app.get("image")[0].proto.imgs[0].caption
+    shown = json.loads(app.json[0].proto.body)["redraw probability"]
+    kernel = ShapesKernel()
+    assert shown == {"shape": kernel.shape_p, "position + scale": kernel.crop_p,
+                     "rotation": kernel.rotate_p, "fg_color + bg_color": kernel.color_p}
 
 
 def test_a_deleted_run_is_handled_on_every_page(page, runs_dir: Path) -> None:
