@@ -80,7 +80,7 @@ def test_launch_trains_detached_and_refuses_a_second_run_of_that_name(tmp_path: 
     assert [e for e, _ in run.weight_checkpoints()] == [2]
     assert launch_state(runs, "tiny") is None and pending_launches(runs) == []
     # The trainer's own output is captured: the probe table follows the "finished" state.
-    wait_for(lambda: "probe of epoch 2" in launch_log(runs, "tiny"), 60, "the probe table")
+    wait_for(lambda: "probe of epoch 2" in launch_log(runs, "tiny"), 180, "the probe table")
     assert launched.log_path.is_file()
     with pytest.raises(UserError, match="already exists"):
         launch_training(runs, "tiny", "shapes-demo", TINY_VALUES)
