@@ -35,7 +35,7 @@ app: setup
 screenshots: setup browser
 	$(PY) dashboard/screenshots.py assets
 
-# Rebuild demo/runs from the shapes-demo presets (about 10 minutes on 2 CPU cores).
+# Rebuild demo/runs from the shapes-demo presets (about 20 minutes on 2 CPU cores).
 demo-runs: setup
 	bash demo/build_demo_runs.sh $(PY)
 
@@ -44,6 +44,7 @@ bench: setup
 	$(PY) benchmarks/bench_loss.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_analysis.py
+	$(PY) benchmarks/bench_theorem.py
 
 # The tutorials in JupyterLab (installs JupyterLab into the venv on first use).
 notebooks: setup
