@@ -374,6 +374,7 @@ def ball_constrained_optimum(
     max_iterations: int = 3000,
     init: np.ndarray | None = None,
     seed: int = 0,
+    eigenpairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> BallOptimum:
     """min L(f) over tables f (n, k) with ||f(x)||^2 <= mu at every node x [0, Section 3.2].
 
@@ -399,6 +400,8 @@ def ball_constrained_optimum(
         init: optional (n, k) start (projected onto the ball first), e.g. a solution for a
             nearby mu.
         seed: seed of the start's perturbation (relative size 1e-3).
+        eigenpairs: the top-k ``(gammas, vectors)`` of W's normalised adjacency when the caller
+            has them already (:func:`reachable_optimum_curve` decomposes once for every mu).
 
     Returns:
         A :class:`BallOptimum`.
@@ -408,7 +411,8 @@ def ball_constrained_optimum(
     W = _numpy(W)
     joint = W / W.sum()  # nxn, sums to 1
     w = joint.sum(1)  # (n,)
-    gammas, vectors = top_eigenpairs(joint, k)  # one eigendecomposition for f* and its loss
+    # one eigendecomposition for f* and its loss
+    gammas, vectors = eigenpairs if eigenpairs is not None else top_eigenpairs(joint, k)
     optimum = vectors * np.sqrt(np.clip(gammas, 0, None))[None, :] * _inverse_sqrt(w)[:, None]
     unconstrained = float(-(np.clip(gammas, 0, None) ** 2).sum())
     max_sq = float((optimum**2).sum(1).max())
@@ -486,7 +490,11 @@ def reachable_optimum_curve(W: Array, k: int, mus: np.ndarray, **solver: object)
     mus = np.asarray(mus, dtype=np.float64)
     losses = np.empty(len(mus))
     previous = None
+    W = _numpy(W)
+    eigenpairs = top_eigenpairs(W / W.sum(), k)  # shared by every mu
     for i in np.argsort(-mus):
-        result = ball_constrained_optimum(W, k, float(mus[i]), init=previous, **solver)
+        result = ball_constrained_optimum(
+            W, k, float(mus[i]), init=previous, eigenpairs=eigenpairs, **solver
+        )
         losses[i], previous = result.loss, result.features
     return losses

@@ -183,12 +183,17 @@ def spectrum_blocks(gammas: np.ndarray, tolerance: float = BLOCK_TOLERANCE) -> l
     return blocks
 
 
-def span_r2(factor: np.ndarray, vectors: np.ndarray) -> float:
-    """How much of an eigenspace the features span: the mean squared cosine of the principal
-    angles between span(vectors) (n, b), orthonormal, and the column span of ``factor`` (n, d),
-    the features as rows u_x = √w_x f(x). 1: the block is inside the features' span."""
+def span_basis(factor: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (n, r) of the column span of ``factor`` (n, d), the features as rows
+    u_x = √w_x f(x); directions below 1e-8 of the largest singular value are round-off."""
     left, singular, _ = np.linalg.svd(factor, full_matrices=False)
-    basis = left[:, singular > singular.max() * 1e-8] if singular.max() > 0 else left[:, :0]
+    return left[:, singular > singular.max() * 1e-8] if singular.max() > 0 else left[:, :0]
+
+
+def span_r2(basis: np.ndarray, vectors: np.ndarray) -> float:
+    """How much of an eigenspace the features span: the mean squared cosine of the principal
+    angles between span(vectors) (n, b), orthonormal, and the span of ``basis`` (n, r),
+    orthonormal (:func:`span_basis`). 1: the block is inside the features' span."""
     return float(((basis.T @ vectors) ** 2).sum()) / vectors.shape[1]
 
 
@@ -226,10 +231,10 @@ def exact_metrics(
     reachable, max_sq_norm = curve.at(mu), curve.max_sq_norm
     second_moment = (f.T * w) @ f  # E_w[f fᵀ], (d, d)
     c_eigs = np.linalg.eigvalsh(second_moment)[::-1][:k].copy()
-    factor = f * np.sqrt(w)[:, None]  # u_x = √w_x f(x)
+    basis = span_basis(f * np.sqrt(w)[:, None])  # of u_x = √w_x f(x)
     blocks = [
         {"first": b.start + 1, "size": len(b), "gamma": float(gammas[b.start]),
-         "r2": span_r2(factor, scored.vectors[:, b.start : b.stop])}
+         "r2": span_r2(basis, scored.vectors[:, b.start : b.stop])}
         for b in spectrum_blocks(gammas)[:REPORTED_BLOCKS]
     ]
     record = {

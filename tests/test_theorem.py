@@ -169,8 +169,10 @@ def test_span_r2_is_the_mean_squared_cosine_of_principal_angles() -> None:
     other = rng.normal(size=50)
     other -= basis @ (basis.T @ other)
     factor = np.stack([basis[:, 0] + basis[:, 1], basis[:, 1], other], axis=1)
-    assert theorem.span_r2(factor, basis) == pytest.approx(2 / 3)
-    assert theorem.span_r2(factor, basis[:, :2]) == pytest.approx(1.0)
+    spanned = theorem.span_basis(factor)
+    assert spanned.shape == (50, 3)
+    assert theorem.span_r2(spanned, basis) == pytest.approx(2 / 3)
+    assert theorem.span_r2(spanned, basis[:, :2]) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("loss, expected", [("spectral", 15.0), ("simclr", 128.0)])
