@@ -95,8 +95,10 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
         fig.add_trace(go.Scatter(x=np.arange(1, len(gammas) + 1), y=gammas, mode="markers",
                                  marker={"symbol": "x", "size": 6, "color": "black"},
                                  name=f"γᵢ of {which} (the optimum's eigenvalues)"))
-    fig.update_yaxes(type="log", title_text="eigenvalue", exponentformat="power",
-                     dtick=1, minor={"showgrid": False})
+    # round-off tails (1e-19 and below) would squash the informative top: show 6 decades
+    top = max(float(np.max(t.y)) for t in fig.data if t.y is not None and len(t.y))
+    fig.update_yaxes(type="log", title_text="eigenvalue", exponentformat="power", dtick=1,
+                     range=[np.log10(top) - 6, np.log10(top) + 0.2], minor={"showgrid": False})
     fig.update_xaxes(type="log", title_text="index i", dtick=1)
     fig.update_layout(height=460, margin={"t": 30}, legend={"orientation": "h", "y": -0.2},
                       title=f"epoch {artifact['epoch']}")
@@ -121,8 +123,8 @@ def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
     blocks = len(exact[0]["blocks"]) if exact else 0
     for b in range(blocks):
         first = exact[0]["blocks"][b]
-        label = (f"γ = {first['gamma']:.3g} (×{first['size']}, "
-                 f"{'classes' if b == 0 else 'eigenvalues ' + str(first['first'])}+)")
+        where = "the classes" if b == 0 else f"from eigenvalue {first['first']}"
+        label = f"γ = {first['gamma']:.3g} (×{first['size']}, {where})"
         fig.add_trace(go.Scatter(x=epochs, y=[r["blocks"][b]["r2"] for r in exact],
                                  mode="lines+markers", name=label, line={"color": _color(2 + b)}),
                       row=1, col=2)

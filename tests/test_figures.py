@@ -139,7 +139,7 @@ def test_class_mix_counts() -> None:
 
 def test_positive_pairs_are_seeded_displayable_views() -> None:
     config = build_config("shapes-demo")
-    data = load_dataset("shapes", "train", limit=6)  # with factors: graph views need them
+    data = load_dataset("shapes-subgrid", "train", limit=6)  # with factors: graph views need them
     images = data.images
     state = torch.get_rng_state()
     originals, view1, view2 = positive_pairs(config, data, seed=4)
