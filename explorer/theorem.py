@@ -152,6 +152,12 @@ def ball_curve(key: bytes | None, k: int, mu: float) -> BallCurve:
     return BallCurve(tuple(mus), tuple(float(x) for x in losses), max_sq)
 
 
+@functools.lru_cache(maxsize=16)
+def _max_sq_norm(key: bytes | None, k: int) -> float:
+    graph = _decomposed_graph(key)[0]
+    return G.max_optimal_sq_norm(graph.weights / graph.weights.sum(), k)
+
+
 @torch.no_grad()
 def node_outputs(
     model: ContrastiveModel, run_graph: RunGraph, data: ImageDataset, device: torch.device
@@ -226,9 +232,12 @@ def exact_metrics(
     loss = float(G.population_spectral_loss(f, W))
     gammas = scored.gammas[:k]
     optimum = float(-(np.clip(gammas, 0, None) ** 2).sum())
-    mu = config.mu if config.loss == "spectral" else float("inf")  # no ball without the clip
-    curve = ball_curve(scored.key, k, mu)
-    reachable, max_sq_norm = curve.at(mu), curve.max_sq_norm
+    if config.loss == "spectral":
+        curve = ball_curve(scored.key, k, config.mu)
+        reachable, max_sq_norm = curve.at(config.mu), curve.max_sq_norm
+    else:  # no clip, no ball: the optimum is the reachable one, and no curve is needed
+        curve = BallCurve((), (), _max_sq_norm(scored.key, k))
+        reachable, max_sq_norm = optimum, curve.max_sq_norm
     second_moment = (f.T * w) @ f  # E_w[f fᵀ], (d, d)
     c_eigs = np.linalg.eigvalsh(second_moment)[::-1][:k].copy()
     basis = span_basis(f * np.sqrt(w)[:, None])  # of u_x = √w_x f(x)

@@ -339,7 +339,8 @@ assert np.isclose(mean_sq, gammas_s[:k_ball].sum())
 # accelerated projected gradient on the table $f$, from the clipped $f^\star$; when $f^\star$ fits,
 # it returns $-\sum_{i\le k}\gamma_i^2$ without a solve. Its `lower_bound` is a Lagrangian dual
 # bound, so `loss - lower_bound` certifies how far from the true constrained optimum it can be.
-# The paper used $\mu = 1$ (CIFAR) and $\mu = 10$ (ImageNet); the `shapes` demo uses 10.
+# The paper used $\mu = 1$ (CIFAR) and $\mu = 10$ (ImageNet); the figure marks $\mu = 10$. The
+# `shapes` demo uses 30, above max‖f*‖² of this (uniform) sub-grid graph.
 
 # %%
 results = {}
