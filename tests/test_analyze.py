@@ -74,8 +74,13 @@ def test_background_analysis_then_cli_skips_done_and_repairs_damaged(workdir: Pa
         "#eig>0.9",
         "kNN",
         "linear",
+        "optimum",  # shapes runs: the share of the provable optimum on the exact graph
+        "class",
+        "R2",
     ]
-    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["1", "2"]
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == ["1", "2"]
+    assert lines[3].startswith("optimum: share of the provable optimum")
     after = {p.name: p.stat().st_mtime_ns for p in (run.path / "analysis").glob("epoch-*")}
     assert after["epoch-0002.json"] == before["epoch-0002.json"]  # skipped: already done
     assert after["epoch-0001.json"] != before["epoch-0001.json"]  # recomputed
