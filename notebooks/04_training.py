@@ -379,11 +379,11 @@ print(
 #   the optimum (gap 0.32), class $R^2$ 0.90, five eigenvalues of $\mathbb E_w[f f^\top]$ near 1
 #   and the sixth still down at 0.32 with the next block (one direction of the class eigenspace
 #   not yet learned), linear 94% but kNN only 56% on the held-out scenes. The full preset
-#   (`explorer train --preset shapes-demo`, 810 steps; the shipped `shapes-spectral` demo run),
-#   scored with the same `exact_metrics`, reaches a gap of 0.128 (87% of the optimum), class
-#   $R^2$ 0.999, six eigenvalues in [1.00, 1.05] and the seventh 0.33 (the graph: six 1s, then
-#   0.29), and probes of 100% linear and 94% kNN. The block of six and the kNN accuracy come
-#   late, in the second half of those 810 steps.
+#   (`explorer train --preset shapes-demo`, 1,350 steps; the shipped `shapes-spectral` demo
+#   run), scored with the same `exact_metrics`, reaches a gap of 0.094 (91% of the optimum),
+#   class $R^2$ 0.999, six eigenvalues in [1.00, 1.05] and the seventh 0.33 (the graph: six 1s,
+#   then 0.29), and probes of 100% linear and 100% kNN. The block of six and the kNN accuracy
+#   come late, after the first 800 or so steps.
 # - **SimCLR** at this budget probes as well as the spectral run (96% linear, 57% kNN; class
 #   $R^2$ 0.87), but scored at its best scale it reaches only 31% of the optimum, and its
 #   $\mathbb E_w[f f^\top]$ has three eigenvalues near 1, one at 0.23 and then almost nothing:
