@@ -13,6 +13,7 @@ import numpy as np
 
 from explorer.artifacts import save_analysis
 from explorer.config import build_config
+from explorer.data import load_dataset
 from explorer.runs import Run, create_run
 
 CLASSES = ["circle", "square", "triangle", "cross", "ring", "star"]
@@ -30,6 +31,7 @@ def synthetic_run(runs_dir: Path, name: str, *, checkpoints: int = 20, points: i
     rng = np.random.default_rng(seed)
     config = build_config("shapes-demo", None, {"epochs": checkpoints, "checkpoint_every": 1})
     run = create_run(runs_dir, config, name=name)
+    test_images = len(load_dataset(config.dataset, "test"))  # what the thumbnails index
     steps_per_epoch = 20
     for epoch in range(1, checkpoints + 1):
         for step in range(steps_per_epoch * (epoch - 1), steps_per_epoch * epoch, 5):
@@ -56,8 +58,8 @@ def synthetic_run(runs_dir: Path, name: str, *, checkpoints: int = 20, points: i
                   "cross_eigs_mean": eigs, "cross_eigs_std": eigs / 10, "graph_c_eigs": eigs,
                   "graph_c_plus_eigs": eigs ** 2, "pca": layout, "umap": layout[:, ::-1].copy(),
                   "labels": labels.astype(np.int64),
-                  # indices into the 2,000-image shapes test split (repeated: synthetic points)
-                  "indices": np.arange(points, dtype=np.int64) % 2000}
+                  # indices into the preset's test split, repeated: synthetic points
+                  "indices": np.arange(points, dtype=np.int64) % test_images}
         save_analysis(run, epoch, record, arrays)
     run.save_probe({"epoch": checkpoints, "classes": CLASSES, "n_train": points, "n_test": points,
                     "methods": {key: {"linear": _probe(rng), "knn": _probe(rng)}
