@@ -11,14 +11,12 @@ References:
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesGrid, ShapesKernel, grid_values
-from explorer.graph import graph_spectrum
 
 #: The default sub-grid (:data:`explorer.data.shapes.SUBGRID`): 1,080 tuples, 840 images.
 DEFAULT_SUBGRID = SUBGRID
@@ -137,10 +135,3 @@ def shapes_augmentation_graph(
         grid=grid,
     )
 
-
-@functools.lru_cache(maxsize=4)
-def default_shapes_spectrum(k: int = 256) -> np.ndarray:
-    """The top ``k`` eigenvalues of the normalised adjacency of the default ``shapes`` sub-grid's
-    exact augmentation graph (:func:`shapes_augmentation_graph`), cached: about 10 s once."""
-    shapes = shapes_augmentation_graph()
-    return graph_spectrum(shapes.weights, min(k, shapes.num_nodes))
