@@ -32,6 +32,7 @@ PAGES = [
     st.Page("dashboard/probe_page.py", title="Probe", icon="🎯", url_path="probe"),
     st.Page("dashboard/augmentations_page.py", title="Augmentations", icon="🔀",
             url_path="augmentations"),
+    st.Page("dashboard/graph_page.py", title="Graph", icon=":material/hub:", url_path="graph"),
 ]
 page = st.navigation(PAGES)
 st.sidebar.caption(
