@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Rebuild demo/runs: the shapes-demo presets trained and analysed by this package on the CPU
-# (about 20 minutes on 2 cores): the spectral loss, SimCLR and SimSiam on views drawn from the
-# exact augmentation graph, and the spectral loss with image-space augmentation. The spectral run
-# keeps its weights, so the dashboard can find nearest neighbours; the others keep their curves,
-# probes and analyses only, to keep the repository small. Usage: bash demo/build_demo_runs.sh [PYTHON]
+# Rebuild explorer/demo_runs (shipped as package data): the shapes-demo presets trained and
+# analysed by this package on the CPU (about 20 minutes on 2 cores): the spectral loss, SimCLR and
+# SimSiam on views drawn from the exact augmentation graph, and the spectral loss with image-space
+# augmentation. The spectral run keeps its weights, so the dashboard can find nearest neighbours;
+# the others keep their curves, probes and analyses only, to keep the repository small.
+# Usage: bash demo/build_demo_runs.sh [PYTHON]
 set -euo pipefail
 PYTHON=${1:-.venv/bin/python}
-OUT=demo/runs
+OUT=explorer/demo_runs
 BUILD=$(mktemp -d)
 for pair in shapes-demo:shapes-spectral shapes-demo-simclr:shapes-simclr \
         shapes-demo-simsiam:shapes-simsiam shapes-demo-image:shapes-image; do

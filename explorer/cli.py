@@ -24,7 +24,7 @@ EPILOG_TRAIN = """examples:
   explorer train --resume runs/shapes-simclr
   explorer train --resume runs/shapes-simclr lr=0.01 epochs=50
 --resume takes key=value for lr, weight_decay, epochs and warmup_epochs only.
-config keys (key=value): see docs or any file in configs/"""
+config keys (key=value): see docs or any preset in explorer/presets/"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "or resume a stopped run. Prints a probe table at the end.",
     )
     train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    train.add_argument("--preset", help="a preset name from configs/ (see: explorer presets)")
+    train.add_argument("--preset", help="a shipped preset (list them: explorer presets)")
     train.add_argument("--config", help="a TOML config file")
     train.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
     train.add_argument("--name", help="run name (default: DATASET-LOSS-TIMESTAMP)")

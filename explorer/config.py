@@ -1,4 +1,5 @@
-"""Typed run configuration, presets from ``configs/`` and validation with one clear error each.
+"""Typed run configuration, shipped presets (``explorer/presets/``) and validation with one clear
+error each.
 
 A :class:`Config` is built in three layers, later ones winning: the dataclass defaults, a preset or
 config file (TOML, may name a ``base`` preset it extends), then ``key=value`` overrides from the
@@ -22,8 +23,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-#: Presets shipped with the project: ``configs/<name>.toml`` beside the package.
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: Presets shipped with the package (package data): ``explorer/presets/<name>.toml``.
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROBES = ("auto", "fast", "paper")

@@ -1,5 +1,6 @@
-"""The demo runs shipped in ``demo/runs/``: real runs of the ``shapes-demo`` presets, produced by
-this package (``make demo-runs`` rebuilds them), so the dashboard has something to show at once."""
+"""The demo runs shipped as package data (``explorer/demo_runs/``): real runs of the
+``shapes-demo`` presets, produced by this package (``make demo-runs`` rebuilds them), so the
+dashboard has something to show at once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from explorer.runs import list_runs
 
-DEMO_RUNS = Path(__file__).resolve().parent.parent / "demo" / "runs"
+DEMO_RUNS = Path(__file__).resolve().parent / "demo_runs"
 
 
 def install_demo_runs(runs_dir: str | Path, source: Path = DEMO_RUNS) -> list[str]:

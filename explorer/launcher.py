@@ -41,6 +41,7 @@ from explorer.runs import (
 )
 
 LAUNCH_DIR = ".launches"
+#: The folder that holds this copy of the package (the repository, or site-packages).
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -88,7 +89,6 @@ def _spawn(runs_dir: Path, name: str, args: list[str]) -> Launch:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the dashboard's server and its signals
-            cwd=ROOT,
             env=env,
         )
     # Reap the child when it exits, or it would linger as a zombie that looks alive.

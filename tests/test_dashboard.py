@@ -245,7 +245,7 @@ def test_the_app_ships_the_demo_runs_into_an_empty_runs_directory(tmp_path: Path
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     app.run()
     assert not app.exception
-    shipped = sorted(p.name for p in (ROOT / "demo" / "runs").iterdir())
+    shipped = sorted(p.name for p in (ROOT / "explorer" / "demo_runs").iterdir())
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == shipped
     assert app.title[0].value == "Runs"
 

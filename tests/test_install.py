@@ -1,0 +1,109 @@
+"""Installed as a library, not from the repository: a wheel built from a copy of the source tree,
+installed without ``-e`` into a fresh venv, run from a folder that is not the repository.
+
+The fresh venv gets its dependencies (torch, numpy, ...) from this interpreter's site-packages
+through a ``.pth`` file, so nothing is downloaded; the package itself comes only from the wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, TINY
+
+pytestmark = pytest.mark.slow
+
+#: Not part of the source: build outputs and caches anywhere, local runs and data at the top.
+BUILT = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
+                               ".ruff_cache", ".ipynb_checkpoints")
+LOCAL = {".git", ".venv", "runs", "data", "static"}
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    local = LOCAL if Path(folder) == ROOT else set()
+    return set(BUILT(folder, names)) | (local & set(names))
+
+
+def _run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None,
+         timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=env)
+    assert result.returncode == 0, f"{' '.join(map(str, command))} failed:\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``bin`` folder of a fresh venv holding the project installed from its wheel."""
+    tmp = tmp_path_factory.mktemp("install")
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, ignore=_not_source)
+    wheels = tmp / "wheels"
+    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", wheels, source, cwd=tmp)
+    (wheel,) = wheels.glob("spectral_explorer-*.whl")
+
+    env_dir = tmp / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    bin_dir = env_dir / "bin"
+    python = bin_dir / "python"
+    site = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                cwd=tmp).stdout.strip()
+    # The dependencies, from here; a .pth adds a folder to sys.path without its own .pth files,
+    # so this interpreter's editable install of the project is not seen.
+    Path(site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    _run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", wheel, cwd=tmp)
+    return bin_dir
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
+def test_the_wheel_imports_from_its_venv_not_the_repository(installed: Path,
+                                                             tmp_path: Path) -> None:
+    where = _run(installed / "python", "-c", "import explorer; print(explorer.__file__)",
+                 cwd=tmp_path, env=_clean_env()).stdout.strip()
+    assert Path(where).is_relative_to(installed.parent), where
+    assert not Path(where).is_relative_to(ROOT)
+
+
+def test_presets_and_demo_runs_ship_with_the_wheel(installed: Path, tmp_path: Path) -> None:
+    listed = _run(installed / "explorer", "presets", cwd=tmp_path, env=_clean_env()).stdout
+    shipped = sorted(p.stem for p in (ROOT / "explorer" / "presets").glob("*.toml"))
+    assert shipped, "the repository has no presets to compare with"
+    for name in shipped:
+        assert name in listed, f"preset {name} missing from the installed package:\n{listed}"
+
+    runs = tmp_path / "runs"
+    copied = _run(installed / "python", "-c",
+                  f"from explorer.demo import install_demo_runs; "
+                  f"print(' '.join(install_demo_runs({str(runs)!r})))",
+                  cwd=tmp_path, env=_clean_env()).stdout.split()
+    expected = sorted(p.name for p in (ROOT / "explorer" / "demo_runs").iterdir())
+    assert expected and sorted(copied) == expected
+    for name in expected:
+        source = ROOT / "explorer" / "demo_runs" / name
+        files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+        assert files and files == sorted(
+            p.relative_to(runs / name) for p in (runs / name).rglob("*") if p.is_file())
+
+
+def test_a_one_epoch_shapes_run_from_another_folder(installed: Path, tmp_path: Path) -> None:
+    tiny = [arg for arg in TINY if not arg.startswith("knn")] + ["epochs=1", "knn_every=0"]
+    _run(installed / "explorer", "train", "--preset", "shapes-demo", "--name", "from-wheel",
+         "--runs-dir", tmp_path / "runs", "--no-progress", *tiny, "dataset=shapes",
+         cwd=tmp_path, env=_clean_env())
+    run = tmp_path / "runs" / "from-wheel"
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+    assert list((run / "checkpoints").glob("epoch-0001.safetensors"))
+    assert not (ROOT / "runs" / "from-wheel").exists()
