@@ -235,9 +235,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from explorer.runs import open_run
 
     run = open_run(args.run_dir)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    if checkpoint is not None and not checkpoint.is_file():
-        raise UserError(f"checkpoint {checkpoint} does not exist")
+    checkpoint = run_checkpoint(run, args.checkpoint) if args.checkpoint else None
     projections = None
     if args.projection:
         projections = PROJECTIONS if args.projection == "both" else (args.projection,)

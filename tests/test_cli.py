@@ -108,4 +108,7 @@ def test_probe_takes_only_the_runs_own_checkpoints(
     assert len(err.splitlines()) == 1
     assert main(["probe", "runs/r", "--checkpoint", "epoch-0009.safetensors"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # explorer analyze takes only the run's own checkpoints too.
+    assert main(["analyze", "runs/r", "--checkpoint", str(stranger), "--no-progress"]) == 2
+    assert "is not one of run runs/r's checkpoints" in capsys.readouterr().err
 
