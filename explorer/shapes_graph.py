@@ -11,6 +11,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,24 +115,36 @@ def shapes_augmentation_graph(
         raise ValueError(f"{num_tuples} factor tuples in the sub-grid, above max_nodes={max_nodes}")
     weights = kernel_weights(kernel, natural)
     tuples = kernel.tuples()  # (T, 6), row-major like the Kronecker products
-    # Merge tuples that render to the same image; nodes keep the order of first appearance.
-    pixels = grid.render_batch(tuples).reshape(num_tuples, -1).numpy()
-    _, first, inverse = np.unique(pixels, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    node = rank[inverse.ravel()]  # (T,) node of each tuple
-    membership = np.zeros((num_tuples, len(order)))
+    node, first = _image_nodes(grid, values)
+    membership = np.zeros((num_tuples, len(first)))
     membership[np.arange(num_tuples), node] = 1.0
     merged = membership.T @ weights @ membership  # (n, n)
-    factors = tuples[first[order]]
+    factors = tuples[first]
     if not np.array_equal(tuples[:, 0], factors[node, 0]):
         raise AssertionError("two shapes rendered to the same image")
     return ShapesGraph(
         weights=merged,
         labels=factors[:, 0].copy(),
         factors=factors,
-        multiplicity=np.bincount(node, minlength=len(order)).astype(np.int64),
+        multiplicity=np.bincount(node, minlength=len(first)).astype(np.int64),
         grid=grid,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _image_nodes(
+    grid: ShapesGrid, values: tuple[tuple[int, ...], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the tuples that render to the same image: (node of each tuple (T,), first tuple of
+    each node (n,)), nodes in the order of first appearance. Cached: rendering every tuple is
+    the slow part of a graph, and it does not depend on the augmentation's probabilities."""
+    tuples = ShapesKernel(values).tuples()  # (T, 6)
+    pixels = grid.render_batch(tuples).reshape(len(tuples), -1).numpy()
+    _, first, inverse = np.unique(pixels, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    node, first = rank[inverse.ravel()], first[order]
+    node.flags.writeable = first.flags.writeable = False  # shared by every caller of the cache
+    return node, first
 
