@@ -156,17 +156,23 @@ def spectral_embedding(W: Array | sp.spmatrix, k: int, *, scale: bool = False) -
     return vectors * np.sqrt(np.clip(values, 0, None))[None, :]
 
 
-def spectral_clustering(W: Array | sp.spmatrix, k: int, *, seed: int = 0) -> Array:
+def spectral_clustering(
+    W: Array | sp.spmatrix, k: int, *, seed: int = 0, vectors: np.ndarray | None = None,
+    n_init: int = 10,
+) -> Array:
     """Ng-Jordan-Weiss spectral clustering [1]: k-means on row-normalised top-k eigenvectors.
+
+    ``vectors`` (n, k): the top-k eigenvectors of Abar when the caller has them already.
 
     Returns:
         Cluster labels (n,) int64 in [0, k), same kind as ``W`` (NumPy for sparse input).
     """
-    vectors = spectral_embedding(W, k)
+    vectors = spectral_embedding(W, k) if vectors is None else vectors
     rows = vectors.detach().cpu().numpy() if _is_torch(vectors) else np.asarray(vectors)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     rows = rows / np.where(norms > 0, norms, 1.0)
-    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(rows).astype(np.int64)
+    labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(rows)
+    labels = labels.astype(np.int64)
     return torch.from_numpy(labels) if _is_torch(W) else labels
 
 
