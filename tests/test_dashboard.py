@@ -248,6 +248,26 @@ def test_the_app_ships_the_demo_runs_into_an_empty_runs_directory(tmp_path: Path
     shipped = sorted(p.name for p in (ROOT / "explorer" / "demo_runs").iterdir())
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == shipped
     assert app.title[0].value == "Runs"
+    assert [t.value for t in app.toast if "Installed the demo runs" in t.value]
+    app.run()  # the next page load: said once is enough
+    assert not [t.value for t in app.toast if "Installed the demo runs" in t.value]
+
+
+def test_every_page_icon_is_a_material_icon() -> None:
+    """Emoji icons show as empty boxes where no emoji font is installed; Material icons are
+    Streamlit's own font."""
+    import ast
+
+    from streamlit.material_icon_names import ALL_MATERIAL_ICONS
+
+    tree = ast.parse((ROOT / "app.py").read_text())
+    icons = [kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+             for kw in node.keywords if kw.arg in ("icon", "page_icon")
+             and isinstance(kw.value, ast.Constant)]
+    assert len(icons) >= 8  # the app's icon and one per page
+    for icon in icons:
+        assert icon.startswith(":material/") and icon.endswith(":"), icon
+        assert icon.removeprefix(":material/").removesuffix(":") in ALL_MATERIAL_ICONS, icon
 
 
 def test_hover_mode_serves_a_sprite_of_the_points_images(page, runs_dir: Path) -> None:
