@@ -6,6 +6,7 @@ Pure functions from data (metrics records, analysis artifacts, probe results) to
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,19 @@ def _color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def run_color(name: str) -> str:
+    """A run's colour, from its name alone: the same in every chart, whatever else is shown."""
+    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Tick values 1, 2, 5, 10, 20, 50, … within [low, high]: labelled ticks only, so that a
+    log axis never shows Plotly's unlabelled-digit minor ticks ("8 9")."""
+    decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+    ticks = [m * 10.0**e for e in decades for m in (1, 2, 5)]
+    return [t for t in ticks if low <= t <= high]
+
+
 def training_curves(metrics_by_run: Mapping[str, Sequence[dict[str, Any]]]) -> go.Figure:
     """Loss (with the spectral loss's positive and negative parts), lr, images/s and the kNN
     monitor against epochs, one colour per run.
@@ -29,29 +43,30 @@ def training_curves(metrics_by_run: Mapping[str, Sequence[dict[str, Any]]]) -> g
     Args:
         metrics_by_run: run name -> its ``metrics.jsonl`` records (``kind`` "step" or "epoch").
     """
-    titles = ("loss (dashed: positive part, dotted: negative part)", "kNN accuracy (monitor)",
+    titles = ("loss (dashed: positive part, dotted: negative part)", "kNN accuracy (monitor, %)",
               "learning rate", "images / s")
-    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.14)
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.16)
     # (metric key, subplot row, col, line dash, record kind)
     panels = [("loss", 1, 1, "solid", "step"), ("positive", 1, 1, "dash", "step"),
               ("negative", 1, 1, "dot", "step"), ("knn_accuracy", 1, 2, "solid", "epoch"),
               ("lr", 2, 1, "solid", "step"), ("images_per_s", 2, 2, "solid", "step")]
-    for i, (name, records) in enumerate(metrics_by_run.items()):
+    for name, records in metrics_by_run.items():
         for key, row, col, dash, kind in panels:
             rows = [r for r in records if r.get("kind") == kind and key in r]
             if not rows:
                 continue
             label = f"{name} {key}" if key in ("positive", "negative") else name
+            scale = 100.0 if key == "knn_accuracy" else 1.0  # accuracy in percent, as in tables
             fig.add_trace(
-                go.Scatter(x=[r["epoch"] for r in rows], y=[r[key] for r in rows],
+                go.Scatter(x=[r["epoch"] for r in rows], y=[scale * r[key] for r in rows],
                            mode="lines+markers" if kind == "epoch" else "lines", name=label,
-                           line={"color": _color(i), "dash": dash}, legendgroup=name,
+                           line={"color": run_color(name), "dash": dash}, legendgroup=name,
                            showlegend=key == "loss"),
                 row=row, col=col,
             )
-    fig.update_xaxes(title_text="epoch")
-    fig.update_layout(height=560, margin={"t": 40, "b": 40},
-                      legend={"orientation": "h", "y": -0.15})
+    fig.update_xaxes(title_text="epoch", row=2)  # on the top row it would run into the titles
+    fig.update_layout(height=600, margin={"t": 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.12})
     return fig
 
 
@@ -80,11 +95,14 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
                                  name="batch Gram, backbone (÷ λ₁)", line={"dash": "dot"}))
     graph = arrays["graph_c_eigs"]
     near = graph >= NEAR_ONE
+    # The count of starred eigenvalues lives in the line's legend entry, which is always shown
+    # (an empty star trace would drop out of the legend).
     fig.add_trace(go.Scatter(x=np.arange(1, len(graph) + 1), y=graph, mode="lines",
-                             name="graph estimate from views: eig E[f fᵀ]"))
+                             name=f"graph estimate from views: eig E[f fᵀ] "
+                                  f"(★ {int(near.sum())} ≥ {NEAR_ONE})", legendgroup="graph"))
     fig.add_trace(go.Scatter(x=np.flatnonzero(near) + 1, y=graph[near], mode="markers",
-                             marker={"size": 9, "symbol": "star"}, showlegend=True,
-                             name=f"estimate ≥ {NEAR_ONE} ({int(near.sum())})"))
+                             marker={"size": 9, "symbol": "star"}, showlegend=False,
+                             legendgroup="graph", name=f"estimate ≥ {NEAR_ONE}"))
     if "exact_c_eigs" in arrays:
         own = artifact.get("exact", {}).get("graph", {}).get("own", False)
         which = "the run's own graph" if own else "a model of the run's augmentation"
@@ -97,9 +115,14 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
                                  name=f"γᵢ of {which} (the optimum's eigenvalues)"))
     # round-off tails (1e-19 and below) would squash the informative top: show 6 decades
     top = max(float(np.max(t.y)) for t in fig.data if t.y is not None and len(t.y))
-    fig.update_yaxes(type="log", title_text="eigenvalue", exponentformat="power", dtick=1,
-                     range=[np.log10(top) - 6, np.log10(top) + 0.2], minor={"showgrid": False})
-    fig.update_xaxes(type="log", title_text="index i", dtick=1)
+    decades = [10.0**e for e in range(int(np.floor(np.log10(top))) - 6,
+                                      int(np.floor(np.log10(top))) + 1)]
+    fig.update_yaxes(type="log", title_text="eigenvalue", exponentformat="power",
+                     tickvals=decades, range=[np.log10(top) - 6, np.log10(top) + 0.2],
+                     minor={"showgrid": False, "ticks": ""})
+    last = max(len(t.x) for t in fig.data if t.x is not None)
+    fig.update_xaxes(type="log", title_text="index i", tickvals=log_ticks(1, max(last, 1)),
+                     minor={"ticks": ""})
     fig.update_layout(height=460, margin={"t": 30}, legend={"orientation": "h", "y": -0.2},
                       title=f"epoch {artifact['epoch']}")
     return fig
@@ -115,10 +138,11 @@ def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
     epochs = [e for e in sorted(artifacts) if "exact" in artifacts[e]]
     exact = [artifacts[e]["exact"] for e in epochs]
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
-        "share of the optimum reached, L(f)/L*", "eigenspaces spanned by f (R²)"))
+        "share of the optimum reached, L(f)/L* (%)", "eigenspaces spanned by f (R²)"))
     for i, (key, name) in enumerate((("gap", "of −Σγᵢ² (unconstrained)"),
                                      ("reachable_gap", "of the reachable optimum (ball)"))):
-        fig.add_trace(go.Scatter(x=epochs, y=[1 - r[key] for r in exact], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=epochs, y=[100 * (1 - r[key]) for r in exact],
+                                 mode="lines+markers",
                                  name=name, line={"color": _color(i)}), row=1, col=1)
     blocks = len(exact[0]["blocks"]) if exact else 0
     for b in range(blocks):
@@ -128,9 +152,10 @@ def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=epochs, y=[r["blocks"][b]["r2"] for r in exact],
                                  mode="lines+markers", name=label, line={"color": _color(2 + b)}),
                       row=1, col=2)
-    fig.update_yaxes(range=[0, 1.05])
+    fig.update_yaxes(range=[0, 105], row=1, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(title_text="epoch")
-    fig.update_layout(height=340, margin={"t": 40}, legend={"orientation": "h", "y": -0.3})
+    fig.update_layout(height=380, margin={"t": 40}, legend={"orientation": "h", "y": -0.35})
     return fig
 
 
@@ -154,7 +179,7 @@ def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figur
     fig.add_trace(go.Scatter(x=epochs, y=gap, mode="lines+markers", name="optimum gap (views)",
                              line={"color": _color(3)}), row=1, col=3)
     fig.update_xaxes(title_text="epoch")
-    fig.update_layout(height=320, margin={"t": 40}, legend={"orientation": "h", "y": -0.3})
+    fig.update_layout(height=360, margin={"t": 40}, legend={"orientation": "h", "y": -0.35})
     return fig
 
 
@@ -184,7 +209,9 @@ def embedding_figure(
             customdata=np.stack([rows, indices[rows]], axis=1).tolist(),
             hovertemplate=f"{classes[c]}<br>test image %{{customdata[1]}}<extra></extra>",
         ))
-    fig.update_layout(height=560, margin={"t": 30}, dragmode="lasso", title=title,
+    # dragmode zoom, not lasso or box: in Streamlit a click selects a point only when the drag
+    # tool is not a selection tool (st.plotly_chart sets clickmode "event" for those).
+    fig.update_layout(height=560, margin={"t": 30}, dragmode="zoom", title=title,
                       xaxis={"showticklabels": False}, yaxis={"showticklabels": False},
                       legend={"itemsizing": "constant"})
     return fig

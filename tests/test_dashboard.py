@@ -183,7 +183,7 @@ def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: P
     assert values(run_mu, "x")[0] == pytest.approx(exact["mu"])
     share = next(t for n, t in by_name.items() if "unconstrained" in n and "share" not in n
                  and t.get("mode") == "lines+markers")
-    assert values(share, "y")[-1] == pytest.approx(1 - exact["gap"])
+    assert values(share, "y")[-1] == pytest.approx(100 * (1 - exact["gap"]))  # percent
     assert "RankMe" in json.dumps(charts(app)[-1]["layout"])
 
 

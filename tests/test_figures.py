@@ -37,6 +37,23 @@ def test_training_curves_overlay_every_run_and_part() -> None:
     assert "simclr positive" not in names  # SimCLR logs no parts
     loss = next(t for t in fig.data if t.name == "spec" and t.line.dash == "solid")
     assert list(loss.y) == [r["loss"] for r in steps]
+    knn = next(t for t in fig.data if t.name == "spec" and t.mode == "lines+markers")
+    assert list(knn.y) == [50.0]  # accuracy in percent, as in the tables
+    # "epoch" under the bottom row only: under the top row it ran into the lower titles
+    assert [a.title.text for a in (fig.layout.xaxis, fig.layout.xaxis2)] == [None, None]
+    assert [a.title.text for a in (fig.layout.xaxis3, fig.layout.xaxis4)] == ["epoch"] * 2
+
+
+def test_a_runs_colour_does_not_change_with_the_selection() -> None:
+    steps = [{"kind": "step", "epoch": 0.5, "loss": 1.0, "lr": 0.1, "images_per_s": 9.0}]
+    runs = {name: steps for name in ("a", "b", "c", "d")}
+
+    def colours(names: list[str]) -> dict[str, str]:
+        fig = training_curves({n: runs[n] for n in names})
+        return {t.name: t.line.color for t in fig.data}
+
+    alone = colours(["c"])
+    assert alone and colours(["a", "b", "c"])["c"] == alone["c"] == colours(["d", "c"])["c"]
 
 
 def _artifact(graph: np.ndarray) -> dict:
@@ -56,12 +73,24 @@ def test_spectrum_marks_the_eigenvalues_near_one() -> None:
     starred = next(t for t in fig.data if t.name.startswith("estimate ≥"))
     assert list(starred.y) == [v for v in graph if v >= NEAR_ONE]
     assert list(starred.x) == [1, 2, 3]
+    line = next(t for t in fig.data if t.name.startswith("graph estimate"))
+    assert "★ 3 ≥" in line.name and line.showlegend is not False
+    # labelled ticks only (no unlabelled minor digits): 1, 2, 5, 10 for indices 1..16
+    assert list(fig.layout.xaxis.tickvals) == [1, 2, 5, 10]
+    assert all(np.log10(v) == round(np.log10(v)) for v in fig.layout.yaxis.tickvals)
     backbone = next(t for t in fig.data if "backbone" in t.name)
     assert backbone.y[0] == pytest.approx(1.0)  # scaled by its largest eigenvalue
     exact = next(t for t in fig.data if t.name.startswith("exact"))
     assert list(exact.y) == [0.9, 0.8, 0.2]
     gammas = next(t for t in fig.data if t.name.startswith("γᵢ of the run's own graph"))
     assert list(gammas.y) == [1.0, 1.0, 0.25]
+
+
+def test_the_star_count_stays_in_the_legend_when_nothing_is_starred() -> None:
+    fig = spectrum_figure(_artifact(np.array([0.5, 0.2, 0.1])))
+    line = next(t for t in fig.data if t.name.startswith("graph estimate"))
+    assert "★ 0 ≥" in line.name and line.showlegend is not False
+    assert all(t.showlegend is False for t in fig.data if t.name.startswith("estimate ≥"))
 
 
 def test_exact_progress_plots_one_minus_the_gaps_and_the_spans() -> None:
@@ -73,9 +102,9 @@ def test_exact_progress_plots_one_minus_the_gaps_and_the_spans() -> None:
     artifacts = {e: {"exact": exact(1 / e)} for e in (4, 1, 2)} | {3: {}}  # 3: not scored
     fig = exact_progress_figure(artifacts)
     share = next(t for t in fig.data if "unconstrained" in t.name)
-    assert list(share.x) == [1, 2, 4] and list(share.y) == [0.0, 0.5, 0.75]
+    assert list(share.x) == [1, 2, 4] and list(share.y) == [0.0, 50.0, 75.0]  # percent
     reachable = next(t for t in fig.data if "reachable" in t.name)
-    assert list(reachable.y) == [0.5, 0.75, 0.875]
+    assert list(reachable.y) == [50.0, 75.0, 87.5]
     classes = next(t for t in fig.data if "classes" in t.name)
     assert list(classes.y) == [0.0, 0.5, 0.75]
 
@@ -94,6 +123,8 @@ def test_embedding_points_map_back_to_their_rows() -> None:
     indices = np.arange(100, 150)
     fig = embedding_figure(layout, labels, ["a", "b", "c"], indices)
     assert all(t.type == "scattergl" for t in fig.data)
+    # Streamlit selects a clicked point only when the drag tool is not box or lasso
+    assert fig.layout.dragmode not in ("select", "lasso")
     traces = embedding_traces(labels, 3)
     for curve, trace in enumerate(fig.data):  # (curve_number, point_index) -> row, as selected
         for point, x in enumerate(trace.x):
