@@ -1,9 +1,10 @@
-"""Train: launch runs from a preset and any config field, watch them live, stop and resume."""
+"""Train: launch runs from a preset and readable, grouped config fields, watch them live
+(training, then probing and analysing), stop and resume."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import fields
+from typing import Any
 
 import streamlit as st
 
@@ -14,10 +15,14 @@ from explorer.config import (
     AUGMENTS,
     Config,
     build_config,
+    config_warnings,
+    form_problems,
     list_presets,
 )
+from explorer.config_docs import ESSENTIALS, FIELD_DOCS, GROUPS, fields_of, label
 from explorer.data import list_datasets
 from explorer.errors import UserError
+from explorer.estimate import StepTiming, measure_steps, timing_key
 from explorer.figures import spectrum_figure, training_curves
 from explorer.launcher import (
     forget_launch,
@@ -46,31 +51,76 @@ CHOICES: dict[str, list[str]] = {
 }
 
 st.title("Train")
+notice = st.session_state.pop("train-notice", None)  # said once, after the rerun that cleared
+if notice:
+    st.toast(notice)
 
 
-def config_form(preset: str) -> dict[str, object]:
-    """One widget per config field, filled from the preset; returns the values as typed."""
+def field_widget(name: str, default: Any, preset: str) -> Any:
+    """One field's widget, filled from the preset, with its one-line help; returns the value
+    as typed (text is parsed and checked by :func:`form_problems`, with the CLI's messages)."""
+    key, text, help_text = f"field-{preset}-{name}", label(name), FIELD_DOCS[name].help
+    if isinstance(default, bool):
+        return st.checkbox(text, value=default, key=key, help=help_text)
+    if name in CHOICES:
+        options = CHOICES[name] if default in CHOICES[name] else [default, *CHOICES[name]]
+        return st.selectbox(text, options, index=options.index(default), key=key,
+                            help=help_text)
+    return st.text_input(text, value=str(default), key=key, help=help_text)
+
+
+def group_title(group: str, count: int, bad: int) -> str:
+    fix = f" — {bad} to fix" if bad else ""
+    return f"More {group} settings ({count}){fix}"
+
+
+def config_form(preset: str, bad_fields: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The essentials first, then one folded expander per group (open when it holds a bad
+    field). Returns the values as typed and, per field, a slot under its widget for its error."""
     try:
         base = build_config(preset)
     except UserError as err:
         st.error(str(err))
         base = Config()
-    values: dict[str, object] = {}
-    columns = st.columns(3)
-    for i, field in enumerate(fields(Config)):
-        default = getattr(base, field.name)
-        key = f"field-{preset}-{field.name}"
-        with columns[i % 3]:
-            if isinstance(default, bool):
-                values[field.name] = st.checkbox(field.name, value=default, key=key)
-            elif field.name in CHOICES:
-                options = CHOICES[field.name]
-                options = options if default in options else [default, *options]
-                values[field.name] = st.selectbox(field.name, options,
-                                                  index=options.index(default), key=key)
-            else:  # typed text: parsed and checked by build_config, with the CLI's messages
-                values[field.name] = st.text_input(field.name, value=str(default), key=key)
-    return values
+    values: dict[str, Any] = {}
+    slots: dict[str, Any] = {}
+
+    def draw(names: list[str], columns: int) -> None:
+        cells = st.columns(columns)
+        for i, name in enumerate(names):
+            with cells[i % columns]:
+                values[name] = field_widget(name, getattr(base, name), preset)
+                slots[name] = st.empty()
+
+    draw(list(ESSENTIALS), 4)
+    for group in GROUPS:
+        names = [n for n in fields_of(group) if n not in ESSENTIALS]
+        bad = len(bad_fields.intersection(names))
+        with st.expander(group_title(group, len(names), bad), expanded=bool(bad)):
+            draw(names, 3)
+    return values, slots
+
+
+def typed_values(preset: str) -> dict[str, Any]:
+    """The form's values as this rerun will read them (the widgets' state, before they are
+    drawn), so bad fields are known in time to open their group."""
+    try:
+        base = build_config(preset)
+    except UserError:
+        base = Config()
+    return {name: st.session_state.get(f"field-{preset}-{name}", getattr(base, name))
+            for name in FIELD_DOCS}
+
+
+def highlight(preset: str, problems: list[tuple[str, str]], slots: dict[str, Any]) -> None:
+    """A red frame around each bad field and its message under it."""
+    keys = [f"field-{preset}-{field}" for field, _ in problems if field in slots]
+    if keys:
+        frames = ", ".join(f".st-key-{key} div[data-baseweb]" for key in keys)
+        st.html(f"<style>{frames} {{outline: 2px solid #d33; border-radius: 0.5rem}}</style>")
+    for field, message in problems:
+        if field in slots:
+            slots[field].markdown(f":red[{message}]")
 
 
 def name_held_by(name: str) -> int | None:
@@ -82,33 +132,92 @@ def name_held_by(name: str) -> int | None:
     return Run(path).locked_by() if path.is_dir() else None
 
 
+@st.cache_data(show_spinner="Timing a few training steps…", max_entries=32)
+def step_timing(key: tuple[tuple[str, Any], ...]) -> StepTiming:
+    """Measured once per config shape and device, for every session (explorer.estimate)."""
+    return measure_steps(Config(**dict(key)))
+
+
+def estimate(config: Config) -> None:
+    """The training time on the chosen device: measured on demand, then kept for this shape."""
+    key = timing_key(config)
+    timings: dict[Any, StepTiming] = st.session_state.setdefault("step-timings", {})
+    if key not in timings and st.session_state.pop("measure-now", False):
+        try:
+            timings[key] = step_timing(key)
+        except UserError as err:
+            st.warning(f"Cannot time this config: {err}")
+    if key in timings:
+        st.info(f"Training time: {timings[key].describe(config.epochs)}; checkpoints, the probe "
+                "and the analysis come on top.")
+    else:
+        st.caption("Training time: press **Estimate time** to time a few real steps of this "
+                   "model and batch on the chosen device (a few seconds).")
+
+
+def launch(name: str, preset: str, values: dict[str, Any]) -> None:
+    try:
+        launched = launch_training(runs_dir(), name, preset, values)
+    except UserError as err:
+        st.error(str(err))
+        return
+    st.session_state["selected_run"] = launched.name
+    st.session_state["launched"] = (launched.name, launched.pid)
+    del st.session_state["run-name-preset"]  # the rerun gives the name box a fresh default
+    st.rerun()
+
+
 presets = list_presets()
 with st.expander("New run", expanded=True):
     left, right = st.columns([1, 1])
     preset = left.selectbox("Preset", presets, index=presets.index("shapes-demo")
-                            if "shapes-demo" in presets else 0)
+                            if "shapes-demo" in presets else 0,
+                            help="A named starting config (explorer/presets); every field "
+                                 "below starts from it.")
     if st.session_state.get("run-name-preset") != preset:  # a fresh default per preset
         st.session_state["run-name-preset"] = preset
         st.session_state["run-name"] = f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     name = right.text_input("Run name", key="run-name",
                             help="letters, digits, '.', '_' or '-'; a new directory in the runs "
                                  "directory")
-    with st.expander("Every config field (defaults from the preset)"):
-        values = config_form(preset)
+    _, early = form_problems(preset, typed_values(preset))
+    values, slots = config_form(preset, {field for field, _ in early})
+    config, problems = form_problems(preset, values)
+    highlight(preset, problems, slots)
+    for field, message in config_warnings(config) if config else []:
+        slots[field].markdown(f":orange[{message}]")
+        st.warning(message)
+    if config is not None:
+        estimate(config)
     held = name_held_by(name.strip())
     if held is not None:
         st.info(f"A trainer (process {held if held > 0 else '?'}) is writing run `{name.strip()}`; "
                 "choose another name.")
-    if st.button("Launch", type="primary", disabled=held is not None):
-        try:
-            launched = launch_training(runs_dir(), name.strip(), preset, values)
-        except UserError as err:
-            st.error(str(err))
+    buttons = st.columns([1, 1, 4])
+    if buttons[0].button("Launch", type="primary", disabled=held is not None):
+        st.session_state.pop("launched", None)
+        if problems:  # every bad field at once, each message naming its field
+            for _, message in problems:
+                st.error(message)
         else:
-            st.session_state["selected_run"] = launched.name
-            del st.session_state["run-name-preset"]  # the next launch gets a new default name
-            st.success(f"Launched `{launched.name}` (process {launched.pid}); it keeps training "
-                       "if you close this page.")
+            launch(name.strip(), preset, values)
+    if buttons[1].button("Estimate time", disabled=config is None,
+                         help="Time a few real training steps of this config on its device"):
+        st.session_state["measure-now"] = True
+        st.rerun()
+    launched = st.session_state.get("launched")
+    if launched:
+        st.success(f"Launched `{launched[0]}` (process {launched[1]}); it keeps training if you "
+                   "close this page.")
+
+
+def after_stop_or_resume(name: str, message: str) -> None:
+    """The Launched banner and the launched name are stale now: clear them with a full rerun."""
+    if (st.session_state.get("launched") or ("",))[0] == name:
+        del st.session_state["launched"]
+    st.session_state.pop("run-name-preset", None)  # a fresh default name
+    st.session_state["train-notice"] = message
+    st.rerun(scope="app")
 
 
 def show_run(name: str) -> None:
@@ -136,26 +245,34 @@ def show_run(name: str) -> None:
     progress = float(status.get("progress") or 0.0)
     eta = status.get("eta_s")
     eta_text = f", about {eta / 60:.1f} min left" if state == "running" and eta else ""
+    activity = run.activity(status)  # what its process does now: training, probing, analysing
+    if activity and state != "running":  # trained; the process still probes or analyses
+        done, count = status.get("phase_done"), status.get("phase_total")
+        progress = (done - 1) / count if isinstance(done, int) and count else 0.0
+        eta_text += f" · now {activity} (process {status.get('pid')})"
     st.progress(min(progress, 1.0), text=f"**{name}**: {state}, epoch {epoch}/{total}{eta_text}")
     buttons = st.columns(6)
     writer = run.locked_by()  # a trainer holds the run: no second one may start on it
-    if writer is not None and state != "running":
+    if writer is not None and state != "running" and not activity:
         st.info(f"`{name}` is held by trainer process {writer if writer > 0 else '?'} "
                 "(starting or finishing); Resume is disabled until it exits.")
     if state == "running" and buttons[0].button("Stop", key=f"stop-{name}"):
         try:
             stop_training(run)
-            st.toast(f"Stop requested: {name} checkpoints and exits at its next step")
         except UserError as err:
             st.error(str(err))
+        else:
+            after_stop_or_resume(name, f"Stop requested: {name} checkpoints and exits at its "
+                                       "next step")
     if state in ("stopped", "died", "failed") and buttons[0].button(
         "Resume", key=f"resume-{name}", disabled=writer is not None
     ):
         try:
             resume_training(run)
-            st.toast(f"Resuming {name}")
         except UserError as err:
             st.error(str(err))
+        else:
+            after_stop_or_resume(name, f"Resuming {name}")
     if state in ("failed", "corrupt", "died") and status.get("last_error"):
         st.error(f"{state}: {status['last_error']}")
     checkpoints = run.weight_checkpoints() if run.path.is_dir() else []
@@ -181,13 +298,19 @@ def show_run(name: str) -> None:
 @st.fragment(run_every=2)
 def live() -> None:
     runs = summaries(runs_dir())
-    active = [s.name for s in runs if s.state == "running"]
+    training = [s.name for s in runs if s.state == "running"]
+    finishing = [s.name for s in runs if s.activity and s.state != "running"]
     starting = pending_launches(runs_dir())
-    st.subheader("Training now" if active or starting else "Nothing is training")
+    if training or starting:
+        st.subheader("Training now")
+    elif finishing:  # trained, but the process still probes and analyses: not idle yet
+        st.subheader("Finishing: probing and analysing")
+    else:
+        st.subheader("Nothing is training")
     for name in starting:
         show_run(name)
     watched = st.session_state.get("selected_run") or (runs[-1].name if runs else None)
-    for name in active:
+    for name in training + finishing:
         if name != watched:
             show_run(name)
     if watched and watched not in starting:

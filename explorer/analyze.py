@@ -10,6 +10,7 @@ trainer runs this in a child process with :class:`explorer.background.Background
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ def analyze_run(
     force: bool = False,
     progress: bool = True,
     splits: tuple[ImageDataset, ImageDataset] | None = None,
+    on_checkpoint: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Analyse the run's checkpoints (or one) oldest first, skipping those already done.
 
@@ -64,6 +66,8 @@ def analyze_run(
         force: recompute artifacts that exist.
         progress: show a tqdm bar.
         splits: the (train, test) datasets when the caller holds them already.
+        on_checkpoint: called as ``(i, n)`` before the i-th (from 1) of the n checkpoints to
+            analyse now (the trainer records it as its phase's progress).
 
     Returns:
         The records (without arrays) of every requested checkpoint, analysed now or before.
@@ -92,8 +96,10 @@ def analyze_run(
         sample = evaluation_sample(train, test, config.analysis_samples, config.seed)
         previous = _previous_arrays(run, todo[0][0])
         bar = tqdm(todo, desc=f"analyse {run.name}", unit="ckpt", disable=not progress)
-        for epoch, path in bar:
+        for number, (epoch, path) in enumerate(bar, 1):
             bar.set_postfix(epoch=epoch)
+            if on_checkpoint is not None:
+                on_checkpoint(number, len(todo))
             with fork_rng(torch_device):  # building a model draws its random initialisation
                 model, _ = load_trained_model(run, config, train.images.shape[1], path)
             record, arrays = analyze_checkpoint(

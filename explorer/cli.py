@@ -126,10 +126,12 @@ def _train_run(args: argparse.Namespace) -> int:
         return 1
     if state == "stopped":
         return 0
-    if not args.no_probe:
+    if not args.no_probe:  # status.json's phase tells the dashboard what the process does now
+        run.set_phase("probing")
         print(format_probe_table(probe_run(run, progress=not args.no_progress)), flush=True)
     if analysis_mode(config, trainer.device) == "end":
         trainer.analyze_at_end()
+    run.set_phase("done")
     return 0
 
 

@@ -4,7 +4,7 @@ error each.
 A :class:`Config` is built in three layers, later ones winning: the dataclass defaults, a preset or
 config file (TOML, may name a ``base`` preset it extends), then ``key=value`` overrides from the
 command line or the dashboard. :func:`validate` turns every user mistake into a one-line
-:class:`~explorer.errors.UserError` that says what is valid.
+:class:`~explorer.errors.UserError` that says what is valid; :func:`problems` lists them all.
 """
 
 from __future__ import annotations
@@ -200,65 +200,118 @@ def config_from_dict(data: dict[str, Any], where: str) -> Config:
     return config
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise UserError(message)
+Problem = tuple[str, str]  # (field, one-line message naming it)
 
 
-def _choice(key: str, value: str, valid: list[str] | tuple[str, ...]) -> None:
-    if value not in valid:
-        close = difflib.get_close_matches(value, valid, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"unknown {key} '{value}'; {hint}choose one of: {', '.join(valid)}")
+def _choice(key: str, value: str, valid: list[str] | tuple[str, ...]) -> Problem | None:
+    if value in valid:
+        return None
+    close = difflib.get_close_matches(value, valid, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return key, f"unknown {key} '{value}'; {hint}choose one of: {', '.join(valid)}"
 
 
-def validate(config: Config) -> None:
-    """Raise a one-line :class:`UserError` for the first invalid field."""
+def problems(config: Config) -> list[Problem]:
+    """Every invalid field of ``config``: ``(field, message)``, each message one line naming
+    the field and what is valid. :func:`validate` raises the first; the dashboard shows all."""
     # Imported here so that reading presets stays cheap and free of torch.
     from explorer.data import list_datasets
     from explorer.losses import LOSSES
     from explorer.models import list_backbones
 
-    _choice("dataset", config.dataset, list_datasets())
-    _choice("backbone", config.backbone, list_backbones())
-    _choice("loss", config.loss, LOSSES)
-    _choice("device", config.device, DEVICES)
-    _choice("probe", config.probe, PROBES)
-    _choice("augment", config.augment, AUGMENTS)
-    _choice("analyze", config.analyze, ANALYZE_MODES)
-    _choice("analysis_projection", config.analysis_projection, ANALYSIS_PROJECTIONS)
+    found = [
+        _choice("dataset", config.dataset, list_datasets()),
+        _choice("backbone", config.backbone, list_backbones()),
+        _choice("loss", config.loss, LOSSES),
+        _choice("device", config.device, DEVICES),
+        _choice("probe", config.probe, PROBES),
+        _choice("augment", config.augment, AUGMENTS),
+        _choice("analyze", config.analyze, ANALYZE_MODES),
+        _choice("analysis_projection", config.analysis_projection, ANALYSIS_PROJECTIONS),
+    ]
+
+    def check(key: str, condition: bool, message: str) -> None:
+        found.append(None if condition else (key, message))
+
     if config.augment == GRAPH_AUGMENT:
-        _check(
+        check(
+            "augment",
             config.dataset in GRAPH_DATASETS and config.image_size in (0, 32),
             f"augment=graph draws views from the exact graph of a shapes grid: it needs dataset "
             f"shapes or shapes-subgrid at image_size=0 (got {config.dataset}, "
             f"image_size={config.image_size})",
         )
-    _check(config.mu > 0, f"mu must be positive (got {config.mu}); the paper uses 1 or 10")
-    _check(config.temperature > 0, f"temperature must be positive (got {config.temperature})")
-    _check(config.epochs >= 1, f"epochs must be at least 1 (got {config.epochs})")
-    _check(config.batch_size >= 2, f"batch_size must be at least 2 (got {config.batch_size})")
-    _check(config.lr > 0, f"lr must be positive (got {config.lr})")
-    _check(config.weight_decay >= 0, f"weight_decay must be >= 0 (got {config.weight_decay})")
-    _check(0 <= config.momentum < 1, f"momentum must be in [0, 1) (got {config.momentum})")
-    _check(config.warmup_epochs >= 0, f"warmup_epochs must be >= 0 (got {config.warmup_epochs})")
-    _check(config.image_size >= 0, f"image_size must be >= 0 (got {config.image_size})")
-    _check(config.train_limit >= 0, f"train_limit must be >= 0 (got {config.train_limit})")
-    _check(config.test_limit >= 0, f"test_limit must be >= 0 (got {config.test_limit})")
+    c = config
+    check("mu", c.mu > 0, f"mu must be positive (got {c.mu}); the paper uses 1 or 10")
+    check("temperature", c.temperature > 0, f"temperature must be positive (got {c.temperature})")
+    check("epochs", c.epochs >= 1, f"epochs must be at least 1 (got {c.epochs})")
+    check("batch_size", c.batch_size >= 2, f"batch_size must be at least 2 (got {c.batch_size})")
+    check("lr", c.lr > 0, f"lr must be positive (got {c.lr})")
+    check("weight_decay", c.weight_decay >= 0, f"weight_decay must be >= 0 (got {c.weight_decay})")
+    check("momentum", 0 <= c.momentum < 1, f"momentum must be in [0, 1) (got {c.momentum})")
+    check("warmup_epochs", c.warmup_epochs >= 0,
+          f"warmup_epochs must be >= 0 (got {c.warmup_epochs})")
+    check("image_size", c.image_size >= 0, f"image_size must be >= 0 (got {c.image_size})")
+    check("train_limit", c.train_limit >= 0, f"train_limit must be >= 0 (got {c.train_limit})")
+    check("test_limit", c.test_limit >= 0, f"test_limit must be >= 0 (got {c.test_limit})")
     for key in ("projector_hidden_dim", "projector_out_dim", "predictor_hidden_dim"):
-        _check(getattr(config, key) >= 1, f"{key} must be at least 1 (got {getattr(config, key)})")
-    _check(config.projector_layers >= 2, "projector_layers must be at least 2")
-    _check(config.log_every >= 1, f"log_every must be at least 1 (got {config.log_every})")
-    _check(config.checkpoint_every >= 1, "checkpoint_every must be at least 1")
-    _check(config.knn_every >= 0, "knn_every must be >= 0 (0 turns the kNN monitor off)")
-    _check(config.knn_k >= 1, f"knn_k must be at least 1 (got {config.knn_k})")
-    _check(config.knn_temperature > 0, "knn_temperature must be positive")
-    _check(config.probe_epochs >= 1, "probe_epochs must be at least 1")
-    _check(config.analysis_samples >= 20, "analysis_samples must be at least 20")
-    if config.dataset == "imagefolder":
-        root = Path(config.data_root)
-        _check(
+        check(key, getattr(c, key) >= 1, f"{key} must be at least 1 (got {getattr(c, key)})")
+    check("projector_layers", c.projector_layers >= 2, "projector_layers must be at least 2")
+    check("log_every", c.log_every >= 1, f"log_every must be at least 1 (got {c.log_every})")
+    check("checkpoint_every", c.checkpoint_every >= 1, "checkpoint_every must be at least 1")
+    check("knn_every", c.knn_every >= 0, "knn_every must be >= 0 (0 turns the kNN monitor off)")
+    check("knn_k", c.knn_k >= 1, f"knn_k must be at least 1 (got {c.knn_k})")
+    check("knn_temperature", c.knn_temperature > 0, "knn_temperature must be positive")
+    check("probe_epochs", c.probe_epochs >= 1, "probe_epochs must be at least 1")
+    check("analysis_samples", c.analysis_samples >= 20, "analysis_samples must be at least 20")
+    if c.dataset == "imagefolder":
+        root = Path(c.data_root)
+        check(
+            "data_root",
             root.is_dir() and any(root.iterdir()),
-            f"data_root '{config.data_root}' is missing or empty; imagefolder needs a folder "
+            f"data_root '{c.data_root}' is missing or empty; imagefolder needs a folder "
             "with one sub-folder of images per class",
         )
+    return [problem for problem in found if problem is not None]
+
+
+def validate(config: Config) -> None:
+    """Raise a one-line :class:`UserError` for the first invalid field (:func:`problems`)."""
+    found = problems(config)
+    if found:
+        raise UserError(found[0][1])
+
+
+def config_warnings(config: Config) -> list[Problem]:
+    """Valid but probably unintended settings: ``(field, one-line message)``."""
+    found = []
+    if config.warmup_epochs >= config.epochs:
+        found.append((
+            "warmup_epochs",
+            f"warmup_epochs ({config.warmup_epochs}) >= epochs ({config.epochs}): the learning "
+            "rate only warms up and never decays; lower warmup_epochs below epochs",
+        ))
+    return found
+
+
+def form_problems(
+    preset: str | None, overrides: dict[str, Any]
+) -> tuple[Config | None, list[Problem]]:
+    """Check a form's values (as typed) all at once: the config they make, or ``None``, and
+    every problem, one per bad field (what cannot be read as its type, then :func:`problems`).
+
+    The messages are :func:`build_config`'s, so a form and the command line say the same.
+    """
+    try:
+        values = _read_toml(preset_path(preset), (preset,)) if preset is not None else {}
+    except UserError as err:
+        return None, [("preset", str(err))]
+    found: list[Problem] = []
+    for key, value in overrides.items():
+        try:
+            values[key] = _coerce(key, value, "the overrides")
+        except UserError as err:
+            found.append((key, str(err)))
+    config = Config(**values)
+    found += problems(config)
+    return (None if found else config), found

@@ -151,6 +151,7 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
 _RUN_WRITES = frozenset(
     {
         "update_status",
+        "set_phase",
         "append_metrics",
         "rollback_metrics",
         "save_weights",

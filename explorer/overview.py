@@ -26,6 +26,7 @@ class RunSummary:
     linear: float | None = None  # probe accuracy of the final checkpoint, in [0, 1]
     knn: float | None = None
     error: str | None = None
+    activity: str | None = None  # what its trainer process does now (Run.activity), e.g. probing
 
     @property
     def epochs_text(self) -> str:
@@ -37,7 +38,7 @@ def summarize(run: Run) -> RunSummary:
     status = run.status()
     summary = RunSummary(name=run.name, state=str(status.get("state", "?")),
                          epoch=int(status.get("epoch", 0) or 0), progress=status.get("progress"),
-                         error=status.get("last_error"))
+                         error=status.get("last_error"), activity=run.activity(status))
     try:
         config = run.config()
     except (UserError, OSError) as err:

@@ -42,6 +42,9 @@ from explorer.errors import UserError, first_line
 
 FORMAT_VERSION = 1
 STATES = ("created", "running", "finished", "stopped", "failed")
+# What the trainer process is doing (status.json's ``phase``): training, then, after a finished
+# run's ``state`` says so, probing and analysing its checkpoints, then done (it exits).
+PHASES = ("training", "probing", "analysing", "done")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -141,6 +144,30 @@ class Run:
         if status.get("state") == "running" and not pid_alive(status.get("pid")):
             status["state"] = "died"
         return status
+
+    def activity(self, status: dict[str, Any] | None = None) -> str | None:
+        """What the run's trainer process is doing now, e.g. ``"analysing checkpoint 3/10"``;
+        ``None`` when no process works on the run (its ``phase`` is only true while the pid
+        that wrote it is alive and holds the run's lock)."""
+        status = self.status() if status is None else status
+        phase, pid = status.get("phase"), status.get("pid")
+        if phase not in PHASES or phase == "done" or not pid_alive(pid):
+            return None
+        if self.locked_by() not in (pid, -1):  # the pid was reused by another process
+            return None
+        if phase == "training":
+            return "training" if status.get("state") == "running" else None
+        done, total = status.get("phase_done"), status.get("phase_total")
+        if phase == "analysing":
+            if isinstance(done, int) and isinstance(total, int) and total:
+                return f"analysing checkpoint {done}/{total}"
+            return "analysing the checkpoints"
+        return "probing the last checkpoint"
+
+    def set_phase(self, phase: str, done: int | None = None, total: int | None = None) -> None:
+        """Record the trainer's phase (one of :data:`PHASES`), with ``done`` of ``total``
+        items when it counts them (the checkpoint being analysed of all to analyse)."""
+        self.update_status(phase=phase, phase_done=done, phase_total=total)
 
     def update_status(self, **fields: Any) -> dict[str, Any]:
         path = self.path / "status.json"

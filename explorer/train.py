@@ -236,6 +236,9 @@ class Trainer:
             total_steps=self.total_steps,
             last_error=None,
             device=str(self.device),
+            phase="training",
+            phase_done=None,
+            phase_total=None,
         )
         self._background: BackgroundAnalysis | None = None
         if analysis_mode(self.config, self.device) == "background" and self.rank == 0:
@@ -258,6 +261,7 @@ class Trainer:
                 self._background.close(wait=False)
         if state == "finished" and self._background is not None:
             self.log("waiting for the background analysis of the last checkpoints")
+            self.run.set_phase("analysing")
             self._background.close(wait=True)
         return state
 
@@ -282,12 +286,14 @@ class Trainer:
         from explorer.analyze import analyze_run
 
         self.log("analysing the checkpoints (analyze=end; analyze=off skips this)")
+        self.run.set_phase("analysing")
         try:  # in-process: the analysis forks the RNG, so training randomness is untouched
             analyze_run(
                 self.run,
                 device=str(self.device),
                 progress=self.progress,
                 splits=(self.train_set, self.test_set),
+                on_checkpoint=lambda done, total: self.run.set_phase("analysing", done, total),
             )
         except Exception as err:  # the run itself finished; keep it so
             self.log(f"analysis failed: {type(err).__name__}: {err}")
