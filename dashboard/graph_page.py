@@ -1,8 +1,187 @@
-"""The Graph page: an augmentation graph to play with (work in progress)."""
+"""Graph: build an augmentation graph, see its spectrum find the clusters, train a table on it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
+from explorer import graph_lab
+from explorer.figures import NEAR_ONE
+from explorer.graph_figures import (
+    degradation_figure,
+    eigenvector_heatmap,
+    second_moment_figure,
+    spectrum_bars,
+    training_loss_figure,
+    weights_heatmap,
+)
+from explorer.graph_training import TableTrainer
+
+# The degradation curve sweeps the between/within weight ratio (clusters) or shape_p (shapes).
+CLUSTER_SWEEP = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+SHAPE_SWEEP = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
+CHUNK, MAX_STEPS, TICK_S = 100, 3000, 0.25  # training: steps per tick, steps in all, tick period
+MUS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
+
+Spec = tuple[Any, ...]  # ("clusters", sizes, within, between, degree) or ("shapes", 4 probs)
+
+
+def build(spec: Spec, swept: float | None = None) -> graph_lab.LabGraph:
+    """The graph of ``spec``; ``swept`` replaces its between/within ratio or its shape_p."""
+    if spec[0] == "clusters":
+        _, sizes, within, between, degree = spec
+        between = between if swept is None else swept * within
+        return graph_lab.cluster_graph(sizes, within, between, degree=degree)
+    _, crop_p, rotate_p, color_p, shape_p = spec
+    return graph_lab.shapes_lab_graph(crop_p, rotate_p, color_p,
+                                      shape_p if swept is None else swept)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_graph(spec: Spec) -> graph_lab.LabGraph:
+    return build(spec)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cached_summary(spec: Spec) -> graph_lab.GraphSummary:
+    return graph_lab.summarize(cached_graph(spec), threshold=NEAR_ONE)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Sweeping the weak edges…")
+def cached_curve(structure: Spec) -> graph_lab.DegradationCurve:
+    """The curve depends on everything but the swept value (``structure`` has it set to None)."""
+    sweep = CLUSTER_SWEEP if structure[0] == "clusters" else SHAPE_SWEEP
+    return graph_lab.degradation_curve(lambda value: build(structure, value), sweep)
+
+
 st.title("Graph")
-st.info("The interactive augmentation graph is being built.")
+st.caption(
+    "An augmentation graph has the augmented data as nodes and, as the weight w(x, x′) of an "
+    "edge, the probability that x and x′ are two views of one datum (HaoChen et al. 2021, "
+    "Section 3.1). Build one, see its spectrum find the clusters, and train a table of "
+    "features on the spectral contrastive loss: it learns the top eigenvectors.")
+
+kind = st.radio("Graph", ["Clusters", "Shapes"], horizontal=True, key="kind",
+                help="k clusters joined by weak edges, or the exact graph of the shapes dataset")
+cols = st.columns(6)
+if kind == "Clusters":
+    k = cols[0].slider("clusters k", 2, 8, 3, key="k")
+    largest = cols[1].slider("nodes in the largest cluster", 5, 250, 40, key="largest")
+    smallest = cols[2].slider("smallest cluster (% of the largest)", 20, 100, 100, step=5,
+                              key="smallest")
+    degree = cols[3].slider("neighbours inside the cluster", 3, 50, 10, key="degree",
+                            help="each pair of nodes is an edge with probability "
+                                 "degree / mean cluster size, inside or across clusters")
+    within = cols[4].slider("within-cluster weight", 0.1, 1.0, 1.0, step=0.05, key="within")
+    between = cols[5].slider("between-cluster weight", 0.0, 1.0, 0.02, step=0.01, key="between",
+                             help="the weak edges; only between / within matters (W sums to 1)")
+    sizes = graph_lab.cluster_sizes(k, largest, max(1, round(largest * smallest / 100)))
+    spec: Spec = ("clusters", sizes, within, between, float(degree))
+    structure: Spec = ("clusters", sizes, within, None, float(degree))
+    swept_name, swept_now = "between / within weight", between / within
+else:
+    crop = cols[0].slider("crop p", 0.0, 1.0, 0.5, step=0.05, key="crop",
+                          help="probability that a view redraws position and scale")
+    rotate = cols[1].slider("rotation p", 0.0, 1.0, 0.5, step=0.05, key="rotate")
+    color = cols[2].slider("colour p", 0.0, 1.0, 0.8, step=0.05, key="color")
+    shape = cols[3].slider("shape-changing p", 0.0, 0.5, 0.0, step=0.01, key="shape",
+                           help="probability that a view redraws the shape: joins the classes")
+    cols[4].caption("840 images of the `shapes-subgrid` grid, 6 classes; views re-render the "
+                    "factors with each part redrawn with its probability.")
+    spec = ("shapes", crop, rotate, color, shape)
+    structure = ("shapes", crop, rotate, color, None)
+    swept_name, swept_now = "shape-changing p", shape
+
+lab = cached_graph(spec)
+summary = cached_summary(spec)
+near = f"{summary.near_one}" if summary.complete else f"≥ {summary.near_one}"
+metrics = st.columns(6)
+metrics[0].metric("nodes", f"{lab.num_nodes:,}")
+metrics[1].metric(f"eigenvalues of Ā above {NEAR_ONE}", near,
+                  help="one per nearly disconnected cluster")
+metrics[2].metric(f"γ_k (k = {lab.k})", f"{summary.gammas[lab.k - 1]:.3f}")
+metrics[3].metric("γ_{k+1}", f"{summary.gammas[lab.k]:.3f}",
+                  help="the paper's error bounds need it away from 1")
+metrics[4].metric("spectral clustering ARI", f"{summary.ari:.3f}",
+                  help="adjusted Rand index against the true clusters: 1 exact, 0 chance")
+metrics[5].metric("linear probe accuracy", f"{100 * summary.probe_accuracy:.1f}%",
+                  help="logistic regression on the top-k eigenvector features")
+
+left, right = st.columns(2)
+left.plotly_chart(weights_heatmap(lab.weights, lab.labels, lab.classes), key="weights")
+left.caption("W ordered by cluster: bright blocks on the diagonal are the clusters, the dim "
+             "ones off it the weak edges between them (log scale; blank: no edge).")
+right.plotly_chart(spectrum_bars(summary.gammas, NEAR_ONE, lab.k, lab.num_nodes),
+                   key="spectrum")
+right.caption(f"Eigenvalues of the normalised adjacency Ā = D^-1/2 W D^-1/2. A nearly "
+              f"disconnected cluster gives an eigenvalue near 1 (red: above {NEAR_ONE}); the "
+              "gap after γ_k is what the paper's guarantees need.")
+left, right = st.columns(2)
+left.plotly_chart(eigenvector_heatmap(summary.vectors, lab.labels, lab.classes),
+                  key="eigenvectors")
+left.caption("The top-k eigenvectors, one row per node: when the clusters are nearly "
+             "disconnected, rows are constant within a cluster (cluster indicators up to a "
+             "rotation), so a linear head separates the clusters and k-means on the rows "
+             "(spectral clustering) finds them.")
+right.plotly_chart(degradation_figure(cached_curve(structure), swept_now, swept_name),
+                   key="degradation")
+right.caption("Graceful degradation: as the edges between clusters grow, γ_k falls towards "
+              "the bulk γ_{k+1}, and the probe's accuracy (logistic regression fitted on half "
+              "of the nodes, scored on the other half) and the clustering's ARI fall with it.")
+
+st.subheader("Train a table f on the spectral contrastive loss")
+st.caption(
+    "Every node gets a free feature vector f(x) ∈ ℝᵈ. Each step draws 256 positive pairs from "
+    "w(x, x′) and takes an Adam step on the paper's loss (rows clipped to the ball ‖f(x)‖² ≤ μ, "
+    "loss divided by μ). Its minimum is −Σ_{i≤d} γᵢ², reached when E_w[f fᵀ] has eigenvalues "
+    "γ₁…γ_d, unless the optimum's rows do not fit in the ball: then the best is higher.")
+controls = st.columns([2, 2, 1, 1])
+mu = controls[0].select_slider("μ (squared radius of the ball)", MUS, value=10.0, key="mu")
+d = controls[1].slider("features d", 1, min(16, lab.num_nodes - 1), min(lab.k, 16), key="d")
+train_key = (spec, d, mu)
+if controls[2].button("Train", type="primary", key="train"):
+    st.session_state["graph-train"] = {
+        "key": train_key, "running": True, "trainer": TableTrainer(lab.weights, d, mu)}
+state = st.session_state.get("graph-train")
+if state is not None and state["key"] != train_key:
+    state = None  # the graph, d or mu changed: that table belongs to another problem
+if state is not None and state["running"] and controls[3].button("Stop", key="stop"):
+    state["running"] = False
+
+
+def training_panel(state: dict[str, Any] | None) -> None:
+    """One tick: a chunk of steps when training, then the charts of the table so far."""
+    if state is None:
+        st.info("Press **Train** to train a table on this graph.")
+        return
+    trainer: TableTrainer = state["trainer"]
+    if state["running"]:
+        trainer.run(CHUNK)
+        if trainer.step >= MAX_STEPS:
+            state["running"] = False
+            st.rerun()  # redraw the page without the timer
+    ball = trainer.reachable()
+    point = trainer.history[-1] if trainer.history else trainer.run(0)
+    gap = trainer.gap(point)
+    where = (f"the best loss inside the ball, {ball.loss:.3f}" if ball.binds else
+             f"−Σγᵢ² = {trainer.optimum:.3f}, which fits in the ball")
+    st.markdown(f"Step {trainer.step:,} of {MAX_STEPS:,}: L(f) = {point.loss:.4f}; "
+                f"**gap to the optimum: {100 * gap:.1f}%** (against {where}).")
+    if ball.binds:
+        st.caption(f"μ = {trainer.mu:g} cuts the optimum off: its rows need "
+                   f"μ ≥ {ball.max_sq_norm:.2f}. Raise μ to reach −Σγᵢ².")
+    left, right = st.columns(2)
+    left.plotly_chart(training_loss_figure(trainer.history, trainer.optimum,
+                                           ball.loss if ball.binds else None, trainer.mu),
+                      key="train-loss")
+    right.plotly_chart(second_moment_figure(point.eigenvalues, trainer.gammas),
+                       key="train-moments")
+    left.caption("The exact population loss L(f) of the table (every node and edge, not a "
+                 "batch) falls to the optimum line.")
+    right.caption("At the unconstrained optimum E_w[f fᵀ] = Σ_x w_x f(x) f(x)ᵀ has exactly "
+                  "the top eigenvalues γᵢ of Ā: the table has learned the top eigenvectors.")
+
+
+running = state is not None and state["running"]
+st.fragment(run_every=TICK_S if running else None)(training_panel)(state)
