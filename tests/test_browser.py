@@ -27,6 +27,7 @@ from dashboard.serve import (
     start_server,
     stop_server,
 )
+from explorer.config_docs import label
 from explorer.runs import Run, list_runs
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
@@ -116,14 +117,15 @@ def test_launch_watch_and_stop_a_run(server: str, browser, runs_dir: Path) -> No
     box.fill(name)
     box.press("Enter")
     page.wait_for_function(READY)
-    page.get_by_text("Every config field").click()
-    page.get_by_role("textbox", name="train_limit", exact=True).wait_for()
+    for group in ("data", "model", "run", "evaluation and analysis"):  # folded groups
+        page.get_by_text(f"More {group} settings").click()
+    page.get_by_role("textbox", name=label("train_limit"), exact=True).wait_for()
     settings = {"train_limit": "512", "test_limit": "128", "epochs": "200",
                 "checkpoint_every": "1", "knn_every": "0", "batch_size": "64",
                 "projector_hidden_dim": "64", "projector_out_dim": "32", "device": None}
     for field, value in settings.items():
         if value is not None:
-            box = page.get_by_role("textbox", name=field, exact=True)
+            box = page.get_by_role("textbox", name=label(field), exact=True)
             box.fill(value)
             box.press("Enter")
             page.wait_for_function(READY)
