@@ -14,8 +14,10 @@ from explorer.gallery import checkpoint_features, class_mix, nearest_neighbours
 st.title("Embeddings")
 st.caption("Backbone features of the test sample, projected to 2-D (UMAP or PCA). Each layout "
            "starts from the previous checkpoint's, so points keep their place as you move the "
-           "slider. Click a point for its image and nearest neighbours; lasso or box-select a "
-           "region for its images and class mix.")
+           "slider.")
+st.markdown("**Click a point** to see its image and its 12 nearest neighbours. Drag to zoom in "
+            "(double-click zooms out). For a region's images and class mix, pick **Box Select** "
+            "or **Lasso Select** in the chart's toolbar (top right) and drag around it.")
 
 run, config = chosen_run(analysed_only=True)
 by_epoch = analysed_checkpoints(run)
@@ -49,8 +51,9 @@ def images_of_test_split() -> Tensor | None:
 figure = embedding_figure(arrays[projection], labels, classes, indices,
                           title=f"{run.name}, epoch {epoch}, {projection.upper()}")
 pointer = st.radio("Pointer", ["select points", "images on hover"], horizontal=True,
-                   help="select: click a point, or box/lasso a region (the toolbar), to see the "
-                        "images below; hover: each point shows its image (no selection)")
+                   help="select points: click a point, or box/lasso a region (the chart's "
+                        "toolbar), to see the images below; images on hover: each point shows "
+                        "its image as the pointer passes over it (no selection)")
 if pointer == "images on hover":
     if (images := images_of_test_split()) is not None:
         sprite, columns = sprite_sheet(images[indices].numpy())

@@ -27,7 +27,7 @@ def runs_table() -> None:
                 "dataset": s.dataset,
                 "backbone": s.backbone,
                 "loss": s.loss,
-                "μ": s.mu,
+                "μ": "n/a (no μ)" if s.mu is None else f"{s.mu:g}",  # SimCLR, SimSiam
                 "epochs": s.epochs_text if s.state != "corrupt" else "?",
                 "progress": s.progress,
                 "linear %": None if s.linear is None else round(100 * s.linear, 1),

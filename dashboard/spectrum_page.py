@@ -14,6 +14,27 @@ from explorer.figures import (
     spectrum_figure,
     spectrum_metrics_figure,
 )
+from explorer.spectrum_table import spectrum_table
+
+# The page's terms, as the papers define them (explorer/analysis.py has the estimators).
+TERMS = {
+    "RankMe": "the effective rank of the matrix of all evaluated embeddings, exp(entropy of its "
+              "normalised singular values) (Garrido et al. 2023): 1 for collapsed features, d "
+              "for isotropic ones; higher tends to probe better.",
+    "α (α-ReQ)": "the decay λᵢ ∝ i^−α of the centred covariance spectrum over ranks 11–100 "
+                 "(Agrawal et al. 2022): small α is a flat, noisy spectrum, large α a few "
+                 "dominant directions; the paper finds the best probes near α ≈ 1.",
+    "optimum gap": "‖C₊ − C²‖ / (‖C₊‖ + ‖C²‖) with C = E[f fᵀ] and C₊ = E[f(x) f(x⁺)ᵀ] over "
+                   "positive pairs: 0 when the features satisfy the relation C₊ = C² that holds "
+                   "at the loss's optimum, near 1 when the two are unrelated.",
+    "cross": "the cross-view moment C₊ = E[f(x) f(x⁺)ᵀ] of two views of the same image "
+             "(symmetrised): at the optimum its eigenvalues are γᵢ², so its eigenvalues near 1 "
+             "also count the nearly disconnected components.",
+}
+GOOD = ("**What a good spectral run looks like:** one eigenvalue ≥ 0.9 per class (nearly "
+        "disconnected component of the augmentation graph; 6 for shapes) in the projector, cross "
+        "and graph rows, the optimum gap falling towards 0, the share of the provable optimum "
+        "near 100%, and RankMe well above the number of classes (no collapse).")
 
 st.title("Spectrum")
 st.caption(
@@ -84,13 +105,26 @@ elif config.dataset.startswith("shapes"):
     st.info(f"No exact metrics in this artifact: `explorer analyze {run.path} --force` adds them.")
 
 st.subheader("Spectra")
-st.caption(f"Eigenvalues of the graph estimate from views ≥ {NEAR_ONE} are starred. For shapes "
-           "runs, the exact eigenvalues of E_w[f fᵀ] over every node sit beside the graph's γᵢ.")
+st.markdown(GOOD)
+st.caption(f"Eigenvalues of the graph estimate from views ≥ {NEAR_ONE} are starred (★, their "
+           "count in the legend). For shapes runs, the exact eigenvalues of E_w[f fᵀ] over every "
+           "node sit beside the graph's γᵢ. The backbone's features h have no natural scale, so "
+           "its spectrum is divided by its largest eigenvalue λ₁, here and in the table.")
 st.plotly_chart(spectrum_figure(artifact), key="spectrum")
 st.plotly_chart(spectrum_metrics_figure(by_epoch), key="spectrum-metrics")
-metrics = artifact.get("metrics", {})
+st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in TERMS.items()))
 st.dataframe(
-    [{"features": part, **{k: v for k, v in values.items() if not isinstance(v, dict)}}
-     for part, values in metrics.items() if isinstance(values, dict)],
+    spectrum_table(artifact),
     hide_index=True,
+    column_config={
+        "RankMe": st.column_config.TextColumn(help=TERMS["RankMe"]),
+        "α (α-ReQ)": st.column_config.TextColumn(help=TERMS["α (α-ReQ)"]),
+        "optimum gap": st.column_config.TextColumn(help=TERMS["optimum gap"]),
+        "features": st.column_config.TextColumn(
+            help="which features' spectrum: the projector's f = clip(z) and the backbone's h "
+                 "(mean batch Gram spectra), the cross-view moment, and E[f fᵀ] over both views"),
+    },
 )
+st.caption(f"Counts of eigenvalues ≥ 0.5 and ≥ {NEAR_ONE} of each spectrum (the backbone's ÷ λ₁); "
+           "— where a metric does not apply (RankMe and α need the embedding matrix; the gap "
+           "compares C₊ with C²).")

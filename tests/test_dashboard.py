@@ -95,6 +95,20 @@ def test_runs_table_shows_the_probe_accuracy(page, runs_dir: Path) -> None:
     assert table.loc["trained", "epochs"] == "2/2"
 
 
+def test_runs_table_gives_mu_only_to_the_spectral_loss(page, runs_dir: Path) -> None:
+    from explorer.config import build_config
+    from explorer.runs import create_run
+
+    create_run(runs_dir, build_config("shapes-demo", None, {"loss": "simclr"}), name="no-mu")
+    try:
+        table = page("runs").dataframe[0].value.set_index("name")
+    finally:
+        shutil.rmtree(runs_dir / "no-mu")
+    assert table.loc["no-mu", "μ"] == "n/a (no μ)"
+    assert table.loc["trained", "μ"] == f"{Run(runs_dir / 'trained').config().mu:g}"
+    assert "None" not in table["μ"].astype(str).tolist()
+
+
 def test_train_form_reports_the_command_lines_errors(page, runs_dir: Path) -> None:
     app = page("train")
     app.text_input(key="field-shapes-demo-epochs").set_value("abc")
@@ -185,6 +199,16 @@ def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: P
                  and t.get("mode") == "lines+markers")
     assert values(share, "y")[-1] == pytest.approx(100 * (1 - exact["gap"]))  # percent
     assert "RankMe" in json.dumps(charts(app)[-1]["layout"])
+    # the page defines its terms and its table reads without raw keys or "None"
+    text = " ".join(m.value for m in app.markdown)
+    for term in ("RankMe", "α (α-ReQ)", "optimum gap", "cross", "What a good spectral run"):
+        assert term in text, term
+    table = app.dataframe[0].value
+    assert len(table) and not any("_" in str(c) for c in table.columns)
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+    backbone = table[table["features"].str.startswith("backbone")].iloc[0]
+    eigs = artifact["arrays"]["backbone_eigs_mean"]
+    assert backbone["eigenvalues ≥ 0.9"] == str(int(np.sum(eigs / eigs[0] >= 0.9)))
 
 
 def test_probe_page_shows_the_runs_results_and_baselines(page, runs_dir: Path) -> None:
