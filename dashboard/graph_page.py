@@ -141,8 +141,9 @@ mu = controls[0].select_slider("μ (squared radius of the ball)", MUS, value=10.
 d = controls[1].slider("features d", 1, min(16, lab.num_nodes - 1), min(lab.k, 16), key="d")
 train_key = (spec, d, mu)
 if controls[2].button("Train", type="primary", key="train"):
-    st.session_state["graph-train"] = {
-        "key": train_key, "running": True, "trainer": TableTrainer(lab.weights, d, mu)}
+    trainer = TableTrainer(lab.weights, d, mu)
+    trainer.run(0)  # the starting table, the first point of the loss curve
+    st.session_state["graph-train"] = {"key": train_key, "running": True, "trainer": trainer}
 state = st.session_state.get("graph-train")
 if state is not None and state["key"] != train_key:
     state = None  # the graph, d or mu changed: that table belongs to another problem
@@ -162,7 +163,7 @@ def training_panel(state: dict[str, Any] | None) -> None:
             state["running"] = False
             st.rerun()  # redraw the page without the timer
     ball = trainer.reachable()
-    point = trainer.history[-1] if trainer.history else trainer.run(0)
+    point = trainer.history[-1]
     gap = trainer.gap(point)
     where = (f"the best loss inside the ball, {ball.loss:.3f}" if ball.binds else
              f"−Σγᵢ² = {trainer.optimum:.3f}, which fits in the ball")
