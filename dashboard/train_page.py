@@ -115,9 +115,11 @@ def typed_values(preset: str) -> dict[str, Any]:
 def highlight(preset: str, problems: list[tuple[str, str]], slots: dict[str, Any]) -> None:
     """A red frame around each bad field and its message under it."""
     keys = [f"field-{preset}-{field}" for field, _ in problems if field in slots]
-    if keys:
-        frames = ", ".join(f".st-key-{key} div[data-baseweb]" for key in keys)
-        st.html(f"<style>{frames} {{outline: 2px solid #d33; border-radius: 0.5rem}}</style>")
+    boxes = ", ".join(f".st-key-{key} [data-testid='stTextInputRootElement'], .st-key-{key} "
+                      "[data-testid='stSelectbox'] > div:last-child" for key in keys)
+    # Always one element here, so that the elements below keep their places between reruns.
+    st.html(f"<style>{boxes or '.no-bad-field'} {{outline: 2px solid #d33; "
+            "border-radius: 0.5rem}</style>")
     for field, message in problems:
         if field in slots:
             slots[field].markdown(f":red[{message}]")
@@ -184,15 +186,16 @@ with st.expander("New run", expanded=True):
     values, slots = config_form(preset, {field for field, _ in early})
     config, problems = form_problems(preset, values)
     highlight(preset, problems, slots)
-    for field, message in config_warnings(config) if config else []:
-        slots[field].markdown(f":orange[{message}]")
-        st.warning(message)
-    if config is not None:
-        estimate(config)
     held = name_held_by(name.strip())
-    if held is not None:
-        st.info(f"A trainer (process {held if held > 0 else '?'}) is writing run `{name.strip()}`; "
-                "choose another name.")
+    with st.container():  # one element whatever it holds: the Launch button keeps its place
+        for field, message in config_warnings(config) if config else []:
+            slots[field].markdown(f":orange[{message}]")
+            st.warning(message)
+        if config is not None:
+            estimate(config)
+        if held is not None:
+            st.info(f"A trainer (process {held if held > 0 else '?'}) is writing run "
+                    f"`{name.strip()}`; choose another name.")
     buttons = st.columns([1, 1, 4])
     if buttons[0].button("Launch", type="primary", disabled=held is not None):
         st.session_state.pop("launched", None)
