@@ -28,6 +28,7 @@ from dashboard.serve import (
     stop_server,
 )
 from explorer.config_docs import label
+from explorer.demo import DEMO_RUNS
 from explorer.runs import Run, list_runs
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
@@ -48,6 +49,7 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     runs = tmp_path_factory.mktemp("browser") / "runs"
     synthetic_run(runs, "synthetic-20x5000")
     corrupt_run(runs, "half-written")
+    shutil.copytree(DEMO_RUNS / "shapes-spectral", runs / "demo-spectral")  # has its weights
     return runs
 
 
@@ -181,4 +183,44 @@ def test_a_box_selection_shows_its_images_and_class_mix(server: str, browser) ->
     assert int(heading.inner_text().split()[0]) > 1000
     assert _exceptions(page) == []
     assert page.locator('[data-testid="stImage"]').count() == 1
+    page.close()
+
+
+def test_runs_opens_at_its_own_url(server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/runs")
+    page.locator("h1", has_text="Runs").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)  # the runs table
+    page.wait_for_function(READY, timeout=60_000)
+    assert page.get_by_text("Page not found").count() == 0
+    page.close()
+
+
+# The page position of the first point of the first trace of the page's first Plotly chart.
+FIRST_POINT = """() => {
+    const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, trace = gd._fullData[0];
+    const box = gd.getBoundingClientRect();
+    return [box.left + xa._offset + xa.d2p(trace.x[0]), box.top + ya._offset + ya.d2p(trace.y[0])];
+}"""
+
+
+def test_clicking_a_point_shows_its_image_and_neighbours(server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    open_page(page, server, "embeddings")
+    page.get_by_role("combobox", name="Run").click()
+    page.get_by_role("option", name="demo-spectral").click()
+    page.get_by_text("demo-spectral, epoch").first.wait_for(timeout=60_000)
+    page.wait_for_function(READY, timeout=60_000)
+    x, y = page.evaluate(FIRST_POINT)
+    page.mouse.click(x, y)  # the chart as the page drew it: no toolbar button touched
+    heading = page.get_by_text(re.compile(r"^Test image \d+: \w+$"))
+    heading.wait_for(timeout=60_000)
+    neighbours = page.locator("p", has_text=re.compile(r"^Nearest neighbours"))
+    neighbours.wait_for(timeout=60_000)
+    page.wait_for_function(READY, timeout=60_000)
+    classes = neighbours.inner_text().split(": ", 1)[1].split(", ")
+    assert len(classes) == 12
+    assert page.locator('[data-testid="stImage"] img').count() == 2  # the image, its neighbours
+    assert _exceptions(page) == []
     page.close()
