@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from explorer.artifacts import analysed_epochs, load_all_analyses
 from explorer.config import Config
-from explorer.data import ImageDataset
 from explorer.errors import UserError
 from explorer.launcher import open_named_run
 from explorer.runs import Run, list_runs
+
+if TYPE_CHECKING:  # explorer.data imports torch: the pages that list runs do not need it
+    from explorer.data import ImageDataset
 
 RUNS_DIR_ENV = "EXPLORER_RUNS_DIR"
 

@@ -30,15 +30,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from explorer import runlock
 from explorer.config import Config, config_from_dict
 from explorer.errors import UserError, first_line
+
+if TYPE_CHECKING:  # torch is imported where checkpoints are touched: listing runs (the
+    import torch  # dashboard's first page) does not pay its ~1.5 s import
 
 FORMAT_VERSION = 1
 STATES = ("created", "running", "finished", "stopped", "failed")
@@ -87,6 +86,7 @@ def package_versions() -> dict[str, str]:
 
     import numpy
     import sklearn
+    import torch
     import torchvision
 
     return {
@@ -272,6 +272,8 @@ class Run:
     # -- checkpoints ---------------------------------------------------------------------------
     def save_weights(self, epoch: int, state_dict: dict[str, torch.Tensor]) -> Path:
         path = self.checkpoint_dir / f"epoch-{epoch:04d}.safetensors"
+        from safetensors.torch import save_file
+
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         with _atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"epoch": str(epoch)})
@@ -287,12 +289,17 @@ class Run:
         return sorted(found)
 
     def load_weights(self, path: Path) -> dict[str, torch.Tensor]:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as err:
             raise UserError(f"checkpoint {path} is corrupt or unreadable ({err})") from None
 
     def save_resume_state(self, state: dict[str, Any]) -> None:
+        import torch
+
         with _atomic_path(self.checkpoint_dir / "resume.pt") as tmp:
             torch.save(state, tmp)
 
@@ -303,6 +310,8 @@ class Run:
         path = self.checkpoint_dir / "resume.pt"
         if not path.exists():
             raise UserError(f"run {self.path} has no resumable checkpoint ({path} is missing)")
+        import torch
+
         try:
             # weights_only: a checkpoint is data; unpickling arbitrary objects could run code.
             return torch.load(path, map_location="cpu", weights_only=True)
