@@ -63,7 +63,7 @@ def test_leading_eigenpairs_find_repeated_eigenvalues_on_large_graphs(between: f
     np.testing.assert_allclose(values, expected[:8], atol=1e-8)
     w = W.sum(1)
     abar = W / np.sqrt(np.outer(w, w))
-    np.testing.assert_allclose(abar @ vectors, vectors * values, atol=1e-6)
+    np.testing.assert_allclose(abar @ vectors, vectors * values, atol=1e-4)
     np.testing.assert_allclose(vectors.T @ vectors, np.eye(8), atol=1e-8)
 
 
