@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 import time
 from dataclasses import fields
@@ -178,6 +179,30 @@ def test_stop_clears_the_launched_banner_and_the_launched_name(
 
 
 # -- the phases after training -----------------------------------------------------------------
+def test_a_phase_is_believed_only_while_its_process_holds_the_run(tmp_path: Path) -> None:
+    run = create_run(tmp_path, build_config("shapes-demo"), name="r")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run.update_status(state="finished", pid=os.getpid())
+    run.set_phase("analysing", 2, 5)
+    assert run.activity() is None  # alive, but not the run's writer: a reused pid
+    run.lock()
+    try:
+        assert run.activity() == "analysing checkpoint 2/5"
+        run.set_phase("probing")
+        assert run.activity() == "probing the last checkpoint"
+        run.set_phase("training")  # finished: training is over whatever the phase says
+        assert run.activity() is None
+        run.update_status(state="running")
+        assert run.activity() == "training"
+        run.set_phase("done")
+        assert run.activity() is None
+        run.update_status(pid=dead.pid, phase="analysing")  # the process is gone
+        assert run.activity() is None
+    finally:
+        run.unlock()
+
+
 def test_a_launched_run_shows_training_probing_and_analysing_until_it_exits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
