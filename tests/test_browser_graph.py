@@ -1,0 +1,94 @@
+"""The Graph page in a real browser (headless Chromium driven by Playwright, as in
+tests/test_browser.py): the between-cluster slider, moved with the keyboard, changes the count of
+eigenvalues near 1, and Train brings the table's loss to the optimum. Times are printed, not
+asserted."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dashboard.serve import CHROMIUM_ARGS, READY, open_page, start_server, stop_server
+
+CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: install it "
+                       "with `apt-get install -y chromium` or point EXPLORER_CHROMIUM at one"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = start_server(tmp_path_factory.mktemp("browser-graph") / "runs")
+    yield url
+    stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        tab = chromium.new_page(viewport={"width": 1400, "height": 1400})
+        yield tab
+        chromium.close()
+
+
+def near_one(page) -> str:
+    metric = page.locator('[data-testid="stMetric"]', has_text="eigenvalues of Ā above")
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def test_the_between_slider_and_train(server: str, page, capsys) -> None:
+    loaded = open_page(page, server, "graph")
+    assert near_one(page) == "3"  # three clusters joined by weak edges (between = 0.02)
+    slider = page.locator('[data-testid="stSlider"]', has_text="between-cluster weight")
+    thumb = slider.get_by_role("slider")
+    thumb.focus()
+    started = time.perf_counter()
+    for _ in range(10):  # 0.02 -> 0.12: gamma_2, gamma_3 fall below 0.9
+        thumb.press("ArrowRight")
+    playwright_api.expect(thumb).to_have_value("0.12")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
+            .some(m => m.innerText.includes('above') && m.innerText.trim().endsWith('1'))""",
+        timeout=30_000)
+    moved = time.perf_counter() - started
+    page.wait_for_function(READY, timeout=30_000)
+    assert near_one(page) == "1"
+    assert not page.query_selector_all('[data-testid="stException"]')
+
+    started = time.perf_counter()
+    page.get_by_role("button", name="Train").click()
+    report = page.get_by_text(re.compile(r"gap to the optimum: [\d.]+%"))
+    gaps: list[float] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if report.count():
+            text = report.first.inner_text()
+            gaps.append(float(re.search(r"gap to the optimum: ([\d.]+)%", text).group(1)))
+            if gaps[-1] < 5.0 and len(gaps) > 1:
+                break
+        page.wait_for_timeout(250)
+    trained = time.perf_counter() - started
+    assert gaps and gaps[-1] < 5.0, gaps
+    assert not page.query_selector_all('[data-testid="stException"]')
+    # the loss curve in the browser starts at the random table, far above the optimum line
+    curve = page.evaluate("""() => {
+        const plot = [...document.querySelectorAll('.js-plotly-plot')].find(
+            p => ((p.layout.title || {}).text || '').includes('population loss'));
+        return {x: plot.data[0].x, y: plot.data[0].y, optimum: plot.layout.shapes[0].y0};
+    }""")
+    optimum = curve["optimum"]
+    assert curve["x"][0] == 0 and len(curve["x"]) >= 2
+    assert curve["y"][0] - optimum > 0.5 * abs(optimum) > 10 * (curve["y"][-1] - optimum)
+    with capsys.disabled():
+        print(f"\nGraph page: loaded in {loaded:.2f} s; slider moved to a new count in "
+              f"{moved:.2f} s; Train reached a {gaps[-1]:.1f}% gap in {trained:.2f} s "
+              f"(gaps seen: {', '.join(f'{g:.1f}' for g in gaps[:8])}…)")
