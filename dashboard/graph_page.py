@@ -103,15 +103,16 @@ summary = cached_summary(spec)
 near = f"{summary.near_one}" if summary.complete else f"≥ {summary.near_one}"
 metrics = st.columns(6)
 metrics[0].metric("nodes", f"{lab.num_nodes:,}")
-metrics[1].metric(f"eigenvalues of Ā above {NEAR_ONE}", near,
-                  help="one per nearly disconnected cluster")
+metrics[1].metric(f"γᵢ above {NEAR_ONE}", near,
+                  help=f"eigenvalues of Ā above {NEAR_ONE}: one per nearly disconnected cluster")
 metrics[2].metric(f"γ_k (k = {lab.k})", f"{summary.gammas[lab.k - 1]:.3f}")
 metrics[3].metric("γ_{k+1}", f"{summary.gammas[lab.k]:.3f}",
                   help="the paper's error bounds need it away from 1")
-metrics[4].metric("spectral clustering ARI", f"{summary.ari:.3f}",
-                  help="adjusted Rand index against the true clusters: 1 exact, 0 chance")
-metrics[5].metric("linear probe accuracy", f"{100 * summary.probe_accuracy:.1f}%",
-                  help="logistic regression on the top-k eigenvector features")
+metrics[4].metric("clustering ARI", f"{summary.ari:.3f}",
+                  help="spectral clustering against the true clusters, adjusted Rand index: "
+                       "1 exact, 0 chance")
+metrics[5].metric("probe accuracy", f"{100 * summary.probe_accuracy:.1f}%",
+                  help="a linear probe (logistic regression) on the top-k eigenvector features")
 
 left, right = st.columns(2)
 left.plotly_chart(weights_heatmap(lab.weights, lab.labels, lab.classes), key="weights")

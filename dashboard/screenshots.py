@@ -1,5 +1,6 @@
 """Screenshots of every dashboard page on the shipped demo runs: ``make screenshots`` (into
-assets/, for the README). Usage: python dashboard/screenshots.py OUT_DIR"""
+assets/, for the README). Usage: python dashboard/screenshots.py OUT_DIR [URL_PATH ...] (default:
+every page)"""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from dashboard.serve import (  # noqa: E402
 from explorer.demo import DEMO_RUNS  # noqa: E402
 
 
-def main(out: Path) -> None:
+def main(out: Path, only: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
@@ -36,11 +37,20 @@ def main(out: Path) -> None:
                                                      args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1400, "height": 2000})
                 for path, title in PAGES.items():
+                    if only and path not in only:
+                        continue
+                    # the Graph page is long: a taller window (Streamlit scrolls inside it)
+                    page.set_viewport_size({"width": 1400, "height": 2400 if path == "graph"
+                                            else 2000})
                     open_page(page, url, path)
                     if path == "embeddings":  # a box selection: its images and class mix
                         box_select(page, (0.02, 0.02), (0.5, 0.98))
                         page.get_by_text("selected images").first.wait_for(timeout=60_000)
                         page.locator('[data-testid="stImage"] img').first.wait_for(timeout=60_000)
+                        page.wait_for_function(READY)
+                    if path == "graph":  # a trained table: its loss at the optimum line
+                        page.get_by_role("button", name="Train").click()
+                        page.get_by_text("Step 3,000 of 3,000").wait_for(timeout=120_000)
                         page.wait_for_function(READY)
                     page.screenshot(path=str(out / f"{title.lower()}.png"), full_page=True)
                     print(f"saved {out / f'{title.lower()}.png'}")
@@ -50,4 +60,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "assets"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "assets"), sys.argv[2:])

@@ -41,7 +41,7 @@ def page(server: str) -> Iterator[object]:
 
 
 def near_one(page) -> str:
-    metric = page.locator('[data-testid="stMetric"]', has_text="eigenvalues of Ā above")
+    metric = page.locator('[data-testid="stMetric"]', has_text="above 0.9")
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
@@ -57,7 +57,7 @@ def test_the_between_slider_and_train(server: str, page, capsys) -> None:
     playwright_api.expect(thumb).to_have_value("0.12")
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
-            .some(m => m.innerText.includes('above') && m.innerText.trim().endsWith('1'))""",
+            .some(m => m.innerText.includes('above 0.9') && m.innerText.trim().endsWith('1'))""",
         timeout=30_000)
     moved = time.perf_counter() - started
     page.wait_for_function(READY, timeout=30_000)

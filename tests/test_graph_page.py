@@ -59,16 +59,16 @@ def gap_percent(page: AppTest) -> float:
 def test_default_graph_and_the_between_slider(app: AppTest) -> None:
     assert app.title[0].value == "Graph"
     default = near_one_count((40, 40, 40), 1.0, 0.02, 10.0)
-    assert metric(app, "eigenvalues of Ā above 0.9") == str(default) == "3"
+    assert metric(app, "γᵢ above 0.9") == str(default) == "3"
     assert len(app.get("plotly_chart")) == 4
     app.slider(key="between").set_value(0.3).run()
     assert not app.exception
     moved = near_one_count((40, 40, 40), 1.0, 0.3, 10.0)
     assert moved != default
-    assert metric(app, "eigenvalues of Ā above 0.9") == str(moved)
+    assert metric(app, "γᵢ above 0.9") == str(moved)
     app.slider(key="k").set_value(5)
     app.slider(key="between").set_value(0.0).run()
-    assert metric(app, "eigenvalues of Ā above 0.9") == str(
+    assert metric(app, "γᵢ above 0.9") == str(
         near_one_count((40,) * 5, 1.0, 0.0, 10.0)) == "5"  # 5 disconnected clusters
 
 
@@ -102,6 +102,6 @@ def test_shapes_graph_counts_its_classes(app: AppTest) -> None:
     app.radio(key="kind").set_value("Shapes").run()
     assert not app.exception
     assert metric(app, "nodes") == "840"
-    assert metric(app, "eigenvalues of Ā above 0.9") == "6"  # six classes, no shape change
+    assert metric(app, "γᵢ above 0.9") == "6"  # six classes, no shape change
     app.slider(key="shape").set_value(0.1).run()  # closed form: (1 - 0.1)^2 = 0.81 < 0.9
-    assert metric(app, "eigenvalues of Ā above 0.9") == "1"
+    assert metric(app, "γᵢ above 0.9") == "1"
