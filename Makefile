@@ -29,7 +29,7 @@ test: setup lint browser
 
 # The dashboard on http://127.0.0.1:8501 (an empty runs/ receives the shipped demo runs).
 app: setup
-	$(VENV)/bin/streamlit run app.py
+	$(VENV)/bin/python -m dashboard
 
 # Screenshots of every page on the demo runs, into assets/ (for the README).
 screenshots: setup browser

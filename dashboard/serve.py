@@ -38,16 +38,16 @@ def free_port() -> int:
 
 
 def start_server(runs_dir: Path, timeout: float = 90) -> tuple[subprocess.Popen[str], str]:
-    """``streamlit run app.py`` on a free port of 127.0.0.1, showing ``runs_dir``; the server's
-    output goes to ``server.log`` beside ``runs_dir`` (a pipe nobody reads would fill and stall
-    it)."""
+    """``python -m dashboard`` (``streamlit run app.py``, as ``make app`` starts it) on a free
+    port of 127.0.0.1, showing ``runs_dir``; the server's output goes to ``server.log`` beside
+    ``runs_dir`` (a pipe nobody reads would fill and stall it)."""
     port = free_port()
     env = {**os.environ, "EXPLORER_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(ROOT)}
     log_path = runs_dir.parent / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-             str(port), "--server.headless", "true"],
+            [sys.executable, "-m", "dashboard", "--server.port", str(port),
+             "--server.headless", "true"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
         )
     url = f"http://127.0.0.1:{port}"
