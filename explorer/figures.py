@@ -163,7 +163,8 @@ def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figur
     """RankMe, α-ReQ and the optimum gap of every analysed checkpoint against the epoch."""
     epochs = sorted(artifacts)
     fig = make_subplots(rows=1, cols=3, subplot_titles=(
-        "RankMe (effective rank)", "α-ReQ (eigenvalue decay)", "‖C₊ − C²‖ relative (0: optimum)"))
+        "RankMe (effective rank)", "α-ReQ (eigenvalue decay)",
+        "optimum gap ‖C₊ − C²‖ (0: optimum)"))
     for i, part in enumerate(("projector", "backbone")):
         def value(epoch: int, key: str, part: str = part) -> float | None:
             return artifacts[epoch].get("metrics", {}).get(part, {}).get(key)
@@ -299,6 +300,7 @@ def reachable_optimum_figure(
     if mu_run is not None:
         fig.add_trace(go.Scatter(x=[mu_run] * 2, y=span, mode="lines", line={"color": "red"},
                                  name=f"the run's μ = {mu_run:g}"))
+    fig.update_xaxes(tickvals=log_ticks(float(mus.min()), float(mus.max())), minor={"ticks": ""})
     fig.update_layout(xaxis_type="log", xaxis_title="μ (ball ‖f(x)‖² ≤ μ, f = clip(z))",
                       yaxis_title="population loss L(f)", height=380,
                       margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})

@@ -193,6 +193,7 @@ def test_reachable_optimum_figure_shows_the_curve_and_marks() -> None:
     np.testing.assert_allclose(line.x, [0.5, 40.0])
     np.testing.assert_allclose(line.y, [-10.1, -10.1])
     assert fig.layout.xaxis.type == "log"
+    assert list(fig.layout.xaxis.tickvals) == [0.5, 1, 2, 5, 10, 20]  # labelled ticks only
     fit, run = fig.data[2:]
     assert list(fit.x) == [29.25, 29.25] and list(run.x) == [10.0, 10.0]
     assert list(run.y) == [-10.1, 0.0]  # from the lowest loss up to f = 0
