@@ -43,7 +43,7 @@ def background() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-page")
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=6, show_spinner=False)  # a 2,000-node W is 32 MB
 def cached_graph(spec: Spec) -> graph_lab.LabGraph:
     return build(spec)
 
@@ -81,7 +81,7 @@ if kind == "Clusters":
     within = cols[4].slider("within-cluster weight", 0.1, 1.0, 1.0, step=0.05, key="within")
     between = cols[5].slider("between-cluster weight", 0.0, 1.0, 0.02, step=0.01, key="between",
                              help="the weak edges; only between / within matters (W sums to 1)")
-    sizes = graph_lab.cluster_sizes(k, largest, max(1, round(largest * smallest / 100)))
+    sizes = graph_lab.cluster_sizes(k, largest, max(2, round(largest * smallest / 100)))
     spec: Spec = ("clusters", sizes, within, between, float(degree))
     structure: Spec = ("clusters", sizes, within, None, float(degree))
     swept_name, swept_now = "between / within weight", between / within
