@@ -18,7 +18,16 @@ APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
 def _warm_up() -> None:
+    """What the first page imports; not dashboard/ itself, whose caches belong to the running
+    Streamlit runtime."""
+    import pandas  # noqa: F401  (st.dataframe)
+    import plotly.subplots  # noqa: F401
+    import pyarrow  # noqa: F401
+
+    import explorer.artifacts  # noqa: F401
     import explorer.builders  # noqa: F401  (torch, the data sets, models and losses)
+    import explorer.figures  # noqa: F401
+    import explorer.launcher  # noqa: F401
     import explorer.overview  # noqa: F401
 
 
