@@ -7,10 +7,17 @@ import streamlit as st
 from dashboard.common import runs_dir
 from explorer.errors import UserError
 from explorer.figures import training_curves
-from explorer.overview import summaries
+from explorer.overview import RunSummary, summaries
 from explorer.runs import Run
 
 st.title("Runs")
+
+
+def _state(summary: RunSummary) -> str:
+    """A finished run may still be probed and analysed by its live process: say so."""
+    if summary.activity in (None, "training"):
+        return summary.state
+    return f"{summary.state}, now {summary.activity}"
 
 
 @st.fragment(run_every=3)
@@ -23,7 +30,7 @@ def runs_table() -> None:
         [
             {
                 "name": s.name,
-                "state": s.state,
+                "state": _state(s),
                 "dataset": s.dataset,
                 "backbone": s.backbone,
                 "loss": s.loss,

@@ -179,7 +179,9 @@ def test_stop_clears_the_launched_banner_and_the_launched_name(
 
 
 # -- the phases after training -----------------------------------------------------------------
-def test_a_phase_is_believed_only_while_its_process_holds_the_run(tmp_path: Path) -> None:
+def test_a_phase_is_believed_only_while_its_process_holds_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = create_run(tmp_path, build_config("shapes-demo"), name="r")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -189,6 +191,12 @@ def test_a_phase_is_believed_only_while_its_process_holds_the_run(tmp_path: Path
     run.lock()
     try:
         assert run.activity() == "analysing checkpoint 2/5"
+        monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path))
+        runs_page = AppTest.from_file(str(ROOT / "dashboard" / "runs_page.py"),
+                                      default_timeout=120).run()
+        assert not runs_page.exception
+        states = list(runs_page.dataframe[0].value["state"])
+        assert states == ["finished, now analysing checkpoint 2/5"]
         run.set_phase("probing")
         assert run.activity() == "probing the last checkpoint"
         run.set_phase("training")  # finished: training is over whatever the phase says
