@@ -106,7 +106,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_run(args: argparse.Namespace) -> int:
     from explorer import distributed
-    from explorer.config import build_config
+    from explorer.config import build_config, config_warnings
     from explorer.evaluate import format_probe_table, probe_run
     from explorer.train import Trainer, analysis_mode
 
@@ -116,6 +116,9 @@ def _train_run(args: argparse.Namespace) -> int:
         distributed.barrier()  # every rank has read the status before rank 0 changes it
     else:
         config = build_config(args.preset, args.config, args.overrides)
+        if distributed.is_main():
+            for _, message in config_warnings(config):
+                print(f"warning: {message}", file=sys.stderr)
         trainer = Trainer(config, progress=not args.no_progress)  # data errors surface here
         run = _create_run_on_rank0(args, config)
     state = trainer.fit(run, resume=bool(args.resume))

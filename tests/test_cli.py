@@ -112,3 +112,15 @@ def test_probe_takes_only_the_runs_own_checkpoints(
     assert main(["analyze", "runs/r", "--checkpoint", str(stranger), "--no-progress"]) == 2
     assert "is not one of run runs/r's checkpoints" in capsys.readouterr().err
 
+
+
+def test_train_warns_when_warmup_covers_every_epoch(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workdir)
+    flags = ["--no-probe", "--no-progress"]
+    assert main(["train", *TINY, "epochs=1", "knn_every=0", "--name", "w", *flags]) == 0
+    err = capsys.readouterr().err
+    assert "warning: warmup_epochs (1) >= epochs (1)" in err  # TINY warms up for 1 epoch
+    assert main(["train", *TINY, "epochs=2", "knn_every=0", "--name", "v", *flags]) == 0
+    assert "warning" not in capsys.readouterr().err
