@@ -45,6 +45,7 @@ bench: setup
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_analysis.py
 	$(PY) benchmarks/bench_theorem.py
+	$(PY) benchmarks/bench_graph_page.py
 
 # The tutorials in JupyterLab (installs JupyterLab into the venv on first use).
 notebooks: setup
