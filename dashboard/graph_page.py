@@ -20,6 +20,7 @@ from explorer.graph_figures import (
 from explorer.graph_training import TableTrainer
 
 CHUNK, MAX_STEPS, TICK_S = 100, 3000, 0.25  # training: steps per tick, steps in all, tick period
+FIRST_STEPS, FIRST_CHUNK = 200, 20  # the fast start in small chunks, so the descent is seen
 MUS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
 BACKGROUND_NODES = 1000  # above, the ball optimum is solved in a thread beside the training
 
@@ -167,7 +168,7 @@ def training_panel(state: dict[str, Any] | None) -> None:
         return
     trainer: TableTrainer = state["trainer"]
     if state["running"]:
-        trainer.run(CHUNK)
+        trainer.run(FIRST_CHUNK if trainer.step < FIRST_STEPS else CHUNK)
         if trainer.step >= MAX_STEPS:
             state["running"] = False
             st.rerun()  # redraw the page without the timer
