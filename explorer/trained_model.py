@@ -6,7 +6,7 @@ from pathlib import Path
 
 from explorer.builders import build_model
 from explorer.config import Config
-from explorer.errors import UserError
+from explorer.errors import UserError, first_line
 from explorer.models import ContrastiveModel
 from explorer.runs import Run
 
@@ -31,8 +31,7 @@ def load_trained_model(
     try:
         model.load_state_dict(run.load_weights(checkpoint))
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0][:200]
         raise UserError(
-            f"checkpoint {checkpoint} does not fit backbone {config.backbone}: {first}"
+            f"checkpoint {checkpoint} does not fit backbone {config.backbone}: {first_line(err)}"
         ) from None
     return model, epoch
