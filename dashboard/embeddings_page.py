@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import streamlit as st
 from torch import Tensor
@@ -92,8 +94,6 @@ if len(rows) == 1:
     if picture is not None:
         st.image(picture, width=128)
     if epoch in dict(run.weight_checkpoints()):
-        import json
-
         features = _features(str(run.path), epoch, json.dumps(config.to_dict(), sort_keys=True),
                              indices.astype(np.int64).tobytes())
         nearest = nearest_neighbours(features, row, k=12)

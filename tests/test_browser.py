@@ -218,9 +218,13 @@ def test_clicking_a_point_shows_its_image_and_neighbours(server: str, browser) -
     heading.wait_for(timeout=60_000)
     neighbours = page.locator("p", has_text=re.compile(r"^Nearest neighbours"))
     neighbours.wait_for(timeout=60_000)
+    # The neighbours' grid is the last element the click draws; READY alone can pass before it
+    # arrives (Streamlit shows its status widget only once a rerun has taken a moment).
+    images = page.locator('[data-testid="stImage"] img')
+    images.nth(1).wait_for(timeout=60_000)
     page.wait_for_function(READY, timeout=60_000)
     classes = neighbours.inner_text().split(": ", 1)[1].split(", ")
     assert len(classes) == 12
-    assert page.locator('[data-testid="stImage"] img').count() == 2  # the image, its neighbours
+    assert images.count() == 2  # the image, its neighbours
     assert _exceptions(page) == []
     page.close()
