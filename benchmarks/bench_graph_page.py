@@ -7,7 +7,8 @@ For each graph (the page's default, 3 clusters of 40; the shapes graph, 840 node
 - "move a slider": build the graph and summarise it (spectrum, count near 1, top-k eigenvectors,
   spectral clustering ARI, linear probe): what the page recomputes when a slider moves;
 - "degradation curve": the sweep, recomputed only when something other than the swept value
-  changes (cached by the page per structure);
+  changes (cached by the page per structure; above 400 nodes swept in a thread beside the page,
+  which answers without it and draws the curve when it arrives);
 - "press Train": the table's set-up (its top-d eigenpairs) and the ball-constrained optimum
   (solved once per training, only when mu cuts the optimum off);
 - "one training tick": a chunk of 100 steps and the exact scoring of the table.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import streamlit as st
@@ -23,6 +23,8 @@ CHUNK, MAX_STEPS, TICK_S = 100, 3000, 0.25  # training: steps per tick, steps in
 FIRST_STEPS, FIRST_CHUNK = 200, 20  # the fast start in small chunks, so the descent is seen
 MUS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
 BACKGROUND_NODES = 1000  # above, the ball optimum is solved in a thread beside the training
+INLINE_CURVE_NODES = 400  # above, the degradation curve is swept in a thread beside the page
+CURVE_POLL_S = 0.5  # how often a pending curve is looked for
 
 Spec = tuple[Any, ...]  # ("clusters", sizes, within, between, degree) or ("shapes", 4 probs)
 
@@ -40,8 +42,9 @@ def build(spec: Spec, swept: float | None = None) -> graph_lab.LabGraph:
 
 @st.cache_resource(show_spinner=False)
 def background() -> ThreadPoolExecutor:
-    """One worker per server for the slow solves that must not hold a training tick."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-page")
+    """Workers for the slow solves (the ball optimum, the degradation sweep) that must hold
+    neither a training tick nor a slider: two, so that a sweep does not queue behind a solve."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="graph-page")
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)  # a 2,000-node W is 32 MB
@@ -54,11 +57,21 @@ def cached_summary(spec: Spec) -> graph_lab.GraphSummary:
     return graph_lab.summarize(cached_graph(spec), threshold=NEAR_ONE)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Sweeping the weak edges…")
-def cached_curve(structure: Spec) -> graph_lab.DegradationCurve:
+def sweep_curve(structure: Spec) -> graph_lab.DegradationCurve:
     """The curve depends on everything but the swept value (``structure`` has it set to None)."""
     sweep = graph_lab.CLUSTER_SWEEP if structure[0] == "clusters" else graph_lab.SHAPE_SWEEP
     return graph_lab.degradation_curve(lambda value: build(structure, value), sweep)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_curve(structure: Spec, num_nodes: int) -> Future[graph_lab.DegradationCurve]:
+    """The sweep of ``structure``: solved at once on small graphs, beside the page above
+    :data:`INLINE_CURVE_NODES` nodes (1-3 s there), so a slider answers before the curve does."""
+    if num_nodes <= INLINE_CURVE_NODES:
+        done: Future[graph_lab.DegradationCurve] = Future()
+        done.set_result(sweep_curve(structure))
+        return done
+    return background().submit(sweep_curve, structure)
 
 
 st.title("Graph")
@@ -131,7 +144,7 @@ left.caption("The top-k eigenvectors, one row per node: when the clusters are ne
              "disconnected, rows are constant within a cluster (cluster indicators up to a "
              "rotation), so a linear head separates the clusters and k-means on the rows "
              "(spectral clustering) finds them.")
-curve_slot = right.empty()  # filled last: the sweep is the slow part, the rest shows first
+curve_slot = right.container()  # filled last: the sweep is the slow part, the rest shows first
 right.caption("Graceful degradation: as the edges between clusters grow, γ_k falls towards "
               "the bulk γ_{k+1}, and the probe's accuracy (logistic regression fitted on half "
               "of the nodes, scored on the other half) and the clustering's ARI fall with it.")
@@ -204,5 +217,21 @@ def training_panel(state: dict[str, Any] | None) -> None:
 
 running = state is not None and state["running"]
 st.fragment(run_every=TICK_S if running else None)(training_panel)(state)
-curve_slot.plotly_chart(degradation_figure(cached_curve(structure), swept_now, swept_name),
-                        key="degradation")
+
+
+def curve_panel(curve: Future[graph_lab.DegradationCurve], current: float, name: str,
+                polling: bool) -> None:
+    """The degradation curve once swept; until then a note, looked at again every
+    :data:`CURVE_POLL_S` seconds."""
+    if not curve.done():
+        st.info(f"Sweeping {name} for the degradation curve (a few seconds)…")
+        return
+    if polling:
+        st.rerun()  # drawn by a full run, which also stops this timer
+    st.plotly_chart(degradation_figure(curve.result(), current, name), key="degradation")
+
+
+curve = cached_curve(structure, lab.num_nodes)
+with curve_slot:
+    st.fragment(run_every=None if curve.done() else CURVE_POLL_S)(curve_panel)(
+        curve, swept_now, swept_name, not curve.done())

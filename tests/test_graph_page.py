@@ -3,9 +3,12 @@ counts (checked against NumPy on the same graph written out here), and Train tra
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sys
+import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,6 +51,13 @@ def metric(page: AppTest, label: str) -> str:
     values = [m.value for m in page.metric if m.label.startswith(label)]
     assert len(values) == 1, [m.label for m in page.metric]
     return values[0]
+
+
+def degradation_figure(page: AppTest) -> dict[str, Any] | None:
+    """The page's degradation chart (titled "as ... grows") as a Plotly dict, if drawn."""
+    figures = [json.loads(chart.proto.spec) for chart in page.get("plotly_chart")]
+    return next((f for f in figures
+                 if f["layout"].get("title", {}).get("text", "").startswith("as ")), None)
 
 
 def gap_percent(page: AppTest) -> float:
@@ -107,3 +117,30 @@ def test_shapes_graph_counts_its_classes(app: AppTest) -> None:
     assert metric(app, "γᵢ above 0.9") == "6"  # six classes, no shape change
     app.slider(key="shape").set_value(0.1).run()  # closed form: (1 - 0.1)^2 = 0.81 < 0.9
     assert metric(app, "γᵢ above 0.9") == "1"
+
+
+def test_shapes_degradation_curve_arrives_after_the_page(app: AppTest) -> None:
+    # 840 nodes: the sweep runs beside the page, which answers first and draws the curve when it
+    # is done (a timer looks for it; AppTest runs the page again instead)
+    app.radio(key="kind").set_value("Shapes").run()
+    assert not app.exception
+    deadline = time.monotonic() + 90
+    while (figure := degradation_figure(app)) is None:
+        assert time.monotonic() < deadline, "the degradation curve never arrived"
+        assert any("degradation curve" in i.value for i in app.info)  # the note while it sweeps
+        time.sleep(0.5)
+        app.run()
+        assert not app.exception, [e.message for e in app.exception]
+    gamma_k = next(t for t in figure["data"] if t["name"] == "γ_k")
+    x, y = plotly_array(gamma_k["x"]), plotly_array(gamma_k["y"])
+    assert len(x) == len(y) >= 5
+    # closed form: each view redraws the shape with probability p, so the five class-joining
+    # eigenvalues are (1 - p)^2; below 0.25 = (1 - 0.5)^2, crop's and rotation's come first
+    np.testing.assert_allclose(y, np.maximum((1 - x) ** 2, 0.25), atol=1e-8)
+
+
+def plotly_array(values: list[float] | dict[str, str]) -> np.ndarray:
+    """A trace's array from a figure's JSON: a list, or Plotly's base64 typed-array encoding."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values, dtype=np.float64)
