@@ -2,10 +2,12 @@
 
 ``synthetic_run`` fills a run with 20 checkpoints' analysis artifacts of 5,000 points (the size the
 speed goal names) from a seeded generator: what the pages must draw quickly, whatever the numbers.
+``trace_values`` reads a chart's data back from the figure JSON a page sent.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 
@@ -15,6 +17,15 @@ from explorer.artifacts import save_analysis
 from explorer.config import build_config
 from explorer.data import load_dataset
 from explorer.runs import Run, create_run
+
+
+def trace_values(trace: dict, key: str) -> list[float]:
+    """A Plotly trace's data as a list: Plotly writes NumPy arrays as base64 typed arrays."""
+    data = trace[key]
+    if isinstance(data, dict) and "bdata" in data:
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+    return list(data)
+
 
 CLASSES = ["circle", "square", "triangle", "cross", "ring", "star"]
 

@@ -3,7 +3,6 @@ on real runs: one trained and analysed by the package, one synthetic, one half-w
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import sys
@@ -20,7 +19,7 @@ from explorer.errors import UserError
 from explorer.launcher import stop_training, validate_launch
 from explorer.runs import Run, open_run
 from tests.conftest import ROOT, TINY, explorer
-from tests.dashboard_runs import corrupt_run, synthetic_run
+from tests.dashboard_runs import corrupt_run, synthetic_run, trace_values
 
 pytestmark = pytest.mark.slow
 
@@ -63,14 +62,6 @@ def page(runs_dir: Path, monkeypatch: pytest.MonkeyPatch):
 
 def charts(app: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-
-
-def values(trace: dict, key: str) -> list[float]:
-    """A trace's data as a list: Plotly writes NumPy arrays as base64 typed arrays."""
-    data = trace[key]
-    if isinstance(data, dict) and "bdata" in data:
-        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
-    return list(data)
 
 
 def trace_names(app: AppTest) -> list[str]:
@@ -190,14 +181,15 @@ def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: P
     data = [t for chart in charts(app) for t in chart["data"]]
     by_name = {t.get("name", ""): t for t in data}
     measured = next(t for n, t in by_name.items() if n.startswith("exact: eig E_w"))
-    assert values(measured, "y") == pytest.approx(artifact["arrays"]["exact_c_eigs"].tolist())
+    arrays = artifact["arrays"]
+    assert trace_values(measured, "y") == pytest.approx(arrays["exact_c_eigs"].tolist())
     gammas = next(t for n, t in by_name.items() if n.startswith("γᵢ of a model"))
-    assert values(gammas, "y") == pytest.approx(artifact["arrays"]["exact_gammas"].tolist())
+    assert trace_values(gammas, "y") == pytest.approx(arrays["exact_gammas"].tolist())
     run_mu = next(t for n, t in by_name.items() if n.startswith("the run's μ"))
-    assert values(run_mu, "x")[0] == pytest.approx(exact["mu"])
+    assert trace_values(run_mu, "x")[0] == pytest.approx(exact["mu"])
     share = next(t for n, t in by_name.items() if "unconstrained" in n and "share" not in n
                  and t.get("mode") == "lines+markers")
-    assert values(share, "y")[-1] == pytest.approx(100 * (1 - exact["gap"]))  # percent
+    assert trace_values(share, "y")[-1] == pytest.approx(100 * (1 - exact["gap"]))  # percent
     assert "RankMe" in json.dumps(charts(app)[-1]["layout"])
     # the page defines its terms and its table reads without raw keys or "None"
     text = " ".join(m.value for m in app.markdown)

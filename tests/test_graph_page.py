@@ -3,7 +3,6 @@ counts (checked against NumPy on the same graph written out here), and Train tra
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import sys
@@ -15,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
+from tests.dashboard_runs import trace_values
 
 pytestmark = pytest.mark.slow
 
@@ -132,15 +132,9 @@ def test_shapes_degradation_curve_arrives_after_the_page(app: AppTest) -> None:
         app.run()
         assert not app.exception, [e.message for e in app.exception]
     gamma_k = next(t for t in figure["data"] if t["name"] == "γ_k")
-    x, y = plotly_array(gamma_k["x"]), plotly_array(gamma_k["y"])
+    x, y = np.array(trace_values(gamma_k, "x")), np.array(trace_values(gamma_k, "y"))
     assert len(x) == len(y) >= 5
     # closed form: each view redraws the shape with probability p, so the five class-joining
     # eigenvalues are (1 - p)^2; below 0.25 = (1 - 0.5)^2, crop's and rotation's come first
     np.testing.assert_allclose(y, np.maximum((1 - x) ** 2, 0.25), atol=1e-8)
 
-
-def plotly_array(values: list[float] | dict[str, str]) -> np.ndarray:
-    """A trace's array from a figure's JSON: a list, or Plotly's base64 typed-array encoding."""
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values, dtype=np.float64)
