@@ -10,13 +10,20 @@ Conventions. For a batch ``Z`` of shape (B, d) the *batch Gram spectrum* is the 
 centred (the spectral loss is not: its optimum has E[f fᵀ] with eigenvalues γ₁..γ_k, γ₁ = 1).
 
 The *spectral features* of projector outputs z are f = clip(z), where clip rescales rows with
-‖z‖ ≥ √μ to norm √μ (HaoChen et al. 2021 [0]; DESIGN.md, "Where μ lives"). The batch loss times μ
-is then exactly the population loss L(f) = −2·E[fᵀf⁺] + E[(fᵀf')²] of the theory, estimated on the
-batch (f = clip(z)/√μ would give −2·E[fᵀf⁺] + μ·E[(fᵀf')²], another problem). At its optimum
-(Eckart–Young on Ā = D^-1/2 W D^-1/2) E[f fᵀ] = Rᵀ diag(γ₁..γ_k) R and
+‖z‖ ≥ √μ to norm √μ (HaoChen et al. 2021 [0]; docs/THEORY.md, "Where μ lives"). The batch
+loss times μ is then exactly the population loss L(f) = −2·E[fᵀf⁺] + E[(fᵀf')²] of the theory,
+estimated on the batch (f = clip(z)/√μ would give −2·E[fᵀf⁺] + μ·E[(fᵀf')²], another problem).
+At its optimum (Eckart–Young on Ā = D^-1/2 W D^-1/2) E[f fᵀ] = Rᵀ diag(γ₁..γ_k) R and
 E[f(x) f(x⁺)ᵀ] = Rᵀ diag(γ₁²..γ_k²) R for one rotation R, provided the optimum fits in the ball
 (‖f*(x)‖² ≤ μ at every node): the second moment C and the cross-view moment C₊ satisfy C₊ = C².
-:func:`optimum_gap` measures how far a network is from that relation.
+:func:`stationarity_residual` measures how far a network is from that relation. It is a
+residual of stationarity, not a distance to the optimum: every critical point of L (W f = D f M
+for a symmetric M) satisfies C₊ = C², so a saddle made of non-top eigenvectors scores 0 too. The
+gap to the optimum is (L − L*)/|L*| alone (:mod:`explorer.theorem`, on an exact graph).
+
+Losses without μ (SimCLR, SimSiam) see only the direction u = z/‖z‖; :func:`loss_features` reads
+them that way, at the scale c that is best for L (c² = P/N, L(c·u) = −P²/N), so that their
+spectra sit on the same axis as γᵢ (docs/THEORY.md, "Losses without μ").
 
 Estimators as their papers define them. :func:`rankme` [1] takes the singular values of the whole
 (N, d) embedding matrix (not centred; ε = 1e-7), never a mean of per-batch spectra, which would cap
@@ -134,6 +141,46 @@ def spectral_features(z: Tensor, mu: float) -> Tensor:
     return z * torch.where(norms >= math.sqrt(mu), math.sqrt(mu) / norms.clamp_min(1e-30), 1.0)
 
 
+def best_scale(u1: Tensor, u2: Tensor) -> float:
+    """The c ≥ 0 that minimises the batch estimate of L(c·u) = −2c²P + c⁴N: c² = P/N.
+
+    P = (1/B)Σᵢ u1ᵢ·u2ᵢ and N = (1/(B(B−1)))Σ_{i≠j}(u1ᵢ·u2ⱼ)², the two terms of the spectral
+    loss on the batch (cross-view pairs, as the loss takes them). 0 when P ≤ 0 (no scale helps).
+
+    Args:
+        u1, u2: Tensors of shape (B, d), two views' features, row i of both from one image.
+    """
+    u1, u2 = _check_matrix(u1), _check_matrix(u2)
+    if len(u1) < 2:
+        raise ValueError("best_scale needs at least two pairs")
+    positive = float((u1 * u2).sum(1).mean())
+    gram = u1 @ u2.T  # (B, B)
+    negative = float((gram.square().sum() - gram.diagonal().square().sum())
+                     / (len(u1) * (len(u1) - 1)))
+    return math.sqrt(positive / negative) if positive > 0 and negative > 0 else 0.0
+
+
+def loss_features(z1: Tensor, z2: Tensor, loss: str, mu: float) -> tuple[Tensor, Tensor, float]:
+    """Two views' projector outputs read as their loss sees them: ``(f1, f2, scale)``, float64.
+
+    - ``spectral``: f = clip(z) with the run's μ (:func:`spectral_features`), scale 1;
+    - ``simclr``, ``simsiam``: NT-Xent and SimSiam see only u = z/‖z‖ (their μ means nothing),
+      so f = c·u at the best scale c for the spectral loss on these pairs (:func:`best_scale`):
+      a per-datum positive scale and one global scale, which change no linear probe.
+
+    Args:
+        z1, z2: Tensors of shape (N, d), row i of both from two views of one image.
+        loss: the run's loss.
+        mu: the run's μ (used by ``spectral`` only).
+    """
+    if loss == "spectral":
+        return spectral_features(z1, mu), spectral_features(z2, mu), 1.0
+    u1 = F.normalize(_check_matrix(z1), dim=1)
+    u2 = F.normalize(_check_matrix(z2), dim=1)
+    scale = best_scale(u1, u2)
+    return scale * u1, scale * u2, scale
+
+
 def second_moment(f: Tensor) -> Tensor:
     """C = E[f fᵀ] = (1/N)·Fᵀ F, shape (d, d)."""
     f = _check_matrix(f)
@@ -158,9 +205,18 @@ def eigenvalues(matrix: Tensor) -> Tensor:
     return torch.linalg.eigvalsh(matrix.double()).flip(0)
 
 
-def optimum_gap(c: Tensor, c_plus: Tensor) -> float:
-    """‖C₊ − C²‖_F / (‖C₊‖_F + ‖C²‖_F), in [0, 1] by the triangle inequality: 0 when the features
-    satisfy the optimum's relation C₊ = C², near 1 when the two matrices are unrelated."""
+def stationarity_residual(c: Tensor, c_plus: Tensor) -> float:
+    """The C₊ = C² residual ‖C₊ − C²‖_F / (‖C₊‖_F + ‖C²‖_F), in [0, 1] by the triangle inequality.
+
+    0 when the features satisfy C₊ = C², which holds at *every* critical point of the population
+    loss (W f = D f M gives E[f f⁺ᵀ] = M² and E[f fᵀ] = M), the optimum among them; near 1 when
+    the two matrices are unrelated. It measures stationarity, not optimality: a saddle made of
+    two non-top eigenvectors scores 0 with a loss far above −Σγᵢ².
+
+    Args:
+        c: C = E[f fᵀ], shape (d, d).
+        c_plus: C₊ = E[f(x) f(x⁺)ᵀ], shape (d, d).
+    """
     c, c_plus = c.double(), c_plus.double()
     square = c @ c
     scale = (c_plus.norm() + square.norm()).clamp_min(1e-30)

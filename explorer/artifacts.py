@@ -25,7 +25,9 @@ import numpy as np
 from explorer.errors import UserError
 from explorer.runs import Run, _atomic_path, _read_json, _write_json
 
-ANALYSIS_FORMAT_VERSION = 2  # 2: spectral features are clip(z), not clip(z)/sqrt(mu)
+# 3: the C+ = C^2 residual renamed stationarity_residual; SimCLR/SimSiam read as z/|z| at the
+# best scale (explorer.analysis.loss_features); every eigenspace's span and its chance level
+ANALYSIS_FORMAT_VERSION = 3
 ANALYSIS_DIR = "analysis"
 _STEM = re.compile(r"epoch-(\d+)")
 

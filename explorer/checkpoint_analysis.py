@@ -6,10 +6,13 @@ On the run's fixed :class:`~explorer.evaluation_sample.EvaluationSample`, for on
 - the first :data:`VIEW_SAMPLES` images of the training sample get two views each, made by
   :func:`explorer.builders.build_views` exactly as training makes them (seeded by
   :data:`ANALYSIS_SEED`), and pass through the model in eval mode: batch Gram spectra of the
-  spectral features f = clip(z) and of the backbone features h (mean and spread over batches of
+  features f (below) and of the backbone features h (mean and spread over batches of
   the training batch size), the cross-view spectrum, RankMe and α-ReQ of all those embeddings,
   alignment/uniformity, and the augmentation-graph estimate (eigenvalues of C = E[f fᵀ] and
-  C₊ = E[f(x) f(x⁺)ᵀ] over all the views, and ‖C₊ − C²‖/(‖C₊‖ + ‖C²‖));
+  C₊ = E[f(x) f(x⁺)ᵀ] over all the views, and the stationarity residual
+  ‖C₊ − C²‖/(‖C₊‖ + ‖C²‖)); f is the features as the run's loss sees them
+  (:func:`explorer.analysis.loss_features`: clip(z) for the spectral loss, z/‖z‖ at its best
+  scale for SimCLR and SimSiam);
 - linear and kNN probes are fitted on the training sample's clean backbone features and scored on
   the test sample;
 - the test sample's backbone features are projected to 2-D (PCA and UMAP, each started from the
@@ -95,7 +98,8 @@ def add_view_metrics(
     out: ViewOutputs, config: Config, record: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> None:
     """Spectra, RankMe, α-ReQ, alignment/uniformity and the graph estimate of the views."""
-    f1, f2 = A.spectral_features(out.z1, config.mu), A.spectral_features(out.z2, config.mu)
+    # the features as the run's loss sees them: clip(z), or z/‖z‖ at its best scale
+    f1, f2, scale = A.loss_features(out.z1, out.z2, config.loss, config.mu)
     f, h = torch.cat([f1, f2]), torch.cat([out.h1, out.h2])  # every evaluated embedding
     b = config.batch_size
     spectra = {
@@ -117,9 +121,11 @@ def add_view_metrics(
         }
     metrics["cross"] = A.eigenvalue_counts(spectra["cross"][0])
     metrics["graph"] = {
-        "optimum_gap": A.optimum_gap(c, c_plus),
+        "stationarity_residual": A.stationarity_residual(c, c_plus),
         **A.eigenvalue_counts(torch.from_numpy(arrays["graph_c_eigs"])),
     }
+    metrics["features"] = {"loss": config.loss, "scale": scale,
+                           "mu": config.mu if config.loss == "spectral" else None}
     metrics["alignment"] = A.alignment(out.z1, out.z2)
     metrics["uniformity"] = A.uniformity(out.z1)
 

@@ -160,11 +160,12 @@ def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
 
 
 def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
-    """RankMe, α-ReQ and the optimum gap of every analysed checkpoint against the epoch."""
+    """RankMe, α-ReQ and the C₊ = C² stationarity residual of every analysed checkpoint against
+    the epoch (the residual is 0 at every critical point of the loss, not only the optimum)."""
     epochs = sorted(artifacts)
     fig = make_subplots(rows=1, cols=3, subplot_titles=(
         "RankMe (effective rank)", "α-ReQ (eigenvalue decay)",
-        "optimum gap ‖C₊ − C²‖ (0: optimum)"))
+        "C₊ = C² residual (0: stationary)"))
     for i, part in enumerate(("projector", "backbone")):
         def value(epoch: int, key: str, part: str = part) -> float | None:
             return artifacts[epoch].get("metrics", {}).get(part, {}).get(key)
@@ -176,8 +177,10 @@ def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figur
         fig.add_trace(go.Scatter(x=epochs, y=[value(e, "alpha") for e in epochs],
                                  mode="lines+markers", name=part, line=style, legendgroup=part,
                                  showlegend=False), row=1, col=2)
-    gap = [artifacts[e].get("metrics", {}).get("graph", {}).get("optimum_gap") for e in epochs]
-    fig.add_trace(go.Scatter(x=epochs, y=gap, mode="lines+markers", name="optimum gap (views)",
+    residual = [artifacts[e].get("metrics", {}).get("graph", {}).get("stationarity_residual")
+                for e in epochs]
+    fig.add_trace(go.Scatter(x=epochs, y=residual, mode="lines+markers",
+                             name="C₊ = C² residual (views)",
                              line={"color": _color(3)}), row=1, col=3)
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(height=360, margin={"t": 40}, legend={"orientation": "h", "y": -0.35})

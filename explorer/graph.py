@@ -487,14 +487,14 @@ def _fista(
     return f, max_iterations, False
 
 
-def reachable_optimum_curve(W: Array, k: int, mus: np.ndarray, **solver: object) -> np.ndarray:
-    """The ball-constrained optimum of L for every mu in ``mus``: (len(mus),) float64.
+def reachable_optima(W: Array, k: int, mus: np.ndarray, **solver: object) -> list[BallOptimum]:
+    """The ball-constrained optimum of L for every mu in ``mus``, in the order of ``mus``.
 
     Solved from the largest mu down, each solve started from the previous solution (projected
     onto the smaller ball); ``solver`` goes to :func:`ball_constrained_optimum`.
     """
     mus = np.asarray(mus, dtype=np.float64)
-    losses = np.empty(len(mus))
+    results: list[BallOptimum | None] = [None] * len(mus)
     previous = None
     W = _numpy(W)
     eigenpairs = top_eigenpairs(W / W.sum(), k)  # shared by every mu
@@ -502,5 +502,11 @@ def reachable_optimum_curve(W: Array, k: int, mus: np.ndarray, **solver: object)
         result = ball_constrained_optimum(
             W, k, float(mus[i]), init=previous, eigenpairs=eigenpairs, **solver
         )
-        losses[i], previous = result.loss, result.features
-    return losses
+        results[i], previous = result, result.features
+    return [r for r in results if r is not None]
+
+
+def reachable_optimum_curve(W: Array, k: int, mus: np.ndarray, **solver: object) -> np.ndarray:
+    """The ball-constrained optimum's loss for every mu in ``mus``: (len(mus),) float64
+    (:func:`reachable_optima`)."""
+    return np.array([r.loss for r in reachable_optima(W, k, mus, **solver)], dtype=np.float64)

@@ -1,5 +1,6 @@
 """The Spectrum page's table of one checkpoint: RankMe, α-ReQ, the eigenvalues near 1 and the
-optimum gap of each kind of feature, with readable headers and "—" where a metric does not apply.
+C₊ = C² stationarity residual of each kind of feature, with readable headers and "—" where a
+metric does not apply.
 
 The counts are taken from the same arrays, with the same normalisation, as
 :func:`explorer.figures.spectrum_figure` plots them, so the table and the plot agree: the backbone
@@ -19,16 +20,18 @@ import numpy as np
 from explorer.figures import NEAR_ONE
 
 MISSING = "—"
+#: The header of the C₊ = C² residual: a test of stationarity, not a distance to the optimum.
+STATIONARITY = "C₊ = C² residual (stationarity)"
 # row key -> (label, the array its eigenvalues come from, divided by λ₁?)
 ROWS: dict[str, tuple[str, str, bool]] = {
-    "projector": ("projector f = clip(z)", "projector_eigs_mean", False),
+    "projector": ("projector f (as the loss sees z)", "projector_eigs_mean", False),
     "backbone": ("backbone h (spectrum ÷ λ₁)", "backbone_eigs_mean", True),
     "cross": ("cross-view E[f(x) f(x⁺)ᵀ]", "cross_eigs_mean", False),
     "graph": ("graph estimate E[f fᵀ]", "graph_c_eigs", False),
 }
 THRESHOLDS = (0.5, NEAR_ONE)
 COLUMNS = ("features", "RankMe", "α (α-ReQ)", "eigenvalues ≥ 0.5", f"eigenvalues ≥ {NEAR_ONE}",
-           "optimum gap")
+           STATIONARITY)
 
 
 def count_at_least(eigs: np.ndarray, threshold: float, *, relative: bool) -> int:
@@ -73,6 +76,6 @@ def spectrum_table(artifact: dict[str, Any]) -> list[dict[str, str]]:
             else:
                 counts.append(MISSING)
         cells = [label, _number(values.get("rankme"), 1), _number(values.get("alpha"), 2),
-                 *counts, _number(values.get("optimum_gap"), 3)]
+                 *counts, _number(values.get("stationarity_residual"), 3)]
         rows.append(dict(zip(COLUMNS, cells, strict=True)))
     return rows

@@ -4,21 +4,30 @@ HaoChen et al. [0, Section 3.2] prove that the population spectral contrastive l
 L(f) = −2·E_{x,x⁺}[f(x)ᵀf(x⁺)] + E_{x,x'}[(f(x)ᵀf(x'))²] is minimised by the top-k eigenvectors of
 the augmentation graph's normalised adjacency Ā, with minimum −Σ_{i≤k} γᵢ². For ``shapes`` the
 graph is known exactly (:mod:`explorer.shapes_graph`), so a checkpoint can be scored on every node
-of it: the network's features f = clip(z) (DESIGN.md, "Where μ lives") give L(f) exactly, with no
-sampling, and the gap to the optimum says how much of the theorem the network has reached.
+of it: the network's features f = clip(z) (docs/THEORY.md, "Where μ lives") give L(f) exactly,
+with no sampling, and the gap to the optimum (L − L*)/|L*| says how much of the theorem the network
+has reached.
 
 Which graph: with ``augment=graph`` the run's views are drawn from the graph's own kernel over the
-training split's tuples, so :func:`run_graph` *is* the population graph of training. For an
-image-space recipe (``augment=shapes``) the graph is only a model of the augmentation, and the
-record says so (``graph.own = false``). The full 64,800-tuple grid's graph is not built here
-(46,800 nodes); ``shapes`` runs are scored on the default sub-grid's graph, as a model.
+training split's tuples, so :func:`run_graph` *is* the population graph of training. A run with
+an image-space recipe (``augment=shapes``) did not train on this graph: it is the graph of
+*graph views*, a reference, and the record says so (``graph.own = false``); image-space crops and
+hue jitter connect images differently (they cannot turn a dark background light). The full
+64,800-tuple grid's graph is not built here (46,800 nodes); ``shapes`` runs are scored on the
+default sub-grid's graph of graph views, which is not theirs either.
 
 The ball: f = clip(z) lies in ‖f(x)‖² ≤ μ. When the optimum's largest ‖f*(x)‖² exceeds μ the ball
 cuts it off and the best reachable loss is :func:`explorer.graph.ball_constrained_optimum`'s;
 the record holds both gaps.
 
-Losses without μ (SimCLR, SimSiam) have no scale tied to the theory: their features are scored at
-the best scale c·z, for which L(c·z) = −P²/N with P = E[zᵀz⁺] and N = E[(zᵀz')²] (``scale``).
+Losses without μ (SimCLR, SimSiam) see only the direction u = z/‖z‖ (their config's μ means
+nothing to them): their features are scored as u at the best scale c·u, for which
+L(c·u) = −P²/N with P = E[uᵀu⁺] and N = E[(uᵀu')²] (``feature_scale``), the rule the view metrics
+follow too (:func:`explorer.analysis.loss_features`).
+
+How much of an eigenspace the features span is an R² (:func:`span_r2`); features of rank r in
+general position span r/n of any subspace of the n-node space on average, so ``span_chance`` =
+r/n is printed beside it.
 
 References:
     [0] HaoChen, Wei, Gaidon, Ma, "Provable Guarantees for Self-Supervised Deep Learning with
@@ -47,8 +56,6 @@ from explorer.shapes_graph import ShapesGraph, shapes_augmentation_graph
 #: Eigenvalues closer than this form one block of the graph's spectrum: an eigenspace, or a
 #: cluster of eigenvalues that a training split (not the whole sub-grid) pulls slightly apart.
 BLOCK_TOLERANCE = 1e-3
-#: Blocks of the spectrum whose span is reported (the first is the class block, γ = 1).
-REPORTED_BLOCKS = 4
 
 
 @dataclass(frozen=True)
@@ -90,9 +97,11 @@ def run_graph(config: Config, train: ImageDataset) -> RunGraph:
     if own:
         description = "the run's own augmentation graph (views drawn from its kernel)"
     elif config.dataset == "shapes-subgrid":
-        description = "a model of the run's image-space augmentation on its sub-grid"
+        description = ("the graph of graph views on the run's training split, on which this "
+                       "run did not train (it augments in image space)")
     else:
-        description = "a model of the run's augmentation: the default sub-grid's exact graph"
+        description = ("the graph of graph views on the default sub-grid, on which this run "
+                       "did not train (another dataset and augmentation)")
     return RunGraph(graph, own, description, gammas, vectors, key)
 
 
@@ -127,11 +136,14 @@ class BallCurve:
         mus: (m,) squared radii, ascending, the run's μ and max‖f*‖² among them.
         losses: (m,) the reachable optimum at each (:func:`explorer.graph.reachable_optimum_curve`).
         max_sq_norm: max_x ‖f*(x)‖²: from this μ on, the ball leaves the optimum free.
+        c_eigs_at_mu: (k,) eigenvalues of E_w[f fᵀ] of the reachable optimum at the run's μ,
+            largest first: what the network's eigenvalues meet when the ball binds.
     """
 
     mus: tuple[float, ...]
     losses: tuple[float, ...]
     max_sq_norm: float
+    c_eigs_at_mu: tuple[float, ...] = ()
 
     def at(self, mu: float) -> float:
         """The reachable optimum at one of :attr:`mus`, or the free optimum above the last."""
@@ -147,9 +159,14 @@ def ball_curve(key: bytes | None, k: int, mu: float) -> BallCurve:
     max_sq = G.max_optimal_sq_norm(W, k)
     powers = [2.0**i for i in range(int(np.ceil(np.log2(max_sq))) + 1)]
     mus = sorted({m for m in [*powers, max_sq, mu] if m <= max_sq and np.isfinite(m)})
-    losses = G.reachable_optimum_curve(W, k, mus, tol=CURVE_TOLERANCE,
-                                       max_iterations=CURVE_ITERATIONS)
-    return BallCurve(tuple(mus), tuple(float(x) for x in losses), max_sq)
+    optima = G.reachable_optima(W, k, mus, tol=CURVE_TOLERANCE, max_iterations=CURVE_ITERATIONS)
+    at_mu = optima[mus.index(mu)] if mu in mus else None
+    c_eigs: tuple[float, ...] = ()
+    if at_mu is not None:
+        w = W.sum(1)
+        c_eigs = tuple(float(e) for e in
+                       np.linalg.eigvalsh((at_mu.features.T * w) @ at_mu.features)[::-1])
+    return BallCurve(tuple(mus), tuple(r.loss for r in optima), max_sq, c_eigs)
 
 
 @functools.lru_cache(maxsize=16)
@@ -177,6 +194,19 @@ def clip_to_ball(z: np.ndarray, mu: float) -> np.ndarray:
     """f = clip(z): rows with ‖z‖² ≥ μ rescaled to norm √μ (the spectral loss's clipping)."""
     norms = np.linalg.norm(z, axis=1, keepdims=True)
     return z * np.where(norms >= np.sqrt(mu), np.sqrt(mu) / np.maximum(norms, 1e-300), 1.0)
+
+
+def best_scale(u: np.ndarray, W: np.ndarray) -> float:
+    """The c ≥ 0 minimising L(c·u) = −2c²P + c⁴N on a graph: c² = P/N (0 when P ≤ 0).
+
+    Args:
+        u: (n, d) features of every node.
+        W: (n, n) the joint distribution of positive pairs (sums to 1).
+    """
+    w = W.sum(1)
+    positive = float(np.einsum("xy,xd,yd->", W, u, u))  # P = E[u(x)ᵀu(x⁺)]
+    negative = float(np.sum(((u.T * w) @ u) ** 2))  # N = E[(u(x)ᵀu(x'))²] = ‖E_w[u uᵀ]‖²_F
+    return float(np.sqrt(positive / negative)) if positive > 0 and negative > 0 else 0.0
 
 
 def spectrum_blocks(gammas: np.ndarray, tolerance: float = BLOCK_TOLERANCE) -> list[range]:
@@ -213,8 +243,10 @@ def exact_metrics(
         ``loss`` = L(f), the unconstrained optimum ``optimum`` = −Σ_{i≤k} γᵢ² (k = the projector's
         output dimension), the reachable optimum inside the ball ``reachable_optimum``, the
         relative gaps (L − L*)/|L*| to each, max‖f*‖² and whether the ball binds, the class
-        block's span ``class_r2`` and per-block spans; the arrays hold ``exact_gammas`` (k,) and
-        ``exact_c_eigs`` (k,), the eigenvalues of E_w[f fᵀ].
+        block's span ``class_r2``, the spans of every eigenspace in the top k with their chance
+        level ``span_chance`` and the reachable optimum's eigenvalues ``reachable_c_eigs``; the
+        arrays hold ``exact_gammas`` (k,) and ``exact_c_eigs`` (k,), the eigenvalues of
+        E_w[f fᵀ].
     """
     started = time.perf_counter()
     scored = run_graph(config, train)
@@ -224,11 +256,10 @@ def exact_metrics(
     k = min(z.shape[1], scored.graph.num_nodes)
     if config.loss == "spectral":
         f, scale = clip_to_ball(z, config.mu), 1.0
-    else:  # the best scale: L(c z) = -2 c² P + c⁴ N is least at c² = P / N
-        positive = float(np.einsum("xy,xd,yd->", W, z, z))
-        negative = float(np.sum(((z.T * w) @ z) ** 2))
-        scale = float(np.sqrt(max(positive, 0.0) / negative)) if negative > 0 else 0.0
-        f = z * scale
+    else:  # u = z/‖z‖ as NT-Xent and SimSiam see it, at its best scale c² = P / N
+        u = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-300)
+        scale = best_scale(u, W)
+        f = u * scale
     loss = float(G.population_spectral_loss(f, W))
     gammas = scored.gammas[:k]
     optimum = float(-(np.clip(gammas, 0, None) ** 2).sum())
@@ -241,10 +272,11 @@ def exact_metrics(
     second_moment = (f.T * w) @ f  # E_w[f fᵀ], (d, d)
     c_eigs = np.linalg.eigvalsh(second_moment)[::-1][:k].copy()
     basis = span_basis(f * np.sqrt(w)[:, None])  # of u_x = √w_x f(x)
+    # every eigenspace inside the top k (a block cut by k is reported as far as k reaches)
     blocks = [
         {"first": b.start + 1, "size": len(b), "gamma": float(gammas[b.start]),
          "r2": span_r2(basis, scored.vectors[:, b.start : b.stop])}
-        for b in spectrum_blocks(gammas)[:REPORTED_BLOCKS]
+        for b in spectrum_blocks(gammas)
     ]
     record = {
         "graph": {"own": scored.own, "description": scored.description,
@@ -260,7 +292,9 @@ def exact_metrics(
         "ball_binds": config.loss == "spectral" and max_sq_norm > config.mu,
         "ball_curve": {"mu": list(curve.mus), "loss": list(curve.losses)},
         "class_r2": blocks[0]["r2"],
+        "span_chance": basis.shape[1] / scored.graph.num_nodes,
         "blocks": blocks,
+        "reachable_c_eigs": list(curve.c_eigs_at_mu),
         "seconds": time.perf_counter() - started,
     }
     return record, {"exact_gammas": gammas.copy(), "exact_c_eigs": c_eigs}

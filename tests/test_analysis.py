@@ -12,17 +12,19 @@ from explorer.analysis import (
     alignment,
     alpha_req,
     batch_spectra,
+    best_scale,
     count_above,
     covariance_eigenvalues,
     cross_eigenvalues,
     cross_moment,
     eigenvalue_counts,
     gram_eigenvalues,
-    optimum_gap,
+    loss_features,
     power_law_alpha,
     rankme,
     second_moment,
     spectral_features,
+    stationarity_residual,
     uniformity,
 )
 from explorer.projection import pca_2d
@@ -199,7 +201,7 @@ def test_spectral_features_clip_to_the_ball_and_keep_the_scale() -> None:
 
 
 def test_optimum_of_a_finite_augmentation_graph_satisfies_c_plus_equals_c_squared() -> None:
-    # A small augmentation graph (DESIGN.md): w(x,x') = Σ_x̄ p(x̄) A(x|x̄) A(x'|x̄).
+    # A small augmentation graph (docs/THEORY.md): w(x,x') = Σ_x̄ p(x̄) A(x|x̄) A(x'|x̄).
     rng = np.random.default_rng(0)
     n_natural, n_aug, k = 4, 9, 3
     a = rng.random((n_natural, n_aug)) ** 4
@@ -216,12 +218,57 @@ def test_optimum_of_a_finite_augmentation_graph_satisfies_c_plus_equals_c_square
     c_plus = f.T @ w @ f  # E_{x,x⁺}[f(x) f(x⁺)ᵀ]
     assert np.sort(np.linalg.eigvalsh(c))[::-1] == pytest.approx(gammas)
     assert gammas[0] == pytest.approx(1.0)
-    assert optimum_gap(torch.from_numpy(c), torch.from_numpy(c_plus)) == pytest.approx(
+    assert stationarity_residual(torch.from_numpy(c), torch.from_numpy(c_plus)) == pytest.approx(
         0.0, abs=1e-10
     )
     g = rng.normal(size=f.shape)  # an arbitrary network is far from the relation
-    gap = optimum_gap(torch.from_numpy(g.T @ np.diag(degree) @ g), torch.from_numpy(g.T @ w @ g))
-    assert 0.1 < gap <= 1
+    residual = stationarity_residual(torch.from_numpy(g.T @ np.diag(degree) @ g),
+                                     torch.from_numpy(g.T @ w @ g))
+    assert 0.1 < residual <= 1
+
+
+def test_a_saddle_of_non_top_eigenvectors_is_stationary_but_far_from_the_optimum() -> None:
+    """C₊ = C² holds at every critical point: two non-top eigenvectors, scaled as the optimum
+    scales the top ones, score a residual of 0 with a loss far above −Σ_{i≤2} γᵢ²."""
+    rng = np.random.default_rng(1)
+    a = rng.random((5, 12)) ** 4
+    a /= a.sum(axis=1, keepdims=True)
+    w = a.T @ a / 5  # an augmentation graph (PSD), sums to 1
+    degree = w.sum(axis=1)
+    gammas, vectors = np.linalg.eigh(w / np.sqrt(np.outer(degree, degree)))
+    gammas, vectors = gammas[::-1], vectors[:, ::-1]
+    chosen = [2, 3]  # the 3rd and 4th eigenvectors, not the top two
+    assert gammas[3] > 1e-6
+    f = vectors[:, chosen] * np.sqrt(gammas[chosen]) / np.sqrt(degree)[:, None]
+    c, c_plus = f.T @ np.diag(degree) @ f, f.T @ w @ f
+    residual = stationarity_residual(torch.from_numpy(c), torch.from_numpy(c_plus))
+    assert residual == pytest.approx(0.0, abs=1e-10)
+    # the population loss as plain sums over pairs
+    loss = sum(-2 * w[x, y] * f[x] @ f[y] + degree[x] * degree[y] * (f[x] @ f[y]) ** 2
+               for x in range(12) for y in range(12))
+    assert loss == pytest.approx(-(gammas[chosen] ** 2).sum())
+    assert loss > -(gammas[:2] ** 2).sum() + 0.1  # far from the optimum
+
+
+def test_best_scale_minimises_the_batch_loss_over_a_grid_of_scales() -> None:
+    u1 = torch.nn.functional.normalize(_gaussian(40, 5, 3) + 2, dim=1)
+    u2 = torch.nn.functional.normalize(u1 + 0.3 * _gaussian(40, 5, 4), dim=1)
+
+    def batch_loss(c: float) -> float:  # the spectral loss's two terms as plain loops
+        a, b = (c * u1).numpy(), (c * u2).numpy()
+        positive = -2 * np.mean([a[i] @ b[i] for i in range(40)])
+        negative = np.mean([(a[i] @ b[j]) ** 2 for i in range(40) for j in range(40) if i != j])
+        return positive + negative
+
+    scale = best_scale(u1, u2)
+    grid = np.linspace(0.01, 3 * scale, 301)
+    assert batch_loss(scale) <= min(batch_loss(c) for c in grid) + 1e-9
+    f1, f2, same = loss_features(u1 * 7.0, u2 * torch.rand(40, 1, dtype=torch.float64) + 0.0,
+                                 "simclr", mu=30.0)
+    assert same == pytest.approx(scale)  # a positive per-row scale of z changes nothing
+    assert f1.norm(dim=1).numpy() == pytest.approx(np.full(40, scale))
+    f1, _, one = loss_features(u1 * 7.0, u2, "spectral", mu=4.0)
+    assert one == 1.0 and f1.norm(dim=1).numpy() == pytest.approx(np.full(40, 2.0))
 
 
 def test_sample_moments_are_plain_averages() -> None:

@@ -38,7 +38,7 @@ def _check_artifact(record: dict, test_labels: torch.Tensor) -> None:
         assert len(probes[probe]["per_class_accuracy"]) == 6
     metrics = record["metrics"]
     assert 1 <= metrics["projector"]["rankme"] <= 32 and metrics["alignment"] >= 0
-    assert metrics["graph"]["optimum_gap"] >= 0
+    assert metrics["graph"]["stationarity_residual"] >= 0
     assert set(metrics["cross"]) == {"n_above_0.5", "n_above_0.9"}  # RankMe/α need a matrix
 
 

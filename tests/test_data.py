@@ -122,6 +122,24 @@ def test_shapes_train_and_test_share_no_image(
     assert not _image_keys(shapes_train) & _image_keys(shapes_test)
 
 
+def test_shapes_holds_out_each_scene_for_every_class(
+    shapes_train: ImageDataset, shapes_test: ImageDataset
+) -> None:
+    """A scene (position, scale, fg, bg) is held out for all six shapes at once, so a classifier
+    of the scene alone (scikit-learn, one-hot factors) is at chance on the test split."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    scene_columns = [1, 2, 4, 5]
+    train, test = (d.factors.numpy()[:, scene_columns] for d in (shapes_train, shapes_test))
+    assert not {tuple(r) for r in train.tolist()} & {tuple(r) for r in test.tolist()}
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(train)
+    head = LogisticRegression(max_iter=1000).fit(encoder.transform(train), shapes_train.labels)
+    accuracy = np.mean(head.predict(encoder.transform(test)) == shapes_test.labels.numpy())
+    # chance is 1/6; 2,000 test images put its standard error near 0.008
+    assert abs(accuracy - 1 / 6) < 0.04, accuracy
+
+
 def test_shapes_images_are_the_grid_rendering_of_their_factors(shapes_test: ImageDataset) -> None:
     factors = shapes_test.factors[:50].numpy()
     before = SHAPES_GRID.render_batch(factors)

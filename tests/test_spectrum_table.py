@@ -8,7 +8,7 @@ from explorer.artifacts import load_analysis
 from explorer.demo import DEMO_RUNS
 from explorer.figures import NEAR_ONE, spectrum_figure
 from explorer.runs import Run
-from explorer.spectrum_table import COLUMNS, MISSING, spectrum_table
+from explorer.spectrum_table import COLUMNS, MISSING, STATIONARITY, spectrum_table
 
 
 def _demo_artifact() -> dict:
@@ -40,10 +40,10 @@ def test_every_cell_is_readable() -> None:
         assert all("_" not in header for header in row)  # no raw keys
         assert all(isinstance(v, str) and v not in ("None", "nan", "") for v in row.values())
     cross = next(r for r in rows if r["features"].startswith("cross"))
-    assert cross["RankMe"] == MISSING and cross["optimum gap"] == MISSING  # not measured there
+    assert cross["RankMe"] == MISSING and cross[STATIONARITY] == MISSING  # not measured there
     graph = next(r for r in rows if r["features"].startswith("graph"))
-    gap = artifact["metrics"]["graph"]["optimum_gap"]
-    assert graph["optimum gap"] == f"{gap:.3f}"
+    gap = artifact["metrics"]["graph"]["stationarity_residual"]
+    assert graph[STATIONARITY] == f"{gap:.3f}"
 
 
 def test_a_metric_without_a_value_reads_as_a_dash() -> None:

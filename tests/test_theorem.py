@@ -65,7 +65,7 @@ def test_the_optimum_fed_through_the_analysis_gives_the_graph_spectrum(k: int) -
     assert len(arrays["graph_c_eigs"]) == k
     assert arrays["graph_c_eigs"] == pytest.approx(gammas, abs=1e-6)
     assert arrays["graph_c_plus_eigs"] == pytest.approx(gammas**2, abs=1e-6)
-    assert record["metrics"]["graph"]["optimum_gap"] < 1e-6
+    assert record["metrics"]["graph"]["stationarity_residual"] < 1e-6
     # f = clip(z)/√μ (the old reading) would have shown γ/μ: this test tells the two apart
     assert np.abs(gammas / mu - arrays["graph_c_eigs"]).max() > 0.1
 
@@ -121,6 +121,10 @@ def test_exact_metrics_of_the_optimum_table_are_the_optimum(subgrid_run) -> None
     )
     assert zero["loss"] == 0.0 and zero["gap"] == pytest.approx(1.0)
     assert zero["class_r2"] == 0.0
+    # every eigenspace inside the top k is reported, in order, sizes summing to k
+    assert sum(b["size"] for b in record["blocks"]) == k
+    assert [b["first"] for b in record["blocks"]][0] == 1
+    assert record["span_chance"] == pytest.approx(k / scored.graph.num_nodes)
 
 
 def test_exact_metrics_inside_a_binding_ball(subgrid_run) -> None:
@@ -135,25 +139,38 @@ def test_exact_metrics_inside_a_binding_ball(subgrid_run) -> None:
     assert record["reachable_optimum"] == pytest.approx(-2 + 1 / 6, abs=1e-6)
     assert record["optimum"] < record["reachable_optimum"] <= record["loss"] + 1e-9
     assert record["reachable_gap"] >= -1e-9
+    # those six points give E_w[f fᵀ] six eigenvalues 1/6 (tr ≤ μ = 1 caps the spectrum)
+    reachable = np.asarray(record["reachable_c_eigs"])
+    assert reachable[:6] == pytest.approx(np.full(6, 1 / 6), abs=1e-3)
+    assert reachable[6:] == pytest.approx(np.zeros(len(reachable) - 6), abs=1e-3)
 
 
-def test_other_losses_are_scored_at_their_best_scale(subgrid_run) -> None:
+def test_other_losses_are_scored_on_the_direction_at_its_best_scale(subgrid_run) -> None:
+    """SimCLR sees u = z/‖z‖: a positive per-node scale of z changes nothing, and the loss is
+    min_c L(c·u) = −P²/N with P and N computed here as plain sums over the graph."""
     config, train, scored = subgrid_run
-    f_star, gammas = _optimum_table(scored.graph.weights, config.projector_out_dim)
+    f_star, _ = _optimum_table(scored.graph.weights, config.projector_out_dim)
     config = build_config(None, None, {**config.to_dict(), "loss": "simclr"})
-    record, _ = theorem.exact_metrics(
-        _table_model(scored, train, 0.1 * f_star), config, train, torch.device("cpu")
-    )
-    assert record["feature_scale"] == pytest.approx(10.0, rel=1e-4)  # undoes the 0.1
-    assert record["loss"] == pytest.approx(-float((gammas**2).sum()), abs=1e-4)
-    assert record["mu"] is None
+    per_node = np.random.default_rng(0).uniform(0.1, 5.0, (len(f_star), 1))
+    records = [theorem.exact_metrics(_table_model(scored, train, table), config, train,
+                                     torch.device("cpu"))[0]
+               for table in (f_star, f_star * per_node)]
+    assert records[0]["loss"] == pytest.approx(records[1]["loss"], rel=1e-6)  # float32 tables
+    W = scored.graph.weights / scored.graph.weights.sum()
+    w = W.sum(1)
+    u = f_star / np.linalg.norm(f_star, axis=1, keepdims=True)
+    gram = u @ u.T
+    positive, negative = float((W * gram).sum()), float((np.outer(w, w) * gram**2).sum())
+    assert records[0]["loss"] == pytest.approx(-positive**2 / negative, rel=1e-6)
+    assert records[0]["feature_scale"] == pytest.approx(np.sqrt(positive / negative), rel=1e-6)
+    assert records[0]["mu"] is None
 
 
 def test_image_space_runs_are_scored_on_a_model_graph() -> None:
     config = build_config(None, None, {"dataset": "shapes-subgrid", "augment": "shapes"})
     train, _ = load_splits(config)
     scored = theorem.run_graph(config, train)
-    assert not scored.own and "model" in scored.description
+    assert not scored.own and "did not train" in scored.description
     assert not theorem.applies(build_config(None, None, {"dataset": "digits"}))
 
 

@@ -30,9 +30,32 @@ def test_subgrid_splits_are_every_tuple_of_disjoint_scenes(subgrid_splits) -> No
         assert all(set(factors[:, i]) <= kept[i] for i in range(6))
         assert np.bincount(factors[:, 0]).tolist() == [len(data) // 6] * 6
         assert torch.equal(data.images, SHAPES_GRID.render_batch(factors))
-    scenes = [{tuple(r) for r in d.factors[:, [0, 1, 2, 4, 5]].tolist()} for d in (train, test)]
+    # a scene is (position, scale, fg, bg): held out for every shape at once
+    scenes = [{tuple(r) for r in d.factors[:, [1, 2, 4, 5]].tolist()} for d in (train, test)]
     assert not scenes[0] & scenes[1]  # test scenes are held out
-    assert len(scenes[0] | scenes[1]) == 6 * 5 * 2 * 3 * 2  # and together they are every scene
+    assert len(scenes[0] | scenes[1]) == 5 * 2 * 3 * 2  # and together they are every scene
+
+
+def test_a_scene_only_classifier_is_at_chance_on_the_subgrid_test_split(subgrid_splits) -> None:
+    """Every test scene holds all six shapes equally often, so any function of the scene alone
+    (position, scale, colours) scores exactly 1/6; a scikit-learn classifier fitted on the
+    training scenes does too."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    train, test = subgrid_splits
+    test_factors = test.factors.numpy()
+    by_scene: dict[tuple, list[int]] = {}
+    for row in test_factors.tolist():
+        by_scene.setdefault((row[1], row[2], row[4], row[5]), []).append(row[0])
+    assert len(by_scene) == 15  # 25% of the 60 scenes
+    for shapes in by_scene.values():
+        assert np.bincount(shapes, minlength=6).tolist() == [len(shapes) // 6] * 6
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(train.factors.numpy()[:, [1, 2, 4, 5]])
+    head = LogisticRegression(max_iter=1000).fit(
+        encoder.transform(train.factors.numpy()[:, [1, 2, 4, 5]]), train.labels.numpy())
+    predicted = head.predict(encoder.transform(test_factors[:, [1, 2, 4, 5]]))
+    assert np.mean(predicted == test.labels.numpy()) == pytest.approx(1 / 6)
 
 
 def test_auto_augment_of_the_subgrid_is_the_graph_and_misuse_is_an_error() -> None:

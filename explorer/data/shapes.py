@@ -9,11 +9,13 @@ changes. Because the grid is finite and public, the exact augmentation graph of 
 (2021, Sec. 3) can be built over it: nodes are factor tuples, and an augmentation moves a node
 along its nuisance factors.
 
-Splits: the grid's *scenes* (a factor tuple without its rotation) are partitioned per class, 75%
-for train and 25% for test, with a generator seeded by ``seed``; each split then samples factor
-tuples uniformly from its own scenes. So no test image also appears in train (circles and rings
-look the same at every rotation, which is why the partition ignores rotation), and another seed
-gives other images.
+Splits: the grid's *scenes* (a factor tuple without its shape and rotation: position, scale and
+colours) are partitioned once, 75% for train and 25% for test, with a generator seeded by
+``seed``, and every class uses the same partition; each split then samples factor tuples of every
+class from its own scenes. So no test image also appears in train (circles and rings look the
+same at every rotation, which is why the partition ignores rotation), every held-out scene is
+held out for every class, and a classifier that sees only the scene is at chance (1/6) on the
+test split, not below it. Another seed gives other images.
 
 ``shapes-subgrid`` is the same renderer on :data:`SUBGRID` (1,080 factor tuples, 840 distinct
 images): small enough that the exact augmentation graph of training is a dense matrix
@@ -400,9 +402,11 @@ def split_factors(grid: ShapesGrid, split: str, seed: int, size: int) -> np.ndar
     num_classes = len(grid.shapes)
     per_class = -(-size // num_classes)
     rows = []
+    # one partition of the scenes for every class: a held-out scene is held out for all six
+    # shapes, so the scene alone says nothing about the class of a test image
+    scenes = partition_rng.permutation(num_scenes)
+    scenes = scenes[:num_train] if split == "train" else scenes[num_train:]
     for shape in range(num_classes):
-        scenes = partition_rng.permutation(num_scenes)
-        scenes = scenes[:num_train] if split == "train" else scenes[num_train:]
         # a candidate is (scene, rotation); sample without replacement so no tuple repeats
         picks = sample_rng.choice(len(scenes) * len(grid.rotations), per_class, replace=False)
         scene = scenes[picks // len(grid.rotations)]
@@ -419,18 +423,19 @@ def subgrid_split_factors(
 ) -> np.ndarray:
     """Every factor tuple (N, 6) of a split's scenes of a sub-grid, in seeded random order.
 
-    As in :func:`split_factors`, the scenes (tuples without rotation) are partitioned per class,
-    75% train and 25% test, so test images are held-out scenes of the same sub-grid.
+    As in :func:`split_factors`, the scenes (tuples without shape and rotation) are partitioned
+    once for every class, 75% train and 25% test, so test images are held-out scenes of the same
+    sub-grid, each held out with all six shapes.
     """
     shapes, positions, scales, rotations, fgs, bgs = grid_values(grid, subgrid)
     scene_mesh = np.meshgrid(positions, scales, fgs, bgs, indexing="ij")
     scenes = np.stack([m.ravel() for m in scene_mesh], axis=1)  # (S, 4)
     num_train = int(round(TRAIN_SCENE_FRACTION * len(scenes)))
     partition_rng = np.random.default_rng([seed, 0])  # shared by both splits: they must agree
+    order = partition_rng.permutation(len(scenes))  # one partition for every class
+    kept = scenes[order[:num_train] if split == "train" else order[num_train:]]
     rows = []
     for shape in shapes:
-        order = partition_rng.permutation(len(scenes))
-        kept = scenes[order[:num_train] if split == "train" else order[num_train:]]
         for rotation in rotations:
             position, scale, fg, bg = kept.T
             rows.append(np.stack([np.full(len(kept), shape), position, scale,
