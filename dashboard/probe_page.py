@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.common import analyses, chosen_run, runs_dir, show_analysis_errors
 from explorer.errors import UserError
-from explorer.evaluate import LABELS
+from explorer.evaluate import LABELS, split_note
 from explorer.figures import confusion_figure, per_class_figure
 from explorer.runs import list_runs
 
@@ -44,6 +44,8 @@ summary = [
     for key, m in methods.items()
 ]
 st.dataframe(summary, hide_index=True)
+if note := split_note(config):
+    st.caption(note)
 
 series = {}
 for key, m in methods.items():

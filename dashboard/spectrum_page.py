@@ -8,13 +8,13 @@ import streamlit as st
 
 from dashboard.common import analysed_checkpoints, chosen_run
 from explorer.figures import (
-    NEAR_ONE,
     exact_progress_figure,
     reachable_optimum_figure,
     spectrum_figure,
     spectrum_metrics_figure,
 )
-from explorer.spectrum_table import spectrum_table
+from explorer.spectrum_reading import NEAR_ONE, expectation
+from explorer.spectrum_table import STATIONARITY, spectrum_table
 
 # The page's terms, as the papers define them (explorer/analysis.py has the estimators).
 TERMS = {
@@ -24,25 +24,26 @@ TERMS = {
     "α (α-ReQ)": "the decay λᵢ ∝ i^−α of the centred covariance spectrum over ranks 11–100 "
                  "(Agrawal et al. 2022): small α is a flat, noisy spectrum, large α a few "
                  "dominant directions; the paper finds the best probes near α ≈ 1.",
-    "optimum gap": "‖C₊ − C²‖ / (‖C₊‖ + ‖C²‖) with C = E[f fᵀ] and C₊ = E[f(x) f(x⁺)ᵀ] over "
-                   "positive pairs: 0 when the features satisfy the relation C₊ = C² that holds "
-                   "at the loss's optimum, near 1 when the two are unrelated.",
+    STATIONARITY: "‖C₊ − C²‖ / (‖C₊‖ + ‖C²‖) with C = E[f fᵀ] and C₊ = E[f(x) f(x⁺)ᵀ] over "
+                  "positive pairs: 0 when C₊ = C², which holds at every stationary point of the "
+                  "loss (the optimum, but also saddles made of other eigenvectors), near 1 when "
+                  "the two are unrelated. It cannot tell a saddle from the optimum; the gap to "
+                  "the optimum (L − L*)/|L*|, on an exact graph, can.",
     "cross": "the cross-view moment C₊ = E[f(x) f(x⁺)ᵀ] of two views of the same image "
              "(symmetrised): at the optimum its eigenvalues are γᵢ², so its eigenvalues near 1 "
              "also count the nearly disconnected components.",
 }
-GOOD = ("**What a good spectral run looks like:** one eigenvalue ≥ 0.9 per class (nearly "
-        "disconnected component of the augmentation graph; 6 for shapes) in the projector, cross "
-        "and graph rows, the optimum gap falling towards 0, the share of the provable optimum "
-        "near 100%, and RankMe well above the number of classes (no collapse).")
 
 st.title("Spectrum")
 st.caption(
     "With f = clip(z) (rows of the projector output clipped to the ball ‖f‖² ≤ μ) the spectral "
     "loss times μ is the population loss L(f) = −2E[fᵀf⁺] + E[(fᵀf′)²] of HaoChen et al. (2021). "
     "Its minimum is −Σᵢ γᵢ² over the top eigenvalues γ₁ = 1 ≥ γ₂ ≥ … of the augmentation graph's "
-    "normalised adjacency, and at the minimum E[f fᵀ] has exactly those eigenvalues: an "
-    "eigenvalue near 1 per nearly disconnected component (class)."
+    "normalised adjacency. At the minimum E[f fᵀ] has those eigenvalues (necessary, not "
+    "sufficient: f must also span their eigenvectors), an eigenvalue near 1 per nearly "
+    "disconnected component, provided the minimiser fits in the ball: tr E[f fᵀ] = E‖f‖² ≤ μ "
+    "lets at most μ/t eigenvalues reach t. SimCLR and SimSiam see only z/‖z‖: their f is z/‖z‖ "
+    "at the scale that is best for the spectral loss."
 )
 
 run, config = chosen_run(analysed_only=True)
@@ -62,10 +63,11 @@ def show_theorem(exact: dict[str, Any]) -> None:
         st.caption(f"Graph: {graph['description']}; {graph['nodes']} nodes, k = {graph['k']} "
                    "features. L(f) below is exact, not a batch estimate.")
     else:
-        st.warning(f"This run augments in image space: the exact graph is {graph['description']}"
-                   f" ({graph['nodes']} nodes), not the run's own graph. The gap below measures "
-                   "how far image-space augmentation leaves the network from that graph's "
-                   "optimum; train with augment=graph for the run's own.")
+        st.warning(f"This run did not train on an exact graph. It is scored on "
+                   f"{graph['description']} ({graph['nodes']} nodes): a reference, not its own "
+                   "population graph, so the numbers below say how far the network is from the "
+                   "optimum of graph views, not from its own optimum. Train with augment=graph "
+                   "for a run scored on its own graph.")
     share = 1 - exact["gap"]
     cols = st.columns(5)
     cols[0].metric("of the provable optimum", f"{100 * share:.1f}%",
@@ -75,13 +77,18 @@ def show_theorem(exact: dict[str, Any]) -> None:
     cols[2].metric("population loss L(f)", f"{exact['loss']:.3f}")
     cols[3].metric("optimum −Σγᵢ²", f"{exact['optimum']:.3f}",
                    help=f"reachable inside the ball: {exact['reachable_optimum']:.3f}")
+    chance = exact.get("span_chance")
     cols[4].metric("class eigenspace spanned", f"{exact['class_r2']:.3f}",
-                   help="R² (mean squared cosine of the principal angles) of the γ = 1 block")
+                   delta=None if chance is None else f"chance {chance:.2f}",
+                   delta_color="off",
+                   help="R² (mean squared cosine of the principal angles) of the γ = 1 block; "
+                        "random features of the same rank r span r/n of it on average (chance)")
     st.markdown(f"At epoch {epoch} the network is at **{100 * share:.1f}%** of the provable "
                 f"optimum of {'its own' if graph['own'] else 'this'} augmentation graph.")
     if exact["mu"] is None:
-        st.caption(f"{config.loss} has no ball: its features are scored at their best scale c·z "
-                   f"(c = {exact['feature_scale']:.3g}).")
+        st.caption(f"{config.loss} sees only u = z/‖z‖ and has no ball: its features are scored "
+                   f"as u at the best scale c·u for L (c = {exact['feature_scale']:.3g}, "
+                   "L(c·u) = −P²/N).")
         return
     mu, largest = exact["mu"], exact["max_optimal_sq_norm"]
     if exact["ball_binds"]:
@@ -105,7 +112,7 @@ elif config.dataset.startswith("shapes"):
     st.info(f"No exact metrics in this artifact: `explorer analyze {run.path} --force` adds them.")
 
 st.subheader("Spectra")
-st.markdown(GOOD)
+st.markdown(expectation(artifact, len(artifact.get("classes", []))).text)
 st.caption(f"Eigenvalues of the graph estimate from views ≥ {NEAR_ONE} are starred (★, their "
            "count in the legend). For shapes runs, the exact eigenvalues of E_w[f fᵀ] over every "
            "node sit beside the graph's γᵢ. The backbone's features h have no natural scale, so "
@@ -119,12 +126,13 @@ st.dataframe(
     column_config={
         "RankMe": st.column_config.TextColumn(help=TERMS["RankMe"]),
         "α (α-ReQ)": st.column_config.TextColumn(help=TERMS["α (α-ReQ)"]),
-        "optimum gap": st.column_config.TextColumn(help=TERMS["optimum gap"]),
+        STATIONARITY: st.column_config.TextColumn(help=TERMS[STATIONARITY]),
         "features": st.column_config.TextColumn(
-            help="which features' spectrum: the projector's f = clip(z) and the backbone's h "
+            help="which features' spectrum: the projector's f (clip(z) for the spectral loss, "
+                 "z/‖z‖ at its best scale for SimCLR and SimSiam) and the backbone's h "
                  "(mean batch Gram spectra), the cross-view moment, and E[f fᵀ] over both views"),
     },
 )
 st.caption(f"Counts of eigenvalues ≥ 0.5 and ≥ {NEAR_ONE} of each spectrum (the backbone's ÷ λ₁); "
-           "— where a metric does not apply (RankMe and α need the embedding matrix; the gap "
-           "compares C₊ with C²).")
+           "— where a metric does not apply (RankMe and α need the embedding matrix; the "
+           "residual compares C₊ with C²).")

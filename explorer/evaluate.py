@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from explorer.builders import build_model, load_splits, resolve_device
+from explorer.builders import build_model, load_splits, recipe_name, resolve_device
+from explorer.config import GRAPH_AUGMENT, Config
 from explorer.data import ImageDataset
 from explorer.probe import ProbeResult, extract_features, linear_probe_augmented, probe_features
 from explorer.rng import fork_rng
@@ -23,6 +24,27 @@ from explorer.trained_model import load_trained_model
 
 BASELINES = ("raw_pixels", "random_init")
 LABELS = {"trained": "trained backbone", "raw_pixels": "raw pixels", "random_init": "random init"}
+
+
+def split_note(config: Config) -> str | None:
+    """What the test split of a ``shapes`` run tests, for pages and printed tables (else None).
+
+    Test images are held-out *scenes* (position, scale and colours held out for every shape at
+    once, :mod:`explorer.data.shapes`), so a classifier of the scene alone is at chance. With
+    graph views every test image is also a node of the training graph: the views re-render
+    training tuples with position, scale, rotation and colours redrawn, which reaches every
+    tuple of the class. The split then tests the probe's head on unseen scenes, not the encoder
+    on unseen augmentations.
+    """
+    if not config.dataset.startswith("shapes"):
+        return None
+    note = ("Test images are held-out scenes (position, scale and colours held out for all six "
+            "shapes at once): a classifier of the scene alone is at chance, 16.7%.")
+    if recipe_name(config) == GRAPH_AUGMENT:
+        note += (" With graph views every test image is also a node of the training graph (a "
+                 "view redraws position, scale, rotation and colours), so the split tests the "
+                 "probe's head on unseen scenes, not the encoder on unseen augmentations.")
+    return note
 
 
 def probe_run(

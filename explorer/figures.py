@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from explorer.spectrum_reading import NEAR_ONE, eigenvalue_cap
+
 PALETTE = qualitative.Plotly + qualitative.D3
-NEAR_ONE = 0.9  # eigenvalues of the graph estimate above this count as "near 1" (one per cluster)
 
 
 def _color(i: int) -> str:
@@ -95,17 +96,22 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
                                  name="batch Gram, backbone (÷ λ₁)", line={"dash": "dot"}))
     graph = arrays["graph_c_eigs"]
     near = graph >= NEAR_ONE
+    features = artifact.get("metrics", {}).get("features", {})
+    mu = features.get("mu", artifact.get("mu")) if features.get("loss", "spectral") == "spectral" \
+        else None
+    cap = f"; at most {eigenvalue_cap(mu, NEAR_ONE)} fit in the ball μ = {mu:g}" if mu else ""
     # The count of starred eigenvalues lives in the line's legend entry, which is always shown
     # (an empty star trace would drop out of the legend).
     fig.add_trace(go.Scatter(x=np.arange(1, len(graph) + 1), y=graph, mode="lines",
                              name=f"graph estimate from views: eig E[f fᵀ] "
-                                  f"(★ {int(near.sum())} ≥ {NEAR_ONE})", legendgroup="graph"))
+                                  f"(★ {int(near.sum())} ≥ {NEAR_ONE}{cap})", legendgroup="graph"))
     fig.add_trace(go.Scatter(x=np.flatnonzero(near) + 1, y=graph[near], mode="markers",
                              marker={"size": 9, "symbol": "star"}, showlegend=False,
                              legendgroup="graph", name=f"estimate ≥ {NEAR_ONE}"))
     if "exact_c_eigs" in arrays:
-        own = artifact.get("exact", {}).get("graph", {}).get("own", False)
-        which = "the run's own graph" if own else "a model of the run's augmentation"
+        record = artifact.get("exact", {})
+        own = record.get("graph", {}).get("own", False)
+        which = "the run's own graph" if own else "the graph of graph views (not the run's)"
         exact = arrays["exact_c_eigs"]
         fig.add_trace(go.Scatter(x=np.arange(1, len(exact) + 1), y=exact, mode="lines",
                                  line={"width": 3}, name="exact: eig E_w[f fᵀ] over every node"))
@@ -113,6 +119,12 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
         fig.add_trace(go.Scatter(x=np.arange(1, len(gammas) + 1), y=gammas, mode="markers",
                                  marker={"symbol": "x", "size": 6, "color": "black"},
                                  name=f"γᵢ of {which} (the optimum's eigenvalues)"))
+        reachable = np.asarray(record.get("reachable_c_eigs") or [], dtype=np.float64)
+        if record.get("ball_binds") and len(reachable):
+            fig.add_trace(go.Scatter(x=np.arange(1, len(reachable) + 1), y=reachable,
+                                     mode="markers", marker={"symbol": "circle-open", "size": 7},
+                                     name=f"the reachable optimum's eig E_w[f fᵀ] (ball μ = "
+                                          f"{record['mu']:g})"))
     # round-off tails (1e-19 and below) would squash the informative top: show 6 decades
     top = max(float(np.max(t.y)) for t in fig.data if t.y is not None and len(t.y))
     decades = [10.0**e for e in range(int(np.floor(np.log10(top))) - 6,
@@ -128,12 +140,18 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
     return fig
 
 
+#: Eigenspaces whose span is drawn over training (every one in the top k is recorded).
+SPAN_BLOCKS_PLOTTED = 5
+
+
 def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
     """The exact metrics of every checkpoint against the epoch (``shapes`` runs).
 
     Left: the share of the provable optimum reached, L(f) / L* = 1 − gap (1 at the optimum, 0
-    for f = 0), against the unconstrained optimum −Σγᵢ² and against the best loss inside the
-    ball. Right: how much of each eigenspace of the graph the features span (R², 1 = all).
+    for f = 0, negative when f is worse than 0), against the unconstrained optimum −Σγᵢ² and
+    against the best loss inside the ball; the axis follows the values. Right: how much of the
+    first eigenspaces of the graph the features span (R², 1 = all), with the level that random
+    features of the same rank reach (``span_chance``).
     """
     epochs = [e for e in sorted(artifacts) if "exact" in artifacts[e]]
     exact = [artifacts[e]["exact"] for e in epochs]
@@ -144,7 +162,7 @@ def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=epochs, y=[100 * (1 - r[key]) for r in exact],
                                  mode="lines+markers",
                                  name=name, line={"color": _color(i)}), row=1, col=1)
-    blocks = len(exact[0]["blocks"]) if exact else 0
+    blocks = min(len(exact[0]["blocks"]), SPAN_BLOCKS_PLOTTED) if exact else 0
     for b in range(blocks):
         first = exact[0]["blocks"][b]
         where = "the classes" if b == 0 else f"from eigenvalue {first['first']}"
@@ -152,7 +170,15 @@ def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=epochs, y=[r["blocks"][b]["r2"] for r in exact],
                                  mode="lines+markers", name=label, line={"color": _color(2 + b)}),
                       row=1, col=2)
-    fig.update_yaxes(range=[0, 105], row=1, col=1)
+    shares = [100 * (1 - r[key]) for r in exact for key in ("gap", "reachable_gap")]
+    low = min([0.0, *shares])  # a run worse than f = 0 has a negative share: show it
+    fig.update_yaxes(range=[low - 5, max([100.0, *shares]) + 5], row=1, col=1)
+    fig.add_hline(y=0, line={"color": "grey", "width": 1}, row=1, col=1)
+    chance = [r.get("span_chance") for r in exact]
+    if any(c is not None for c in chance):
+        fig.add_trace(go.Scatter(x=epochs, y=chance, mode="lines", line={"dash": "dot",
+                                 "color": "grey"}, name="chance: rank(f)/n (random features)"),
+                      row=1, col=2)
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(height=380, margin={"t": 40}, legend={"orientation": "h", "y": -0.35})

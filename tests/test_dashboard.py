@@ -173,8 +173,8 @@ def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: P
     app = page("spectrum", run="trained")
     artifact = load_analysis(open_run(runs_dir / "trained"), 2)
     exact = artifact["exact"]
-    # TINY trains `shapes` in image space: the page says its graph is a model, not its own
-    assert not exact["graph"]["own"] and "image space" in app.warning[0].value
+    # TINY trains `shapes` in image space: the page says it did not train on the graph
+    assert not exact["graph"]["own"] and "did not train" in app.warning[0].value
     shown = {m.label: m.value for m in app.metric}
     assert shown["of the provable optimum"] == f"{100 * (1 - exact['gap']):.1f}%"
     assert shown["population loss L(f)"] == f"{exact['loss']:.3f}"
@@ -183,7 +183,7 @@ def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: P
     measured = next(t for n, t in by_name.items() if n.startswith("exact: eig E_w"))
     arrays = artifact["arrays"]
     assert trace_values(measured, "y") == pytest.approx(arrays["exact_c_eigs"].tolist())
-    gammas = next(t for n, t in by_name.items() if n.startswith("γᵢ of a model"))
+    gammas = next(t for n, t in by_name.items() if n.startswith("γᵢ of the graph of graph views"))
     assert trace_values(gammas, "y") == pytest.approx(arrays["exact_gammas"].tolist())
     run_mu = next(t for n, t in by_name.items() if n.startswith("the run's μ"))
     assert trace_values(run_mu, "x")[0] == pytest.approx(exact["mu"])
@@ -193,8 +193,12 @@ def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: P
     assert "RankMe" in json.dumps(charts(app)[-1]["layout"])
     # the page defines its terms and its table reads without raw keys or "None"
     text = " ".join(m.value for m in app.markdown)
-    for term in ("RankMe", "α (α-ReQ)", "optimum gap", "cross", "What a good spectral run"):
+    for term in ("RankMe", "α (α-ReQ)", "C₊ = C² residual (stationarity)", "cross",
+                 "What a good run looks like", "saddle"):
         assert term in text, term
+    assert "optimum gap" not in text  # the residual is not a gap to the optimum
+    # the page states the ball's cap at the run's μ: ⌊μ/0.9⌋ eigenvalues at most
+    assert f"at most {int(exact['mu'] / 0.9)} eigenvalue" in text
     table = app.dataframe[0].value
     assert len(table) and not any("_" in str(c) for c in table.columns)
     assert "None" not in table.astype(str).to_numpy().ravel().tolist()
@@ -210,6 +214,7 @@ def test_probe_page_shows_the_runs_results_and_baselines(page, runs_dir: Path) -
     for key, label in (("trained", "trained backbone"), ("raw_pixels", "raw pixels")):
         assert table.loc[label, "kNN %"] == pytest.approx(
             round(100 * probe["methods"][key]["knn"]["accuracy"], 1))
+    assert "a classifier of the scene alone is at chance" in " ".join(c.value for c in app.caption)
     bars = charts(app)[0]["data"]
     linear = next(t for t in bars if t["name"] == "trained backbone linear")
     per_class = probe["methods"]["trained"]["linear"]["per_class_accuracy"]

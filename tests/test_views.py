@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.builders import build_views, load_splits, recipe_name
+from explorer.builders import build_views, graph_kernel, load_splits, recipe_name
 from explorer.config import build_config
 from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesKernel, grid_values
 from explorer.errors import UserError
@@ -144,3 +144,23 @@ def test_image_recipes_still_make_image_views(subgrid_splits) -> None:
     assert isinstance(views, ImageViews)
     view1, _ = views(torch.arange(8))
     assert view1.shape == (8, 3, 32, 32)
+
+
+def test_every_test_image_of_graph_views_is_a_node_of_the_training_graph(subgrid_splits) -> None:
+    """What the Probe page says: the training graph (views redraw every nuisance part) reaches
+    every test tuple, so with graph views the split does not hold out augmentations."""
+    from explorer.evaluate import split_note
+
+    train, test = subgrid_splits
+    config = build_config(None, None, {"dataset": "shapes-subgrid"})
+    kernel = graph_kernel(config)
+    reach = np.ones((1, 1))  # tuple -> tuple: nonzero where one view of x can be x'
+    for part in kernel.part_kernels():
+        reach = np.kron(reach, part)
+    start = np.zeros(len(reach))
+    start[kernel.tuple_positions(train.factors.numpy())] = 1
+    reached = (start @ reach) > 0
+    assert reached[kernel.tuple_positions(test.factors.numpy())].all()
+    assert "node of the training graph" in split_note(config)
+    assert "node" not in split_note(build_config(None, None, {"dataset": "shapes"}))
+    assert split_note(build_config(None, None, {"dataset": "digits"})) is None

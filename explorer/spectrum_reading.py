@@ -1,0 +1,111 @@
+"""What the Spectrum page may say about a checkpoint's spectrum, given its loss and its μ.
+
+The optimum of the population spectral loss has E_w[f fᵀ] with eigenvalues γ₁..γ_k, one near 1 per
+nearly disconnected component (HaoChen et al. 2021, Section 3; docs/THEORY.md, "The population
+loss and its optimum"), but only when that optimum fits in the ball ‖f(x)‖² ≤ μ that the loss's
+clipping imposes. The ball caps the spectrum whatever the graph: tr E[f fᵀ] = E‖f‖² ≤ μ, so at
+most μ/t eigenvalues reach t (docs/THEORY.md, "The ball"). At μ = 1 (the paper's CIFAR recipe) at
+most one eigenvalue reaches 0.9, and "one eigenvalue near 1 per class" cannot be read off the
+spectrum. This module turns that into the numbers and sentences the page shows; no Streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Eigenvalues at or above this count as "near 1" (one per nearly disconnected component).
+NEAR_ONE = 0.9
+
+
+def eigenvalue_cap(mu: float, threshold: float) -> int:
+    """The most eigenvalues of E[f fᵀ] that can reach ``threshold`` when every ‖f(x)‖² ≤ μ.
+
+    The eigenvalues are non-negative and sum to tr E[f fᵀ] = E‖f‖² ≤ μ, so at most ⌊μ/t⌋ of them
+    are ≥ t.
+    """
+    if mu <= 0 or threshold <= 0:
+        raise ValueError(f"mu and threshold must be positive, got {mu} and {threshold}")
+    return math.floor(mu / threshold * (1 + 1e-12))
+
+
+@dataclass(frozen=True)
+class SpectrumExpectation:
+    """What a good checkpoint's spectrum looks like for one run.
+
+    Attributes:
+        near_one: how many eigenvalues of E[f fᵀ] ≥ :data:`NEAR_ONE` the best features of this
+            run have: of the reachable optimum on an exact graph, else one per class capped by
+            the ball; None when nothing can be said.
+        cap: ⌊μ/NEAR_ONE⌋ for the spectral loss (None without a ball).
+        ball_binds: whether the ball cuts the optimum off (known on an exact graph; True
+            without one when the classes alone exceed the cap).
+        text: one paragraph for the page.
+    """
+
+    near_one: int | None
+    cap: int | None
+    ball_binds: bool
+    text: str
+
+
+def expectation(artifact: dict[str, Any], num_classes: int) -> SpectrumExpectation:
+    """What a good run looks like, for one analysis artifact (its loss, μ and exact metrics).
+
+    Args:
+        artifact: :func:`explorer.artifacts.load_analysis` output.
+        num_classes: the dataset's class count.
+    """
+    features = artifact.get("metrics", {}).get("features", {})
+    loss, mu = features.get("loss", "spectral"), features.get("mu", artifact.get("mu"))
+    exact = artifact.get("exact")
+    arrays = artifact.get("arrays", {})
+    if loss != "spectral" or mu is None:
+        text = (f"**What a good {loss} run looks like:** its loss sees only z/‖z‖, so its "
+                "features are read as z/‖z‖ at the scale that is best for the spectral loss "
+                "(no ball). Spanning the graph's top eigenvectors is what a linear probe needs "
+                "(Lemma 3.1: an invertible linear map changes no probe); eigenvalues of "
+                f"E[f fᵀ] near 1, one per class ({num_classes}), appear only if the features "
+                "also match the optimum's scale per direction, which NT-Xent does not ask for.")
+        return SpectrumExpectation(None, None, False, text)
+    cap = eigenvalue_cap(mu, NEAR_ONE)
+    cap_text = (f"With μ = {mu:g}, tr E[f fᵀ] = E‖f‖² ≤ μ lets at most {cap} eigenvalue"
+                f"{'s' if cap != 1 else ''} reach {NEAR_ONE}.")
+    if exact is not None:
+        binds = bool(exact.get("ball_binds"))
+        reachable = np.asarray(exact.get("reachable_c_eigs") or [], dtype=np.float64)
+        gammas = np.asarray(arrays.get("exact_gammas", []), dtype=np.float64)
+        target = reachable if binds and len(reachable) else gammas
+        count = int(np.sum(target >= NEAR_ONE))
+        if binds:
+            text = (f"**What a good run looks like here:** μ = {mu:g} is below max‖f*(x)‖² = "
+                    f"{exact['max_optimal_sq_norm']:.3g}, so the ball binds: the best features "
+                    f"inside it have {count} eigenvalue{'s' if count != 1 else ''} of E_w[f fᵀ] "
+                    f"≥ {NEAR_ONE} (the graph has {int(np.sum(gammas >= NEAR_ONE))} γᵢ ≥ "
+                    f"{NEAR_ONE}); compare with that and with the reachable optimum, not with "
+                    f"−Σγᵢ². {cap_text}")
+        else:
+            text = (f"**What a good run looks like here:** the optimum fits in the ball "
+                    f"(μ = {mu:g} ≥ max‖f*(x)‖² = {exact['max_optimal_sq_norm']:.3g}), so at the "
+                    f"optimum E_w[f fᵀ] has the graph's γᵢ as eigenvalues: {count} of them "
+                    f"≥ {NEAR_ONE}, one per nearly disconnected component. {cap_text}")
+        return SpectrumExpectation(count, cap, binds, text + _rest())
+    if cap < num_classes:
+        text = (f"**What a good run looks like:** {cap_text} With {num_classes} classes the "
+                "optimum's one eigenvalue near 1 per class does not fit: the ball binds, "
+                "−Σγᵢ² is out of reach, and the count of eigenvalues near 1 cannot count the "
+                "classes. Read the span (linear probe) and the decay of the spectrum instead.")
+        return SpectrumExpectation(cap, cap, True, text + _rest())
+    text = (f"**What a good run looks like:** one eigenvalue of E[f fᵀ] ≥ {NEAR_ONE} per nearly "
+            f"disconnected component of the augmentation graph ({num_classes} if the classes "
+            f"are), in the projector, cross and graph rows. {cap_text}")
+    return SpectrumExpectation(num_classes, cap, False, text + _rest())
+
+
+def _rest() -> str:
+    return (" The C₊ = C² residual falls towards 0 at any stationary point (the optimum or a "
+            "saddle): it cannot tell them apart; the share of the optimum can. RankMe stays well "
+            "above the number of classes (no collapse).")
