@@ -37,7 +37,12 @@ ANALYSIS_PROJECTIONS = ("both", "pca", "umap")
 
 @dataclass
 class Config:
-    """Everything that defines a run. Field names are part of the CLI contract (DESIGN.md)."""
+    """Everything that defines a run.
+
+    Field names are a contract: the CLI's ``key=value`` overrides, preset files and each run's
+    ``config.json`` (docs/RUN_FORMAT.md) all use them. What μ means: docs/THEORY.md, "Where μ
+    lives" and "The ball".
+    """
 
     # data
     dataset: str = "shapes"
@@ -56,7 +61,7 @@ class Config:
     init_in_ball: bool = True  # spectral: start E||z||^2 at mu/2, inside the ball (builders)
     # objective
     loss: str = "spectral"
-    mu: float = 1.0  # spectral loss: features are clipped to the ball of radius sqrt(mu)
+    mu: float = 1.0  # spectral loss: f = clip(z) lives in the ball ||f||^2 <= mu (docs/THEORY.md)
     temperature: float = 0.5  # SimCLR only
     # optimisation (HaoChen et al. 2021, Appendix C: SGD, lr = lr * batch/256, warm-up + cosine)
     epochs: int = 800

@@ -1,6 +1,7 @@
 """What training reports, each in one place: metrics lines, status record and log
 (:class:`Reporter`), over windows of steps (:class:`LossWindow`), and the kNN monitor
-(:class:`KnnMonitor`). Used by :mod:`explorer.train`.
+(:class:`KnnMonitor`). Used by :mod:`explorer.train`, which hands the reporter plain values
+(:class:`Schedule`): this module never imports the trainer (``tests/test_layering.py``).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -19,12 +20,24 @@ from explorer.data import ImageDataset
 from explorer.probe import extract_features, knn_probe
 from explorer.runs import Run
 
-if TYPE_CHECKING:
-    from explorer.train import Trainer
-
 # Cap the kNN monitor's cost: it runs every few epochs on a fixed sample.
 MONITOR_TRAIN_SAMPLES = 5000
 MONITOR_TEST_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What the reporter needs to know of the run's schedule, as plain values.
+
+    Attributes:
+        batch_size: images per step (the global batch, all ranks together).
+        steps_per_epoch: SGD steps in one epoch.
+        total_steps: SGD steps in the whole run.
+    """
+
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
 
 
 @dataclass
@@ -40,12 +53,19 @@ class Reporter:
     """What the loop reports, in one place: metrics lines, the status record and ``train.log``.
 
     Only rank 0 writes (other ranks hold a :class:`~explorer.distributed.FollowerRun`).
+
+    Args:
+        run: the run written to (a ``FollowerRun`` on ranks other than 0).
+        schedule: the run's batch size and step counts.
+        rank: this process's rank under ``torchrun`` (0 alone).
+        progress: whether log lines also go to the terminal (through tqdm).
     """
 
-    def __init__(self, run: Run, trainer: Trainer) -> None:
-        self.run, self.rank, self.progress = run, trainer.rank, trainer.progress
-        self.batch_size = trainer.config.batch_size
-        self.steps_per_epoch, self.total_steps = trainer.steps_per_epoch, trainer.total_steps
+    def __init__(self, run: Run, schedule: Schedule, *, rank: int = 0,
+                 progress: bool = True) -> None:
+        self.run, self.rank, self.progress = run, rank, progress
+        self.batch_size = schedule.batch_size
+        self.steps_per_epoch, self.total_steps = schedule.steps_per_epoch, schedule.total_steps
 
     def log(self, message: str) -> None:
         if self.rank != 0:

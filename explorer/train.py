@@ -41,7 +41,7 @@ from explorer.config import Config
 from explorer.data import ImageDataset
 from explorer.errors import UserError, first_line
 from explorer.losses import compute_loss
-from explorer.reporting import KnnMonitor, LossWindow, Reporter
+from explorer.reporting import KnnMonitor, LossWindow, Reporter, Schedule
 from explorer.runs import Run
 
 if TYPE_CHECKING:
@@ -219,7 +219,8 @@ class Trainer:
 
     def _fit(self, run: Run, resume: bool) -> str:
         self.run = run if self.rank == 0 else distributed.FollowerRun(run)  # type: ignore[assignment]
-        self.report = Reporter(self.run, self)
+        schedule = Schedule(self.config.batch_size, self.steps_per_epoch, self.total_steps)
+        self.report = Reporter(self.run, schedule, rank=self.rank, progress=self.progress)
         self.stops = StopRequests(self.run, self.world_size, self.device)
         if resume:
             self._resume()

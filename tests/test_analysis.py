@@ -201,7 +201,8 @@ def test_spectral_features_clip_to_the_ball_and_keep_the_scale() -> None:
 
 
 def test_optimum_of_a_finite_augmentation_graph_satisfies_c_plus_equals_c_squared() -> None:
-    # A small augmentation graph (docs/THEORY.md): w(x,x') = Σ_x̄ p(x̄) A(x|x̄) A(x'|x̄).
+    # A small augmentation graph (docs/THEORY.md, "The augmentation graph"):
+    # w(x,x') = Σ_x̄ p(x̄) A(x|x̄) A(x'|x̄).
     rng = np.random.default_rng(0)
     n_natural, n_aug, k = 4, 9, 3
     a = rng.random((n_natural, n_aug)) ** 4

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from explorer import graph as G
 from explorer.config import Config, build_config, list_presets, parse_overrides
+from explorer.config_docs import FIELD_DOCS
 from explorer.errors import UserError
 
 
@@ -22,7 +25,7 @@ def test_every_preset_builds(tmp_path: Path) -> None:
             assert f"{base}-{loss}" in presets
 
 
-def test_paper_recipes_match_design() -> None:
+def test_paper_recipes_match_the_paper() -> None:
     cifar = build_config("cifar10-paper")
     assert (cifar.backbone, cifar.mu, cifar.batch_size, cifar.epochs) == (
         "resnet18-cifar",
@@ -85,3 +88,17 @@ def test_bad_toml_file(tmp_path: Path) -> None:
     path.write_text('base = "shapes-demo"\nbatchsize = 3\n')
     with pytest.raises(UserError, match="did you mean 'batch_size'"):
         build_config(config_file=path)
+
+
+def test_the_mu_help_gives_the_rule_for_the_optimum_s_largest_row() -> None:
+    """max‖f*(x)‖² is at least the number of classes, and more once the top k holds eigenvectors
+    inside the classes (docs/THEORY.md, "The ball"): the μ help says so on one line."""
+    help_ = FIELD_DOCS["mu"].help
+    assert "at least the number of classes" in help_ and "Spectrum page" in help_
+    assert "up to about" not in help_ and "\n" not in help_
+    # three disconnected classes, each two weakly joined sub-groups of three nodes
+    group = np.repeat(np.arange(6), 3)
+    same_class = (group // 2)[:, None] == (group // 2)[None, :]
+    W = np.where(group[:, None] == group[None, :], 1.0, np.where(same_class, 0.1, 0.0))
+    assert G.max_optimal_sq_norm(W, 3) == pytest.approx(3.0)  # the class block alone: r
+    assert G.max_optimal_sq_norm(W, 6) > 5.0  # with the sub-group eigenvectors (γ = 0.82)

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from tqdm import tqdm
 
 from explorer.builders import build_model, load_splits
+from explorer.checkpoint import TrainState
 from explorer.config import build_config
 from explorer.errors import UserError
 from explorer.models import ContrastiveModel
+from explorer.reporting import Reporter, Schedule
 from explorer.runs import Run, create_run, open_run
 from explorer.train import LossWindow, Trainer, learning_rate
 from tests.conftest import TINY, explorer, popen_explorer
@@ -358,3 +361,24 @@ def test_training_step_never_waits_for_the_gpu(recipe: list[str]) -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(window.sums["loss"]).item()
+
+
+def test_the_reporter_needs_only_plain_values(workdir: Path) -> None:
+    """The reporter is built from a run and a :class:`Schedule`, no trainer (so
+    ``explorer.reporting`` never imports ``explorer.train``): a window becomes one metrics line
+    and the status record, an epoch its line and a log line."""
+    run = create_run(workdir / "runs", build_config(overrides=TINY), "plain")
+    report = Reporter(run, Schedule(batch_size=64, steps_per_epoch=4, total_steps=8),
+                      progress=False)
+    state = TrainState(epoch=0, step=2)
+    window = LossWindow(sums={"loss": torch.tensor(-3.0), "positive": torch.tensor(-4.0),
+                              "negative": torch.tensor(1.0)}, steps=2)
+    with tqdm(disable=True) as bar:
+        report.window(window, state, lr=0.1, bar=bar)
+    report.epoch({"kind": "epoch", "epoch": 1, "step": 4, "loss": -1.5}, total_epochs=2)
+    step, epoch = open_run(run.path).metrics()
+    assert (step["kind"], step["step"], step["epoch"]) == ("step", 2, 0.5)
+    assert (step["loss"], step["positive"], step["negative"]) == (-1.5, -2.0, 0.5)
+    assert (state.epoch_loss_sum, state.epoch_steps) == (-3.0, 2)
+    assert epoch["kind"] == "epoch" and run.status()["progress"] == 0.25
+    assert "epoch 1/2 done" in (run.path / "train.log").read_text()
