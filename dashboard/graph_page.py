@@ -82,19 +82,26 @@ st.caption(
     "features on the spectral contrastive loss: it learns the top eigenvectors.")
 
 kind = st.radio("Graph", ["Clusters", "Shapes"], horizontal=True, key="kind",
-                help="k clusters joined by weak edges, or the exact graph of the shapes dataset")
+                help="k clusters joined by weak edges, or the exact graph of the shapes dataset; "
+                     "both are augmentation graphs W = Kᵀ diag(p) K of a kernel K(x | x̄)")
 cols = st.columns(6)
 if kind == "Clusters":
     k = cols[0].slider("clusters k", 2, 8, 3, key="k")
     largest = cols[1].slider("nodes in the largest cluster", 5, 250, 40, key="largest")
     smallest = cols[2].slider("smallest cluster (% of the largest)", 20, 100, 100, step=5,
                               key="smallest")
-    degree = cols[3].slider("neighbours inside the cluster", 3, 50, 10, key="degree",
-                            help="each pair of nodes is an edge with probability "
-                                 "degree / mean cluster size, inside or across clusters")
-    within = cols[4].slider("within-cluster weight", 0.1, 1.0, 1.0, step=0.05, key="within")
-    between = cols[5].slider("between-cluster weight", 0.0, 1.0, 0.02, step=0.01, key="between",
-                             help="the weak edges; only between / within matters (W sums to 1)")
+    degree = cols[3].slider("augmentations inside the cluster", 3, 50, 10, key="degree",
+                            help="one natural datum per node; its augmentation lands on this "
+                                 "many nodes of its cluster (capped at its size): itself, its "
+                                 "neighbour on a ring through the cluster, which keeps the "
+                                 "cluster connected, and random others")
+    within = cols[4].slider("within-cluster weight", 0.1, 1.0, 1.0, step=0.05, key="within",
+                            help="the weight of each of those nodes")
+    between = cols[5].slider("between-cluster weight", 0.0, 1.0, 0.01, step=0.01, key="between",
+                             help="the weight of each of as many nodes in every other cluster, "
+                                  "spread evenly over it; each datum's weights are then "
+                                  "normalised, so only between / within matters. 0: the "
+                                  "clusters are the connected components")
     sizes = graph_lab.cluster_sizes(k, largest, max(2, round(largest * smallest / 100)))
     spec: Spec = ("clusters", sizes, within, between, float(degree))
     structure: Spec = ("clusters", sizes, within, None, float(degree))
@@ -104,8 +111,11 @@ else:
                           help="probability that a view redraws position and scale")
     rotate = cols[1].slider("rotation p", 0.0, 1.0, 0.5, step=0.05, key="rotate")
     color = cols[2].slider("colour p", 0.0, 1.0, 0.8, step=0.05, key="color")
-    shape = cols[3].slider("shape-changing p", 0.0, 0.5, 0.0, step=0.01, key="shape",
-                           help="probability that a view redraws the shape: joins the classes")
+    shape = cols[3].slider("shape-changing p", 0.0, 1.0, 0.0, step=0.01, key="shape",
+                           help="probability that a view's shape is redrawn at random, whatever "
+                                "the image: noise alike for every class, not an ambiguous crop. "
+                                "The class eigenvalues become (1 − p)²; the classes stay the "
+                                "top eigenvectors up to p = 0.5 and drop out past it")
     cols[4].caption("840 images of the `shapes-subgrid` grid, 6 classes; views re-render the "
                     "factors with each part redrawn with its probability.")
     spec = ("shapes", crop, rotate, color, shape)
@@ -134,27 +144,42 @@ left.caption("W ordered by cluster: bright blocks on the diagonal are the cluste
              "ones off it the weak edges between them (log scale; blank: no edge).")
 right.plotly_chart(spectrum_bars(summary.gammas, NEAR_ONE, lab.k, lab.num_nodes),
                    key="spectrum")
-right.caption(f"Eigenvalues of the normalised adjacency Ā = D^-1/2 W D^-1/2. A nearly "
-              f"disconnected cluster gives an eigenvalue near 1 (red: above {NEAR_ONE}); the "
-              "gap after γ_k is what the paper's guarantees need.")
+right.caption(f"Eigenvalues of the normalised adjacency Ā = D^-1/2 W D^-1/2, all in [0, 1] "
+              "(an augmentation graph's W = Kᵀ diag(p) K is positive semi-definite). Each "
+              "connected component gives an eigenvalue exactly 1, a nearly disconnected cluster "
+              f"one near 1 (red: above {NEAR_ONE}); the gap after γ_k is what the paper's "
+              "guarantees need.")
 left, right = st.columns(2)
-left.plotly_chart(eigenvector_heatmap(summary.vectors, lab.labels, lab.classes),
-                  key="eigenvectors")
-left.caption("The top-k eigenvectors, one row per node: when the clusters are nearly "
-             "disconnected, rows are constant within a cluster (cluster indicators up to a "
-             "rotation), so a linear head separates the clusters and k-means on the rows "
-             "(spectral clustering) finds them.")
+left.plotly_chart(eigenvector_heatmap(summary.vectors, lab.weights.sum(1), lab.labels,
+                                      lab.classes), key="eigenvectors")
+left.caption("Drawn: f = D^-1/2 v, each top-k eigenvector v of Ā divided by √w_x, one row per "
+             "node: the loss's optimal features f* without their √γᵢ. On disconnected "
+             "clusters each column is constant on every cluster (the eigenvectors v themselves "
+             "are ∝ √w_x there, which varies inside a cluster); on nearly disconnected ones "
+             "nearly constant: cluster indicators up to a rotation, so a linear head separates "
+             "the clusters and k-means on the rows (spectral clustering) finds them.")
 curve_slot = right.container()  # filled last: the sweep is the slow part, the rest shows first
-right.caption("Graceful degradation: as the edges between clusters grow, γ_k falls towards "
-              "the bulk γ_{k+1}, and the probe's accuracy (logistic regression fitted on half "
-              "of the nodes, scored on the other half) and the clustering's ARI fall with it.")
+if kind == "Clusters":
+    right.caption("As the edges between clusters grow, γ_k falls towards the bulk γ_{k+1}, and "
+                  "the probe's accuracy (logistic regression fitted on half of the nodes, "
+                  "scored on the other half) and the clustering's ARI fall with it.")
+else:
+    right.caption("A step, not a graceful decline: redrawing the shape at random treats every "
+                  "class alike, so the class eigenvectors stay the same and only their "
+                  "eigenvalue (1 − p)² falls. While it is above crop's and rotation's 0.25 "
+                  "(p < 0.5) they are the top k and probe and clustering are exact; past it "
+                  "the top k are nuisance directions and both drop to chance at once. (The "
+                  "probe: logistic regression fitted on half of the nodes, scored on the other "
+                  "half.) Augmentations that change the class only where an image is "
+                  "ambiguous would degrade gradually; this one does not.")
 
 st.subheader("Train a table f on the spectral contrastive loss")
 st.caption(
     "Every node gets a free feature vector f(x) ∈ ℝᵈ. Each step draws 256 positive pairs from "
     "w(x, x′) and takes an Adam step on the paper's loss (rows clipped to the ball ‖f(x)‖² ≤ μ, "
-    "loss divided by μ). Its minimum is −Σ_{i≤d} γᵢ², reached when E_w[f fᵀ] has eigenvalues "
-    "γ₁…γ_d, unless the optimum's rows do not fit in the ball: then the best is higher.")
+    "loss divided by μ). Its minimum is −Σ_{i≤d} γᵢ², reached when √w_x f(x) = (√γ₁ v₁(x), …, "
+    "√γ_d v_d(x)) up to a rotation, v the top-d eigenvectors of Ā, unless these rows do not "
+    "fit in the ball: then the best is higher. There E_w[f fᵀ] has eigenvalues γ₁…γ_d.")
 controls = st.columns([2, 2, 1, 1])
 mu = controls[0].select_slider("μ (squared radius of the ball)", MUS, value=10.0, key="mu")
 d = controls[1].slider("features d", 1, min(16, lab.num_nodes - 1), min(lab.k, 16), key="d")
@@ -211,8 +236,13 @@ def training_panel(state: dict[str, Any] | None) -> None:
                        key="train-moments")
     left.caption("The exact population loss L(f) of the table (every node and edge, not a "
                  "batch) falls to the optimum line.")
-    right.caption("At the unconstrained optimum E_w[f fᵀ] = Σ_x w_x f(x) f(x)ᵀ has exactly "
-                  "the top eigenvalues γᵢ of Ā: the table has learned the top eigenvectors.")
+    right.caption("At the unconstrained optimum E_w[f fᵀ] = Σ_x w_x f(x) f(x)ᵀ has the top "
+                  "eigenvalues γ₁…γ_d of Ā. Necessary, not sufficient: any table with "
+                  "√w_x f(x) = (√γ₁ u₁(x), …, √γ_d u_d(x)) for orthonormal u has them, and the "
+                  "optimum also needs the u to span the top-d eigenspace (C₊ = C² is no proof "
+                  "either: it holds at every stationary point, saddles made of other "
+                  "eigenvectors included). The loss reaching −Σγᵢ² is what says the top "
+                  "eigenvectors are learned.")
 
 
 running = state is not None and state["running"]

@@ -80,23 +80,31 @@ def spectrum_bars(gammas: np.ndarray, threshold: float, k: int, num_nodes: int,
     return fig
 
 
-def eigenvector_heatmap(vectors: np.ndarray, labels: np.ndarray, classes: Sequence[str],
-                        max_bins: int = 300) -> go.Figure:
-    """The top-k eigenvectors of Abar (columns), one row per node ordered by cluster (block
-    means above ``max_bins`` nodes), scaled by sqrt(n) so that an indicator reads about 1."""
+def eigenvector_heatmap(vectors: np.ndarray, degrees: np.ndarray, labels: np.ndarray,
+                        classes: Sequence[str], max_bins: int = 300) -> go.Figure:
+    """The features f_i(x) = v_i(x) / sqrt(w_x) (f = D^{-1/2} v) of the top-k eigenvectors v_i of
+    Abar (columns), one row per node ordered by cluster (block means above ``max_bins`` nodes).
+
+    ``degrees`` are the w_x (any scale: normalised to sum 1 here). These f are the optimum f* of
+    the spectral contrastive loss without its sqrt(gamma_i) per column, with E_w[f_i f_j] =
+    delta_ij; on disconnected clusters each column is constant on every cluster (v itself is
+    sqrt(w_x) times that, so it varies with the degrees inside a cluster).
+    """
     n, k = vectors.shape
+    w = np.asarray(degrees, dtype=np.float64)
+    f = vectors / np.sqrt(w / w.sum())[:, None]
     bins = _bins(n, max_bins)
     starts = np.array([b[0] for b in bins])
     sizes = np.array([len(b) for b in bins], dtype=np.float64)
-    rows = np.add.reduceat(vectors * np.sqrt(n), starts, axis=0) / sizes[:, None]
+    rows = np.add.reduceat(f, starts, axis=0) / sizes[:, None]
     limit = float(np.abs(rows).max()) or 1.0
-    fig = go.Figure(go.Heatmap(z=rows, x=[f"v{i + 1}" for i in range(k)], colorscale="RdBu",
+    fig = go.Figure(go.Heatmap(z=rows, x=[f"f{i + 1}" for i in range(k)], colorscale="RdBu",
                                zmid=0, zmin=-limit, zmax=limit,
-                               hovertemplate="%{x}, row %{y}: %{z:.2f}<extra></extra>"))
+                               hovertemplate="%{x}, row %{y}: %{z:.3f}<extra></extra>"))
     fig.update_yaxes(**_cluster_ticks(labels, bins, classes), autorange="reversed",
                      showgrid=False)
-    fig.update_layout(title=f"top {k} eigenvectors (rows: nodes)", height=420,
-                      margin={"t": 40, "b": 30, "l": 10, "r": 10})
+    fig.update_layout(title=f"f = D^-1/2 v of the top {k} eigenvectors (rows: nodes)",
+                      height=420, margin={"t": 40, "b": 30, "l": 10, "r": 10})
     return fig
 
 
@@ -147,7 +155,8 @@ def training_loss_figure(history: Sequence[TrainPoint], optimum: float,
 
 
 def second_moment_figure(eigenvalues: np.ndarray, gammas: np.ndarray) -> go.Figure:
-    """Eigenvalues of E_w[f f^T] beside gamma_1..gamma_d: equal at the unconstrained optimum."""
+    """Eigenvalues of E_w[f f^T] beside gamma_1..gamma_d: equal at the unconstrained optimum
+    (necessary, not sufficient: the optimum also needs sqrt(w) f to span the top-d eigenspace)."""
     index = [f"{i + 1}" for i in range(len(gammas))]
     fig = go.Figure([go.Bar(x=index, y=gammas, name="γᵢ of Ā", marker_color="#EF553B"),
                      go.Bar(x=index, y=eigenvalues, name="eigenvalues of E_w[f fᵀ]",

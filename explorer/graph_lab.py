@@ -1,16 +1,23 @@
 """Small augmentation graphs to play with: clusters joined by weak edges, the exact ``shapes``
 graph, what the spectrum says about them, and a table f trained on the spectral loss.
 
-The maths of the dashboard's Graph page (the page only draws). HaoChen et al. [0] prove that the
-minimiser of the spectral contrastive loss is the top-k eigenvectors of the augmentation graph's
-normalised adjacency Abar (:mod:`explorer.graph`), that a nearly disconnected component gives an
-eigenvalue near 1, and that a linear head on those features recovers the components, degrading
-gracefully as the edges between them grow (the error bound grows as gamma_{k+1} approaches 1).
+The maths of the dashboard's Graph page (the page only draws). HaoChen et al. [0] show that the
+minimisers of the spectral contrastive loss are f*(x) = sqrt(w_x)^-1 (sqrt(gamma_1) v_1(x), ...,
+sqrt(gamma_k) v_k(x)) up to a rotation, v_i the top-k eigenvectors of the augmentation graph's
+normalised adjacency Abar (:mod:`explorer.graph`); that a nearly disconnected component gives an
+eigenvalue near 1; and that a linear head on f* recovers the components, with an error bound
+that grows with the weight of the edges between them and as the eigenvalues after the k-th
+approach 1 ([0], NeurIPS 2021, Theorem 3.7 in rho_{floor(k/2)}; its appendix gives the form in
+gamma_{k+1}). Both kinds of graph here are augmentation graphs, W = K^T diag(p) K, so Abar is
+positive semi-definite. On the cluster graphs the recovery falls gradually as the between weight
+grows. On the ``shapes`` graph ``shape_p`` redraws the shape of a view whatever the image: noise
+that treats every class alike, which leaves the class eigenvectors unchanged and makes their
+eigenvalues (1 - shape_p)^2, so the recovery is perfect up to shape_p = 0.5 and lost past it: a
+step, not a graceful decline.
 
 References:
     [0] HaoChen, Wei, Gaidon, Ma, "Provable Guarantees for Self-Supervised Deep Learning with
         Spectral Contrastive Loss", NeurIPS 2021, https://arxiv.org/abs/2106.04156
-    [1] Holland, Laskey, Leinhardt, "Stochastic blockmodels: First steps", Social Networks 1983.
 """
 
 from __future__ import annotations
@@ -34,9 +41,54 @@ from explorer.shapes_graph import shapes_augmentation_graph
 #: Up to this many nodes the spectrum is computed densely (all n eigenvalues); above, LOBPCG.
 DENSE_NODES = 400
 #: The values a degradation curve sweeps: the between / within weight ratio of a cluster graph,
-#: the shape-changing probability of the shapes graph.
+#: the shape-changing probability of the shapes graph. The latter is dense on both sides of 0.5,
+#: where the class eigenvalue (1 - p)^2 crosses the crop and rotation eigenvalue 0.25 and the
+#: recovery drops in one step (0.5 itself is left out: there the two are equal, and which of
+#: them the top eigenvectors take is arbitrary).
 CLUSTER_SWEEP = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
-SHAPE_SWEEP = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
+SHAPE_SWEEP = (0.0, 0.1, 0.2, 0.3, 0.4, 0.45, 0.48, 0.49, 0.51, 0.52, 0.55, 0.7, 1.0)
+
+
+@dataclass(frozen=True)
+class KernelFactor:
+    """W = K^T diag(p) K with K = A + Q[labels][:, labels]: a sparse part A inside the clusters
+    and a part constant on each pair of clusters (:func:`cluster_kernel`), kept so that a
+    product with Abar costs O(nnz(A) + n k), not O(n^2).
+
+    Attributes:
+        p: (n,) the natural data's distribution.
+        inside: A (n, n) sparse CSR.
+        between: Q (k, k).
+        labels: (n,) int64 cluster of each node.
+    """
+
+    p: np.ndarray
+    inside: sp.csr_matrix
+    between: np.ndarray
+    labels: np.ndarray
+
+    def abar(self) -> spla.LinearOperator:
+        """Abar = D^{-1/2} K^T diag(p) K D^{-1/2} as an operator (D = diag(K^T p))."""
+        k = len(self.between)
+        Z = sp.csr_matrix((np.ones(len(self.labels)), (np.arange(len(self.labels)),
+                                                        self.labels)), shape=(len(self.labels), k))
+
+        def kernel(y: np.ndarray) -> np.ndarray:  # K y, (n, b)
+            return self.inside @ y + (self.between @ (Z.T @ y))[self.labels]
+
+        def kernel_t(z: np.ndarray) -> np.ndarray:  # K^T z, (n, b)
+            return self.inside.T @ z + (self.between.T @ (Z.T @ z))[self.labels]
+
+        w = kernel_t(self.p[:, None])[:, 0]
+        scale = 1.0 / np.sqrt(w)[:, None]
+
+        def apply(x: np.ndarray) -> np.ndarray:
+            x = np.asarray(x).reshape(len(w), -1)
+            return scale * kernel_t(self.p[:, None] * kernel(scale * x))
+
+        n = len(w)
+        return spla.LinearOperator((n, n), matvec=apply, matmat=apply, rmatvec=apply,
+                                   dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -48,11 +100,13 @@ class LabGraph:
             probability of the positive pair (x, x')).
         labels: (n,) int64 cluster of each node, non-decreasing.
         classes: the clusters' names.
+        factor: W's factorisation K^T diag(p) K when known (cluster graphs), for fast products.
     """
 
     weights: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
+    factor: KernelFactor | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -73,6 +127,75 @@ def cluster_sizes(k: int, largest: int, smallest: int | None = None) -> tuple[in
     return tuple(int(round(s)) for s in np.linspace(largest, low, k))
 
 
+def cluster_targets(sizes: Sequence[int], degree: float | None = None, *,
+                    seed: int = 0) -> list[np.ndarray]:
+    """For each cluster of ``sizes``, the positions (s, m) inside it where the augmentation of
+    each of its natural data lands: row j is (j, j + 1, j + t_1, ..., j + t_{m-2}) mod s.
+
+    m = min(degree, s) (m = s, every node of the cluster, with ``degree=None``). j itself and
+    its neighbour j + 1 on a ring through the cluster come first, so that every cluster is
+    connected; the offsets t come from one seeded draw per cluster of size s > 2,
+    ``argsort(rng.random((s, s - 2)), axis=1)[:, :m - 2] + 2`` with
+    ``rng = np.random.default_rng(seed)`` shared by the clusters in order, so that a larger
+    ``degree`` keeps the targets of a smaller one and adds others.
+    """
+    if degree is not None and degree < 2:
+        raise ValueError(f"degree must be >= 2 (a datum and its ring neighbour), got {degree}")
+    rng = np.random.default_rng(seed)
+    targets = []
+    for s in sizes:
+        m = s if degree is None else min(int(degree), s)
+        order = np.arange(s)[None, :] if s <= 2 else np.c_[
+            np.zeros((s, 1), np.int64), np.ones((s, 1), np.int64),
+            np.argsort(rng.random((s, s - 2)), axis=1) + 2]
+        targets.append((np.arange(s)[:, None] + order[:, :m]) % s)
+    return targets
+
+
+def _cluster_parts(sizes: Sequence[int], within: float, between: float, degree: float | None,
+                   seed: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """K = A + Q[labels][:, labels] of :func:`cluster_kernel`: A (n, n) sparse, the part inside
+    the clusters, Q (k, k) the weight of each node of cluster c' for a datum of cluster c (0 on
+    the diagonal), and the labels (n,)."""
+    if within <= 0 or between < 0:
+        raise ValueError(f"need within > 0 and between >= 0, got {within} and {between}")
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"need at least one cluster, each of >= 1 node, got {tuple(sizes)}")
+    sizes = np.asarray(sizes, dtype=np.int64)
+    targets = cluster_targets(tuple(int(s) for s in sizes), degree, seed=seed)
+    m = np.array([t.shape[1] for t in targets], dtype=np.float64)  # (k,) targets inside
+    offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+    spread = between * m / sizes  # (k,) weight of each node of a cluster, from outside it
+    total = within * m + between * (m.sum() - m)  # (k,) row sum of each cluster's data
+    Q = np.where(np.eye(len(sizes), dtype=bool), 0.0, spread[None, :]) / total[:, None]
+    rows = np.concatenate([np.repeat(o + np.arange(len(t)), t.shape[1])
+                           for o, t in zip(offsets, targets, strict=True)])
+    cols = np.concatenate([(o + t).ravel() for o, t in zip(offsets, targets, strict=True)])
+    labels = np.repeat(np.arange(len(sizes)), sizes).astype(np.int64)
+    values = within / total[labels[rows]]
+    n = int(sizes.sum())
+    return sp.csr_matrix((values, (rows, cols)), shape=(n, n)), Q, labels
+
+
+def cluster_kernel(sizes: Sequence[int], within: float = 1.0, between: float = 0.05, *,
+                   degree: float | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The natural data and augmentation kernel of :func:`cluster_graph`, written out densely.
+
+    One natural datum per node, uniform: p = 1/n. The augmentation of a datum of cluster c
+    lands on each of its m_c targets inside c (:func:`cluster_targets`) with weight ``within``,
+    and on every node of each other cluster c' with weight ``between`` * m_c' / s_c' (``between``
+    on each of m_c' nodes, spread evenly over c'), the row then divided by its sum. So a datum
+    leaves its cluster with probability between * sum_{c' != c} m_c' / (within * m_c + between
+    * sum_{c' != c} m_c'); with equal clusters and between = within its clusters are gone.
+
+    Returns:
+        p (n,) and K (n, n), row-stochastic: K[xbar, x] = A(x | xbar).
+    """
+    inside, Q, labels = _cluster_parts(sizes, within, between, degree, seed)
+    n = len(labels)
+    return np.full(n, 1.0 / n), inside.toarray() + Q[labels][:, labels]
+
+
 def cluster_graph(
     sizes: Sequence[int],
     within: float = 1.0,
@@ -81,39 +204,38 @@ def cluster_graph(
     degree: float | None = None,
     seed: int = 0,
 ) -> LabGraph:
-    """k clusters joined by weak edges: :func:`explorer.graph.block_graph` on a random edge set.
+    """k clusters joined by weak edges, built as an augmentation graph: W = K^T diag(p) K.
 
-    With ``degree=None`` every pair is an edge (the block graph: rank k, gamma_{k+1} = 0). With
-    a ``degree``, each pair x < x' is an edge with probability p = min(1, degree / mean size)
-    whether or not it crosses clusters (a planted-partition stochastic block model [1] whose
-    clusters differ by weight only), so a node has about ``degree`` neighbours in its cluster
-    (and k - 1 times as many outside, of weight ``between``): the within-cluster random graph
-    then has a bulk of eigenvalues below the clusters' ones, as real augmentation graphs do. Every
-    node keeps its self-loop (an augmentation may return the image itself). The edge set depends
-    on ``seed`` and the sizes only, so moving ``between`` changes weights, not edges.
+    The augmentation graph [0, Section 3.1] of :func:`cluster_kernel`: one natural datum per
+    node; its augmentation stays in its cluster, on ``degree`` nodes (itself, its neighbour on a
+    ring through the cluster, and random others), except with a small probability set by
+    ``between`` / ``within``, when it lands anywhere in another cluster. Being K^T diag(p) K,
+    W is positive semi-definite (Abar's eigenvalues lie in [0, 1]), and the ring keeps every
+    cluster connected: with ``between = 0`` the clusters are exactly the connected components,
+    k eigenvalues 1. The random targets give each cluster a bulk of eigenvalues below 1, as
+    real augmentation graphs have, and degrees w_x that vary inside a cluster. The targets
+    depend on ``seed``, the sizes and ``degree`` only, so moving ``between`` changes weights, not
+    edges.
 
     Args:
         sizes: (k,) nodes per cluster, each >= 1.
-        within: weight of an edge inside a cluster, > 0.
-        between: weight of an edge across clusters, >= 0 (only between / within matters: W is
-            normalised to sum 1).
-        degree: expected neighbours of a node inside its cluster (for equal sizes), > 0, or
-            None for all pairs.
-        seed: seed of the edge set.
+        within: weight of each target inside the cluster, > 0.
+        between: weight of each target outside it, >= 0 (only between / within matters).
+        degree: targets of a datum inside its cluster (capped at its size), >= 2, or None for
+            every node of the cluster (then W has rank k and gamma_{k+1} = 0).
+        seed: seed of the random targets.
     """
-    if within <= 0 or between < 0:
-        raise ValueError(f"need within > 0 and between >= 0, got {within} and {between}")
-    W = graph.block_graph(tuple(sizes), within, between)  # nxn, normalised
-    n = W.shape[0]
-    if degree is not None:
-        if degree <= 0:
-            raise ValueError(f"degree must be > 0, got {degree}")
-        rng = np.random.default_rng(seed)
-        upper = np.triu(rng.random((n, n)) < degree * len(sizes) / n, 1)
-        W = W * (upper | upper.T | np.eye(n, dtype=bool))
-        W /= W.sum()
-    labels = np.repeat(np.arange(len(sizes)), sizes).astype(np.int64)
-    return LabGraph(W, labels, tuple(f"cluster {c}" for c in range(len(sizes))))
+    inside, Q, labels = _cluster_parts(sizes, within, between, degree, seed)
+    n, k = len(labels), len(sizes)
+    p = 1.0 / n
+    # W = K^T p K with K = A + Z Q Z^T (Z the cluster indicators): four products, none n^3
+    W = (inside.T @ inside).toarray() * p
+    mixed = np.asarray((inside.T @ np.eye(k)[labels]) * p) @ Q  # (n, k): A^T p Z Q
+    W += mixed[:, labels] + mixed[:, labels].T
+    counts = np.bincount(labels, minlength=k) * p  # Z^T p Z, diagonal
+    W += (Q.T @ (counts[:, None] * Q))[labels][:, labels]
+    return LabGraph(W / W.sum(), labels, tuple(f"cluster {c}" for c in range(k)),
+                    KernelFactor(np.full(n, p), inside, Q, labels))
 
 
 def shapes_lab_graph(
@@ -121,20 +243,33 @@ def shapes_lab_graph(
 ) -> LabGraph:
     """The exact ``shapes`` graph on its default sub-grid (840 images, 6 classes), nodes ordered
     by class: :func:`explorer.shapes_graph.shapes_augmentation_graph` with these redraw
-    probabilities. ``shape_p`` redraws the shape, so it joins the classes (0: they are the
-    graph's connected components, 6 eigenvalues exactly 1)."""
+    probabilities.
+
+    ``shape_p`` is the probability that a view's shape is redrawn uniformly, whatever the image
+    looks like: noise that treats every class alike, not crops that make a shape ambiguous. Its
+    kernel on the shapes, (1 - p) I + p J/6, leaves the class indicators' span invariant, so the
+    class eigenvectors do not change; the five class-contrast eigenvalues become (1 - p)^2 (the
+    graph's 1 and then, with the defaults, 0.25 for crop and rotation). So at shape_p = 0 the
+    classes are the connected components (6 eigenvalues exactly 1); up to 0.5 the top 6
+    eigenvectors still are the classes' (spectral clustering and a probe on them stay exact);
+    past 0.5, where (1 - p)^2 falls below crop's and rotation's 0.25, the top 6 are nuisance
+    directions and the classes are lost from them at once (they are still in the spectrum,
+    lower down).
+    """
     g = shapes_augmentation_graph(crop_p=crop_p, rotate_p=rotate_p, color_p=color_p,
                                   shape_p=shape_p)
     order = np.argsort(g.labels, kind="stable")
     return LabGraph(g.weights[np.ix_(order, order)], g.labels[order], tuple(g.classes))
 
 
-def leading_eigenpairs(W: np.ndarray, m: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def leading_eigenpairs(W: np.ndarray, m: int, *, seed: int = 0,
+                       factor: KernelFactor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The m largest eigenvalues of Abar, descending, and their eigenvectors (n, m).
 
     Dense ``eigh`` (:func:`explorer.graph.top_eigenpairs`) up to :data:`DENSE_NODES` nodes;
-    above, LOBPCG on Abar (stored sparse when at most a fifth of W is non-zero, so that a
-    product costs O(edges)) with a block of m + 4 seeded random vectors. A block method, not
+    above, LOBPCG on Abar (through W's ``factor`` when given, else stored sparse when at most a
+    fifth of W is non-zero, so that a product costs O(edges)) with a block of m + 4 seeded
+    random vectors. A block method, not
     Lanczos (``eigsh``): a graph of c disconnected components has eigenvalue 1 c times, and
     Lanczos from one start vector finds one copy of a repeated eigenvalue. Residuals below
     1e-5 leave eigenvalues within ~1e-9 of ``eigh`` (their error is about the residual squared);
@@ -143,9 +278,12 @@ def leading_eigenpairs(W: np.ndarray, m: int, *, seed: int = 0) -> tuple[np.ndar
     n = W.shape[0]
     if n <= DENSE_NODES or 5 * (m + 4) >= n:
         return graph.top_eigenpairs(W, m)
-    abar = graph.normalized_adjacency(W)
-    if np.count_nonzero(abar) <= n * n / 5:
-        abar = sp.csr_matrix(abar)
+    if factor is not None:
+        abar = factor.abar()
+    else:
+        abar = graph.normalized_adjacency(W)
+        if np.count_nonzero(abar) <= n * n / 5:
+            abar = sp.csr_matrix(abar)
     start = np.random.default_rng(seed).normal(size=(n, m + 4))  # seeded: same graph, same result
     with warnings.catch_warnings():  # non-convergence is checked below, by the residuals
         warnings.simplefilter("ignore")
@@ -168,8 +306,11 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, *, seed: int = 0) -
 
 
 def spectral_features(W: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """f(x) = v(x) / sqrt(w_x) for eigenvectors v (n, k): the optimal features of the spectral
-    loss [0, Section 3.2] up to a scale per column, which a linear head absorbs."""
+    """f(x) = v(x) / sqrt(w_x) (D^{-1/2} v) for eigenvectors v (n, k) of Abar: the optimal
+    features f* of the spectral loss [0, Section 3.2] without their sqrt(gamma_i) per column,
+    which a linear head absorbs. On disconnected clusters the eigenvectors of the eigenvalue 1
+    are sqrt(w_x) times a function constant on each cluster, so these f are constant on each
+    cluster while v is not (where degrees vary)."""
     w = graph.degrees(W) / W.sum()
     return vectors / np.sqrt(np.where(w > 0, w, 1.0))[:, None]
 
@@ -208,7 +349,7 @@ def summarize(lab: LabGraph, *, threshold: float = 0.9, num_eigenvalues: int = 1
     """
     n, k = lab.num_nodes, lab.k
     m = n if n <= DENSE_NODES else max(num_eigenvalues, k + 1)
-    gammas, vectors = leading_eigenpairs(lab.weights, m, seed=seed)
+    gammas, vectors = leading_eigenpairs(lab.weights, m, seed=seed, factor=lab.factor)
     top = vectors[:, :k]
     clusters = graph.spectral_clustering(lab.weights, k, seed=seed, vectors=top, n_init=4)
     return GraphSummary(
@@ -223,12 +364,14 @@ def summarize(lab: LabGraph, *, threshold: float = 0.9, num_eigenvalues: int = 1
 
 @dataclass(frozen=True)
 class DegradationCurve:
-    """How the clusters' recovery degrades as the edges between them grow, one entry per value.
+    """How the clusters' recovery changes as the edges between them grow, one entry per value.
 
     Attributes:
         values: (m,) the parameter swept (the between-cluster weight, or shapes' ``shape_p``).
         gamma_k: (m,) the k-th eigenvalue of Abar (k = the number of clusters).
-        gamma_next: (m,) gamma_{k+1}: the paper's bounds need it away from 1 [0, Theorem 3.8].
+        gamma_next: (m,) gamma_{k+1}: the paper's bound on a linear probe's error needs it away
+            from 1 ([0], NeurIPS 2021: Theorem 3.7 states it in rho_{floor(k/2)}, the appendix
+            in gamma_{k+1}).
         probe_accuracy: (m,) :func:`probe_accuracy` on the top-k spectral features.
         ari: (m,) adjusted Rand index of spectral clustering against the true clusters.
     """

@@ -1,14 +1,18 @@
-"""explorer.graph_lab and explorer.graph_training against independent references: plain loops,
-NumPy's eigvalsh, scikit-learn, and the closed forms of disconnected cliques."""
+"""explorer.graph_lab, explorer.graph_training and the Graph page's eigenvector figure against
+independent references: plain loops, NumPy's eigh, SciPy's connected components, scikit-learn,
+and closed forms (disconnected cliques, the shapes kernel's (1 - p)^2)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.linalg
+from scipy.sparse.csgraph import connected_components
 
 from explorer import graph_lab, graph_training
+from explorer.graph_figures import eigenvector_heatmap
 from explorer.graph_lab import cluster_graph
+from explorer.shapes_graph import shapes_augmentation_graph
 
 
 def abar_eigenvalues(W: np.ndarray) -> np.ndarray:
@@ -17,30 +21,119 @@ def abar_eigenvalues(W: np.ndarray) -> np.ndarray:
     return np.linalg.eigvalsh(W / np.sqrt(np.outer(w, w)))[::-1]
 
 
-def test_cluster_graph_is_the_block_graph_written_as_a_loop() -> None:
-    sizes, within, between = (3, 2, 4), 2.0, 0.5
-    lab = cluster_graph(sizes, within, between)
+def documented_targets(sizes: tuple[int, ...], degree: int | None, seed: int) -> list[list[int]]:
+    """Where each node's natural datum lands inside its cluster, as cluster_targets documents it:
+    itself, its ring neighbour, then random offsets from one seeded draw per cluster."""
+    rng = np.random.default_rng(seed)
+    targets, start = [], 0
+    for s in sizes:
+        m = s if degree is None else min(degree, s)
+        draws = np.argsort(rng.random((s, s - 2)), axis=1) + 2 if s > 2 else None
+        for j in range(s):
+            offsets = list(range(s)) if draws is None else [0, 1, *draws[j]]
+            targets.append([start + (j + t) % s for t in offsets[:m]])
+        start += s
+    return targets
+
+
+def loop_graph(sizes: tuple[int, ...], within: float, between: float, degree: int | None,
+               seed: int = 0) -> np.ndarray:
+    """W = sum_xbar p(xbar) A(x|xbar) A(x'|xbar) written as loops over the documented kernel: one
+    datum per node (p = 1/n); weight ``within`` on each of its targets inside its cluster,
+    ``between`` on each of m' nodes of every other cluster spread evenly over it."""
+    n = sum(sizes)
+    labels = [c for c, s in enumerate(sizes) for _ in range(s)]
+    m = [s if degree is None else min(degree, s) for s in sizes]
+    targets = documented_targets(sizes, degree, seed)
+    K = np.zeros((n, n))
+    for xbar in range(n):
+        for x in targets[xbar]:
+            K[xbar, x] += within
+        for x in range(n):
+            if labels[x] != labels[xbar]:
+                K[xbar, x] += between * m[labels[x]] / sizes[labels[x]]
+        K[xbar] /= K[xbar].sum()
+    W = np.zeros((n, n))
+    for xbar in range(n):
+        for x in range(n):
+            for x2 in range(n):
+                W[x, x2] += K[xbar, x] * K[xbar, x2] / n
+    return W
+
+
+@pytest.mark.parametrize(("sizes", "within", "between", "degree"), [
+    ((3, 2, 4), 2.0, 0.5, None), ((6, 5, 7), 1.0, 0.1, 3), ((4, 1, 2, 5), 0.3, 0.0, 4),
+    ((9, 9), 1.0, 1.0, 6)])
+def test_cluster_graph_is_the_augmentation_graph_written_as_loops(
+        sizes: tuple[int, ...], within: float, between: float, degree: int | None) -> None:
+    lab = cluster_graph(sizes, within, between, degree=degree)
+    np.testing.assert_allclose(lab.weights, loop_graph(sizes, within, between, degree),
+                               rtol=1e-12, atol=1e-15)
     labels = [c for c, size in enumerate(sizes) for _ in range(size)]
-    expected = np.array([[within if a == b else between for b in labels] for a in labels])
-    np.testing.assert_allclose(lab.weights, expected / expected.sum(), rtol=1e-12)
-    assert lab.labels.tolist() == labels and lab.k == 3 and lab.num_nodes == 9
+    assert lab.labels.tolist() == labels and lab.k == len(sizes) and lab.num_nodes == sum(sizes)
+    p, K = graph_lab.cluster_kernel(sizes, within, between, degree=degree)
+    np.testing.assert_allclose(K.sum(1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose((K.T * p) @ K, lab.weights, rtol=1e-12, atol=1e-15)
 
 
-def test_random_edges_keep_self_loops_and_do_not_move_with_the_between_weight() -> None:
-    sizes = (60, 60, 60)
-    weak = cluster_graph(sizes, 1.0, 0.05, degree=10, seed=3).weights
-    strong = cluster_graph(sizes, 1.0, 0.5, degree=10, seed=3).weights
-    np.testing.assert_array_equal(weak > 0, strong > 0)  # the same edges
-    np.testing.assert_array_equal(weak, weak.T)
-    assert (np.diag(weak) > 0).all()
-    same = np.equal.outer(np.repeat([0, 1, 2], 60), np.repeat([0, 1, 2], 60))
-    cross = weak[~same & (weak > 0)]
-    inside = weak[same & (weak > 0)]
-    assert cross.size and inside.size
-    np.testing.assert_allclose(cross / inside.max(), 0.05)
-    # each pair is an edge with probability 10 * 3 / 180: about 10 neighbours inside the cluster
-    neighbours_inside = ((weak > 0) & same).sum(1) - 1
-    assert 8 < neighbours_inside.mean() < 12
+def test_a_datum_lands_on_degree_nodes_of_its_cluster_and_leaves_it_as_documented() -> None:
+    sizes, within, between, degree = (30, 20, 4), 1.0, 0.05, 6
+    p, K = graph_lab.cluster_kernel(sizes, within, between, degree=degree, seed=3)
+    labels = np.repeat([0, 1, 2], sizes)
+    m = np.minimum(degree, sizes)  # capped at the cluster's size
+    same = labels[:, None] == labels[None, :]
+    np.testing.assert_array_equal(((K > 0) & same).sum(1), m[labels])
+    assert (np.diag(K) > 0).all()  # the datum itself
+    ring = [(x - start + 1) % s + start for s, start in zip(sizes, (0, 30, 50), strict=True)
+            for x in range(start, start + s)]
+    assert (K[np.arange(54), ring] > 0).all()  # and its ring neighbour
+    leaving = (K * ~same).sum(1)
+    outside = m.sum() - m[labels]
+    expected = between * outside / (within * m[labels] + between * outside)
+    np.testing.assert_allclose(leaving, expected, rtol=1e-12)
+    # a larger degree keeps the targets of a smaller one; between moves weights, not targets
+    _, more = graph_lab.cluster_kernel(sizes, within, between, degree=degree + 4, seed=3)
+    assert ((K > 0) & same <= (more > 0) & same).all()
+    _, strong = graph_lab.cluster_kernel(sizes, within, 0.5, degree=degree, seed=3)
+    np.testing.assert_array_equal((K > 0) & same, (strong > 0) & same)
+
+
+SETTINGS = [((40, 40, 40), 1.0, 0.01, 10), ((40, 40, 40), 1.0, 0.0, 3),
+            ((30, 22, 14, 6), 0.1, 1.0, 3), ((5,) * 8, 1.0, 0.3, 50), ((60, 12), 0.55, 0.02, 25),
+            ((100, 100), 1.0, 1.0, 7)]
+
+
+@pytest.mark.parametrize(("sizes", "within", "between", "degree"), SETTINGS)
+def test_cluster_graphs_are_positive_semidefinite(sizes: tuple[int, ...], within: float,
+                                                  between: float, degree: int) -> None:
+    W = cluster_graph(sizes, within, between, degree=degree).weights
+    np.testing.assert_allclose(W, W.T, atol=1e-18)
+    gammas = abar_eigenvalues(W)
+    assert gammas[-1] >= -1e-10 and gammas[0] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [(40, 40, 40), (30, 25, 20, 15, 11, 6), (5, 2), (12,) * 8])
+def test_no_between_weight_gives_one_component_and_one_eigenvalue_1_per_cluster(
+        sizes: tuple[int, ...]) -> None:
+    for degree in range(3, 51):  # every value of the page's slider
+        W = cluster_graph(sizes, 1.0, 0.0, degree=degree).weights
+        count, component = connected_components(W > 0, directed=False)
+        labels = np.repeat(np.arange(len(sizes)), sizes)
+        assert count == len(sizes), (degree, count)
+        assert all(len(set(component[labels == c])) == 1 for c in range(len(sizes)))
+        gammas = abar_eigenvalues(W)
+        assert int((gammas > 1 - 1e-9).sum()) == len(sizes), degree
+    joined = cluster_graph(sizes, 1.0, 0.01, degree=3).weights
+    assert connected_components(joined > 0, directed=False)[0] == 1
+    assert int((abar_eigenvalues(joined) > 1 - 1e-9).sum()) == 1
+
+
+def test_the_kernel_factor_multiplies_like_abar() -> None:
+    lab = cluster_graph((50, 30, 20), 1.0, 0.07, degree=5, seed=4)
+    w = lab.weights.sum(1)
+    abar = lab.weights / np.sqrt(np.outer(w, w))
+    X = np.random.default_rng(0).normal(size=(100, 6))
+    np.testing.assert_allclose(lab.factor.abar() @ X, abar @ X, atol=1e-12)
 
 
 def test_cluster_sizes_and_errors() -> None:
@@ -50,6 +143,8 @@ def test_cluster_sizes_and_errors() -> None:
         graph_lab.cluster_sizes(3, 10, 40)
     with pytest.raises(ValueError, match="within > 0"):
         cluster_graph((3, 3), within=0.0)
+    with pytest.raises(ValueError, match="degree must be >= 2"):
+        cluster_graph((3, 3), degree=1)
 
 
 @pytest.mark.parametrize("between", [0.0, 0.03])
@@ -80,11 +175,22 @@ def test_summary_counts_eigenvalues_near_one_and_recovers_separated_clusters() -
     assert angles.max() < 0.2
 
 
-def test_a_homogeneous_graph_has_no_clusters_to_find() -> None:
-    lab = cluster_graph((60, 60, 60), 1.0, 1.0, degree=10, seed=0)  # between = within
+def test_between_equal_to_within_leaves_no_cluster_eigenvalue() -> None:
+    # equal clusters, between = within: a datum's augmentation is as likely to land in any
+    # cluster, so nothing near 1 but gamma_1; what a probe still finds comes from the bulk
+    # (each cluster's own random targets), far from the clusters' recovery
+    lab = cluster_graph((60, 60, 60), 1.0, 1.0, degree=10, seed=0)
     summary = graph_lab.summarize(lab, threshold=0.9)
-    assert summary.near_one == int((abar_eigenvalues(lab.weights) > 0.9).sum()) == 1
-    assert summary.ari < 0.1 and summary.probe_accuracy < 0.6  # chance is 1/3
+    gammas = abar_eigenvalues(lab.weights)
+    assert summary.near_one == int((gammas > 0.9).sum()) == 1 and gammas[1] < 0.1
+    # the cluster indicators, weighted by sqrt(w) and made orthogonal to gamma_1's sqrt(w): their
+    # Rayleigh quotients on Abar are the eigenvalues they would have; here about 0
+    w = lab.weights.sum(1)
+    abar = lab.weights / np.sqrt(np.outer(w, w))
+    contrasts = np.linalg.qr(np.c_[np.sqrt(w), np.eye(3)[lab.labels] * np.sqrt(w)[:, None]])[0]
+    rayleigh = np.linalg.eigvalsh(contrasts[:, 1:3].T @ abar @ contrasts[:, 1:3])
+    assert np.abs(rayleigh).max() < 0.05
+    assert summary.ari < 0.3 and summary.probe_accuracy < 0.6  # chance is 1/3
 
 
 def test_probe_accuracy_on_separable_and_on_random_features() -> None:
@@ -106,6 +212,61 @@ def test_shapes_graph_spectrum_matches_the_closed_form() -> None:
     assert summary.near_one == 6 and summary.ari == 1.0
     joined = graph_lab.summarize(graph_lab.shapes_lab_graph(shape_p=0.1), threshold=0.9)
     assert joined.near_one == 1  # 0.9^2 = 0.81 < 0.9
+
+
+def weighted_class_basis(W: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Abar of W and the orthonormal basis sqrt(w) * 1_class / norm (columns, one per class)."""
+    w = W.sum(1)
+    basis = np.eye(labels.max() + 1)[labels] * np.sqrt(w)[:, None]
+    return W / np.sqrt(np.outer(w, w)), basis / np.linalg.norm(basis, axis=0)
+
+
+@pytest.mark.parametrize("shape_p", [0.0, 0.1, 0.3, 0.45, 0.55, 0.8])
+def test_shape_p_leaves_the_class_eigenvectors_and_squares_into_their_eigenvalue(
+        shape_p: float) -> None:
+    # a small sub-grid; the shape part of the kernel is (1 - p) I + p J/6, whose square has
+    # eigenvalues 1 and (1 - p)^2: the class block is invariant, its eigenvalues 1 and (1 - p)^2
+    shapes = shapes_augmentation_graph(subgrid={"rotation": (0, 2), "fg_color": (0, 2)},
+                                       shape_p=shape_p)
+    abar, basis = weighted_class_basis(shapes.weights, shapes.labels)
+    block = basis.T @ abar @ basis  # (6, 6)
+    np.testing.assert_allclose(abar @ basis, basis @ block, atol=1e-12)  # an invariant subspace
+    np.testing.assert_allclose(np.linalg.eigvalsh(block), [(1 - shape_p) ** 2] * 5 + [1.0],
+                               atol=1e-12)
+    values, vectors = np.linalg.eigh(abar)
+    top = vectors[:, np.argsort(values)[::-1][:6]]
+    angles = scipy.linalg.subspace_angles(top, basis)
+    if shape_p < 0.5:  # (1 - p)^2 above crop's and rotation's 0.25: the top 6 are the classes
+        assert angles.max() < 1e-6
+    else:  # below it: the top 6 are the constant and 5 nuisance directions
+        assert angles.max() > 1.5
+
+
+def test_the_shapes_curve_is_a_step_at_one_half() -> None:
+    inside = [v for v in graph_lab.SHAPE_SWEEP if 0.4 < v < 0.6]
+    assert len(inside) >= 5 and 0.5 not in graph_lab.SHAPE_SWEEP
+    assert min(inside) < 0.5 < max(inside)
+    curve = graph_lab.degradation_curve(lambda p: graph_lab.shapes_lab_graph(shape_p=p),
+                                        [0.49, 0.51])
+    np.testing.assert_allclose(curve.gamma_k, [0.51**2, 0.25], atol=1e-9)
+    assert curve.probe_accuracy[0] == curve.ari[0] == 1.0
+    assert curve.probe_accuracy[1] < 0.3 and curve.ari[1] < 0.05  # chance: 1/6 and 0
+
+
+def test_eigenvector_heatmap_draws_f_constant_on_each_disconnected_cluster() -> None:
+    lab = cluster_graph((40, 30, 20), 1.0, 0.0, degree=3, seed=1)
+    w = lab.weights.sum(1)
+    values, vectors = np.linalg.eigh(lab.weights / np.sqrt(np.outer(w, w)))
+    top = vectors[:, np.argsort(values)[::-1][:3]]  # eigenvalue 1, three times
+    figure = eigenvector_heatmap(top, w, lab.labels, lab.classes)
+    drawn = np.asarray(figure.data[0].z, dtype=np.float64)
+    assert drawn.shape == (90, 3)
+    for c in range(3):
+        assert drawn[lab.labels == c].std(0).max() < 1e-12
+        assert top[lab.labels == c].std(0).max() > 1e-3  # v varies with sqrt(w_x)
+    np.testing.assert_allclose(drawn, top / np.sqrt(w / w.sum())[:, None], atol=1e-12)
+    np.testing.assert_allclose((drawn * (w / w.sum())[:, None]).T @ drawn, np.eye(3),
+                               atol=1e-10)  # E_w[f f^T] = I
 
 
 def test_degradation_curve_against_numpy() -> None:
