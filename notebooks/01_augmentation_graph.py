@@ -118,7 +118,7 @@ fig.show()
 # | random resized crop | redraw (position, scale) uniformly | `crop_p = 0.5` |
 # | rotation | redraw the rotation uniformly | `rotate_p = 0.5` |
 # | hue jitter (full circle) | redraw (foreground, background) colours uniformly | `color_p = 0.8` |
-# | (none by default) | redraw the shape | `shape_p = 0` |
+# | (none by default) | redraw the shape uniformly, whatever the image | `shape_p = 0` |
 #
 # The full grid has 64,800 factor tuples, too many for a dense matrix, so the graph is built on a
 # sub-grid (`shapes_graph.DEFAULT_SUBGRID`: five positions, two scales, three rotations, three
@@ -187,9 +187,14 @@ assert count == 6 and np.allclose(class_mass, np.diag(np.diag(class_mass)))
 assert all(len(set(component[shapes.labels == c])) == 1 for c in range(6))
 
 # %% [markdown]
-# Real augmentations sometimes destroy the class (a crop of a star's tip looks like a
-# triangle). Modelled by `shape_p > 0`, the components are joined by weak edges: **nearly**
-# disconnected. Notebook 2 shows how the spectrum counts them anyway.
+# Real augmentations sometimes destroy the class where an image is ambiguous (a crop of a
+# star's tip looks like a triangle). `shape_p > 0` is **not** a model of that: it redraws the
+# shape of a view uniformly at random, whatever the image looks like, the same noise for every
+# class. It does join the components by weak edges, so they are only **nearly** disconnected;
+# but because it treats all classes alike it leaves the class eigenvectors unchanged and only
+# lowers their eigenvalue, to $(1 - p)^2$. Notebook 2 shows the consequence: the classes are
+# recovered exactly up to `shape_p = 0.5` and lost at once past it, a step rather than a
+# graceful decline.
 
 # %%
 leaky = shapes_graph.shapes_augmentation_graph(subgrid=subgrid, shape_p=0.1)

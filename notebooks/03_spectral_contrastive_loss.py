@@ -130,9 +130,12 @@ assert np.isclose(regulariser, negative)
 #
 # Everything in it can be estimated from samples: pull positive pairs together, push the
 # squared similarity of independent pairs down. And from step 2, its minimum is
-# $-\sum_{i\le k}\gamma_i^2$, reached exactly when $u_x = \sqrt{w_x} f(x)$ spans the top-$k$
-# eigenvectors. One caveat the algebra makes visible: $w$ must be a **probability** (sum 1) for
-# the identity; `graph.population_spectral_loss` normalises $W$ itself.
+# $-\sum_{i\le k}\gamma_i^2$, reached exactly when the rows $u_x = \sqrt{w_x} f(x)$ form
+# $[\sqrt{\gamma_1} v_1, \dots, \sqrt{\gamma_k} v_k]\,R$ for a rotation $R$ (when
+# $\gamma_k > \gamma_{k+1}$): spanning the top-$k$ eigenvectors is needed, and so is the scale
+# $\sqrt{\gamma_i}$ along each. One caveat the algebra makes visible: $w$ must be a
+# **probability** (sum 1) for the identity; `graph.population_spectral_loss` normalises $W$
+# itself.
 
 # %%
 population = graph.population_spectral_loss(f, W)
@@ -194,6 +197,13 @@ fig.show()
 # Both are averages over samples. So the **spectrum of a batch Gram matrix of learned features
 # estimates the top of the augmentation graph's spectrum**, without ever building the graph.
 # Notebook 4 uses this on a trained network.
+#
+# The implication runs one way only: these eigenvalues are **necessary, not sufficient** for
+# the optimum. Any $F = [\sqrt{\gamma_1} u_1, \dots, \sqrt{\gamma_k} u_k]$ with orthonormal
+# $u_i$ has $F^\top F = \mathrm{diag}(\gamma_1..\gamma_k)$; only $u_i$ spanning the top-$k$
+# eigenvectors make it a minimum. And $\mathbb E[f f^{+\top}] = \mathbb E[f f^\top]^2$ holds
+# at every stationary point, the saddles made of other eigenvectors included. The last cell
+# checks both on a table built from eigenvectors 2 to $k + 1$.
 
 # %%
 f_opt = f_t.detach().numpy()
@@ -205,6 +215,23 @@ print("gamma_1..k:        ", gammas[:k])
 print("gamma_1..k squared:", gammas[:k] ** 2)
 assert np.allclose(np.linalg.eigvalsh(auto)[::-1], gammas[:k], atol=1e-3)
 assert np.allclose(np.linalg.eigvalsh(cross)[::-1], gammas[:k] ** 2, atol=1e-3)
+
+# %%
+# not sufficient: the top eigenvalues on the wrong directions (eigenvectors 2..k+1), and a
+# saddle (eigenvectors 2..k+1 with their own eigenvalues) where C+ = C^2 holds all the same
+_, all_vectors = graph.top_eigenpairs(W, k + 1)
+f_wrong = graph.embedding_from_factor(all_vectors[:, 1:] * np.sqrt(gammas[:k]), W)
+f_saddle = graph.embedding_from_factor(all_vectors[:, 1:] * np.sqrt(gammas[1 : k + 1]), W)
+C_wrong = (w[:, None] * f_wrong).T @ f_wrong
+C_saddle, C_plus = (w[:, None] * f_saddle).T @ f_saddle, f_saddle.T @ W @ f_saddle
+loss_wrong = graph.population_spectral_loss(f_wrong, W)
+print(f"top eigenvalues, wrong directions: eig E[f f^T] = {np.linalg.eigvalsh(C_wrong)[::-1]}, "
+      f"L = {loss_wrong:.4f} > {optimum:.4f}")  # fmt: skip
+print(f"saddle: ||C+ - C^2|| = {np.linalg.norm(C_plus - C_saddle @ C_saddle):.1e}, "
+      f"L = {graph.population_spectral_loss(f_saddle, W):.4f}")  # fmt: skip
+assert np.allclose(np.linalg.eigvalsh(C_wrong)[::-1], gammas[:k]) and loss_wrong > optimum + 1e-3
+assert np.allclose(C_plus, C_saddle @ C_saddle)
+assert graph.population_spectral_loss(f_saddle, W) > optimum + 1e-3
 
 # %% [markdown]
 # ## The mini-batch loss is unbiased
