@@ -110,6 +110,9 @@ def build_views(
 
 def graph_kernel(config: Config) -> ShapesKernel:
     """The exact-graph kernel of a ``shapes`` config: over :data:`SUBGRID` for ``shapes-subgrid``,
-    over the whole factor grid for ``shapes``."""
+    over the whole factor grid for ``shapes``, with the config's probabilities (``crop_p``,
+    ``rotate_p``, ``color_p``, ``class_change_p``)."""
     subgrid = SUBGRID if config.dataset == "shapes-subgrid" else None
-    return ShapesKernel(grid_values(SHAPES_GRID, subgrid))
+    return ShapesKernel(grid_values(SHAPES_GRID, subgrid), crop_p=config.crop_p,
+                        rotate_p=config.rotate_p, color_p=config.color_p,
+                        class_change_p=config.class_change_p)

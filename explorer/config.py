@@ -33,6 +33,8 @@ AUGMENTS = ("auto", "natural", "shapes", "digits", GRAPH_AUGMENT)
 GRAPH_DATASETS = ("shapes", "shapes-subgrid")
 ANALYZE_MODES = ("auto", "off", "end", "background")
 ANALYSIS_PROJECTIONS = ("both", "pca", "umap")
+#: The largest class_change_p: at 1 the most ambiguous views of a ring would never be rings.
+MAX_CLASS_CHANGE_P = 0.9
 
 
 @dataclass
@@ -52,6 +54,11 @@ class Config:
     train_limit: int = 0  # 0: every training image; else a class-stratified subset
     test_limit: int = 0
     augment: str = "auto"  # recipe; auto: the dataset's (graph for shapes-subgrid)
+    # augment=graph only: the exact graph's kernel (explorer.data.shapes.ShapesKernel)
+    crop_p: float = 0.5  # position and scale redrawn
+    rotate_p: float = 0.5  # rotation redrawn
+    color_p: float = 0.8  # (foreground, background) colours redrawn
+    class_change_p: float = 0.0  # where a view is ambiguous, a ring/cross/star loses its detail
     # model
     backbone: str = "cnn-small"
     projector_hidden_dim: int = 2048
@@ -216,6 +223,13 @@ def _choice(key: str, value: str, valid: list[str] | tuple[str, ...]) -> Problem
     return key, f"unknown {key} '{value}'; {hint}choose one of: {', '.join(valid)}"
 
 
+def draws_graph_views(config: Config) -> bool:
+    """Whether a config's views come from the exact graph's kernel (``augment=graph``, which
+    ``auto`` means on ``shapes-subgrid``)."""
+    return config.augment == GRAPH_AUGMENT or (
+        config.augment == "auto" and config.dataset == "shapes-subgrid")
+
+
 def problems(config: Config) -> list[Problem]:
     """Every invalid field of ``config``: ``(field, message)``, each message one line naming
     the field and what is valid. :func:`validate` raises the first; the dashboard shows all."""
@@ -247,6 +261,19 @@ def problems(config: Config) -> list[Problem]:
             f"image_size={config.image_size})",
         )
     c = config
+    kernel_fields = ("crop_p", "rotate_p", "color_p", "class_change_p")
+    for key in kernel_fields[:3]:
+        check(key, 0 <= getattr(c, key) <= 1,
+              f"{key} must be a probability in [0, 1] (got {getattr(c, key)})")
+    check("class_change_p", 0 <= c.class_change_p <= MAX_CLASS_CHANGE_P,
+          f"class_change_p must be in [0, {MAX_CLASS_CHANGE_P}] (got {c.class_change_p}): at 1 "
+          "the most ambiguous views of a detailed shape would never show it")
+    if not draws_graph_views(c):
+        changed = [k for k in kernel_fields if getattr(c, k) != getattr(Config, k)]
+        for key in changed:
+            found.append((key, f"{key} sets the kernel of augment=graph views; this config "
+                               f"augments with '{c.augment}' on {c.dataset}: set augment=graph "
+                               f"(shapes datasets) or leave {key} at {getattr(Config, key)}"))
     check("mu", c.mu > 0, f"mu must be positive (got {c.mu}); the paper uses 1 or 10")
     check("temperature", c.temperature > 0, f"temperature must be positive (got {c.temperature})")
     check("epochs", c.epochs >= 1, f"epochs must be at least 1 (got {c.epochs})")

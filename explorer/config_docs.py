@@ -41,6 +41,16 @@ FIELD_DOCS: dict[str, FieldDoc] = {
     "augment": FieldDoc("data", "Augmentation", "How the two views of an image are made: auto "
                         "is the dataset's own recipe; graph draws them from the exact "
                         "augmentation graph of a shapes grid."),
+    "crop_p": FieldDoc("data", "Graph views: crop", "augment=graph only: probability that a "
+                       "view redraws the shape's position and scale (a random crop)."),
+    "rotate_p": FieldDoc("data", "Graph views: rotation", "augment=graph only: probability that "
+                         "a view redraws the shape's rotation."),
+    "color_p": FieldDoc("data", "Graph views: colour", "augment=graph only: probability that a "
+                        "view redraws the foreground and background colours."),
+    "class_change_p": FieldDoc("data", "Graph views: class change", "augment=graph only: where "
+                               "a view is ambiguous (small shapes) a ring, cross or star is "
+                               "drawn as circle, square or triangle with this probability times "
+                               "its ambiguity; 0 keeps the classes disconnected, at most 0.9."),
     # model
     "backbone": FieldDoc("model", "Backbone", "The network whose features are probed: cnn-small "
                          "trains in minutes on a CPU; the ResNets are the paper's."),

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from explorer import graph as G
+from explorer import guarantee as GU
 from explorer.augment import normalize
 from explorer.builders import graph_kernel, recipe_name
 from explorer.config import GRAPH_AUGMENT, Config
@@ -78,7 +79,7 @@ class RunGraph:
     description: str
     gammas: np.ndarray
     vectors: np.ndarray
-    key: bytes | None
+    key: GraphKey
 
 
 def applies(config: Config) -> bool:
@@ -92,7 +93,11 @@ def run_graph(config: Config, train: ImageDataset) -> RunGraph:
         raise ValueError(f"no exact graph for dataset {config.dataset}")
     own = recipe_name(config) == GRAPH_AUGMENT and config.dataset == "shapes-subgrid"
     natural = train.factors.numpy() if config.dataset == "shapes-subgrid" else None
-    key = None if natural is None else natural[np.lexsort(natural.T[::-1])].tobytes()
+    # a run without graph views is scored on the default kernel's graph (a reference)
+    kernel = graph_kernel(config if own else Config(dataset="shapes-subgrid"))
+    probabilities = (kernel.crop_p, kernel.rotate_p, kernel.color_p, kernel.class_change_p)
+    key = (None if natural is None else natural[np.lexsort(natural.T[::-1])].tobytes(),
+           probabilities)
     graph, gammas, vectors = _decomposed_graph(key)
     if own:
         description = "the run's own augmentation graph (views drawn from its kernel)"
@@ -105,18 +110,22 @@ def run_graph(config: Config, train: ImageDataset) -> RunGraph:
     return RunGraph(graph, own, description, gammas, vectors, key)
 
 
+GraphKey = tuple[bytes | None, tuple[float, float, float, float]]
+
+
 @functools.lru_cache(maxsize=4)
-def _decomposed_graph(natural_key: bytes | None) -> tuple[ShapesGraph, np.ndarray, np.ndarray]:
+def _decomposed_graph(key: GraphKey) -> tuple[ShapesGraph, np.ndarray, np.ndarray]:
     """The sub-grid's graph over the natural tuples (bytes of a sorted (N, 6) int64 array; None:
-    uniform), with every eigenpair. Cached: a run's checkpoints share one graph."""
+    uniform) with the kernel's (crop_p, rotate_p, color_p, class_change_p), with every
+    eigenpair. Cached: a run's checkpoints share one graph."""
+    natural_key, (crop_p, rotate_p, color_p, class_change_p) = key
     natural = None if natural_key is None else np.frombuffer(natural_key, np.int64).reshape(-1, 6)
-    kernel = graph_kernel(Config(dataset="shapes-subgrid"))
     graph = shapes_augmentation_graph(
         subgrid=SUBGRID,
-        crop_p=kernel.crop_p,
-        rotate_p=kernel.rotate_p,
-        color_p=kernel.color_p,
-        shape_p=kernel.shape_p,
+        crop_p=crop_p,
+        rotate_p=rotate_p,
+        color_p=color_p,
+        class_change_p=class_change_p,
         natural=natural,
     )
     gammas, vectors = G.top_eigenpairs(graph.weights, graph.num_nodes)
@@ -151,7 +160,7 @@ class BallCurve:
 
 
 @functools.lru_cache(maxsize=16)
-def ball_curve(key: bytes | None, k: int, mu: float) -> BallCurve:
+def ball_curve(key: GraphKey, k: int, mu: float) -> BallCurve:
     """The reachable-optimum curve of a cached graph (:func:`run_graph`'s ``key``) at powers of
     two, ``mu`` and max‖f*‖²; cached, since every checkpoint of a run asks the same question."""
     graph = _decomposed_graph(key)[0]
@@ -170,9 +179,62 @@ def ball_curve(key: bytes | None, k: int, mu: float) -> BallCurve:
 
 
 @functools.lru_cache(maxsize=16)
-def _max_sq_norm(key: bytes | None, k: int) -> float:
+def _max_sq_norm(key: GraphKey, k: int) -> float:
     graph = _decomposed_graph(key)[0]
     return G.max_optimal_sq_norm(graph.weights / graph.weights.sum(), k)
+
+
+@dataclass(frozen=True)
+class GraphGuarantee:
+    """What the downstream guarantee needs of a graph, computed once per graph and k.
+
+    Attributes:
+        kernel: A (m, n) from the m natural data to the nodes; ``natural_p`` (m,) and
+            ``natural_labels`` (m,) their probabilities and labels.
+        alpha: Assumption 3.5's α (:func:`explorer.guarantee.alpha`).
+        optimum_error: E(f*) of the top-k optimum (:func:`explorer.guarantee.downstream_error`).
+    """
+
+    kernel: np.ndarray
+    natural_p: np.ndarray
+    natural_labels: np.ndarray
+    alpha: float
+    optimum_error: float
+
+
+@functools.lru_cache(maxsize=4)
+def graph_guarantee(key: GraphKey, k: int) -> GraphGuarantee:
+    """α and E(f*) of a cached graph (:func:`run_graph`'s ``key``) for k features."""
+    graph, gammas, vectors = _decomposed_graph(key)
+    A, p, y = graph.natural_augmentation()
+    classes = len(graph.classes)
+    w = graph.weights.sum(1) / graph.weights.sum()
+    f_star = vectors[:, :k] * np.sqrt(np.clip(gammas[:k], 0, None)) / np.sqrt(w)[:, None]
+    return GraphGuarantee(A, p, y, GU.alpha(A, p, y, classes),
+                          GU.downstream_error(f_star, A, p, y, classes))
+
+
+def guarantee_record(
+    scored: RunGraph, f: np.ndarray, loss: float, optimum: float
+) -> dict[str, Any]:
+    """The paper's downstream quantities for features f (n, k) of every node (HaoChen et al.
+    2021, Section 3.3 and Theorem 4.2; docs/THEORY.md, "The downstream guarantee")."""
+    k = min(f.shape[1], scored.graph.num_nodes - 1)
+    known = graph_guarantee(scored.key, k)
+    classes = len(scored.graph.classes)
+    gamma_next = float(scored.gammas[k])
+    return {
+        "k": k,
+        "alpha": known.alpha,
+        "error": GU.downstream_error(f, known.kernel, known.natural_p, known.natural_labels,
+                                     classes),
+        "optimum_error": known.optimum_error,
+        "gamma_k1": gamma_next,
+        "bound": GU.eigenvalue_bound(known.alpha, gamma_next),
+        "rho_lower": GU.spectral_partition_bound(scored.gammas, max(1, k // 2)),
+        "theorem_order": GU.theorem_bound(known.alpha, scored.gammas, k),
+        "theorem_4_2": GU.approximate_minimiser_regime(loss - optimum, scored.gammas, k),
+    }
 
 
 @torch.no_grad()
@@ -244,7 +306,8 @@ def exact_metrics(
         output dimension), the reachable optimum inside the ball ``reachable_optimum``, the
         relative gaps (L − L*)/|L*| to each, max‖f*‖² and whether the ball binds, the class
         block's span ``class_r2``, the spans of every eigenspace in the top k with their chance
-        level ``span_chance`` and the reachable optimum's eigenvalues ``reachable_c_eigs``; the
+        level ``span_chance``, the reachable optimum's eigenvalues ``reachable_c_eigs`` and the
+        downstream ``guarantee`` (:func:`guarantee_record`); the
         arrays hold ``exact_gammas`` (k,) and ``exact_c_eigs`` (k,), the eigenvalues of
         E_w[f fᵀ].
     """
@@ -295,6 +358,7 @@ def exact_metrics(
         "span_chance": basis.shape[1] / scored.graph.num_nodes,
         "blocks": blocks,
         "reachable_c_eigs": list(curve.c_eigs_at_mu),
+        "guarantee": guarantee_record(scored, f, loss, optimum),
         "seconds": time.perf_counter() - started,
     }
     return record, {"exact_gammas": gammas.copy(), "exact_c_eigs": c_eigs}

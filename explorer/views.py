@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from explorer.augment import TwoViewAugment
-from explorer.data.shapes import SHAPES_GRID, ShapesGrid, ShapesKernel
+from explorer.data.shapes import LOOKALIKE, SHAPES_GRID, ShapesGrid, ShapesKernel
 
 
 class ImageViews(nn.Module):
@@ -87,11 +87,21 @@ class GraphViews(nn.Module):
         self.fg = torch.tensor(grid.fg_colors, dtype=torch.float32, device=device)  # (F, 3)
         self.bg = torch.tensor(grid.bg_colors, dtype=torch.float32, device=device)  # (G, 3)
         self.values = [torch.tensor(v, device=device) for v in kernel.values]
+        # class changes where the view is ambiguous: q per (shape, scale, rotation) of the grid
+        shape_scale_rotation = np.stack(np.meshgrid(
+            np.arange(sizes[0]), np.arange(sizes[2]), np.arange(sizes[3]), indexing="ij"), -1)
+        as_tuples = np.zeros((shape_scale_rotation[..., 0].size, 6), dtype=np.int64)
+        as_tuples[:, [0, 2, 3]] = shape_scale_rotation.reshape(-1, 3)
+        change = kernel.change_probabilities(as_tuples, grid).reshape(sizes[0], sizes[2], sizes[3])
+        self.change_p = torch.tensor(change, dtype=torch.float32, device=device)  # (6, S, R)
+        self.lookalike = torch.tensor(LOOKALIKE, device=device)
         self.mean = torch.tensor([float(m) for m in mean], device=device).view(1, -1, 1, 1)
         self.std = torch.tensor([float(s) for s in std], device=device).view(1, -1, 1, 1)
 
     def resample(self, factors: Tensor) -> Tensor:
-        """One draw of A(. | x) per row: int64 (B, 6) -> (B, 6), on the factors' device."""
+        """One draw of A(. | x) per row: int64 (B, 6) -> (B, 6), on the factors' device: each part
+        redrawn with its probability, then the class change where the view is ambiguous
+        (:meth:`ShapesKernel.change_probabilities`)."""
         out = factors.clone()
         n, device = len(factors), factors.device
         names = self.grid.FACTORS
@@ -103,6 +113,10 @@ class GraphViews(nn.Module):
                 column, kept = names.index(name), self.values[names.index(name)]
                 new = kept[torch.randint(len(kept), (n,), device=device)]
                 out[:, column] = torch.where(redraw, new, out[:, column])
+        if self.kernel.class_change_p > 0:  # then a detailed shape may lose its detail
+            q = self.change_p[out[:, 0], out[:, 2], out[:, 3]]  # (B,)
+            changed = torch.rand(n, device=device) < q
+            out[:, 0] = torch.where(changed, self.lookalike[out[:, 0]], out[:, 0])
         return out
 
     def render(self, factors: Tensor) -> Tensor:

@@ -67,6 +67,10 @@ def test_overrides_are_typed() -> None:
         (["epochs"], "must look like key=value"),
         (["dataset=imagefolder", "data_root=/nonexistent/folder"], "missing or empty"),
         (["device=tpu"], "unknown device"),
+        (["dataset=shapes-subgrid", "class_change_p=0.95"], r"class_change_p must be in \[0, 0"),
+        (["dataset=shapes-subgrid", "crop_p=1.5"], "crop_p must be a probability"),
+        (["dataset=digits", "class_change_p=0.2"], "sets the kernel of augment=graph"),
+        (["dataset=shapes", "augment=shapes", "color_p=0.3"], "sets the kernel of augment=graph"),
     ],
 )
 def test_bad_values_give_one_line(overrides: list[str], message: str) -> None:
@@ -102,3 +106,16 @@ def test_the_mu_help_gives_the_rule_for_the_optimum_s_largest_row() -> None:
     W = np.where(group[:, None] == group[None, :], 1.0, np.where(same_class, 0.1, 0.0))
     assert G.max_optimal_sq_norm(W, 3) == pytest.approx(3.0)  # the class block alone: r
     assert G.max_optimal_sq_norm(W, 6) > 5.0  # with the sub-group eigenvectors (γ = 0.82)
+
+
+def test_the_kernel_fields_reach_the_graph_views_kernel() -> None:
+    from explorer.builders import graph_kernel
+
+    config = build_config(overrides=["dataset=shapes-subgrid", "crop_p=0.3", "rotate_p=0.1",
+                                     "color_p=0.6", "class_change_p=0.4"])
+    kernel = graph_kernel(config)
+    assert (kernel.crop_p, kernel.rotate_p, kernel.color_p, kernel.class_change_p) == (
+        0.3, 0.1, 0.6, 0.4)
+    default = graph_kernel(build_config(overrides=["dataset=shapes-subgrid"]))
+    assert (default.crop_p, default.rotate_p, default.color_p, default.class_change_p) == (
+        0.5, 0.5, 0.8, 0.0)  # today's demo

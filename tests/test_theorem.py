@@ -29,6 +29,11 @@ def _optimum_table(W: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return vectors * np.sqrt(np.clip(gammas, 0, None)) / np.sqrt(w)[:, None], gammas
 
 
+def _normalized(W: np.ndarray) -> np.ndarray:
+    w = W.sum(1)
+    return W / np.sqrt(np.outer(w, w))
+
+
 def _pair_list_graph() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A small augmentation graph whose positive pairs can be listed exactly.
 
@@ -114,6 +119,14 @@ def test_exact_metrics_of_the_optimum_table_are_the_optimum(subgrid_run) -> None
     assert arrays["exact_gammas"] == pytest.approx(gammas, abs=1e-9)
     assert record["blocks"][0]["size"] == 6 and record["blocks"][0]["gamma"] == pytest.approx(1)
     assert record["class_r2"] == pytest.approx(1.0, abs=1e-6)
+    # the downstream guarantee, under the names scripts read: no class changes, so α = 0 and
+    # the optimum table (the network here) classifies every natural datum by its vote
+    guarantee = record["guarantee"]
+    assert {"alpha", "error", "optimum_error", "bound", "gamma_k1"} <= set(guarantee)
+    assert guarantee["alpha"] == pytest.approx(0.0, abs=1e-12)
+    assert guarantee["error"] == guarantee["optimum_error"] == 0.0
+    assert guarantee["gamma_k1"] == pytest.approx(float(
+        np.linalg.eigvalsh(_normalized(scored.graph.weights))[::-1][k]), abs=1e-9)
 
     # f = 0 scores 0: the gap is 1 (none of the optimum reached)
     zero, _ = theorem.exact_metrics(

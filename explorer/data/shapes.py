@@ -38,9 +38,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.config import MAX_CLASS_CHANGE_P
 from explorer.data.base import ImageDataset, register_dataset, stratified_indices
 
 SHAPE_KINDS = ("circle", "square", "triangle", "cross", "ring", "star")
+#: Each shape's look-alike (circle and ring, square and cross, triangle and star), by index.
+LOOKALIKE = (4, 3, 5, 1, 0, 2)
+#: The shapes whose detail a small view can lose (ring: its hole closes; cross: its arms fill in;
+#: star: its points fill in), drawn as their look-alike where the image is ambiguous
+#: (:class:`ShapesKernel`); the simple shapes never change.
+DETAILED = ("cross", "ring", "star")
+
+#: Side of the low-resolution grid on which ambiguity is measured (a 32 px image seen as 8 x 8).
+AMBIGUITY_RESOLUTION = 8
 SPLIT_SIZES = {"train": 6000, "test": 2000}
 TRAIN_SCENE_FRACTION = 0.75
 
@@ -314,6 +324,40 @@ def grid_values(
     return tuple(values)
 
 
+@functools.lru_cache(maxsize=8)
+def ambiguity_table(grid: ShapesGrid) -> np.ndarray:
+    """How ambiguous each (shape, scale, rotation) is with its look-alike: (6, S, R) in (0, 1].
+
+    The two coverages (shape and :data:`LOOKALIKE`, same scale and rotation, centred) are seen
+    at low resolution (averaged over blocks, :data:`AMBIGUITY_RESOLUTION` pixels a side) and
+    compared by the L1 distance d of those block averages, in pixels of area; the ambiguity is
+    √(d_min / d) over the views of the same pair, 1 for each pair's most ambiguous view (the
+    square root keeps the large views from being never ambiguous: 0.55 for a 9 px ring). Small
+    shapes differ from their look-alikes by fewer pixels than large ones (a 5 px ring and a
+    5 px circle differ by a 9 px² hole, a 9 px pair by 29 px²), and rotation moves a square's
+    corners onto a cross's arms, so the table spreads over the grid. Symmetric: a shape and its
+    look-alike share it.
+    """
+    block = grid.image_size // AMBIGUITY_RESOLUTION
+    side = AMBIGUITY_RESOLUTION
+
+    def low(kind: str, scale: float, rotation: float) -> np.ndarray:
+        alpha = _centred_alpha(kind, scale, rotation, grid.image_size, grid.supersample)
+        return alpha.reshape(side, block, side, block).sum(axis=(1, 3)).astype(np.float64)
+
+    distance = np.zeros((len(grid.shapes), len(grid.scales), len(grid.rotations)))
+    for shape, (i, scale), (j, rotation) in itertools.product(
+        range(len(grid.shapes)), enumerate(grid.scales), enumerate(grid.rotations)
+    ):
+        other = grid.shapes[LOOKALIKE[SHAPE_KINDS.index(grid.shapes[shape])]]
+        distance[shape, i, j] = np.abs(low(grid.shapes[shape], scale, rotation)
+                                       - low(other, scale, rotation)).sum()
+    pair_min = np.minimum(distance, distance[list(LOOKALIKE)]).min(axis=(1, 2), keepdims=True)
+    table = np.sqrt(pair_min / distance)
+    table.flags.writeable = False  # shared through the cache
+    return table
+
+
 @dataclass(frozen=True)
 class ShapesKernel:
     """The augmentation kernel A(x | xbar) of the exact ``shapes`` graph, over a (sub-)grid.
@@ -324,8 +368,19 @@ class ShapesKernel:
     - crop: the (position, scale) pair (a random resized crop moves and rescales the shape);
     - rotation: the rotation;
     - colour: the (foreground, background) pair (hue jitter over the full circle);
-    - shape: the shape (0 by default: no augmentation changes the class, so each class is a
-      connected component; a small value models crops that make the shape ambiguous).
+    - shape: the shape, redrawn uniformly whatever the image (0 by default). Class-symmetric
+      noise: the class eigenvectors of the graph do not change, only their eigenvalue, which
+      becomes (1 - shape_p)^2.
+
+    Then, where the image is ambiguous, a detailed shape loses its detail: with probability
+    ``class_change_p * a`` a view of a ring, cross or star (:data:`DETAILED`) is drawn as its
+    look-alike circle, square or triangle (:data:`LOOKALIKE`), ``a`` the
+    :func:`ambiguity_table` of the view's (shape, scale, rotation), 1 for the most ambiguous
+    view (``class_change_p`` 0 by default: no class changes). Small shapes are the most
+    ambiguous, so class changes concentrate where images are hard to tell apart and the
+    classes become *approximately* disconnected components that mix gradually (HaoChen et al.
+    2021, Assumption 3.5; docs/THEORY.md, "The downstream guarantee"). The natural datum's
+    label stays its own shape.
 
     :func:`explorer.shapes_graph.shapes_augmentation_graph` builds W from these matrices and
     :class:`explorer.views.GraphViews` draws views from the same distribution.
@@ -333,6 +388,8 @@ class ShapesKernel:
     Attributes:
         values: the kept factor indices, one tuple per factor (see :func:`grid_values`).
         crop_p, rotate_p, color_p, shape_p: each part's probability of being redrawn.
+        class_change_p: the class-change probability at the most ambiguous view, in
+            [0, :data:`MAX_CLASS_CHANGE_P`].
     """
 
     values: tuple[tuple[int, ...], ...] = grid_values(SHAPES_GRID, SUBGRID)
@@ -340,6 +397,7 @@ class ShapesKernel:
     rotate_p: float = 0.5
     color_p: float = 0.8
     shape_p: float = 0.0
+    class_change_p: float = 0.0
 
     #: The independent parts, as factor names; tuples list factors in row-major order, and the
     #: factors of a part are adjacent in ``ShapesGrid.FACTORS``, so the kernel over tuples is
@@ -350,6 +408,9 @@ class ShapesKernel:
         for name in ("crop_p", "rotate_p", "color_p", "shape_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
+        if not 0.0 <= self.class_change_p <= MAX_CLASS_CHANGE_P:
+            raise ValueError(f"class_change_p must be in [0, {MAX_CLASS_CHANGE_P}], got "
+                             f"{self.class_change_p}")
 
     @property
     def probabilities(self) -> tuple[float, ...]:
@@ -368,6 +429,32 @@ class ShapesKernel:
             (1.0 - p) * np.eye(m) + p / m
             for p, m in zip(self.probabilities, self.part_sizes, strict=True)
         ]
+
+    def change_probabilities(self, factors: np.ndarray, grid: ShapesGrid) -> np.ndarray:
+        """The probability (N,) that a view with factor tuple (N, 6) is drawn as its look-alike:
+        ``class_change_p`` times its ambiguity for a detailed shape (:data:`DETAILED`) whose
+        look-alike is a kept shape, else 0."""
+        factors = np.asarray(factors, dtype=np.int64).reshape(-1, 6)
+        if self.class_change_p == 0:
+            return np.zeros(len(factors))
+        table = ambiguity_table(grid)
+        detailed = [grid.shapes.index(kind) for kind in DETAILED if kind in grid.shapes]
+        lookalike = np.asarray(LOOKALIKE)[factors[:, 0]]
+        changes = np.isin(factors[:, 0], detailed) & np.isin(lookalike, self.values[0])
+        return self.class_change_p * table[factors[:, 0], factors[:, 2], factors[:, 3]] * changes
+
+    def change_matrix(self, grid: ShapesGrid) -> np.ndarray:
+        """C (T, T) over :meth:`tuples`, rows summing to 1: a view keeps its tuple with 1 - q or
+        takes its look-alike's (same nuisance factors) with q = :meth:`change_probabilities`."""
+        tuples = self.tuples()
+        q = self.change_probabilities(tuples, grid)
+        change = np.diag(1.0 - q)
+        moved = np.flatnonzero(q > 0)
+        if len(moved):
+            swapped = tuples[moved].copy()
+            swapped[:, 0] = np.asarray(LOOKALIKE)[swapped[:, 0]]
+            change[moved, self.tuple_positions(swapped)] = q[moved]
+        return change
 
     def tuples(self) -> np.ndarray:
         """Every factor tuple (T, 6) of the (sub-)grid, row-major (the kernel's order)."""
