@@ -13,7 +13,7 @@ from explorer.figures import (
     spectrum_figure,
     spectrum_metrics_figure,
 )
-from explorer.spectrum_reading import NEAR_ONE, expectation
+from explorer.spectrum_reading import NEAR_ONE, expectation, guarantee_reading
 from explorer.spectrum_table import STATIONARITY, spectrum_table
 
 # The page's terms, as the papers define them (explorer/analysis.py has the estimators).
@@ -105,9 +105,20 @@ def show_theorem(exact: dict[str, Any]) -> None:
                         key="reachable")
 
 
+def show_guarantee(exact: dict[str, Any]) -> None:
+    """Why the features are useful: α, E(f), E(f*) and the bound on this run's graph."""
+    st.subheader("Why the features are useful: the downstream guarantee")
+    metrics, text = guarantee_reading(exact, config.loss)
+    for column, (label, value, meaning) in zip(st.columns(len(metrics)), metrics, strict=True):
+        column.metric(label, value, help=meaning)
+    st.markdown(text)
+
+
 if "exact" in artifact:
     show_theorem(artifact["exact"])
     st.plotly_chart(exact_progress_figure(by_epoch), key="exact-progress")
+    if "guarantee" in artifact["exact"]:
+        show_guarantee(artifact["exact"])
 elif config.dataset.startswith("shapes"):
     st.info(f"No exact metrics in this artifact: `explorer analyze {run.path} --force` adds them.")
 

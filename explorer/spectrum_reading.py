@@ -109,3 +109,52 @@ def _rest() -> str:
     return (" The C₊ = C² residual falls towards 0 at any stationary point (the optimum or a "
             "saddle): it cannot tell them apart; the share of the optimum can. RankMe stays well "
             "above the number of classes (no collapse).")
+
+
+def guarantee_reading(exact: dict[str, Any], loss: str) -> tuple[list[tuple[str, str, str]], str]:
+    """The downstream guarantee of one checkpoint, for the page: ``(metrics, paragraph)``.
+
+    Args:
+        exact: an analysis artifact's ``exact`` record (with its ``guarantee``).
+        loss: the run's loss.
+
+    Returns:
+        metrics as ``(label, value, help)`` and a paragraph that says which theorem applies.
+    """
+    g = exact["guarantee"]
+
+    def percent(value: float) -> str:
+        return f"{100 * value:.1f}%" if math.isfinite(value) else "∞"
+
+    metrics = [
+        ("α (Assumption 3.5)", percent(g["alpha"]),
+         "the least error of any labelling of augmented images: how often an augmentation "
+         "changes the class, exactly, from the kernel"),
+        ("E(f) of the network", percent(g["error"]),
+         "the paper's downstream error: a linear head on f fitted on every node (least "
+         "squares), each natural datum classified by the majority vote over its augmentations"),
+        ("E(f*) of the optimum", percent(g["optimum_error"]),
+         f"the same for the top-{g['k']} eigenvectors of the graph, the loss's minimiser"),
+        ("bound 4α/(1−γ_{k+1}) + 8α", percent(g["bound"]),
+         f"the γ_(k+1) form of the guarantee for f*, γ_(k+1) = {g['gamma_k1']:.3f}; see "
+         "docs/THEORY.md for where its constants were read"),
+    ]
+    regime = g["theorem_4_2"]
+    if regime["in_regime"]:
+        transfer = (f"The network's excess loss ε = {regime['epsilon']:.3g} is below γ_k² = "
+                    f"{regime['gamma_k_sq']:.3g}, so Theorem 4.2 carries the guarantee over to "
+                    "it, up to a term kε/Δ_γ².")
+    else:
+        transfer = (f"The network's excess loss ε = L − L* = {regime['epsilon']:.3g} is far "
+                    f"above γ_k² = {regime['gamma_k_sq']:.3g}: it is outside Theorem 4.2's "
+                    "regime, so its E(f) is measured here, not guaranteed.")
+    span = (f" A linear probe is unchanged by an invertible linear map of f and a positive "
+            f"scale per datum (Lemma 3.1), so what the probe needs is that f *spans* the class "
+            f"eigenvectors: R² = {exact['class_r2']:.3f} here (chance "
+            f"{exact.get('span_chance', float('nan')):.2f}), whether or not their eigenvalues "
+            "sit near 1.")
+    text = (f"The guarantee (HaoChen et al. 2021, Section 3.3): when augmentations change the "
+            f"class with probability α, the minimiser's linear probe errs at most about "
+            f"α/ρ²; here α = {percent(g['alpha'])}, E(f*) = {percent(g['optimum_error'])}. "
+            + transfer + (span if loss != "spectral" or exact["class_r2"] < 0.99 else ""))
+    return metrics, text

@@ -177,6 +177,10 @@ def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: P
     assert not exact["graph"]["own"] and "did not train" in app.warning[0].value
     shown = {m.label: m.value for m in app.metric}
     assert shown["of the provable optimum"] == f"{100 * (1 - exact['gap']):.1f}%"
+    guarantee = exact["guarantee"]  # the downstream guarantee, from the record
+    assert shown["α (Assumption 3.5)"] == f"{100 * guarantee['alpha']:.1f}%"
+    assert shown["E(f) of the network"] == f"{100 * guarantee['error']:.1f}%"
+    assert shown["E(f*) of the optimum"] == f"{100 * guarantee['optimum_error']:.1f}%"
     assert shown["population loss L(f)"] == f"{exact['loss']:.3f}"
     data = [t for chart in charts(app) for t in chart["data"]]
     by_name = {t.get("name", ""): t for t in data}

@@ -50,3 +50,19 @@ def test_losses_without_mu_are_read_without_a_ball() -> None:
     artifact = {"mu": 30.0, "metrics": {"features": {"loss": "simclr", "mu": None}}}
     reading = expectation(artifact, 6)
     assert reading.cap is None and "z/‖z‖" in reading.text
+
+
+def test_the_guarantee_says_when_a_network_is_outside_theorem_4_2() -> None:
+    from explorer.spectrum_reading import guarantee_reading
+
+    exact = {"class_r2": 0.86, "span_chance": 0.15, "guarantee": {
+        "k": 128, "alpha": 0.05, "error": 0.02, "optimum_error": 0.0, "bound": 0.6,
+        "gamma_k1": 0.06, "theorem_4_2": {"epsilon": 0.95, "gamma_k_sq": 0.003,
+                                          "in_regime": False}}}
+    metrics, text = guarantee_reading(exact, "simclr")
+    assert dict((label, value) for label, value, _ in metrics)["α (Assumption 3.5)"] == "5.0%"
+    assert "outside Theorem 4.2" in text and "measured here, not guaranteed" in text
+    assert "Lemma 3.1" in text and "0.860" in text  # SimCLR: read the span, not the count
+    exact["guarantee"]["theorem_4_2"] = {"epsilon": 0.001, "gamma_k_sq": 0.003,
+                                         "in_regime": True}
+    assert "carries the guarantee over" in guarantee_reading(exact, "spectral")[1]
