@@ -40,9 +40,14 @@ right.image(np.kron(grid, np.ones((scale, scale, 1), dtype=np.uint8)),
             caption=f"recipe '{recipe_name(config)}': original | view 1 | view 2")
 if recipe_name(config) == GRAPH_AUGMENT:  # views drawn from the exact graph's kernel
     kernel = graph_kernel(config)
+    changes = (f" Then, where a view is ambiguous (small shapes), a ring, cross or star is "
+               f"drawn as circle, square or triangle with probability {kernel.class_change_p:g} "
+               "× its ambiguity: the class changes." if kernel.class_change_p > 0
+               else " The class never changes (class_change_p = 0).")
     left.caption("augment=graph: each view re-renders the image's factors with nuisance parts "
-                 "redrawn uniformly, each with its probability; the class never changes.")
+                 "redrawn uniformly, each with its probability." + changes)
     left.json({"redraw probability": dict(zip(
-        [" + ".join(part) for part in kernel.PARTS], kernel.probabilities, strict=True))})
+        [" + ".join(part) for part in kernel.PARTS], kernel.probabilities, strict=True)),
+        "class_change_p": kernel.class_change_p})
 else:
     left.json(dataclasses.asdict(RECIPES[recipe_name(config)]), expanded=False)

@@ -247,10 +247,13 @@ def test_augmentations_page_shows_graph_views_and_their_kernel(page) -> None:
     app = page("augmentations", run="synthetic")  # the shapes-demo preset: augment=graph
     assert not app.exception and len(app.get("image")) == 1
     assert "recipe 'graph'" in app.get("image")[0].proto.imgs[0].caption
-    shown = json.loads(app.json[0].proto.body)["redraw probability"]
+    body = json.loads(app.json[0].proto.body)
     kernel = ShapesKernel()
-    assert shown == {"shape": kernel.shape_p, "position + scale": kernel.crop_p,
-                     "rotation": kernel.rotate_p, "fg_color + bg_color": kernel.color_p}
+    assert body["redraw probability"] == {
+        "shape": kernel.shape_p, "position + scale": kernel.crop_p,
+        "rotation": kernel.rotate_p, "fg_color + bg_color": kernel.color_p}
+    assert body["class_change_p"] == 0.0
+    assert "The class never changes" in " ".join(c.value for c in app.caption)
 
 
 def test_a_deleted_run_is_handled_on_every_page(page, runs_dir: Path) -> None:
