@@ -72,7 +72,7 @@ FIELD_DOCS: dict[str, FieldDoc] = {
     "mu": FieldDoc("loss", "μ (ball radius²)", "The ball's squared radius and the loss's scale "
                    "(loss × μ is the population loss with f = clip(z)); too small a μ cuts the "
                    "optimum off: its largest ‖f*(x)‖² is at least the number of classes, more "
-                   "with the nuisance eigenvectors inside the top k (36 on the shapes demo "
+                   "with the nuisance eigenvectors inside the top k (33 on the shapes demo "
                    "graph; the Spectrum page shows it for each shapes run)."),
     "temperature": FieldDoc("loss", "Temperature", "SimCLR's softmax temperature; unused by the "
                             "other losses."),
