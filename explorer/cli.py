@@ -26,6 +26,23 @@ EPILOG_TRAIN = """examples:
 --resume takes key=value for lr, weight_decay, epochs and warmup_epochs only.
 config keys (key=value): see docs or any preset in explorer/presets/"""
 
+EPILOG_SWEEP = """examples:
+  explorer sweep --preset shapes-demo class_change_p=0,0.05,0.1,0.2 epochs=100
+  explorer sweep --preset shapes-demo --name mu mu=1,10,30 --no-probe
+  explorer sweep --resume runs/.sweeps/shapes-demo-class_change_p.json
+  explorer sweeps; explorer sweeps shapes-demo-class_change_p
+One field holds comma-separated values; every value's config is checked before any run starts.
+Run NAME-VALUE is trained by its own `explorer train` (probe and analysis as there), one after
+another. Ctrl-C (or a run's STOP file) stops the current run at a checkpoint and the sweep after
+it; --resume skips finished runs, resumes a stopped one and starts the rest.
+Several GPUs: the runs go one after another on one device (device=auto: the first visible GPU).
+Start one sweep per GPU with disjoint values and names, e.g.
+  CUDA_VISIBLE_DEVICES=0 explorer sweep --name a --preset P lr=0.1,0.2
+  CUDA_VISIBLE_DEVICES=1 explorer sweep --name b --preset P lr=0.4,0.8
+A sweep does not run under torchrun; to spread one value over several GPUs, train it with
+  torchrun --nproc_per_node=N -m explorer train ... (then a sweep --resume skips it once finished
+  if it has the sweep's run name)."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -90,8 +107,81 @@ def _parser() -> argparse.ArgumentParser:
     )
     runs.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
 
+    sweep = commands.add_parser(
+        "sweep",
+        help="one run per value of one config field, trained one after another",
+        epilog=EPILOG_SWEEP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train one run per value of KEY=V1,V2,... (the other key=value fixed), "
+        "record the sweep in RUNS_DIR/.sweeps/NAME.json and print the guarantee and probe "
+        "table of its runs at the end.",
+    )
+    sweep.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="KEY=V1,V2,... (the swept field) and fixed overrides")
+    sweep.add_argument("--preset", help="a shipped preset (list them: explorer presets)")
+    sweep.add_argument("--config", help="a TOML config file")
+    sweep.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
+    sweep.add_argument("--name", help="sweep name (default: PRESET-KEY); runs are NAME-VALUE")
+    sweep.add_argument("--resume", metavar="MANIFEST",
+                       help="continue a sweep: RUNS_DIR/.sweeps/NAME.json, or NAME with --runs-dir")
+    sweep.add_argument("--no-probe", action="store_true", help="skip each run's probe table")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    sweeps = commands.add_parser(
+        "sweeps", help="list sweeps, or one sweep's table",
+        description="List the sweeps under a runs directory with their runs' states, or print "
+        "one sweep's table (α, E(f), E(f*), the bound, γ_{k+1}, share of the optimum, probes).")
+    sweeps.add_argument("name", nargs="?", metavar="NAME", help="a sweep to tabulate")
+    sweeps.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
+
     commands.add_parser("presets", help="list the presets", description="List the presets.")
     return parser
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Validate every value's config, write the manifest, then train (or resume) the runs."""
+    import os
+
+    from explorer import sweep
+
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        raise UserError("explorer sweep does not run under torchrun; start it as one process "
+                        "(see explorer sweep --help on several GPUs)")
+    if args.resume:
+        if args.preset or args.config or args.name or args.overrides:
+            raise UserError("--resume continues a sweep as it was recorded; drop --preset, "
+                            "--config, --name and key=value")
+        path = sweep.resolve_manifest(args.resume, args.runs_dir)
+        manifest = sweep.read_manifest(path)
+    else:
+        key, raw, fixed_items = sweep.split_sweep_args(args.overrides)
+        from explorer.config import parse_overrides
+
+        fixed = parse_overrides(fixed_items)
+        values = sweep.parse_values(key, raw)
+        configs = sweep.sweep_configs(args.preset, args.config, fixed, key, values)
+        name = args.name or sweep.default_sweep_name(args.preset, args.config, configs[0], key)
+        manifest = sweep.new_manifest(args.runs_dir, name, key, values, args.preset,
+                                      args.config, fixed)
+        path = sweep.manifest_path(args.runs_dir, name)
+        print(f"sweep {name}: {len(values)} runs; manifest {path}", file=sys.stderr)
+    code = sweep.run_sweep(path, progress=not args.no_progress, probe=not args.no_probe)
+    print(sweep.format_sweep_table(sweep.sweep_table(path.parent.parent, manifest),
+                                   manifest["key"]), flush=True)
+    return code
+
+
+def _sweeps(args: argparse.Namespace) -> int:
+    from explorer import sweep
+
+    if args.name is None:
+        print(sweep.sweeps_listing(args.runs_dir))
+        return 0
+    path = sweep.resolve_manifest(args.name, args.runs_dir)
+    manifest = sweep.read_manifest(path)
+    print(sweep.format_sweep_table(sweep.sweep_table(path.parent.parent, manifest),
+                                   manifest["key"]))
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -283,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
             return _probe(args)
         if args.command == "analyze":
             return _analyze(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "sweeps":
+            return _sweeps(args)
         if args.command == "runs":
             print(runs_table(args.runs_dir))
             return 0

@@ -334,3 +334,60 @@ def reachable_optimum_figure(
                       yaxis_title="population loss L(f)", height=380,
                       margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})
     return fig
+
+
+def sweep_figure(rows: Sequence[Mapping[str, Any]], key: str) -> go.Figure:
+    """A sweep's guarantee and probes against the swept value, in percent.
+
+    Left: E(f) of the networks, E(f*) of the optimum, the bound 4α/(1 − γ_{k+1}) + 8α and α.
+    The bound is often vacuous (above 100%); an error rate cannot be, so the axis stops at 100%
+    and the values above it are drawn as ▲ at the top edge, their value in the hover text.
+    Right: the share of the optimum 100·(1 − gap), linear and kNN probe accuracy.
+
+    Args:
+        rows: :func:`explorer.sweep.sweep_table` rows (rates as fractions, ``None`` if missing).
+        key: the swept field, the x axis's title. Numeric values share a numeric axis; other
+            values (a loss, a backbone) are categories in the sweep's order.
+    """
+    values = [row["value"] for row in rows]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    x = values if numeric else [str(v) for v in values]
+
+    def percent(field: str) -> list[float | None]:
+        return [None if row.get(field) is None else 100 * row[field] for row in rows]
+
+    bound = percent("bound")
+    above = [i for i, b in enumerate(bound) if b is not None and b > 100]
+    bound_name = "bound 4α/(1 − γ_{k+1}) + 8α"
+    if above:
+        bound_name += f" ({len(above)} of {len(rows)} above 100%: ▲, off the axis)"
+    titles = ("downstream error and its guarantee (%)", "share of the optimum and probes (%)")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.1)
+    left = [("error", "E(f) of the network", "solid", "circle"),
+            ("optimum_error", "E(f*) of the optimum", "dash", "diamond"),
+            ("bound", bound_name, "dot", "square"), ("alpha", "α (Assumption 3.5)", "dashdot", "x")]
+    right = [("share", "share of the optimum 100·(1 − gap)", "solid", "circle"),
+             ("linear", "linear probe accuracy", "dash", "diamond"),
+             ("knn", "kNN probe accuracy", "dot", "square")]
+    for col, series in ((1, left), (2, right)):
+        for i, (field, name, dash, symbol) in enumerate(series):
+            fig.add_trace(go.Scatter(x=x, y=bound if field == "bound" else percent(field),
+                                     mode="lines+markers", name=name,
+                                     line={"color": _color(i + 4 * (col - 1)), "dash": dash},
+                                     marker={"symbol": symbol, "size": 8}), row=1, col=col)
+    if above:
+        fig.add_trace(go.Scatter(x=[x[i] for i in above], y=[100.0] * len(above),
+                                 mode="markers", name="bound above 100% (value in hover)",
+                                 marker={"symbol": "triangle-up", "size": 12, "color": _color(2)},
+                                 hovertext=[f"bound {bound[i]:.0f}%" for i in above],
+                                 showlegend=False), row=1, col=1)
+    shown = [v for f in ("error", "optimum_error", "alpha") for v in percent(f) if v is not None]
+    shown += [b for b in bound if b is not None and b <= 100]
+    top = 100.0 if above else max([*shown, 1.0]) * 1.1
+    fig.update_yaxes(range=[0, top * 1.03], title_text="%", row=1, col=1)
+    fig.update_yaxes(range=[0, 103], row=1, col=2)
+    axis = {"title_text": key} if numeric else {"title_text": key, "type": "category"}
+    fig.update_xaxes(**axis)
+    fig.update_layout(height=440, margin={"t": 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.25})
+    return fig

@@ -1,0 +1,156 @@
+"""``explorer sweep``: a real two-value sweep through the command line, its manifest, its refusals,
+its resume, and its table read back against the runs' own files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from explorer.artifacts import save_analysis
+from explorer.figures import sweep_figure
+from explorer.runs import Run
+from explorer.sweep import read_manifest, sweep_run_names, sweep_table, value_slug
+from tests.conftest import explorer
+
+pytestmark = pytest.mark.slow
+
+# shapes-subgrid with views from the exact graph's kernel (augment=auto is graph there): the
+# field class_change_p acts. About 30 s per run on 2 busy cores, probe table included.
+SMALL = ["dataset=shapes-subgrid", "train_limit=120", "test_limit=60", "backbone=cnn-small",
+         "projector_hidden_dim=32", "projector_out_dim=16", "batch_size=32", "epochs=1",
+         "warmup_epochs=0", "knn_every=0", "device=cpu", "analyze=off", "mu=30"]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished sweep ``s`` of class_change_p = 0, 0.3 under ``<dir>/runs``; returns ``<dir>``."""
+    work = tmp_path_factory.mktemp("sweep")
+    result = explorer("sweep", "--runs-dir", "runs", "--name", "s", "class_change_p=0,0.3",
+                      *SMALL, "--no-progress", cwd=work, check=True)
+    # each run's probe table, then the sweep's table at the end
+    assert result.stdout.splitlines()[-3].startswith("class_change_p  run  ")
+    return work
+
+
+def one_line_error(result) -> str:
+    err = result.stderr.strip()
+    assert result.returncode != 0 and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_one_run_per_value_with_the_swept_value(swept: Path) -> None:
+    runs = swept / "runs"
+    manifest = json.loads((runs / ".sweeps" / "s.json").read_text())
+    assert manifest["runs"] == ["s-0", "s-0.3"] and manifest["values"] == [0.0, 0.3]
+    assert manifest["key"] == "class_change_p" and manifest["format_version"] == 1
+    assert manifest["preset"] is None and manifest["overrides"]["train_limit"] == 120
+    for name, value in zip(manifest["runs"], manifest["values"], strict=True):
+        saved = json.loads((runs / name / "config.json").read_text())["config"]
+        assert saved["class_change_p"] == value and saved["epochs"] == 1
+        assert json.loads((runs / name / "status.json").read_text())["state"] == "finished"
+    listing = explorer("runs", "--runs-dir", "runs", cwd=swept, check=True).stdout
+    assert [line.split()[0] for line in listing.splitlines()[1:]] == ["s-0", "s-0.3"]
+    sweeps = explorer("sweeps", "--runs-dir", "runs", cwd=swept, check=True).stdout
+    assert sweeps.strip() == "s  class_change_p  0.0: finished, 0.3: finished"
+
+
+def test_a_bad_value_fails_before_anything_starts(tmp_path: Path) -> None:
+    err = one_line_error(explorer("sweep", "class_change_p=0,2", *SMALL, cwd=tmp_path))
+    assert "class_change_p must be in [0, 0.9] (got 2.0)" in err
+    assert not (tmp_path / "runs").exists()  # no run, no manifest
+    err = one_line_error(explorer("sweep", "lr=0.1,0.2", "mu=1,2", cwd=tmp_path))
+    assert "exactly one field" in err
+
+
+def test_an_existing_sweep_name_is_refused(swept: Path) -> None:
+    before = sorted(p.name for p in (swept / "runs").iterdir())
+    result = explorer("sweep", "--runs-dir", "runs", "--name", "s", "class_change_p=0.1,0.2",
+                      *SMALL, cwd=swept)
+    assert "sweep 's' already exists" in one_line_error(result)
+    assert sorted(p.name for p in (swept / "runs").iterdir()) == before
+
+
+def test_the_table_is_what_the_runs_files_say(swept: Path) -> None:
+    runs = swept / "runs"
+    # An analysis record of the first run's checkpoint, written by the package's own writer
+    # (analyze=off kept the sweep fast); its guarantee numbers are arbitrary but distinct.
+    guarantee = {"alpha": 0.02, "error": 0.125, "optimum_error": 0.0625, "bound": 1.7,
+                 "gamma_k1": 0.33}
+    save_analysis(Run(runs / "s-0"), 1, {"exact": {"gap": 0.4, "guarantee": guarantee}}, {})
+    rows = sweep_table(runs, read_manifest(runs / ".sweeps" / "s.json"))
+    assert [(r["value"], r["run"], r["state"]) for r in rows] == [
+        (0.0, "s-0", "finished"), (0.3, "s-0.3", "finished")]
+    for row in rows:
+        probe = json.loads((runs / row["run"] / "probe.json").read_text())
+        assert row["linear"] == probe["methods"]["trained"]["linear"]["accuracy"]
+        assert row["knn"] == probe["methods"]["trained"]["knn"]["accuracy"]
+    record = json.loads((runs / "s-0" / "analysis" / "epoch-0001.json").read_text())
+    first = rows[0]
+    assert first["epoch"] == 1 and first["share"] == pytest.approx(1 - record["exact"]["gap"])
+    assert {k: first[k] for k in guarantee} == record["exact"]["guarantee"]
+    assert all(rows[1][k] is None for k in (*guarantee, "share", "epoch"))  # not analysed
+    # explorer sweeps NAME prints the same, in percent; the bound's 170% is printed as it is
+    table = explorer("sweeps", "s", "--runs-dir", "runs", cwd=swept, check=True).stdout
+    cells = table.splitlines()[1].split()
+    assert cells[:9] == ["0.0", "s-0", "finished", "1", "2.0", "12.5", "6.2", "170.0", "0.33"]
+    assert cells[9] == "60.0" and cells[10] == f"{100 * rows[0]['linear']:.1f}"
+
+
+def test_resume_skips_finished_runs_and_starts_the_missing_one(swept: Path) -> None:
+    runs = swept / "runs"
+    kept = {p: p.stat().st_mtime_ns for p in (runs / "s-0").rglob("*") if p.is_file()}
+    import shutil
+
+    shutil.rmtree(runs / "s-0.3")  # as if the sweep had been killed before its second run
+    result = explorer("sweep", "--resume", "runs/.sweeps/s.json", "--no-progress", cwd=swept)
+    assert result.returncode == 0, result.stderr
+    assert "s-0 finished, skipped" in result.stderr
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the finished run was not touched
+    config = json.loads((runs / "s-0.3" / "config.json").read_text())["config"]
+    assert config["class_change_p"] == 0.3
+    assert json.loads((runs / "s-0.3" / "status.json").read_text())["state"] == "finished"
+    # by name, with --runs-dir: nothing left to train
+    again = explorer("sweep", "--resume", "s", "--runs-dir", "runs", cwd=swept, check=True)
+    assert "s-0.3 finished, skipped" in again.stderr
+
+
+def test_resume_and_listing_refuse_a_damaged_manifest(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / ".sweeps"
+    folder.mkdir(parents=True)
+    (folder / "bad.json").write_text("{not json")
+    err = one_line_error(explorer("sweep", "--resume", "bad", cwd=tmp_path))
+    assert "corrupt" in err and "bad.json" in err
+    (folder / "bad.json").write_text(json.dumps({"format_version": 1, "name": "bad"}))
+    assert "is corrupt (it lacks key" in one_line_error(explorer("sweeps", "bad", cwd=tmp_path))
+    listing = explorer("sweeps", cwd=tmp_path, check=True).stdout
+    assert listing.startswith("bad  (damaged: ")
+    assert "does not exist" in one_line_error(explorer("sweep", "--resume", "x", cwd=tmp_path))
+
+
+def test_help_answers_and_says_how_to_use_several_gpus() -> None:
+    text = explorer("sweep", "--help", cwd=Path.cwd(), check=True).stdout
+    assert "CUDA_VISIBLE_DEVICES" in text and "torchrun" in text and "--resume" in text
+    assert "usage: explorer sweeps" in explorer("sweeps", "--help", cwd=Path.cwd()).stdout
+
+
+def test_run_names_are_deterministic_and_safe() -> None:
+    assert sweep_run_names("s", [0.0, 0.05, 1e-05]) == ["s-0", "s-0.05", "s-1e-05"]
+    assert value_slug("a/b c") == "a_b_c" and value_slug(True) == "true"
+    with pytest.raises(Exception, match="repeat a value"):
+        sweep_run_names("s", [0.1, 0.1])
+
+
+def test_the_figure_clips_a_vacuous_bound_and_says_so() -> None:
+    rows = [{"value": v, "alpha": a, "error": 0.1, "optimum_error": 0.05, "bound": b,
+             "share": 0.5, "linear": 0.8, "knn": None}
+            for v, a, b in ((0.0, 0.0, 0.0), (0.1, 0.05, 2.5))]
+    fig = sweep_figure(rows, "class_change_p")
+    traces = {t.name: t for t in fig.data}
+    bound = next(t for n, t in traces.items() if n.startswith("bound 4α"))
+    assert list(bound.y) == [0.0, 250.0] and "1 of 2 above 100%" in bound.name
+    assert list(traces["α (Assumption 3.5)"].y) == [0.0, 5.0]
+    assert list(traces["kNN probe accuracy"].y) == [None, None]
+    assert fig.layout.yaxis.range == (0, 103.0) and list(fig.data[-1].y) == [100.0]
