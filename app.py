@@ -62,6 +62,8 @@ PAGES = [
     st.Page("dashboard/augmentations_page.py", title="Augmentations", icon=":material/shuffle:",
             url_path="augmentations"),
     st.Page("dashboard/graph_page.py", title="Graph", icon=":material/hub:", url_path="graph"),
+    st.Page("dashboard/sweep_page.py", title="Sweeps", icon=":material/tune:",
+            url_path="sweeps"),
 ]
 page = st.navigation(PAGES)
 st.sidebar.caption(

@@ -322,3 +322,46 @@ def test_hover_mode_serves_a_sprite_of_the_points_images(page, runs_dir: Path) -
         tile = sprite[r * 32 : (r + 1) * 32, c * 32 : (c + 1) * 32]
         expected = test.images[artifact["arrays"]["indices"][row]].numpy().transpose(1, 2, 0)
         np.testing.assert_array_equal(tile, expected)
+
+
+def test_sweeps_page_plots_and_tabulates_a_sweeps_runs(page, runs_dir: Path) -> None:
+    from explorer.runs import write_json_atomic
+    from explorer.sweep import display_rows, manifest_path, read_manifest, sweep_table
+
+    # The two finished runs as a sweep over dataset (TINY's shapes, the synthetic run's
+    # shapes-subgrid): one analysed on its exact graph, one without an exact record.
+    assert [open_run(runs_dir / n).config().dataset for n in ("trained", "synthetic")] == [
+        "shapes", "shapes-subgrid"]
+    path = manifest_path(runs_dir, "by-dataset")
+    path.parent.mkdir(exist_ok=True)
+    write_json_atomic(path, {"format_version": 1, "name": "by-dataset", "key": "dataset",
+                             "values": ["shapes", "shapes-subgrid"],
+                             "runs": ["trained", "synthetic"], "preset": None,
+                             "config_file": None, "overrides": {}, "created": time.time()})
+    try:
+        rows = sweep_table(runs_dir, read_manifest(path))
+        app = page("sweep")
+    finally:
+        path.unlink()
+    assert app.title[0].value == "Sweeps" and app.selectbox[0].value == "by-dataset"
+    table = app.dataframe[0].value
+    shown = table.astype(object).where(table.notna(), None).to_dict("records")
+    assert shown == display_rows(rows, "dataset")
+    # the figure's values: the trained run's guarantee as its latest artifact holds it, in %
+    guarantee = load_analysis(open_run(runs_dir / "trained"), 2)["exact"]["guarantee"]
+    traces = {t.get("name", ""): t for chart in charts(app) for t in chart["data"]}
+    network = traces["E(f) of the network"]
+    assert network["x"] == ["shapes", "shapes-subgrid"]
+    assert network["y"][0] == pytest.approx(100 * guarantee["error"]) and network["y"][1] is None
+    bound = next(t for n, t in traces.items() if n.startswith("bound 4α"))
+    assert bound["y"][0] == pytest.approx(100 * rows[0]["bound"])
+    linear = traces["linear probe accuracy"]["y"]
+    assert linear == pytest.approx([100 * r["linear"] for r in rows])
+
+
+def test_sweeps_page_says_how_to_start_a_sweep(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path))
+    app = AppTest.from_file(str(ROOT / "dashboard" / "sweep_page.py"), default_timeout=60)
+    app.run()
+    assert not app.exception and not app.get("plotly_chart")
+    assert "explorer sweep --runs-dir" in app.info[0].value

@@ -1,0 +1,46 @@
+"""Sweeps: one sweep's runs side by side, the guarantee and the probes against the swept value.
+
+Thin: :mod:`explorer.sweep` reads the manifests and runs, :func:`explorer.figures.sweep_figure`
+draws.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.common import runs_dir
+from explorer.figures import sweep_figure
+from explorer.sweep import display_rows, format_value, list_sweeps, sweep_table
+
+st.title("Sweeps")
+
+sweeps = list_sweeps(runs_dir())
+readable = {name: manifest for name, manifest, _ in sweeps if manifest is not None}
+for name, manifest, error in sweeps:
+    if manifest is None:
+        st.warning(f"Sweep `{name}` is unreadable: {error}")
+if not readable:
+    st.info(f"No sweeps in `{runs_dir()}` yet. Start one from a terminal, one run per value, "
+            f"e.g.:\n\n`explorer sweep --runs-dir {runs_dir()} --preset shapes-demo "
+            "class_change_p=0,0.05,0.1,0.2`")
+    st.stop()
+
+name = st.selectbox("Sweep (newest first)", list(readable), index=0, key="sweep-picker")
+manifest = readable[name]
+key = manifest["key"]
+rows = sweep_table(runs_dir(), manifest)
+values = ", ".join(format_value(v) for v in manifest["values"])
+fixed = ", ".join(f"{k}={format_value(v)}" for k, v in manifest["overrides"].items())
+st.markdown(f"**{key}** = {values} · preset `{manifest['preset'] or 'none'}`"
+            + (f" · fixed {fixed}" if fixed else ""))
+
+st.plotly_chart(sweep_figure(rows, key), key="sweep-figure")
+st.caption("From each run's latest analysed checkpoint (its exact graph, `shapes` runs only) and "
+           "its probe.json. E(f): the network's downstream error (least-squares head, majority "
+           "vote over augmentations); E(f*): the optimum's; the bound 4α/(1 − γ_{k+1}) + 8α "
+           "(the γ_{k+1} form of the guarantee, docs/THEORY.md) holds for f* and is often "
+           "above 100%, i.e. says nothing: the axis stops at 100% and marks those values ▲. "
+           "Share of the optimum: 100·(1 − gap) of the population loss. A run still training "
+           "or not analysed leaves gaps.")
+st.dataframe(display_rows(rows, key), hide_index=True)
+st.caption(f"Continue this sweep: `explorer sweep --resume {runs_dir()}/.sweeps/{name}.json`")
