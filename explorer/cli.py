@@ -144,7 +144,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     from explorer import sweep
 
-    if os.environ.get("WORLD_SIZE", "1") != "1":
+    if all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):  # torchrun's
+        # children would inherit these and wait for ranks that never come
         raise UserError("explorer sweep does not run under torchrun; start it as one process "
                         "(see explorer sweep --help on several GPUs)")
     if args.resume:

@@ -136,6 +136,13 @@ def test_help_answers_and_says_how_to_use_several_gpus() -> None:
     assert "usage: explorer sweeps" in explorer("sweeps", "--help", cwd=Path.cwd()).stdout
 
 
+def test_a_sweep_under_torchrun_is_refused(tmp_path: Path) -> None:
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}  # what torchrun sets
+    result = explorer("sweep", "lr=0.1,0.2", *SMALL, cwd=tmp_path, env=env)
+    assert "does not run under torchrun" in one_line_error(result)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_run_names_are_deterministic_and_safe() -> None:
     assert sweep_run_names("s", [0.0, 0.05, 1e-05]) == ["s-0", "s-0.05", "s-1e-05"]
     assert value_slug("a/b c") == "a_b_c" and value_slug(True) == "true"
