@@ -39,9 +39,9 @@ Several GPUs: the runs go one after another on one device (device=auto: the firs
 Start one sweep per GPU with disjoint values and names, e.g.
   CUDA_VISIBLE_DEVICES=0 explorer sweep --name a --preset P lr=0.1,0.2
   CUDA_VISIBLE_DEVICES=1 explorer sweep --name b --preset P lr=0.4,0.8
-A sweep does not run under torchrun; to spread one value over several GPUs, train it with
-  torchrun --nproc_per_node=N -m explorer train ... (then a sweep --resume skips it once finished
-  if it has the sweep's run name)."""
+A sweep refuses to run under torchrun. To spread one value's run over several GPUs, train it
+alone: torchrun --nproc_per_node=N -m explorer train --name NAME-VALUE ... (a finished run of
+the sweep's name is skipped by explorer sweep --resume)."""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -287,6 +287,9 @@ def _train_args(runs_dir: Path, manifest: dict[str, Any], value: Any, name: str)
         state = run.status().get("state")
         if state == "finished":
             return []
+        if state == "corrupt" or not (path / "config.json").is_file():
+            raise UserError(f"run {path} is damaged (a trainer killed while creating it?); move "
+                            "it away and resume the sweep to start it afresh")
         saved = run.config()
         if getattr(saved, manifest["key"]) != value:  # another run took the name
             raise UserError(f"run {path} has {manifest['key']}={getattr(saved, manifest['key'])}"

@@ -117,6 +117,43 @@ def test_resume_skips_finished_runs_and_starts_the_missing_one(swept: Path) -> N
     assert "s-0.3 finished, skipped" in again.stderr
 
 
+def test_ctrl_c_stops_the_sweep_at_a_checkpoint_and_resume_continues_it(tmp_path: Path) -> None:
+    """SIGINT to the sweep (what Ctrl-C sends) stops the running run as it stops
+    ``explorer train``; --resume continues that run exactly and then starts the next."""
+    import signal
+    import time
+
+    from tests.conftest import popen_explorer
+
+    fixed = [item for item in SMALL if not item.startswith("epochs=")] + ["log_every=1"]
+    sweep = popen_explorer("sweep", "--name", "st", "epochs=12,1", *fixed, "--no-progress",
+                           "--no-probe", cwd=tmp_path)  # probes are the other test's
+    first = Run(tmp_path / "runs" / "st-12")
+    try:
+        deadline = time.monotonic() + 120
+        while not ((first.path / "status.json").exists() and first.status().get("step", 0) > 0):
+            assert sweep.poll() is None and time.monotonic() < deadline, "the run never trained"
+            time.sleep(0.2)
+        sweep.send_signal(signal.SIGINT)
+        _, err = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 0, err
+    assert "sweep st stopped at st-12; continue it with: explorer sweep --resume" in err
+    stopped = first.status()
+    assert stopped["state"] == "stopped" and stopped["epoch"] < 12
+    assert not (tmp_path / "runs" / "st-1").exists()  # the next run never started
+    assert "st  epochs  12: stopped, 1: not started" in explorer("sweeps", cwd=tmp_path).stdout
+
+    result = explorer("sweep", "--resume", "st", "--no-progress", "--no-probe", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert first.status()["state"] == "finished" and first.status()["epoch"] == 12
+    epochs = [r["epoch"] for r in first.metrics() if r["kind"] == "epoch"]
+    assert epochs == list(range(1, 13))  # resumed where it stopped: every epoch once
+    assert Run(tmp_path / "runs" / "st-1").status()["state"] == "finished"
+
+
 def test_resume_and_listing_refuse_a_damaged_manifest(tmp_path: Path) -> None:
     folder = tmp_path / "runs" / ".sweeps"
     folder.mkdir(parents=True)
