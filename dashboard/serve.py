@@ -18,7 +18,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # URL path -> the page's title; the default page (Runs) lives at the root.
 PAGES = {"": "Runs", "train": "Train", "embeddings": "Embeddings", "spectrum": "Spectrum",
-         "probe": "Probe", "augmentations": "Augmentations", "graph": "Graph"}
+         "probe": "Probe", "augmentations": "Augmentations", "graph": "Graph",
+         "sweeps": "Sweeps"}
 # A page is drawn when the script is done, no spinner or skeleton is left, and every Plotly
 # chart holds its plot.
 READY = """() => !document.querySelector('[data-testid="stStatusWidget"]')

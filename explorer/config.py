@@ -33,8 +33,6 @@ AUGMENTS = ("auto", "natural", "shapes", "digits", GRAPH_AUGMENT)
 GRAPH_DATASETS = ("shapes", "shapes-subgrid")
 ANALYZE_MODES = ("auto", "off", "end", "background")
 ANALYSIS_PROJECTIONS = ("both", "pca", "umap")
-#: The largest class_change_p: at 1 the most ambiguous views of a ring would never be rings.
-MAX_CLASS_CHANGE_P = 0.9
 
 
 @dataclass
@@ -235,6 +233,7 @@ def problems(config: Config) -> list[Problem]:
     the field and what is valid. :func:`validate` raises the first; the dashboard shows all."""
     # Imported here so that reading presets stays cheap and free of torch.
     from explorer.data import list_datasets
+    from explorer.data.shapes import MAX_CLASS_CHANGE_P
     from explorer.losses import LOSSES
     from explorer.models import list_backbones
 

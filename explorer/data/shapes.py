@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.config import MAX_CLASS_CHANGE_P
 from explorer.data.base import ImageDataset, register_dataset, stratified_indices
 
 SHAPE_KINDS = ("circle", "square", "triangle", "cross", "ring", "star")
@@ -48,6 +47,8 @@ LOOKALIKE = (4, 3, 5, 1, 0, 2)
 #: star: its points fill in), drawn as their look-alike where the image is ambiguous
 #: (:class:`ShapesKernel`); the simple shapes never change.
 DETAILED = ("cross", "ring", "star")
+#: The largest ``class_change_p``: at 1 the most ambiguous views of a ring would never be rings.
+MAX_CLASS_CHANGE_P = 0.9
 
 #: Side of the low-resolution grid on which ambiguity is measured (a 32 px image seen as 8 x 8).
 AMBIGUITY_RESOLUTION = 8
