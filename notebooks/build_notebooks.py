@@ -19,6 +19,8 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
+#: A full-size cell may train three runs (04_training: about 20 minutes on two busy CPU cores).
+CELL_TIMEOUT_S = 3600
 
 
 def sources() -> list[Path]:
@@ -51,7 +53,7 @@ def main(names: list[str]) -> None:
     chosen = [HERE / f"{n.removesuffix('.py')}.py" for n in names] if names else sources()
     for source in chosen:
         started = time.perf_counter()
-        notebook = execute(source)
+        notebook = execute(source, timeout=CELL_TIMEOUT_S)
         nbformat.write(notebook, source.with_suffix(".ipynb"))
         print(f"{source.with_suffix('.ipynb').name}: {time.perf_counter() - started:.0f} s")
 
