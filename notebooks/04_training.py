@@ -394,9 +394,9 @@ print(
 #   and the sixth still down at 0.30 with the next block (one direction of the class eigenspace
 #   not yet learned), linear 97% but kNN only 77% on the held-out scenes. The full preset
 #   (`explorer train --preset shapes-demo`, its length printed above; the shipped
-#   `shapes-spectral` demo run), scored with the same `exact_metrics`, reaches a gap of 0.094
+#   `shapes-spectral` demo run), scored with the same `exact_metrics`, reaches a gap of 0.091
 #   (91% of the optimum), class $R^2$ 0.999, six eigenvalues in [1.00, 1.05] and the seventh
-#   0.33 (the graph: six 1s, then 0.29), and probes of 100% linear and 100% kNN. The block of
+#   0.32 (the graph: six 1s, then 0.28), and probes of 100% linear and 100% kNN. The block of
 #   six and the kNN accuracy come late, after the first 800 or so steps.
 # - **SimCLR** at this budget probes as well as the spectral run or better (98% linear, 87% kNN;
 #   class $R^2$ 0.89), but scored at its best scale it reaches only 31% of the optimum, and its
