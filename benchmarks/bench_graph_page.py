@@ -59,11 +59,11 @@ def main() -> None:
     print(f"Graph page interactions, best of {args.repeat}, {args.threads} threads "
           "(goal: <= 1 s each)")
     measure("3 clusters x 40 (default)", lambda b: graph_lab.cluster_graph(
-        (40,) * 3, 1.0, b, degree=10), 0.02, graph_lab.CLUSTER_SWEEP, args.repeat)
+        (40,) * 3, 1.0, b, degree=10), 0.01, graph_lab.CLUSTER_SWEEP, args.repeat)
     measure("shapes, 840 nodes", lambda p: graph_lab.shapes_lab_graph(shape_p=p), 0.05,
             graph_lab.SHAPE_SWEEP, args.repeat)
     measure("8 clusters x 250 = 2,000 nodes", lambda b: graph_lab.cluster_graph(
-        (250,) * 8, 1.0, b, degree=10), 0.02, graph_lab.CLUSTER_SWEEP, args.repeat)
+        (250,) * 8, 1.0, b, degree=10), 0.01, graph_lab.CLUSTER_SWEEP, args.repeat)
 
 
 def measure(name: str, build: Callable[[float], object], value: float,
