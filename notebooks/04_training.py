@@ -36,7 +36,8 @@
 # 3. compares the eigenvalues of $\mathbb E_w[f f^\top]$ with the graph's $\gamma_i$;
 # 4. probes the backbones on the held-out scenes;
 # 5. trains one run with image-space augmentation (crops, rotations, colour jitter), for which
-#    the same graph is only a *model* of its augmentation, and shows the mismatch in numbers.
+#    the same graph is not its own (it is the graph of graph views, on which that run did not
+#    train), and shows the mismatch in numbers.
 #
 # **Budget.** The runs here are 300 steps of 256 pairs (100 epochs of the 810 training images),
 # so that the whole notebook takes a few minutes on two idle CPU cores; the `shapes-demo`
@@ -318,12 +319,12 @@ if not FAST:
     assert accuracy["spectral"]["linear"] > pixels_linear
 
 # %% [markdown]
-# ## Image-space augmentation: the graph as a model
+# ## Image-space augmentation: a run scored on a graph it did not train on
 # `shapes-demo-image` is the same run with the image-space recipe (`augment = "shapes"`):
 # random crops, rotations and colour jitter of the stored images. Jitter cannot turn a dark
 # background light, so its augmentation does not connect a class the way the exact graph does;
-# for this run the graph is a *model* of its augmentation, not its population graph
-# (`run_graph` says so). Scored on the same graph:
+# for this run the exact graph is the graph of *graph views*, on which it did not train, not its
+# population graph (`run_graph` says so). Scored on that graph as a reference:
 
 # %%
 image_config = runs["image"].config()
