@@ -56,18 +56,36 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     graph_lab.shapes_lab_graph()  # render the shapes once (the page's server does it once too)
-    print(f"Graph page interactions, best of {args.repeat}, {args.threads} threads "
-          "(goal: <= 1 s each)")
-    measure("3 clusters x 40 (default)", lambda b: graph_lab.cluster_graph(
-        (40,) * 3, 1.0, b, degree=10), 0.01, graph_lab.CLUSTER_SWEEP, args.repeat)
-    measure("shapes, 840 nodes", lambda p: graph_lab.shapes_lab_graph(shape_p=p), 0.05,
-            graph_lab.SHAPE_SWEEP, args.repeat)
-    measure("8 clusters x 250 = 2,000 nodes", lambda b: graph_lab.cluster_graph(
-        (250,) * 8, 1.0, b, degree=10), 0.01, graph_lab.CLUSTER_SWEEP, args.repeat)
+    print(
+        f"Graph page interactions, best of {args.repeat}, {args.threads} threads "
+        "(goal: <= 1 s each)"
+    )
+    measure(
+        "3 clusters x 40 (default)",
+        lambda b: graph_lab.cluster_graph((40,) * 3, 1.0, b, degree=10),
+        0.01,
+        graph_lab.CLUSTER_SWEEP,
+        args.repeat,
+    )
+    measure(
+        "shapes, 840 nodes",
+        lambda p: graph_lab.shapes_lab_graph(shape_p=p),
+        0.05,
+        graph_lab.SHAPE_SWEEP,
+        args.repeat,
+    )
+    measure(
+        "8 clusters x 250 = 2,000 nodes",
+        lambda b: graph_lab.cluster_graph((250,) * 8, 1.0, b, degree=10),
+        0.01,
+        graph_lab.CLUSTER_SWEEP,
+        args.repeat,
+    )
 
 
-def measure(name: str, build: Callable[[float], object], value: float,
-            sweep: tuple[float, ...], repeat: int) -> None:
+def measure(
+    name: str, build: Callable[[float], object], value: float, sweep: tuple[float, ...], repeat: int
+) -> None:
     """Print what each interaction costs on the graph ``build(value)``."""
     from explorer import graph_lab
     from explorer.graph_training import TableTrainer
@@ -80,10 +98,12 @@ def measure(name: str, build: Callable[[float], object], value: float,
     ball = best_of(1, trainer.reachable)
     trainer.run(100)  # warm up torch
     tick = best_of(repeat, lambda: trainer.run(100))
-    print(f"  {name}: move a slider {slider:.2f} s | degradation curve ({len(sweep)} graphs) "
-          f"{curve:.2f} s | press Train {setup:.2f} s + ball optimum at mu=1 {ball:.2f} s "
-          f"(binds: {trainer.reachable().binds}) | one training tick (100 steps + exact score) "
-          f"{tick:.2f} s")
+    print(
+        f"  {name}: move a slider {slider:.2f} s | degradation curve ({len(sweep)} graphs) "
+        f"{curve:.2f} s | press Train {setup:.2f} s + ball optimum at mu=1 {ball:.2f} s "
+        f"(binds: {trainer.reachable().binds}) | one training tick (100 steps + exact score) "
+        f"{tick:.2f} s"
+    )
 
 
 if __name__ == "__main__":

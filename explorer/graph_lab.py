@@ -70,8 +70,10 @@ class KernelFactor:
     def abar(self) -> spla.LinearOperator:
         """Abar = D^{-1/2} K^T diag(p) K D^{-1/2} as an operator (D = diag(K^T p))."""
         k = len(self.between)
-        Z = sp.csr_matrix((np.ones(len(self.labels)), (np.arange(len(self.labels)),
-                                                        self.labels)), shape=(len(self.labels), k))
+        Z = sp.csr_matrix(
+            (np.ones(len(self.labels)), (np.arange(len(self.labels)), self.labels)),
+            shape=(len(self.labels), k),
+        )
 
         def kernel(y: np.ndarray) -> np.ndarray:  # K y, (n, b)
             return self.inside @ y + (self.between @ (Z.T @ y))[self.labels]
@@ -87,8 +89,9 @@ class KernelFactor:
             return scale * kernel_t(self.p[:, None] * kernel(scale * x))
 
         n = len(w)
-        return spla.LinearOperator((n, n), matvec=apply, matmat=apply, rmatvec=apply,
-                                   dtype=np.float64)
+        return spla.LinearOperator(
+            (n, n), matvec=apply, matmat=apply, rmatvec=apply, dtype=np.float64
+        )
 
 
 @dataclass(frozen=True)
@@ -121,14 +124,16 @@ class LabGraph:
 def cluster_sizes(k: int, largest: int, smallest: int | None = None) -> tuple[int, ...]:
     """k cluster sizes from ``largest`` down to ``smallest`` (default: all equal), evenly spaced."""
     if k < 1 or largest < 1 or (smallest is not None and not 1 <= smallest <= largest):
-        raise ValueError(f"need k >= 1 and 1 <= smallest <= largest, got {k}, {smallest}, "
-                         f"{largest}")
+        raise ValueError(
+            f"need k >= 1 and 1 <= smallest <= largest, got {k}, {smallest}, {largest}"
+        )
     low = largest if smallest is None else smallest
     return tuple(int(round(s)) for s in np.linspace(largest, low, k))
 
 
-def cluster_targets(sizes: Sequence[int], degree: float | None = None, *,
-                    seed: int = 0) -> list[np.ndarray]:
+def cluster_targets(
+    sizes: Sequence[int], degree: float | None = None, *, seed: int = 0
+) -> list[np.ndarray]:
     """For each cluster of ``sizes``, the positions (s, m) inside it where the augmentation of
     each of its natural data lands: row j is (j, j + 1, j + t_1, ..., j + t_{m-2}) mod s.
 
@@ -145,15 +150,22 @@ def cluster_targets(sizes: Sequence[int], degree: float | None = None, *,
     targets = []
     for s in sizes:
         m = s if degree is None else min(int(degree), s)
-        order = np.arange(s)[None, :] if s <= 2 else np.c_[
-            np.zeros((s, 1), np.int64), np.ones((s, 1), np.int64),
-            np.argsort(rng.random((s, s - 2)), axis=1) + 2]
+        order = (
+            np.arange(s)[None, :]
+            if s <= 2
+            else np.c_[
+                np.zeros((s, 1), np.int64),
+                np.ones((s, 1), np.int64),
+                np.argsort(rng.random((s, s - 2)), axis=1) + 2,
+            ]
+        )
         targets.append((np.arange(s)[:, None] + order[:, :m]) % s)
     return targets
 
 
-def _cluster_parts(sizes: Sequence[int], within: float, between: float, degree: float | None,
-                   seed: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+def _cluster_parts(
+    sizes: Sequence[int], within: float, between: float, degree: float | None, seed: int
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     """K = A + Q[labels][:, labels] of :func:`cluster_kernel`: A (n, n) sparse, the part inside
     the clusters, Q (k, k) the weight of each node of cluster c' for a datum of cluster c (0 on
     the diagonal), and the labels (n,)."""
@@ -168,8 +180,12 @@ def _cluster_parts(sizes: Sequence[int], within: float, between: float, degree: 
     spread = between * m / sizes  # (k,) weight of each node of a cluster, from outside it
     total = within * m + between * (m.sum() - m)  # (k,) row sum of each cluster's data
     Q = np.where(np.eye(len(sizes), dtype=bool), 0.0, spread[None, :]) / total[:, None]
-    rows = np.concatenate([np.repeat(o + np.arange(len(t)), t.shape[1])
-                           for o, t in zip(offsets, targets, strict=True)])
+    rows = np.concatenate(
+        [
+            np.repeat(o + np.arange(len(t)), t.shape[1])
+            for o, t in zip(offsets, targets, strict=True)
+        ]
+    )
     cols = np.concatenate([(o + t).ravel() for o, t in zip(offsets, targets, strict=True)])
     labels = np.repeat(np.arange(len(sizes)), sizes).astype(np.int64)
     values = within / total[labels[rows]]
@@ -177,8 +193,14 @@ def _cluster_parts(sizes: Sequence[int], within: float, between: float, degree: 
     return sp.csr_matrix((values, (rows, cols)), shape=(n, n)), Q, labels
 
 
-def cluster_kernel(sizes: Sequence[int], within: float = 1.0, between: float = 0.05, *,
-                   degree: float | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def cluster_kernel(
+    sizes: Sequence[int],
+    within: float = 1.0,
+    between: float = 0.05,
+    *,
+    degree: float | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """The natural data and augmentation kernel of :func:`cluster_graph`, written out densely.
 
     One natural datum per node, uniform: p = 1/n. The augmentation of a datum of cluster c
@@ -234,8 +256,12 @@ def cluster_graph(
     W += mixed[:, labels] + mixed[:, labels].T
     counts = np.bincount(labels, minlength=k) * p  # Z^T p Z, diagonal
     W += (Q.T @ (counts[:, None] * Q))[labels][:, labels]
-    return LabGraph(W / W.sum(), labels, tuple(f"cluster {c}" for c in range(k)),
-                    KernelFactor(np.full(n, p), inside, Q, labels))
+    return LabGraph(
+        W / W.sum(),
+        labels,
+        tuple(f"cluster {c}" for c in range(k)),
+        KernelFactor(np.full(n, p), inside, Q, labels),
+    )
 
 
 def shapes_lab_graph(
@@ -256,14 +282,16 @@ def shapes_lab_graph(
     directions and the classes are lost from them at once (they are still in the spectrum,
     lower down).
     """
-    g = shapes_augmentation_graph(crop_p=crop_p, rotate_p=rotate_p, color_p=color_p,
-                                  shape_p=shape_p)
+    g = shapes_augmentation_graph(
+        crop_p=crop_p, rotate_p=rotate_p, color_p=color_p, shape_p=shape_p
+    )
     order = np.argsort(g.labels, kind="stable")
     return LabGraph(g.weights[np.ix_(order, order)], g.labels[order], tuple(g.classes))
 
 
-def leading_eigenpairs(W: np.ndarray, m: int, *, seed: int = 0,
-                       factor: KernelFactor | None = None) -> tuple[np.ndarray, np.ndarray]:
+def leading_eigenpairs(
+    W: np.ndarray, m: int, *, seed: int = 0, factor: KernelFactor | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The m largest eigenvalues of Abar, descending, and their eigenvectors (n, m).
 
     Dense ``eigh`` (:func:`explorer.graph.top_eigenpairs`) up to :data:`DENSE_NODES` nodes;
@@ -300,7 +328,8 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, *, seed: int = 0) -
     """Test accuracy of a linear probe: scikit-learn ``LogisticRegression`` on standardised
     ``features`` (n, k), fitted on a stratified half of the nodes, scored on the other half."""
     train_x, test_x, train_y, test_y = train_test_split(
-        features, labels, test_size=0.5, random_state=seed, stratify=labels)
+        features, labels, test_size=0.5, random_state=seed, stratify=labels
+    )
     head = make_pipeline(StandardScaler(), LogisticRegression(C=10.0, max_iter=2000))
     return float(head.fit(train_x, train_y).score(test_x, test_y))
 
@@ -341,8 +370,9 @@ class GraphSummary:
         return self.near_one < len(self.gammas)
 
 
-def summarize(lab: LabGraph, *, threshold: float = 0.9, num_eigenvalues: int = 12,
-              seed: int = 0) -> GraphSummary:
+def summarize(
+    lab: LabGraph, *, threshold: float = 0.9, num_eigenvalues: int = 12, seed: int = 0
+) -> GraphSummary:
     """Spectrum, eigenvectors, spectral clustering (ARI) and a linear probe of ``lab``.
 
     ``num_eigenvalues`` eigenvalues above :data:`DENSE_NODES` nodes (at least k + 1), all below.
@@ -383,15 +413,17 @@ class DegradationCurve:
     ari: np.ndarray
 
 
-def degradation_curve(build: Callable[[float], LabGraph], values: Sequence[float], *,
-                      seed: int = 0) -> DegradationCurve:
+def degradation_curve(
+    build: Callable[[float], LabGraph], values: Sequence[float], *, seed: int = 0
+) -> DegradationCurve:
     """Sweep ``values`` through ``build`` (e.g. ``lambda b: cluster_graph(sizes, 1, b)``) and
     record gamma_k, gamma_{k+1}, the probe's accuracy and the ARI of each graph."""
     rows = []
     for value in values:
         lab = build(float(value))
         summary = summarize(lab, threshold=1.0, num_eigenvalues=lab.k + 1, seed=seed)
-        rows.append((summary.gammas[lab.k - 1], summary.gammas[lab.k], summary.probe_accuracy,
-                     summary.ari))
+        rows.append(
+            (summary.gammas[lab.k - 1], summary.gammas[lab.k], summary.probe_accuracy, summary.ari)
+        )
     columns = np.asarray(rows, dtype=np.float64).T  # 4 x m
     return DegradationCurve(np.asarray(values, dtype=np.float64), *columns)

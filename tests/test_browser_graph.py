@@ -19,8 +19,11 @@ from dashboard.serve import CHROMIUM_ARGS, READY, open_page, start_server, stop_
 CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: install it "
-                       "with `apt-get install -y chromium` or point EXPLORER_CHROMIUM at one"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no Chromium at {CHROMIUM}: install it "
+        "with `apt-get install -y chromium` or point EXPLORER_CHROMIUM at one",
+    ),
 ]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
@@ -59,7 +62,8 @@ def test_the_between_slider_and_train(server: str, page, capsys) -> None:
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
             .some(m => m.innerText.includes('above 0.9') && m.innerText.trim().endsWith('1'))""",
-        timeout=30_000)
+        timeout=30_000,
+    )
     moved = time.perf_counter() - started
     page.wait_for_function(READY, timeout=30_000)
     assert near_one(page) == "1"
@@ -91,17 +95,21 @@ def test_the_between_slider_and_train(server: str, page, capsys) -> None:
                 optimum: newest.layout.shapes[0].y0};
     }"""
     # the chart is drawn after the report above it: wait until it shows the same closeness
-    page.wait_for_function(f"""() => {{ const c = ({newest_curve})(), last = c.y.length - 1;
+    page.wait_for_function(
+        f"""() => {{ const c = ({newest_curve})(), last = c.y.length - 1;
         return last > 0 && c.y[last] - c.optimum < 0.05 * Math.abs(c.optimum); }}""",
-        timeout=30_000)
+        timeout=30_000,
+    )
     curve = page.evaluate(newest_curve)
     optimum = curve["optimum"]
     assert curve["x"][0] == 0 and len(curve["x"]) >= 2
     assert curve["y"][0] - optimum > 0.5 * abs(optimum) > 10 * (curve["y"][-1] - optimum)
     with capsys.disabled():
-        print(f"\nGraph page: loaded in {loaded:.2f} s; slider moved to a new count in "
-              f"{moved:.2f} s; Train reached a {gaps[-1]:.1f}% gap in {trained:.2f} s "
-              f"(gaps seen: {', '.join(f'{g:.1f}' for g in gaps[:8])}…)")
+        print(
+            f"\nGraph page: loaded in {loaded:.2f} s; slider moved to a new count in "
+            f"{moved:.2f} s; Train reached a {gaps[-1]:.1f}% gap in {trained:.2f} s "
+            f"(gaps seen: {', '.join(f'{g:.1f}' for g in gaps[:8])}…)"
+        )
 
 
 def test_shapes_answers_before_its_curve_arrives(server: str, page, capsys) -> None:
@@ -110,8 +118,9 @@ def test_shapes_answers_before_its_curve_arrives(server: str, page, capsys) -> N
     open_page(page, server, "graph")
     started = time.perf_counter()
     page.get_by_text("Shapes", exact=True).click()
-    page.locator('[data-testid="stMetric"]', has_text="nodes").filter(
-        has_text="840").wait_for(timeout=60_000)
+    page.locator('[data-testid="stMetric"]', has_text="nodes").filter(has_text="840").wait_for(
+        timeout=60_000
+    )
     answered = time.perf_counter() - started
     curve_title = """() => [...document.querySelectorAll('.js-plotly-plot')].some(
         p => ((p.layout.title || {}).text || '').includes('as shape-changing p grows'))"""
@@ -121,5 +130,7 @@ def test_shapes_answers_before_its_curve_arrives(server: str, page, capsys) -> N
     assert near_one(page) == "6"  # six classes, no shape change
     assert not page.query_selector_all('[data-testid="stException"]')
     with capsys.disabled():
-        print(f"\nGraph page, Shapes (840 nodes): metrics in {answered:.2f} s; degradation "
-              f"curve drawn by itself after {arrived:.2f} s")
+        print(
+            f"\nGraph page, Shapes (840 nodes): metrics in {answered:.2f} s; degradation "
+            f"curve drawn by itself after {arrived:.2f} s"
+        )

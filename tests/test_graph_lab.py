@@ -36,8 +36,9 @@ def documented_targets(sizes: tuple[int, ...], degree: int | None, seed: int) ->
     return targets
 
 
-def loop_graph(sizes: tuple[int, ...], within: float, between: float, degree: int | None,
-               seed: int = 0) -> np.ndarray:
+def loop_graph(
+    sizes: tuple[int, ...], within: float, between: float, degree: int | None, seed: int = 0
+) -> np.ndarray:
     """W = sum_xbar p(xbar) A(x|xbar) A(x'|xbar) written as loops over the documented kernel: one
     datum per node (p = 1/n); weight ``within`` on each of its targets inside its cluster,
     ``between`` on each of m' nodes of every other cluster spread evenly over it."""
@@ -61,14 +62,22 @@ def loop_graph(sizes: tuple[int, ...], within: float, between: float, degree: in
     return W
 
 
-@pytest.mark.parametrize(("sizes", "within", "between", "degree"), [
-    ((3, 2, 4), 2.0, 0.5, None), ((6, 5, 7), 1.0, 0.1, 3), ((4, 1, 2, 5), 0.3, 0.0, 4),
-    ((9, 9), 1.0, 1.0, 6)])
+@pytest.mark.parametrize(
+    ("sizes", "within", "between", "degree"),
+    [
+        ((3, 2, 4), 2.0, 0.5, None),
+        ((6, 5, 7), 1.0, 0.1, 3),
+        ((4, 1, 2, 5), 0.3, 0.0, 4),
+        ((9, 9), 1.0, 1.0, 6),
+    ],
+)
 def test_cluster_graph_is_the_augmentation_graph_written_as_loops(
-        sizes: tuple[int, ...], within: float, between: float, degree: int | None) -> None:
+    sizes: tuple[int, ...], within: float, between: float, degree: int | None
+) -> None:
     lab = cluster_graph(sizes, within, between, degree=degree)
-    np.testing.assert_allclose(lab.weights, loop_graph(sizes, within, between, degree),
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        lab.weights, loop_graph(sizes, within, between, degree), rtol=1e-12, atol=1e-15
+    )
     labels = [c for c, size in enumerate(sizes) for _ in range(size)]
     assert lab.labels.tolist() == labels and lab.k == len(sizes) and lab.num_nodes == sum(sizes)
     p, K = graph_lab.cluster_kernel(sizes, within, between, degree=degree)
@@ -84,8 +93,11 @@ def test_a_datum_lands_on_degree_nodes_of_its_cluster_and_leaves_it_as_documente
     same = labels[:, None] == labels[None, :]
     np.testing.assert_array_equal(((K > 0) & same).sum(1), m[labels])
     assert (np.diag(K) > 0).all()  # the datum itself
-    ring = [(x - start + 1) % s + start for s, start in zip(sizes, (0, 30, 50), strict=True)
-            for x in range(start, start + s)]
+    ring = [
+        (x - start + 1) % s + start
+        for s, start in zip(sizes, (0, 30, 50), strict=True)
+        for x in range(start, start + s)
+    ]
     assert (K[np.arange(54), ring] > 0).all()  # and its ring neighbour
     leaving = (K * ~same).sum(1)
     outside = m.sum() - m[labels]
@@ -98,14 +110,20 @@ def test_a_datum_lands_on_degree_nodes_of_its_cluster_and_leaves_it_as_documente
     np.testing.assert_array_equal((K > 0) & same, (strong > 0) & same)
 
 
-SETTINGS = [((40, 40, 40), 1.0, 0.01, 10), ((40, 40, 40), 1.0, 0.0, 3),
-            ((30, 22, 14, 6), 0.1, 1.0, 3), ((5,) * 8, 1.0, 0.3, 50), ((60, 12), 0.55, 0.02, 25),
-            ((100, 100), 1.0, 1.0, 7)]
+SETTINGS = [
+    ((40, 40, 40), 1.0, 0.01, 10),
+    ((40, 40, 40), 1.0, 0.0, 3),
+    ((30, 22, 14, 6), 0.1, 1.0, 3),
+    ((5,) * 8, 1.0, 0.3, 50),
+    ((60, 12), 0.55, 0.02, 25),
+    ((100, 100), 1.0, 1.0, 7),
+]
 
 
 @pytest.mark.parametrize(("sizes", "within", "between", "degree"), SETTINGS)
-def test_cluster_graphs_are_positive_semidefinite(sizes: tuple[int, ...], within: float,
-                                                  between: float, degree: int) -> None:
+def test_cluster_graphs_are_positive_semidefinite(
+    sizes: tuple[int, ...], within: float, between: float, degree: int
+) -> None:
     W = cluster_graph(sizes, within, between, degree=degree).weights
     np.testing.assert_allclose(W, W.T, atol=1e-18)
     gammas = abar_eigenvalues(W)
@@ -114,7 +132,8 @@ def test_cluster_graphs_are_positive_semidefinite(sizes: tuple[int, ...], within
 
 @pytest.mark.parametrize("sizes", [(40, 40, 40), (30, 25, 20, 15, 11, 6), (5, 2), (12,) * 8])
 def test_no_between_weight_gives_one_component_and_one_eigenvalue_1_per_cluster(
-        sizes: tuple[int, ...]) -> None:
+    sizes: tuple[int, ...],
+) -> None:
     for degree in range(3, 51):  # every value of the page's slider
         W = cluster_graph(sizes, 1.0, 0.0, degree=degree).weights
         count, component = connected_components(W > 0, directed=False)
@@ -223,16 +242,19 @@ def weighted_class_basis(W: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
 
 @pytest.mark.parametrize("shape_p", [0.0, 0.1, 0.3, 0.45, 0.55, 0.8])
 def test_shape_p_leaves_the_class_eigenvectors_and_squares_into_their_eigenvalue(
-        shape_p: float) -> None:
+    shape_p: float,
+) -> None:
     # a small sub-grid; the shape part of the kernel is (1 - p) I + p J/6, whose square has
     # eigenvalues 1 and (1 - p)^2: the class block is invariant, its eigenvalues 1 and (1 - p)^2
-    shapes = shapes_augmentation_graph(subgrid={"rotation": (0, 2), "fg_color": (0, 2)},
-                                       shape_p=shape_p)
+    shapes = shapes_augmentation_graph(
+        subgrid={"rotation": (0, 2), "fg_color": (0, 2)}, shape_p=shape_p
+    )
     abar, basis = weighted_class_basis(shapes.weights, shapes.labels)
     block = basis.T @ abar @ basis  # (6, 6)
     np.testing.assert_allclose(abar @ basis, basis @ block, atol=1e-12)  # an invariant subspace
-    np.testing.assert_allclose(np.linalg.eigvalsh(block), [(1 - shape_p) ** 2] * 5 + [1.0],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        np.linalg.eigvalsh(block), [(1 - shape_p) ** 2] * 5 + [1.0], atol=1e-12
+    )
     values, vectors = np.linalg.eigh(abar)
     top = vectors[:, np.argsort(values)[::-1][:6]]
     angles = scipy.linalg.subspace_angles(top, basis)
@@ -246,8 +268,9 @@ def test_the_shapes_curve_is_a_step_at_one_half() -> None:
     inside = [v for v in graph_lab.SHAPE_SWEEP if 0.4 < v < 0.6]
     assert len(inside) >= 5 and 0.5 not in graph_lab.SHAPE_SWEEP
     assert min(inside) < 0.5 < max(inside)
-    curve = graph_lab.degradation_curve(lambda p: graph_lab.shapes_lab_graph(shape_p=p),
-                                        [0.49, 0.51])
+    curve = graph_lab.degradation_curve(
+        lambda p: graph_lab.shapes_lab_graph(shape_p=p), [0.49, 0.51]
+    )
     np.testing.assert_allclose(curve.gamma_k, [0.51**2, 0.25], atol=1e-9)
     assert curve.probe_accuracy[0] == curve.ari[0] == 1.0
     assert curve.probe_accuracy[1] < 0.3 and curve.ari[1] < 0.05  # chance: 1/6 and 0
@@ -265,15 +288,17 @@ def test_eigenvector_heatmap_draws_f_constant_on_each_disconnected_cluster() -> 
         assert drawn[lab.labels == c].std(0).max() < 1e-12
         assert top[lab.labels == c].std(0).max() > 1e-3  # v varies with sqrt(w_x)
     np.testing.assert_allclose(drawn, top / np.sqrt(w / w.sum())[:, None], atol=1e-12)
-    np.testing.assert_allclose((drawn * (w / w.sum())[:, None]).T @ drawn, np.eye(3),
-                               atol=1e-10)  # E_w[f f^T] = I
+    np.testing.assert_allclose(
+        (drawn * (w / w.sum())[:, None]).T @ drawn, np.eye(3), atol=1e-10
+    )  # E_w[f f^T] = I
 
 
 def test_degradation_curve_against_numpy() -> None:
     sizes = (40, 40, 40)
     values = [0.0, 0.05, 0.3, 1.0]
     curve = graph_lab.degradation_curve(
-        lambda b: cluster_graph(sizes, 1.0, b, degree=8, seed=2), values)
+        lambda b: cluster_graph(sizes, 1.0, b, degree=8, seed=2), values
+    )
     assert len(curve.values) == len(values)
     for i, b in enumerate(values):
         expected = abar_eigenvalues(cluster_graph(sizes, 1.0, b, degree=8, seed=2).weights)

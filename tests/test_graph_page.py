@@ -50,10 +50,13 @@ def page_graph(sizes: tuple[int, ...], within: float, between: float, degree: in
     K = np.zeros((n, n))
     rng, start = np.random.default_rng(0), 0
     for s in sizes:
-        order = np.c_[np.zeros((s, 1), int), np.ones((s, 1), int),
-                      np.argsort(rng.random((s, s - 2)), axis=1) + 2]  # every size here > 2
+        order = np.c_[
+            np.zeros((s, 1), int),
+            np.ones((s, 1), int),
+            np.argsort(rng.random((s, s - 2)), axis=1) + 2,
+        ]  # every size here > 2
         for j in range(s):
-            K[start + j, start + (j + order[j, :min(degree, s)]) % s] = within
+            K[start + j, start + (j + order[j, : min(degree, s)]) % s] = within
         start += s
     spread = (between * m / np.asarray(sizes))[labels]  # (n,) per column
     K += np.where(labels[:, None] != labels[None, :], spread[None, :], 0.0)
@@ -70,8 +73,9 @@ def near_one_count(sizes: tuple[int, ...], within: float, between: float, degree
 
 def figure_titled(page: AppTest, start: str) -> dict[str, Any]:
     figures = [json.loads(chart.proto.spec) for chart in page.get("plotly_chart")]
-    return next(f for f in figures
-                if f["layout"].get("title", {}).get("text", "").startswith(start))
+    return next(
+        f for f in figures if f["layout"].get("title", {}).get("text", "").startswith(start)
+    )
 
 
 def heatmap_values(trace: dict[str, Any]) -> np.ndarray:
@@ -92,8 +96,9 @@ def metric(page: AppTest, label: str) -> str:
 def degradation_figure(page: AppTest) -> dict[str, Any] | None:
     """The page's degradation chart (titled "as ... grows") as a Plotly dict, if drawn."""
     figures = [json.loads(chart.proto.spec) for chart in page.get("plotly_chart")]
-    return next((f for f in figures
-                 if f["layout"].get("title", {}).get("text", "").startswith("as ")), None)
+    return next(
+        (f for f in figures if f["layout"].get("title", {}).get("text", "").startswith("as ")), None
+    )
 
 
 def gap_percent(page: AppTest) -> float:
@@ -114,12 +119,14 @@ def test_default_graph_and_the_between_slider(app: AppTest) -> None:
     assert metric(app, "γᵢ above 0.9") == str(moved)
     app.slider(key="k").set_value(5)
     app.slider(key="between").set_value(0.0).run()
-    assert metric(app, "γᵢ above 0.9") == str(
-        near_one_count((40,) * 5, 1.0, 0.0, 10)) == "5"  # 5 disconnected clusters
+    assert (
+        metric(app, "γᵢ above 0.9") == str(near_one_count((40,) * 5, 1.0, 0.0, 10)) == "5"
+    )  # 5 disconnected clusters
 
 
 def test_at_three_augmentations_and_no_between_weight_the_clusters_are_the_components(
-        app: AppTest) -> None:
+    app: AppTest,
+) -> None:
     app.slider(key="degree").set_value(3)
     app.slider(key="between").set_value(0.0).run()
     assert not app.exception
@@ -134,8 +141,9 @@ def test_at_three_augmentations_and_no_between_weight_the_clusters_are_the_compo
     labels = np.repeat([0, 1, 2], 40)
     assert drawn.shape == (120, 3)
     assert max(drawn[labels == c].std(0).max() for c in range(3)) < 1e-9
-    assert any("f = D^-1/2 v" in c.value and "constant on every cluster" in c.value
-               for c in app.caption)
+    assert any(
+        "f = D^-1/2 v" in c.value and "constant on every cluster" in c.value for c in app.caption
+    )
 
 
 def test_train_approaches_the_optimum(app: AppTest) -> None:
@@ -144,8 +152,7 @@ def test_train_approaches_the_optimum(app: AppTest) -> None:
     for _ in range(17):  # every rerun while training takes one more chunk: 10 x 20, then 100s
         app.run()
     assert not app.exception
-    assert "Step 1,000 of" in next(m.value for m in app.markdown
-                                   if "gap to the optimum" in m.value)
+    assert "Step 1,000 of" in next(m.value for m in app.markdown if "gap to the optimum" in m.value)
     assert gap_percent(app) < 5.0
     # the loss curve starts at the random table, far from the optimum line, and its descent is
     # drawn in small steps (the first 200 steps in chunks of 20)
@@ -203,4 +210,3 @@ def test_shapes_degradation_curve_arrives_after_the_page(app: AppTest) -> None:
     ari = np.array(trace_values(ari, "y"))
     assert ((x > 0.4) & (x < 0.5)).sum() >= 3 and ((x > 0.5) & (x < 0.6)).sum() >= 3
     assert (ari[x < 0.5] == 1.0).all() and (ari[x > 0.5] < 0.05).all()
-
