@@ -94,3 +94,12 @@ def box_select(page: Any, start: tuple[float, float], end: tuple[float, float]) 
     page.mouse.down()
     page.mouse.move(x1, y1, steps=8)
     page.mouse.up()
+
+
+def navigate(page: Any, path: str, timeout_ms: int = 60_000) -> None:
+    """Go to the page at ``path`` through the sidebar's link, as a user does: the same session
+    (what the user set elsewhere is still there), unlike :func:`open_page`'s fresh load."""
+    page.locator(f'[data-testid="stSidebarNav"] a[href$="/{path}"]').first.click()
+    page.locator("h1", has_text=PAGES[path]).first.wait_for(timeout=timeout_ms)
+    page.locator(DRAWN).first.wait_for(timeout=timeout_ms)
+    page.wait_for_function(READY, timeout=timeout_ms)

@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.common import analyses, runs_dir
+from dashboard.memory import kept, restore
 from explorer.config import (
     ANALYSIS_PROJECTIONS,
     ANALYZE_MODES,
@@ -57,16 +58,19 @@ if notice:
 
 
 def field_widget(name: str, default: Any, preset: str) -> Any:
-    """One field's widget, filled from the preset, with its one-line help; returns the value
-    as typed (text is parsed and checked by :func:`form_problems`, with the CLI's messages)."""
+    """One field's widget, filled from the preset (or what the user typed before, on any page
+    visit: dashboard.memory), with its one-line help; returns the value as typed (text is parsed
+    and checked by :func:`form_problems`, with the CLI's messages)."""
     key, text, help_text = f"field-{preset}-{name}", label(name), FIELD_DOCS[name].help
     if isinstance(default, bool):
-        return st.checkbox(text, value=default, key=key, help=help_text)
+        return kept(key, default, st.checkbox, text, help=help_text)
     if name in CHOICES:
         options = CHOICES[name] if default in CHOICES[name] else [default, *CHOICES[name]]
-        return st.selectbox(text, options, index=options.index(default), key=key,
-                            help=help_text)
-    return st.text_input(text, value=str(default), key=key, help=help_text)
+        restore(key, default)
+        if st.session_state[key] not in options:  # a choice that went away
+            st.session_state[key] = default
+        return kept(key, default, st.selectbox, text, options, help=help_text)
+    return kept(key, str(default), st.text_input, text, help=help_text)
 
 
 def group_title(group: str, count: int, bad: int) -> str:
@@ -157,9 +161,15 @@ def estimate(config: Config) -> None:
                    "model and batch on the chosen device (a few seconds).")
 
 
+def fresh_name(preset: str) -> str:
+    """A run name nobody typed: the preset and the time."""
+    return f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def launch(name: str, preset: str, values: dict[str, Any]) -> None:
+    """Start the run (an empty name gets a fresh one), or say why not."""
     try:
-        launched = launch_training(runs_dir(), name, preset, values)
+        launched = launch_training(runs_dir(), name or fresh_name(preset), preset, values)
     except UserError as err:
         st.error(str(err))
         return
@@ -170,18 +180,23 @@ def launch(name: str, preset: str, values: dict[str, Any]) -> None:
 
 
 presets = list_presets()
+first_preset = "shapes-demo" if "shapes-demo" in presets else presets[0]
+restore("train-preset", first_preset)
+if st.session_state["train-preset"] not in presets:  # a preset file that went away
+    st.session_state["train-preset"] = first_preset
 with st.expander("New run", expanded=True):
     left, right = st.columns([1, 1])
-    preset = left.selectbox("Preset", presets, index=presets.index("shapes-demo")
-                            if "shapes-demo" in presets else 0,
-                            help="A named starting config (explorer/presets); every field "
-                                 "below starts from it.")
+    with left:
+        preset = kept("train-preset", first_preset, st.selectbox, "Preset", presets,
+                      help="A named starting config (explorer/presets); every field below "
+                           "starts from it.")
     if st.session_state.get("run-name-preset") != preset:  # a fresh default per preset
         st.session_state["run-name-preset"] = preset
-        st.session_state["run-name"] = f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    name = right.text_input("Run name", key="run-name",
-                            help="letters, digits, '.', '_' or '-'; a new directory in the runs "
-                                 "directory")
+        st.session_state["run-name"] = fresh_name(preset)
+    with right:
+        name = kept("run-name", "", st.text_input, "Run name",
+                    help="letters, digits, '.', '_' or '-'; a new directory in the runs "
+                         "directory; left empty, the preset and the time")
     _, early = form_problems(preset, typed_values(preset))
     values, slots = config_form(preset, {field for field, _ in early})
     config, problems = form_problems(preset, values)
