@@ -42,6 +42,15 @@ def forget(key: str) -> None:
     st.session_state.pop(_PREFIX + key, None)
 
 
+def drop_missing(key: str, options: list[Any]) -> None:
+    """Take out of the list-valued widget ``key`` (and what is kept of it) the values that are
+    no longer offered (a deleted run): Streamlit refuses a value outside the options."""
+    for name in (key, _PREFIX + key):
+        value = st.session_state.get(name)
+        if isinstance(value, list) and any(v not in options for v in value):
+            st.session_state[name] = [v for v in value if v in options]
+
+
 def kept(key: str, default: Any, draw: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``draw(*args, key=key, **kwargs)``, a widget that comes back as the user left it."""
     restore(key, default)

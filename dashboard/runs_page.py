@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import runs_dir
+from dashboard.memory import drop_missing, kept
 from explorer.errors import UserError
 from explorer.figures import training_curves
 from explorer.overview import RunSummary, summaries
@@ -58,9 +59,12 @@ rows = [s for s in summaries(runs_dir()) if s.state != "corrupt"]
 if rows:
     st.subheader("Training curves")
     names = [s.name for s in rows]
+    # The first visit shows the run picked elsewhere (or the newest); after that, the user's
+    # own choice, whatever is picked on other pages.
     default = [n for n in names if n == st.session_state.get("selected_run")] or names[-3:]
-    chosen = st.multiselect("Overlay runs (spectral beside SimCLR and SimSiam)", names,
-                            default=default)
+    drop_missing("runs-overlay", names)
+    chosen = kept("runs-overlay", default, st.multiselect,
+                  "Overlay runs (spectral beside SimCLR and SimSiam)", names)
     metrics = {}
     for name in chosen:
         try:

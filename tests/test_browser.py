@@ -157,6 +157,35 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops(
     page.close()
 
 
+def test_the_runs_overlay_keeps_its_choice_while_other_pages_pick_runs(
+    server: str, browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    open_page(page, server, "")
+    overlay = page.locator(".st-key-runs-overlay .react-aria-ComboBox")
+
+    def chosen() -> list[str]:
+        return overlay.locator("[data-tag] [title]").all_inner_texts()
+
+    for name in chosen():  # the first visit's default, replaced by the user's own choice
+        page.get_by_role("button", name=f"Remove {name}").click()
+        page.wait_for_function(READY)
+    overlay.locator("input").click()
+    page.get_by_role("option", name="synthetic-20x5000").click()
+    page.keyboard.press("Escape")
+    page.wait_for_function(READY)
+    assert chosen() == ["synthetic-20x5000"]
+    navigate(page, "spectrum")  # another run picked elsewhere
+    page.get_by_role("combobox", name="Run").click()
+    page.get_by_role("option", name="demo-spectral").click()
+    page.get_by_text("of the provable optimum").first.wait_for(timeout=60_000)
+    page.wait_for_function(READY)
+    navigate(page, "")
+    assert chosen() == ["synthetic-20x5000"]
+    assert _exceptions(page) == []
+    page.close()
+
+
 def test_hovering_a_point_shows_its_image(server: str, browser) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     open_page(page, server, "embeddings")
