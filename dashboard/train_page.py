@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard.common import analyses, runs_dir
 from dashboard.memory import kept, restore
+from dashboard.run_controls import RERUN_APP, controls, dismiss
 from explorer.config import (
     ANALYSIS_PROJECTIONS,
     ANALYZE_MODES,
@@ -26,14 +27,11 @@ from explorer.errors import UserError
 from explorer.estimate import StepTiming, measure_steps, timing_key
 from explorer.figures import spectrum_figure, training_curves
 from explorer.launcher import (
-    forget_launch,
     launch_log,
     launch_state,
     launch_training,
     open_named_run,
     pending_launches,
-    resume_training,
-    stop_training,
 )
 from explorer.losses import LOSSES
 from explorer.models import list_backbones
@@ -55,6 +53,7 @@ st.title("Train")
 notice = st.session_state.pop("train-notice", None)  # said once, after the rerun that cleared
 if notice:
     st.toast(notice)
+st.session_state.pop(RERUN_APP, None)  # this run redraws the whole page
 
 
 def field_widget(name: str, default: Any, preset: str) -> Any:
@@ -229,15 +228,6 @@ with st.expander("New run", expanded=True):
                    "close this page.")
 
 
-def after_stop_or_resume(name: str, message: str) -> None:
-    """The Launched banner and the launched name are stale now: clear them with a full rerun."""
-    if (st.session_state.get("launched") or ("",))[0] == name:
-        del st.session_state["launched"]
-    st.session_state.pop("run-name-preset", None)  # a fresh default name
-    st.session_state["train-notice"] = message
-    st.rerun(scope="app")
-
-
 def show_run(name: str) -> None:
     """Progress, curves, latest spectrum, log and Stop/Resume of one run."""
     pending = launch_state(runs_dir(), name)
@@ -248,9 +238,7 @@ def show_run(name: str) -> None:
     if pending == "failed to start":
         st.error(f"`{name}` failed to start:")
         st.code(launch_log(runs_dir(), name) or "(no output)")
-        if st.button("Dismiss", key=f"dismiss-{name}"):
-            forget_launch(runs_dir(), name)
-            st.rerun(scope="fragment")
+        st.button("Dismiss", key=f"dismiss-{name}", on_click=dismiss, args=(name,))
         return
     try:
         run = open_named_run(runs_dir(), name)
@@ -269,28 +257,7 @@ def show_run(name: str) -> None:
         progress = (done - 1) / count if isinstance(done, int) and count else 0.0
         eta_text += f" · now {activity} (process {status.get('pid')})"
     st.progress(min(progress, 1.0), text=f"**{name}**: {state}, epoch {epoch}/{total}{eta_text}")
-    buttons = st.columns(6)
-    writer = run.locked_by()  # a trainer holds the run: no second one may start on it
-    if writer is not None and state != "running" and not activity:
-        st.info(f"`{name}` is held by trainer process {writer if writer > 0 else '?'} "
-                "(starting or finishing); Resume is disabled until it exits.")
-    if state == "running" and buttons[0].button("Stop", key=f"stop-{name}"):
-        try:
-            stop_training(run)
-        except UserError as err:
-            st.error(str(err))
-        else:
-            after_stop_or_resume(name, f"Stop requested: {name} checkpoints and exits at its "
-                                       "next step")
-    if state in ("stopped", "died", "failed") and buttons[0].button(
-        "Resume", key=f"resume-{name}", disabled=writer is not None
-    ):
-        try:
-            resume_training(run)
-        except UserError as err:
-            st.error(str(err))
-        else:
-            after_stop_or_resume(name, f"Resuming {name}")
+    controls(run, status, activity, st.columns(6)[0])
     if state in ("failed", "corrupt", "died") and status.get("last_error"):
         st.error(f"{state}: {status['last_error']}")
     checkpoints = run.weight_checkpoints() if run.path.is_dir() else []
@@ -316,7 +283,8 @@ def show_run(name: str) -> None:
 @st.fragment(run_every=2)
 def live() -> None:
     runs = summaries(runs_dir())
-    training = [s.name for s in runs if s.state == "running"]
+    training = [s.name for s in runs if s.state == "running"
+                or launch_state(runs_dir(), s.name) == "resuming"]
     finishing = [s.name for s in runs if s.activity and s.state != "running"]
     starting = pending_launches(runs_dir())
     if training or starting:
@@ -334,6 +302,10 @@ def live() -> None:
     if watched and watched not in starting:
         st.subheader(f"Selected: {watched}")
         show_run(watched)
+    if st.session_state.pop(RERUN_APP, False):  # what a click left stale outside the fragment
+        st.rerun(scope="app")  # (its notice is said there)
+    if notice := st.session_state.pop("train-notice", None):  # from a Stop or Resume click
+        st.toast(notice)
 
 
 live()

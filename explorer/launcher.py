@@ -2,7 +2,8 @@
 
 A launched trainer is an ordinary ``python -m explorer train`` in its own session, so it outlives
 the page, the browser and the dashboard's server. Before its run directory exists (while the data
-loads) the only trace of it is a launch record::
+loads), or before a resumed trainer takes its run over, the only trace of it is a launch record
+(:func:`launch_state` reads it)::
 
     <runs_dir>/.launches/<name>.json    {"name", "pid", "command", "started"}
     <runs_dir>/.launches/<name>.log     the trainer's stdout and stderr (its errors land here)
@@ -153,22 +154,48 @@ def launch_log(runs_dir: str | Path, name: str, lines: int = 40) -> str:
 
 
 def launch_state(runs_dir: str | Path, name: str) -> str | None:
-    """``starting`` while a launched trainer loads its data, ``failed to start`` if it exited
-    before creating its run directory, ``None`` when there is no launch record."""
+    """What the last trainer launched from here for ``name`` does, while it has not taken the
+    run over (written its status with its pid):
+
+    - ``starting``: a new run's trainer loads its data (no run directory yet);
+    - ``failed to start``: it exited before creating the run directory;
+    - ``resuming``: a resumed run's trainer loads its data and checkpoint;
+    - ``failed to resume``: it exited without touching the run (its reason is in its log, e.g.
+      another trainer held the run);
+    - ``None``: no launch record, or the launched trainer has taken the run over (the run's
+      status says the rest), or the run has been written since.
+    """
     record = _read_record(Path(runs_dir), name)
     if record is None:
         return None
-    if (run_path(runs_dir, name) / "status.json").exists():  # the trainer has taken over
-        return None
-    return "starting" if pid_alive(record.get("pid")) else "failed to start"
+    status_path = run_path(runs_dir, name) / "status.json"
+    alive = pid_alive(record["pid"])
+    if "--resume" not in record.get("command", []):  # a new run: its status file is its own
+        if status_path.exists():
+            return None
+        return "starting" if alive else "failed to start"
+    try:
+        status = json.loads(status_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None  # a damaged or deleted run: the run's own state says so
+    if not isinstance(status, dict) or status.get("pid") == record["pid"]:
+        return None  # the trainer took the run over
+    written, started = status.get("updated"), record.get("started")
+    if not all(isinstance(t, (int, float)) for t in (written, started)) or written > started:
+        return None  # the run was written since the launch (by another trainer): not ours
+    return "resuming" if alive else "failed to resume"
 
 
 def forget_launch(runs_dir: str | Path, name: str) -> None:
-    """Delete the record and log of a launch that failed to start (its run never existed)."""
-    if launch_state(runs_dir, name) != "failed to start":
-        raise UserError(f"launch '{name}' did not fail to start; nothing to dismiss")
-    for path in _launch_paths(Path(runs_dir), check_run_name(name)):
-        path.unlink(missing_ok=True)
+    """Dismiss a launch that failed: a new run's record and log go (the run never existed); a
+    resume's record only (its log goes on with the run's other launches)."""
+    state = launch_state(runs_dir, name)
+    if state not in ("failed to start", "failed to resume"):
+        raise UserError(f"launch '{name}' did not fail; nothing to dismiss")
+    record, log = _launch_paths(Path(runs_dir), check_run_name(name))
+    record.unlink(missing_ok=True)
+    if state == "failed to start":
+        log.unlink(missing_ok=True)
 
 
 def pending_launches(runs_dir: str | Path) -> list[str]:

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from dashboard.serve import (
 )
 from explorer.config_docs import label
 from explorer.demo import DEMO_RUNS
+from explorer.launcher import launch_log
 from explorer.runs import Run, list_runs
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
@@ -112,11 +114,12 @@ def test_damaged_and_deleted_runs_do_not_break_pages(server: str, browser,
     page.close()
 
 
-def test_the_form_survives_other_pages_and_launches_a_run_that_stops(
-    server: str, browser, runs_dir: Path
+def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes(
+    server: str, browser, runs_dir: Path, capsys
 ) -> None:
     """Typed fields come back after a visit to another page; an emptied name gets a fresh one;
-    the launched run shows its progress and first checkpoint, and Stop stops it."""
+    the launched run shows its progress and first checkpoint, and Stop stops it. Resume and
+    Stop are disabled and say what they do at once; a double click starts one trainer."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     open_page(page, server, "train")
     for group in ("data", "model", "run", "evaluation and analysis"):  # folded groups
@@ -153,6 +156,24 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops(
     page.get_by_text(f"{name}: stopped").first.wait_for(timeout=60_000)
     assert run.status()["state"] == "stopped" and run.has_resume_state()
     assert run.config().epochs == 200 and run.config().train_limit == 512
+    # A double click on Resume: answered at once, one trainer started, none refused.
+    answers = {}
+    started = time.perf_counter()
+    page.get_by_role("button", name="Resume").dblclick()
+    page.get_by_role("button", name="Resuming…").wait_for(timeout=10_000)
+    answers["Resume"] = time.perf_counter() - started
+    assert page.get_by_role("button", name="Resuming…").is_disabled()
+    page.get_by_text(f"{name}: running").first.wait_for(timeout=60_000)
+    started = time.perf_counter()
+    page.get_by_role("button", name="Stop").first.click()
+    page.get_by_role("button", name="Stopping…").wait_for(timeout=10_000)
+    answers["Stop"] = time.perf_counter() - started
+    assert page.get_by_role("button", name="Stopping…").is_disabled()
+    page.get_by_text(f"{name}: stopped").first.wait_for(timeout=60_000)
+    assert "being written by process" not in launch_log(runs_dir, name, 10_000)
+    assert "resumed at epoch" in (run.path / "train.log").read_text()
+    with capsys.disabled():
+        print("\nanswered in " + ", ".join(f"{k} {v:.2f} s" for k, v in answers.items()))
     assert _exceptions(page) == []
     page.close()
 

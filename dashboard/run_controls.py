@@ -1,0 +1,108 @@
+"""Stop and Resume on the Train page, answered at once.
+
+A click acts in the button's callback, which Streamlit runs before the rerun it triggers draws
+anything; the rerun then reads the new state back from the run's files (a ``STOP`` request, a
+launch record: :func:`explorer.launcher.launch_state`), so the button is already disabled and
+says "Stopping…" or "Resuming…" when it is drawn again, and stays so until the trainer has
+checkpointed and exited, or taken the run over. A second click cannot start a second trainer,
+and a trainer that exits without taking the run over has its log shown on the page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import streamlit as st
+
+from dashboard.common import runs_dir
+from explorer.errors import UserError
+from explorer.launcher import (
+    forget_launch,
+    launch_log,
+    launch_state,
+    resume_training,
+    stop_training,
+)
+from explorer.runs import Run
+
+_ERROR = "control-error-"  # + run name: what a click's callback could not do, shown once
+RERUN_APP = "rerun-app"  # set by a callback when the page outside the fragment is stale
+
+
+def _after(name: str, message: str) -> None:
+    """Said once (a toast). The Launched banner and a name box holding this run's name are
+    stale now; they are drawn outside the live fragment, so the page reruns whole after it."""
+    st.session_state["train-notice"] = message
+    if (st.session_state.get("launched") or ("",))[0] == name:
+        del st.session_state["launched"]
+        st.session_state[RERUN_APP] = True
+    if st.session_state.get("run-name") == name:
+        st.session_state.pop("run-name-preset", None)  # the rerun gives a fresh default name
+        st.session_state[RERUN_APP] = True
+
+
+def _stop(run: Run) -> None:
+    try:
+        stop_training(run)
+    except UserError as err:
+        st.session_state[_ERROR + run.name] = str(err)
+        return
+    _after(run.name, f"Stop requested: {run.name} checkpoints and exits at its next step")
+
+
+def _resume(run: Run) -> None:
+    if launch_state(runs_dir(), run.name) == "resuming":  # a second click, before the redraw
+        return
+    try:
+        launched = resume_training(run)
+    except UserError as err:
+        st.session_state[_ERROR + run.name] = str(err)
+        return
+    _after(run.name, f"Resuming {run.name} (process {launched.pid})")
+
+
+def dismiss(name: str) -> None:
+    """Forget a launch that failed (a callback: gone before the rerun it triggers draws)."""
+    with contextlib.suppress(UserError):  # dismissed from another tab, or it went on after all
+        forget_launch(runs_dir(), name)
+
+
+def controls(run: Run, status: dict[str, Any], activity: str | None, slot: Any) -> None:
+    """Stop or Resume in ``slot`` (a column), with what the click set off, and any failure."""
+    name, state = run.name, status.get("state", "?")
+    pending = launch_state(runs_dir(), name)
+    writer = run.locked_by()  # a trainer holds the run: no second one may start on it
+    if state == "running":
+        stopping = run.stop_requested()
+        slot.button(
+            "Stopping…" if stopping else "Stop",
+            key=f"stop-{name}",
+            disabled=stopping,
+            on_click=_stop,
+            args=(run,),
+        )
+        if stopping:
+            st.info(f"Stopping `{name}`: it checkpoints and exits at its next step…")
+    elif state in ("stopped", "died", "failed"):
+        resuming = pending == "resuming"
+        slot.button(
+            "Resuming…" if resuming else "Resume",
+            key=f"resume-{name}",
+            disabled=resuming or writer is not None,
+            on_click=_resume,
+            args=(run,),
+        )
+        if resuming:
+            st.info(f"Resuming `{name}`: its trainer loads the data and the last checkpoint…")
+        elif writer is not None and not activity:
+            st.info(
+                f"`{name}` is held by trainer process {writer if writer > 0 else '?'} "
+                "(starting or finishing); Resume is disabled until it exits."
+            )
+    if pending == "failed to resume":
+        st.error(f"Resuming `{name}` failed: its trainer exited before taking the run over.")
+        st.code(launch_log(runs_dir(), name, 15) or "(no output)")
+        st.button("Dismiss", key=f"dismiss-{name}", on_click=dismiss, args=(name,))
+    if error := st.session_state.pop(_ERROR + name, None):
+        st.error(error)
