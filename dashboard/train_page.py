@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard.common import analyses, runs_dir
 from dashboard.memory import kept, restore
 from dashboard.run_controls import RERUN_APP, controls, dismiss
+from dashboard.watch import finished_summary, watch_picker
 from explorer.config import (
     ANALYSIS_PROJECTIONS,
     ANALYZE_MODES,
@@ -35,7 +36,7 @@ from explorer.launcher import (
 )
 from explorer.losses import LOSSES
 from explorer.models import list_backbones
-from explorer.overview import summaries
+from explorer.overview import RunSummary, summaries
 from explorer.runs import Run, run_path
 
 CHOICES: dict[str, list[str]] = {
@@ -228,8 +229,9 @@ with st.expander("New run", expanded=True):
                    "close this page.")
 
 
-def show_run(name: str) -> None:
-    """Progress, curves, latest spectrum, log and Stop/Resume of one run."""
+def show_run(name: str, summary: RunSummary | None = None) -> None:
+    """Progress, curves, latest spectrum, log and Stop/Resume of one run; with its ``summary``,
+    once it is finished, what it reached and links to its pages."""
     pending = launch_state(runs_dir(), name)
     if pending == "starting":
         st.info(f"`{name}` is starting (loading its data)…")
@@ -258,6 +260,8 @@ def show_run(name: str) -> None:
         eta_text += f" · now {activity} (process {status.get('pid')})"
     st.progress(min(progress, 1.0), text=f"**{name}**: {state}, epoch {epoch}/{total}{eta_text}")
     controls(run, status, activity, st.columns(6)[0])
+    if summary is not None and state == "finished" and not activity:
+        finished_summary(summary)
     if state in ("failed", "corrupt", "died") and status.get("last_error"):
         st.error(f"{state}: {status['last_error']}")
     checkpoints = run.weight_checkpoints() if run.path.is_dir() else []
@@ -287,21 +291,22 @@ def live() -> None:
                 or launch_state(runs_dir(), s.name) == "resuming"]
     finishing = [s.name for s in runs if s.activity and s.state != "running"]
     starting = pending_launches(runs_dir())
-    if training or starting:
-        st.subheader("Training now")
-    elif finishing:  # trained, but the process still probes and analyses: not idle yet
-        st.subheader("Finishing: probing and analysing")
-    else:
-        st.subheader("Nothing is training")
-    for name in starting:
-        show_run(name)
-    watched = st.session_state.get("selected_run") or (runs[-1].name if runs else None)
-    for name in training + finishing:
-        if name != watched:
-            show_run(name)
-    if watched and watched not in starting:
-        st.subheader(f"Selected: {watched}")
-        show_run(watched)
+    above = st.container()  # the live runs, drawn once the picker has said which is watched
+    st.subheader("Watched run")
+    watched = watch_picker([s.name for s in runs] + [n for n in starting
+                                                      if n not in {s.name for s in runs}])
+    with above:
+        if training or starting:
+            st.subheader("Training now")
+        elif finishing:  # trained, but the process still probes and analyses: not idle yet
+            st.subheader("Finishing: probing and analysing")
+        else:
+            st.subheader("Nothing is training")
+        for name in starting + training + finishing:
+            if name != watched:
+                show_run(name)
+    if watched:
+        show_run(watched, next((s for s in runs if s.name == watched), None))
     if st.session_state.pop(RERUN_APP, False):  # what a click left stale outside the fragment
         st.rerun(scope="app")  # (its notice is said there)
     if notice := st.session_state.pop("train-notice", None):  # from a Stop or Resume click

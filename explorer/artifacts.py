@@ -115,6 +115,21 @@ def load_analysis(run: Run, epoch: int) -> dict[str, Any]:
     return record
 
 
+def load_record(run: Run, epoch: int) -> dict[str, Any]:
+    """One checkpoint's JSON record alone, without its arrays (a few kB: what a summary of the
+    run needs, read every few seconds by the dashboard).
+
+    Raises:
+        UserError: a missing, truncated or corrupt record, or an unknown format version.
+    """
+    json_path = _paths(run, epoch)[0]
+    record = _read_json(json_path)
+    if record.get("format_version") != ANALYSIS_FORMAT_VERSION:
+        raise UserError(f"{json_path} has analysis format version {record.get('format_version')}"
+                        f", this explorer reads version {ANALYSIS_FORMAT_VERSION}")
+    return record
+
+
 def load_all_analyses(run: Run) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
     """Every checkpoint's artifact: ``(artifacts by epoch, error messages by epoch)``.
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from explorer.artifacts import analysed_epochs, load_record
 from explorer.errors import UserError
 from explorer.runs import Run, list_runs
 
@@ -20,6 +21,9 @@ class RunSummary:
     backbone: str | None = None
     loss: str | None = None
     mu: float | None = None
+    augment: str | None = None
+    lr: float | None = None
+    batch_size: int | None = None
     epoch: int = 0
     total_epochs: int | None = None
     progress: float | None = None
@@ -27,6 +31,8 @@ class RunSummary:
     knn: float | None = None
     error: str | None = None
     activity: str | None = None  # what its trainer process does now (Run.activity), e.g. probing
+    share: float | None = None  # of the provable optimum, L(f)/L*, at the latest exact analysis
+    share_epoch: int | None = None  # that analysis's checkpoint
 
     @property
     def epochs_text(self) -> str:
@@ -46,7 +52,9 @@ def summarize(run: Run) -> RunSummary:
         return summary
     summary.dataset, summary.backbone, summary.loss = config.dataset, config.backbone, config.loss
     summary.mu = config.mu if config.loss == "spectral" else None
+    summary.augment, summary.lr, summary.batch_size = config.augment, config.lr, config.batch_size
     summary.total_epochs = config.epochs
+    summary.share, summary.share_epoch = optimum_share(run)
     try:
         probe = run.probe()
     except (UserError, OSError):
@@ -56,6 +64,20 @@ def summarize(run: Run) -> RunSummary:
         summary.linear = trained.get("linear", {}).get("accuracy")
         summary.knn = trained.get("knn", {}).get("accuracy")
     return summary
+
+
+def optimum_share(run: Run) -> tuple[float | None, int | None]:
+    """``(L(f)/L*, epoch)`` of the latest checkpoint scored on an exact graph (``shapes`` runs
+    analysed by ``explorer analyze``), from its JSON record alone; ``(None, None)`` without one.
+    1 at the optimum, 0 for f = 0, negative for features worse than f = 0."""
+    for epoch in reversed(analysed_epochs(run)):
+        try:
+            exact = load_record(run, epoch).get("exact")
+        except UserError:  # a damaged or old artifact: an older checkpoint may still say
+            continue
+        if isinstance(exact, dict) and isinstance(exact.get("gap"), (int, float)):
+            return 1 - exact["gap"], epoch
+    return None, None
 
 
 def summaries(runs_dir: str | Path) -> list[RunSummary]:

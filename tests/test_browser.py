@@ -32,6 +32,7 @@ from dashboard.serve import (
 from explorer.config_docs import label
 from explorer.demo import DEMO_RUNS
 from explorer.launcher import launch_log
+from explorer.overview import summarize
 from explorer.runs import Run, list_runs
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
@@ -174,6 +175,27 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes
     assert "resumed at epoch" in (run.path / "train.log").read_text()
     with capsys.disabled():
         print("\nanswered in " + ", ".join(f"{k} {v:.2f} s" for k, v in answers.items()))
+    assert _exceptions(page) == []
+    page.close()
+
+
+def test_the_train_page_watches_a_run_of_its_choosing_and_links_its_pages(
+    server: str, browser, runs_dir: Path
+) -> None:
+    share = summarize(Run(runs_dir / "demo-spectral")).share
+    assert share is not None
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    open_page(page, server, "train")
+    page.get_by_role("combobox", name="Watch run").click()
+    page.get_by_role("option", name="demo-spectral").click()
+    page.get_by_text("demo-spectral: finished").first.wait_for(timeout=30_000)
+    metric = page.locator('[data-testid="stMetric"]', has_text="of the provable optimum")
+    metric.wait_for(timeout=30_000)
+    assert f"{100 * share:.1f}%" in metric.inner_text()
+    page.get_by_test_id("stPageLink-NavLink").filter(has_text="Spectrum").click()
+    page.get_by_text(f"the network is at {100 * share:.1f}%").wait_for(timeout=60_000)
+    page.wait_for_function(READY, timeout=60_000)
+    assert page.locator(".st-key-run-picker input").input_value() == "demo-spectral"
     assert _exceptions(page) == []
     page.close()
 
