@@ -5,13 +5,15 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
-from explorer import graph_lab
-from explorer.figures import NEAR_ONE
+from explorer import graph_lab, shapes_lab
+from explorer.data.shapes import MAX_CLASS_CHANGE_P
 from explorer.graph_figures import (
     degradation_figure,
     eigenvector_heatmap,
+    guarantee_figure,
     second_moment_figure,
     spectrum_bars,
     training_loss_figure,
@@ -26,19 +28,26 @@ BACKGROUND_NODES = 1000  # above, the ball optimum is solved in a thread beside 
 INLINE_CURVE_NODES = 400  # above, the degradation curve is swept in a thread beside the page
 CURVE_POLL_S = 0.5  # how often a pending curve is looked for
 
-Spec = tuple[Any, ...]  # ("clusters", sizes, within, between, degree) or ("shapes", 4 probs)
+# ("clusters", sizes, within, between, degree) or ("shapes", crop, rotate, color, class_change_p)
+Spec = tuple[Any, ...]
+Curve = graph_lab.DegradationCurve | shapes_lab.GuaranteeCurve
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)  # about 30 MB each
+def cached_family(crop_p: float, rotate_p: float, color_p: float) -> shapes_lab.ClassChangeFamily:
+    """The shapes graphs of these probabilities for every class_change_p (two exact graphs,
+    about 1 s; then a graph costs a sum of three matrices)."""
+    return shapes_lab.class_change_family(crop_p, rotate_p, color_p)
 
 
 def build(spec: Spec, swept: float | None = None) -> graph_lab.LabGraph:
-    """The graph of ``spec``; ``swept`` replaces its between/within ratio or its shape_p."""
+    """The graph of ``spec``; ``swept`` replaces its between/within ratio."""
     if spec[0] == "clusters":
         _, sizes, within, between, degree = spec
         between = between if swept is None else swept * within
         return graph_lab.cluster_graph(sizes, within, between, degree=degree)
-    _, crop_p, rotate_p, color_p, shape_p = spec
-    return graph_lab.shapes_lab_graph(
-        crop_p, rotate_p, color_p, shape_p if swept is None else swept
-    )
+    _, crop_p, rotate_p, color_p, class_change_p = spec
+    return cached_family(crop_p, rotate_p, color_p).graph(class_change_p)
 
 
 @st.cache_resource(show_spinner=False)
@@ -55,24 +64,45 @@ def cached_graph(spec: Spec) -> graph_lab.LabGraph:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def cached_summary(spec: Spec) -> graph_lab.GraphSummary:
-    return graph_lab.summarize(cached_graph(spec), threshold=NEAR_ONE)
+    return graph_lab.summarize(cached_graph(spec))
 
 
-def sweep_curve(structure: Spec) -> graph_lab.DegradationCurve:
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_guarantee(spec: Spec) -> shapes_lab.GuaranteePoint:
+    """α, E(f*) and the bounds of a shapes graph (a few hundredths of a second, cached anyway:
+    every training tick reruns the page)."""
+    _, crop_p, rotate_p, color_p, class_change_p = spec
+    family = cached_family(crop_p, rotate_p, color_p)
+    summary = cached_summary(spec)
+    return shapes_lab.guarantee_point(
+        family, class_change_p, summary.gammas, summary.vectors, cached_graph(spec).weights
+    )
+
+
+def sweep_curve(structure: Spec, family: shapes_lab.ClassChangeFamily | None) -> Curve:
     """The curve depends on everything but the swept value (``structure`` has it set to None)."""
-    sweep = graph_lab.CLUSTER_SWEEP if structure[0] == "clusters" else graph_lab.SHAPE_SWEEP
-    return graph_lab.degradation_curve(lambda value: build(structure, value), sweep)
+    if structure[0] == "clusters":
+        return graph_lab.degradation_curve(
+            lambda value: build(structure, value), graph_lab.CLUSTER_SWEEP
+        )
+    return shapes_lab.guarantee_curve(family)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def cached_curve(structure: Spec, num_nodes: int) -> Future[graph_lab.DegradationCurve]:
-    """The sweep of ``structure``: solved at once on small graphs, beside the page above
-    :data:`INLINE_CURVE_NODES` nodes (1-3 s there), so a slider answers before the curve does."""
+def cached_curve(
+    structure: Spec, num_nodes: int, _family: shapes_lab.ClassChangeFamily | None = None
+) -> Future[Curve]:
+    """The sweep of ``structure`` (``_family``: its shapes graphs, not hashed, being a function
+    of ``structure``): solved at once on small graphs, beside the page above
+    :data:`INLINE_CURVE_NODES` nodes, so a slider answers before the curve does (the shapes
+    curve, 43 graphs, takes about 3 s, once per crop/rotation/colour setting). A cached
+    ``Future`` rather than ``st.cache_data``: the sweep runs in a thread, and a pending result
+    cannot be pickled."""
     if num_nodes <= INLINE_CURVE_NODES:
-        done: Future[graph_lab.DegradationCurve] = Future()
-        done.set_result(sweep_curve(structure))
+        done: Future[Curve] = Future()
+        done.set_result(sweep_curve(structure, _family))
         return done
-    return background().submit(sweep_curve, structure)
+    return background().submit(sweep_curve, structure, _family)
 
 
 st.title("Graph")
@@ -80,7 +110,8 @@ st.caption(
     "An augmentation graph has the augmented data as nodes and, as the weight w(x, x′) of an "
     "edge, the probability that x and x′ are two views of one datum (HaoChen et al. 2021, "
     "Section 3.1). Build one, see its spectrum find the clusters, and train a table of "
-    "features on the spectral contrastive loss: it learns the top eigenvectors."
+    "features on the spectral contrastive loss: in a large enough ball it learns the top "
+    "eigenvectors."
 )
 
 kind = st.radio(
@@ -146,35 +177,45 @@ else:
     )
     rotate = cols[1].slider("rotation p", 0.0, 1.0, 0.5, step=0.05, key="rotate")
     color = cols[2].slider("colour p", 0.0, 1.0, 0.8, step=0.05, key="color")
-    shape = cols[3].slider(
-        "shape-changing p",
+    class_change = cols[3].slider(
+        "class-change p",
         0.0,
-        1.0,
+        MAX_CLASS_CHANGE_P,
         0.0,
         step=0.01,
-        key="shape",
-        help="probability that a view's shape is redrawn at random, whatever "
-        "the image: noise alike for every class, not an ambiguous crop. "
-        "The class eigenvalues become (1 − p)²; the classes stay the "
-        "top eigenvectors up to p = 0.5 and drop out past it",
+        key="class_change",
+        help="with probability class-change p × its ambiguity (1 for the most ambiguous view), "
+        "a view of a ring, cross or star is drawn as its look-alike circle, square or "
+        "triangle: the mechanism training uses (`class_change_p`). Small views are the most "
+        "ambiguous, so the classes mix where images are hard to tell apart",
     )
-    cols[4].caption(
-        "840 images of the `shapes-subgrid` grid, 6 classes; views re-render the "
-        "factors with each part redrawn with its probability."
-    )
-    spec = ("shapes", crop, rotate, color, shape)
+    spec = ("shapes", crop, rotate, color, class_change)
     structure = ("shapes", crop, rotate, color, None)
-    swept_name, swept_now = "shape-changing p", shape
+    swept_name, swept_now = "class-change p", class_change
 
 lab = cached_graph(spec)
 summary = cached_summary(spec)
-near = f"{summary.near_one}" if summary.complete else f"≥ {summary.near_one}"
+if kind == "Shapes":
+    st.caption(
+        f"{lab.num_nodes} images, 6 classes: natural data uniform over the 1,080 factor tuples "
+        "of the `shapes-subgrid` grid, each view re-rendered with each part redrawn with its "
+        "probability. This is the kernel's own graph, not a run's: the Spectrum page scores a "
+        "run on its training split's tuples (same kernel, other natural data), so its "
+        "eigenvalues differ a little (at the default probabilities γ₇ is 0.282 on the seed-0 "
+        f"split, {summary.gammas[lab.k]:.3f} here)."
+    )
+all_computed = len(summary.gammas) == lab.num_nodes
 metrics = st.columns(6)
 metrics[0].metric("nodes", f"{lab.num_nodes:,}")
 metrics[1].metric(
-    f"γᵢ above {NEAR_ONE}",
-    near,
-    help=f"eigenvalues of Ā above {NEAR_ONE}: one per nearly disconnected cluster",
+    "γᵢ before the largest gap",
+    str(summary.before_gap),
+    help=f"the largest drop between consecutive eigenvalues of Ā is after γ_{summary.before_gap}: "
+    f"{summary.gammas[summary.before_gap - 1]:.3f} → {summary.gammas[summary.before_gap]:.3f} "
+    f"(by {summary.gap:.3f}"
+    + ("" if all_computed else f", among the top {len(summary.gammas)} computed")
+    + "); one eigenvalue near 1 per nearly disconnected cluster, however near the graph makes "
+    "them",
 )
 metrics[2].metric(f"γ_k (k = {lab.k})", f"{summary.gammas[lab.k - 1]:.3f}")
 metrics[3].metric(
@@ -190,6 +231,42 @@ metrics[5].metric(
     f"{100 * summary.probe_accuracy:.1f}%",
     help="a linear probe (logistic regression) on the top-k eigenvector features",
 )
+if kind == "Shapes":
+    guarantee_now = cached_guarantee(spec)
+    row = st.columns(6)
+    row[0].metric(
+        "α (Assumption 3.5)",
+        f"{guarantee_now.alpha:.3f}",
+        help="the least fraction of augmentations that change the class: min over labellings g "
+        "of images of Pr[g(x) ≠ y(x̄)], x a view of the natural datum x̄",
+    )
+    row[1].metric(
+        f"E(f*) (k = {lab.k})",
+        f"{guarantee_now.optimum_error:.3f}",
+        help="the paper's downstream error of the top-k eigenvector features f*: a least-squares "
+        "linear head, then a majority vote over each natural datum's views (docs/THEORY.md, "
+        '"The downstream guarantee")'
+        + (
+            "; γ_k = γ_{k+1} here, so f* is not unique and this is the eigensolver's choice"
+            if guarantee_now.tied
+            else ""
+        ),
+    )
+    row[2].metric(
+        "bound 4α/(1 − γ_{k+1}) + 8α",
+        f"{guarantee_now.bound:.3f}",
+        help="the γ_{k+1} form of the paper's bound on E(f*) (docs/THEORY.md); above 1 it says "
+        "nothing",
+    )
+    row[3].metric(
+        "Theorem 3.7: α log k / ρ²",
+        "∞"
+        if not np.isfinite(guarantee_now.theorem_order)
+        else f"{guarantee_now.theorem_order:.3g}",
+        help="α log k / ρ²_{⌊k/2⌋}, the constant set to 1 and ρ replaced by its lower bound "
+        "(1 − γ_{⌊k/2⌋})/2: an order of magnitude. ∞ when γ_{⌊k/2⌋} = 1: with class changes "
+        "only inside the three look-alike pairs, γ₃ = 1 and the bound on ρ₃ is 0",
+    )
 
 left, right = st.columns(2)
 left.plotly_chart(weights_heatmap(lab.weights, lab.labels, lab.classes), key="weights")
@@ -197,13 +274,16 @@ left.caption(
     "W ordered by cluster: bright blocks on the diagonal are the clusters, the dim "
     "ones off it the weak edges between them (log scale; blank: no edge)."
 )
-right.plotly_chart(spectrum_bars(summary.gammas, NEAR_ONE, lab.k, lab.num_nodes), key="spectrum")
+right.plotly_chart(
+    spectrum_bars(summary.gammas, summary.before_gap, lab.k, lab.num_nodes), key="spectrum"
+)
 right.caption(
-    f"Eigenvalues of the normalised adjacency Ā = D^-1/2 W D^-1/2, all in [0, 1] "
+    "Eigenvalues of the normalised adjacency Ā = D^-1/2 W D^-1/2, all in [0, 1] "
     "(an augmentation graph's W = Kᵀ diag(p) K is positive semi-definite). Each "
     "connected component gives an eigenvalue exactly 1, a nearly disconnected cluster "
-    f"one near 1 (red: above {NEAR_ONE}); the gap after γ_k is what the paper's "
-    "guarantees need."
+    "one near 1; red: the eigenvalues before the largest drop (a fixed threshold such as 0.9 "
+    "would count 1 of 6 clusters at the default weights, whose next five eigenvalues are "
+    "0.889). The gap after γ_k is what the paper's guarantees need."
 )
 left, right = st.columns(2)
 left.plotly_chart(
@@ -225,17 +305,6 @@ if kind == "Clusters":
         "the probe's accuracy (logistic regression fitted on half of the nodes, "
         "scored on the other half) and the clustering's ARI fall with it."
     )
-else:
-    right.caption(
-        "A step, not a graceful decline: redrawing the shape at random treats every "
-        "class alike, so the class eigenvectors stay the same and only their "
-        "eigenvalue (1 − p)² falls. While it is above crop's and rotation's 0.25 "
-        "(p < 0.5) they are the top k and probe and clustering are exact; past it "
-        "the top k are nuisance directions and both drop to chance at once. (The "
-        "probe: logistic regression fitted on half of the nodes, scored on the other "
-        "half.) Augmentations that change the class only where an image is "
-        "ambiguous would degrade gradually; this one does not."
-    )
 
 st.subheader("Train a table f on the spectral contrastive loss")
 st.caption(
@@ -247,7 +316,12 @@ st.caption(
 )
 controls = st.columns([2, 2, 1, 1])
 mu = controls[0].select_slider("μ (squared radius of the ball)", MUS, value=10.0, key="mu")
-d = controls[1].slider("features d", 1, min(16, lab.num_nodes - 1), min(lab.k, 16), key="d")
+max_d = min(16, lab.num_nodes - 1)
+if st.session_state.get("graph-d-for") != (kind, lab.k):  # a new class count: d follows it
+    st.session_state["graph-d-for"] = (kind, lab.k)
+    st.session_state["d"] = min(lab.k, max_d)
+st.session_state["d"] = min(st.session_state["d"], max_d)
+d = controls[1].slider("features d", 1, max_d, key="d", help="defaults to the class count k")
 train_key = (spec, d, mu)
 if controls[2].button("Train", type="primary", key="train"):
     trainer = TableTrainer(lab.weights, d, mu)
@@ -296,7 +370,8 @@ def training_panel(state: dict[str, Any] | None) -> None:
         )
         st.markdown(
             f"Step {trainer.step:,} of {MAX_STEPS:,}: L(f) = {point.loss:.4f}; "
-            f"**gap to the optimum: {100 * trainer.gap(point):.1f}%** (against "
+            # clamped: the ball optimum is solved to ~1e-3, and a table can land a hair below it
+            f"**gap to the optimum: {max(0.0, 100 * trainer.gap(point)):.1f}%** (against "
             f"{where})."
         )
     if ball is not None and ball.binds:
@@ -316,36 +391,102 @@ def training_panel(state: dict[str, Any] | None) -> None:
         "The exact population loss L(f) of the table (every node and edge, not a "
         "batch) falls to the optimum line."
     )
-    right.caption(
-        "At the unconstrained optimum E_w[f fᵀ] = Σ_x w_x f(x) f(x)ᵀ has the top "
-        "eigenvalues γ₁…γ_d of Ā. Necessary, not sufficient: any table with "
-        "√w_x f(x) = (√γ₁ u₁(x), …, √γ_d u_d(x)) for orthonormal u has them, and the "
-        "optimum also needs the u to span the top-d eigenspace (C₊ = C² is no proof "
-        "either: it holds at every stationary point, saddles made of other "
-        "eigenvectors included). The loss reaching −Σγᵢ² is what says the top "
-        "eigenvectors are learned."
-    )
+    if ball is not None and ball.binds:
+        right.caption(
+            f"μ = {trainer.mu:g} cuts the optimum off, so the table does not learn the top "
+            "eigenvectors here and E_w[f fᵀ] is not expected to meet the γᵢ: "
+            f"tr E_w[f fᵀ] = E‖f‖² ≤ μ = {trainer.mu:g}, and the best table inside the ball is "
+            "another one. The loss reaching the best inside the ball is what says it is trained."
+        )
+    else:
+        right.caption(
+            "At the unconstrained optimum E_w[f fᵀ] = Σ_x w_x f(x) f(x)ᵀ has the top "
+            "eigenvalues γ₁…γ_d of Ā. Necessary, not sufficient: any table with "
+            "√w_x f(x) = (√γ₁ u₁(x), …, √γ_d u_d(x)) for orthonormal u has them, and the "
+            "optimum also needs the u to span the top-d eigenspace (C₊ = C² is no proof "
+            "either: it holds at every stationary point, saddles made of other "
+            "eigenvectors included). The loss reaching −Σγᵢ² is what says the top "
+            "eigenvectors are learned."
+        )
 
 
 running = state is not None and state["running"]
 st.fragment(run_every=TICK_S if running else None)(training_panel)(state)
 
 
-def curve_panel(
-    curve: Future[graph_lab.DegradationCurve], current: float, name: str, polling: bool
-) -> None:
+def shapes_reading(curve: shapes_lab.GuaranteeCurve) -> str:
+    """What the shapes curve shows, read from it (the numbers move with crop, rotation and
+    colour)."""
+    alpha, error, nxt = curve.alpha, curve.optimum_error, curve.gamma_next
+    zero = alpha[error == 0].max() if (error == 0).any() else 0.0
+    vacuous = curve.bound_passes_one()
+    steady = float(nxt.max() - nxt.min()) < 1e-6
+    parts = [
+        "The abscissa is α, the least fraction of augmentations whose class no labelling of "
+        "images recovers (Assumption 3.5), not class-change p (in the hover): the sweep takes "
+        "class-change p every 0.05 up to 0.5 and every 0.0125 past it, where E(f*) moves.",
+        f"γ_k falls continuously, from {curve.gamma_k[0]:.3f} to {curve.gamma_k[-1]:.3f}, as "
+        "the look-alike classes mix; γ_{k+1} "
+        + (
+            f"stays at {nxt[0]:.3f} (a nuisance eigenvalue: crop, rotation or colour)."
+            if steady
+            else f"moves from {nxt[0]:.3f} to {nxt[-1]:.3f}."
+        ),
+        "E(f*), the paper's downstream error of the top-k eigenvector features (a "
+        "least-squares head, then a majority vote over each natural datum's views), "
+        f"is 0 up to α = {zero:.3f}, while each natural datum's views mostly keep its class, "
+        f"then rises in steps to {error[-1]:.3f} as groups of small rings, crosses and stars "
+        "are voted their look-alike.",
+        "The bound 4α/(1 − γ_{k+1}) + 8α (the γ_{k+1} form of the paper's guarantee, "
+        "docs/THEORY.md) holds at every point"
+        + (
+            f" but says nothing from α = {vacuous:.3f}, where it passes 1."
+            if vacuous is not None
+            else "."
+        ),
+    ]
+    if not np.isfinite(curve.theorem_order).any():
+        parts.append(
+            "Theorem 3.7's α log k/ρ²_{⌊k/2⌋} is not drawn: with k = 6 its ρ₃ is bounded "
+            "below by 0 only (γ₃ = 1: the three look-alike pairs never exchange views)."
+        )
+    parts.append(
+        "The probe labels each image by the class it shows, so it stays near 1; E(f*) asks "
+        "for the natural datum's class, which a view drawn as its look-alike no longer shows."
+    )
+    if curve.tied.any():
+        parts.append(
+            f"Hollow points (from α = {alpha[curve.tied][0]:.3f}): γ_k = γ_{{k+1}}, so f* is "
+            "not unique and E(f*) and the probe are those of the eigensolver's choice."
+        )
+    return " ".join(parts)
+
+
+def curve_panel(curve: Future[Curve], current: float, name: str, polling: bool, k: int) -> None:
     """The degradation curve once swept; until then a note, looked at again every
-    :data:`CURVE_POLL_S` seconds."""
+    :data:`CURVE_POLL_S` seconds. ``current``: the swept value now (α for shapes)."""
     if not curve.done():
-        st.info(f"Sweeping {name} for the degradation curve (a few seconds)…")
+        st.info(
+            f"Sweeping {name} for the degradation curve (a few seconds, once for these settings)…"
+        )
         return
     if polling:
         st.rerun()  # drawn by a full run, which also stops this timer
-    st.plotly_chart(degradation_figure(curve.result(), current, name), key="degradation")
+    result = curve.result()
+    if isinstance(result, shapes_lab.GuaranteeCurve):
+        st.plotly_chart(guarantee_figure(result, current, k), key="degradation")
+        st.caption(shapes_reading(result))
+    else:
+        st.plotly_chart(degradation_figure(result, current, name), key="degradation")
 
 
-curve = cached_curve(structure, lab.num_nodes)
+if kind == "Shapes":
+    family = cached_family(*structure[1:4])
+    curve = cached_curve(structure, lab.num_nodes, family)
+    current = guarantee_now.alpha
+else:
+    curve, current = cached_curve(structure, lab.num_nodes), swept_now
 with curve_slot:
     st.fragment(run_every=None if curve.done() else CURVE_POLL_S)(curve_panel)(
-        curve, swept_now, swept_name, not curve.done()
+        curve, current, swept_name, not curve.done(), lab.k
     )

@@ -1,10 +1,11 @@
 """Plotly figures of the Graph page: W, the spectrum of Abar, its top eigenvectors, the
-degradation curve and a table's training (:mod:`explorer.graph_lab`,
+degradation curve (the ``shapes`` graph's with the paper's downstream error and bound) and a
+table's training (:mod:`explorer.graph_lab`, :mod:`explorer.shapes_lab`,
 :mod:`explorer.graph_training`).
 
 Pure functions from arrays to ``plotly.graph_objects.Figure``; no Streamlit here. Large graphs
-are drawn block-averaged (at most ``max_bins`` rows and columns), so that a 2,000-node W stays a
-small chart in the browser.
+are drawn block-averaged (about ``max_bins`` rows and columns, each block inside one cluster), so
+that a 2,000-node W stays a small chart in the browser.
 """
 
 from __future__ import annotations
@@ -16,11 +17,36 @@ import plotly.graph_objects as go
 
 from explorer.graph_lab import DegradationCurve
 from explorer.graph_training import TrainPoint
+from explorer.shapes_lab import GuaranteeCurve
 
 
-def _bins(n: int, max_bins: int) -> list[np.ndarray]:
-    """Consecutive groups of node indices: one per node up to ``max_bins`` nodes."""
-    return np.array_split(np.arange(n), min(n, max_bins))
+def _bins(labels: np.ndarray, max_bins: int) -> list[np.ndarray]:
+    """Consecutive groups of node indices (nodes sorted by cluster), each inside one cluster: one
+    node per group up to ``max_bins`` nodes; above, each cluster of s nodes is split evenly into
+    ceil(s / b) groups of at most b nodes, b = ceil(n / max_bins), as even as s allows: equal
+    clusters get equal groups, and no group mixes two clusters (at most ``max_bins`` + k groups
+    for k clusters)."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if np.any(np.diff(labels) < 0):
+        raise ValueError("nodes must be sorted by cluster")
+    if n <= max_bins:
+        return [np.array([i]) for i in range(n)]
+    block = -(-n // max_bins)
+    starts = np.r_[0, np.flatnonzero(np.diff(labels)) + 1, n]
+    return [
+        part
+        for a, b in zip(starts[:-1], starts[1:], strict=True)
+        for part in np.array_split(np.arange(a, b), -(-(b - a) // block))
+    ]
+
+
+def _blocks(bins: list[np.ndarray]) -> str:
+    """What a binned cell or row is, for a title: "means over blocks of b nodes, each inside one
+    cluster" (b a range when the blocks differ)."""
+    sizes = sorted({len(b) for b in bins})
+    what = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+    return f"means over blocks of {what} nodes, each inside one cluster"
 
 
 def _cluster_ticks(
@@ -39,8 +65,9 @@ def weights_heatmap(
     W: np.ndarray, labels: np.ndarray, classes: Sequence[str], max_bins: int = 160
 ) -> go.Figure:
     """log10 of the edge weights w(x, x') (W summing to 1), nodes ordered by cluster; above
-    ``max_bins`` nodes each cell is the mean over a block of nodes. Blank cells: no edge."""
-    bins = _bins(W.shape[0], max_bins)
+    ``max_bins`` nodes each cell is the mean over a block of nodes, blocks inside one cluster and
+    equal for equal clusters (:func:`_bins`). Blank cells: no edge."""
+    bins = _bins(labels, max_bins)
     starts = np.array([b[0] for b in bins])
     sums = np.add.reduceat(np.add.reduceat(np.asarray(W), starts, axis=0), starts, axis=1)
     sizes = np.array([len(b) for b in bins], dtype=np.float64)
@@ -61,37 +88,38 @@ def weights_heatmap(
     fig.update_layout(
         height=420,
         margin={"t": 30, "b": 30, "l": 10, "r": 10},
-        title=f"W: {W.shape[0]} nodes"
-        + (f" (means over blocks of ~{W.shape[0] // len(bins)})" if len(bins) < W.shape[0] else ""),
+        title=f"W: {W.shape[0]} nodes" + (f" ({_blocks(bins)})" if len(bins) < W.shape[0] else ""),
     )
     return fig
 
 
 def spectrum_bars(
-    gammas: np.ndarray, threshold: float, k: int, num_nodes: int, max_shown: int = 60
+    gammas: np.ndarray, before_gap: int, k: int, num_nodes: int, max_shown: int = 60
 ) -> go.Figure:
-    """The top eigenvalues gamma_1 >= gamma_2 >= ... of Abar, those above ``threshold`` in
-    colour, the threshold dashed and the number of clusters k marked."""
+    """The top eigenvalues gamma_1 >= gamma_2 >= ... of Abar, the ``before_gap`` before their
+    largest drop (:func:`explorer.graph_lab.largest_gap`) in colour, that drop and the number of
+    clusters k marked."""
     shown = np.asarray(gammas)[:max_shown]
     index = np.arange(1, len(shown) + 1)
-    near = shown > threshold
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
             x=index,
             y=shown,
-            marker_color=np.where(near, "#EF553B", "#636EFA"),
+            marker_color=np.where(index <= before_gap, "#EF553B", "#636EFA"),
             hovertemplate="γ%{x} = %{y:.4f}<extra></extra>",
             showlegend=False,
         )
     )
-    fig.add_hline(
-        y=threshold,
-        line_dash="dash",
-        line_color="gray",
-        annotation_text=f"{threshold} ({int(near.sum())} above)",
-        annotation_position="top right",
-    )
+    if before_gap < len(gammas):
+        drop = float(gammas[before_gap - 1] - gammas[before_gap])
+        fig.add_vline(
+            x=before_gap + 0.5,
+            line_dash="dash",
+            line_color="#EF553B",
+            annotation_text=f"largest gap: {before_gap} before it (drop {drop:.3f})",
+            annotation_position="top right",
+        )
     fig.add_vline(
         x=k + 0.5,
         line_dash="dot",
@@ -129,7 +157,7 @@ def eigenvector_heatmap(
     n, k = vectors.shape
     w = np.asarray(degrees, dtype=np.float64)
     f = vectors / np.sqrt(w / w.sum())[:, None]
-    bins = _bins(n, max_bins)
+    bins = _bins(labels, max_bins)
     starts = np.array([b[0] for b in bins])
     sizes = np.array([len(b) for b in bins], dtype=np.float64)
     rows = np.add.reduceat(f, starts, axis=0) / sizes[:, None]
@@ -147,7 +175,8 @@ def eigenvector_heatmap(
     )
     fig.update_yaxes(**_cluster_ticks(labels, bins, classes), autorange="reversed", showgrid=False)
     fig.update_layout(
-        title=f"f = D^-1/2 v of the top {k} eigenvectors (rows: nodes)",
+        title=f"f = D^-1/2 v of the top {k} eigenvectors (rows: "
+        + (f"{_blocks(bins)})" if len(bins) < n else "nodes)"),
         height=420,
         margin={"t": 40, "b": 30, "l": 10, "r": 10},
     )
@@ -185,6 +214,92 @@ def degradation_figure(curve: DegradationCurve, current: float, parameter: str) 
     )
     fig.update_xaxes(title_text=parameter)
     fig.update_yaxes(range=[min(-0.05, float(np.min(curve.ari)) - 0.05), 1.05])
+    return fig
+
+
+def guarantee_figure(curve: GuaranteeCurve, current_alpha: float, k: int) -> go.Figure:
+    """The ``shapes`` graph as class changes grow (:func:`explorer.shapes_lab.guarantee_curve`),
+    against α (Assumption 3.5 of HaoChen et al. 2021), not the raw class_change_p: E(f*), the
+    γ_{k+1} form of its bound, Theorem 3.7's order where finite, the probe's accuracy, γ_k and
+    γ_{k+1}; the current α marked. Points where γ_k = γ_{k+1} (f* not unique) are hollow.
+
+    The y axis stops at 1.05: a bound above 1 says nothing and leaves the chart (its name says
+    from which α)."""
+    x = curve.alpha
+    fig = go.Figure()
+    for name, values, color in [
+        ("γ_k", curve.gamma_k, "#636EFA"),
+        ("γ_{k+1}", curve.gamma_next, "#00CC96"),
+    ]:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=values,
+                name=name,
+                mode="lines",
+                line={"color": color, "dash": "dot"},
+                hovertemplate=f"{name}: %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=curve.probe_accuracy,
+            name="linear probe accuracy (images' classes)",
+            mode="lines+markers",
+            line={"color": "#AB63FA"},
+            marker={"size": 4},
+            hovertemplate="probe accuracy: %{y:.3f}<extra></extra>",
+        )
+    )
+    vacuous = curve.bound_passes_one()
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=curve.bound,
+            name="bound 4α/(1 − γ_{k+1}) + 8α on E(f*)"
+            + (f" (above 1 from α = {vacuous:.3f}: off the chart)" if vacuous is not None else ""),
+            mode="lines",
+            line={"color": "black", "dash": "dash"},
+            hovertemplate="bound: %{y:.3f}<extra></extra>",
+        )
+    )
+    finite = np.isfinite(curve.theorem_order)
+    if finite.any():
+        fig.add_trace(
+            go.Scatter(
+                x=x[finite],
+                y=curve.theorem_order[finite],
+                name="Theorem 3.7: α log k / ρ²_{⌊k/2⌋} (order, constant 1)",
+                mode="lines",
+                line={"color": "gray", "dash": "dashdot"},
+                hovertemplate="Theorem 3.7 order: %{y:.3f}<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=curve.optimum_error,
+            customdata=curve.values,
+            name=f"E(f*): downstream error of the top-{k} eigenvector features",
+            mode="lines+markers",
+            line={"color": "#EF553B", "width": 3},
+            marker={"symbol": np.where(curve.tied, "circle-open", "circle"), "size": 7},
+            hovertemplate="E(f*): %{y:.3f} (class_change_p = %{customdata:.4f})<extra></extra>",
+        )
+    )
+    fig.add_vline(x=current_alpha, line_color="gray", line_dash="dash", annotation_text="now")
+    fig.update_layout(
+        title=f"as class changes grow: E(f*), its bound and the recovery (k = {k})",
+        height=460,
+        hovermode="x unified",
+        margin={"t": 40, "b": 40, "l": 10, "r": 10},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    fig.update_xaxes(
+        title_text="α: least fraction of augmentations that change the class (Assumption 3.5)"
+    )
+    fig.update_yaxes(range=[-0.05, 1.05])
     return fig
 
 

@@ -1,19 +1,21 @@
 """Small augmentation graphs to play with: clusters joined by weak edges, the exact ``shapes``
-graph, what the spectrum says about them, and a table f trained on the spectral loss.
+graph (:mod:`explorer.shapes_lab`), what the spectrum says about them, and a table f trained on
+the spectral loss.
 
 The maths of the dashboard's Graph page (the page only draws). HaoChen et al. [0] show that the
 minimisers of the spectral contrastive loss are f*(x) = sqrt(w_x)^-1 (sqrt(gamma_1) v_1(x), ...,
 sqrt(gamma_k) v_k(x)) up to a rotation, v_i the top-k eigenvectors of the augmentation graph's
 normalised adjacency Abar (:mod:`explorer.graph`); that a nearly disconnected component gives an
 eigenvalue near 1; and that a linear head on f* recovers the components, with an error bound
-that grows with the weight of the edges between them and as the eigenvalues after the k-th
-approach 1 ([0], NeurIPS 2021, Theorem 3.7 in rho_{floor(k/2)}; its appendix gives the form in
-gamma_{k+1}). Both kinds of graph here are augmentation graphs, W = K^T diag(p) K, so Abar is
-positive semi-definite. On the cluster graphs the recovery falls gradually as the between weight
-grows. On the ``shapes`` graph ``shape_p`` redraws the shape of a view whatever the image: noise
-that treats every class alike, which leaves the class eigenvectors unchanged and makes their
-eigenvalues (1 - shape_p)^2, so the recovery is perfect up to shape_p = 0.5 and lost past it: a
-step, not a graceful decline.
+that grows with alpha, the fraction of augmentations that change the class, and as the
+eigenvalues after the k-th approach 1 ([0], NeurIPS 2021, Theorem 3.7 in rho_{floor(k/2)}; its
+appendix gives the form in gamma_{k+1}; :mod:`explorer.guarantee`). Both kinds of graph here are
+augmentation graphs, W = K^T diag(p) K, so Abar is positive semi-definite. On the cluster graphs
+the recovery falls gradually as the between weight grows. On the ``shapes`` graph the classes mix
+through ``class_change_p``, the mechanism training uses: a ring, cross or star view is drawn as
+its look-alike circle, square or triangle with probability class_change_p x its ambiguity, so
+the classes mix where images are hard to tell apart; :mod:`explorer.shapes_lab` sweeps it and
+computes alpha, E(f*) and the bound exactly.
 
 References:
     [0] HaoChen, Wei, Gaidon, Ma, "Provable Guarantees for Self-Supervised Deep Learning with
@@ -36,17 +38,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from explorer import graph
-from explorer.shapes_graph import shapes_augmentation_graph
 
 #: Up to this many nodes the spectrum is computed densely (all n eigenvalues); above, LOBPCG.
 DENSE_NODES = 400
-#: The values a degradation curve sweeps: the between / within weight ratio of a cluster graph,
-#: the shape-changing probability of the shapes graph. The latter is dense on both sides of 0.5,
-#: where the class eigenvalue (1 - p)^2 crosses the crop and rotation eigenvalue 0.25 and the
-#: recovery drops in one step (0.5 itself is left out: there the two are equal, and which of
-#: them the top eigenvectors take is arbitrary).
+#: The between / within weight ratios a cluster graph's degradation curve sweeps.
 CLUSTER_SWEEP = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
-SHAPE_SWEEP = (0.0, 0.1, 0.2, 0.3, 0.4, 0.45, 0.48, 0.49, 0.51, 0.52, 0.55, 0.7, 1.0)
 
 
 @dataclass(frozen=True)
@@ -264,31 +260,6 @@ def cluster_graph(
     )
 
 
-def shapes_lab_graph(
-    crop_p: float = 0.5, rotate_p: float = 0.5, color_p: float = 0.8, shape_p: float = 0.0
-) -> LabGraph:
-    """The exact ``shapes`` graph on its default sub-grid (840 images, 6 classes), nodes ordered
-    by class: :func:`explorer.shapes_graph.shapes_augmentation_graph` with these redraw
-    probabilities.
-
-    ``shape_p`` is the probability that a view's shape is redrawn uniformly, whatever the image
-    looks like: noise that treats every class alike, not crops that make a shape ambiguous. Its
-    kernel on the shapes, (1 - p) I + p J/6, leaves the class indicators' span invariant, so the
-    class eigenvectors do not change; the five class-contrast eigenvalues become (1 - p)^2 (the
-    graph's 1 and then, with the defaults, 0.25 for crop and rotation). So at shape_p = 0 the
-    classes are the connected components (6 eigenvalues exactly 1); up to 0.5 the top 6
-    eigenvectors still are the classes' (spectral clustering and a probe on them stay exact);
-    past 0.5, where (1 - p)^2 falls below crop's and rotation's 0.25, the top 6 are nuisance
-    directions and the classes are lost from them at once (they are still in the spectrum,
-    lower down).
-    """
-    g = shapes_augmentation_graph(
-        crop_p=crop_p, rotate_p=rotate_p, color_p=color_p, shape_p=shape_p
-    )
-    order = np.argsort(g.labels, kind="stable")
-    return LabGraph(g.weights[np.ix_(order, order)], g.labels[order], tuple(g.classes))
-
-
 def leading_eigenpairs(
     W: np.ndarray, m: int, *, seed: int = 0, factor: KernelFactor | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -344,6 +315,22 @@ def spectral_features(W: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return vectors / np.sqrt(np.where(w > 0, w, 1.0))[:, None]
 
 
+def largest_gap(gammas: np.ndarray) -> tuple[int, float]:
+    """Where a descending spectrum drops most: (i, gamma_i - gamma_{i+1}), i counted from 1.
+
+    The eigengap heuristic of spectral clustering (von Luxburg, "A tutorial on spectral
+    clustering", Statistics and Computing 2007, Section 8.3): i nearly disconnected clusters
+    give i eigenvalues near 1 and then a drop, whatever "near" means for the graph (a fixed
+    threshold such as 0.9 counts 3 of 6 weakly joined clusters, or 1 of 8). The first of equal
+    drops wins.
+    """
+    drops = -np.diff(np.asarray(gammas, dtype=np.float64))
+    if not len(drops):
+        raise ValueError("need at least two eigenvalues")
+    i = int(np.argmax(drops))
+    return i + 1, float(drops[i])
+
+
 @dataclass(frozen=True)
 class GraphSummary:
     """What the spectrum of a :class:`LabGraph` says about its clusters.
@@ -351,42 +338,37 @@ class GraphSummary:
     Attributes:
         gammas: the top eigenvalues of Abar, descending (all n up to :data:`DENSE_NODES` nodes).
         vectors: (n, k) the top-k eigenvectors, k the number of clusters.
-        threshold: eigenvalues above it count as "near 1".
-        near_one: how many of ``gammas`` are above ``threshold``.
+        before_gap: how many of ``gammas`` come before their largest drop (:func:`largest_gap`).
+        gap: that drop, gamma_i - gamma_{i+1}.
         ari: adjusted Rand index of spectral clustering (k clusters) against the true clusters.
         probe_accuracy: :func:`probe_accuracy` of the top-k spectral features.
     """
 
     gammas: np.ndarray
     vectors: np.ndarray
-    threshold: float
-    near_one: int
+    before_gap: int
+    gap: float
     ari: float
     probe_accuracy: float
 
-    @property
-    def complete(self) -> bool:
-        """Whether ``near_one`` is exact (some computed eigenvalue is at or below the threshold)."""
-        return self.near_one < len(self.gammas)
 
-
-def summarize(
-    lab: LabGraph, *, threshold: float = 0.9, num_eigenvalues: int = 12, seed: int = 0
-) -> GraphSummary:
+def summarize(lab: LabGraph, *, num_eigenvalues: int = 12, seed: int = 0) -> GraphSummary:
     """Spectrum, eigenvectors, spectral clustering (ARI) and a linear probe of ``lab``.
 
-    ``num_eigenvalues`` eigenvalues above :data:`DENSE_NODES` nodes (at least k + 1), all below.
+    ``num_eigenvalues`` eigenvalues above :data:`DENSE_NODES` nodes (at least k + 1), all below;
+    the largest gap is looked for among those computed.
     """
     n, k = lab.num_nodes, lab.k
     m = n if n <= DENSE_NODES else max(num_eigenvalues, k + 1)
     gammas, vectors = leading_eigenpairs(lab.weights, m, seed=seed, factor=lab.factor)
     top = vectors[:, :k]
     clusters = graph.spectral_clustering(lab.weights, k, seed=seed, vectors=top, n_init=4)
+    before_gap, gap = largest_gap(gammas)
     return GraphSummary(
         gammas=gammas,
         vectors=top,
-        threshold=threshold,
-        near_one=int((gammas > threshold).sum()),
+        before_gap=before_gap,
+        gap=gap,
         ari=float(adjusted_rand_score(lab.labels, clusters)),
         probe_accuracy=probe_accuracy(spectral_features(lab.weights, top), lab.labels, seed=seed),
     )
@@ -397,7 +379,7 @@ class DegradationCurve:
     """How the clusters' recovery changes as the edges between them grow, one entry per value.
 
     Attributes:
-        values: (m,) the parameter swept (the between-cluster weight, or shapes' ``shape_p``).
+        values: (m,) the parameter swept (e.g. the between / within weight ratio).
         gamma_k: (m,) the k-th eigenvalue of Abar (k = the number of clusters).
         gamma_next: (m,) gamma_{k+1}: the paper's bound on a linear probe's error needs it away
             from 1 ([0], NeurIPS 2021: Theorem 3.7 states it in rho_{floor(k/2)}, the appendix
@@ -421,7 +403,7 @@ def degradation_curve(
     rows = []
     for value in values:
         lab = build(float(value))
-        summary = summarize(lab, threshold=1.0, num_eigenvalues=lab.k + 1, seed=seed)
+        summary = summarize(lab, num_eigenvalues=lab.k + 1, seed=seed)
         rows.append(
             (summary.gammas[lab.k - 1], summary.gammas[lab.k], summary.probe_accuracy, summary.ari)
         )

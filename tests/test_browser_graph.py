@@ -1,8 +1,9 @@
 """The Graph page in a real browser (headless Chromium driven by Playwright, as in
 tests/test_browser.py): the between-cluster slider, moved with the keyboard, changes the count of
-eigenvalues near 1, and Train brings the table's loss to the optimum; on the 840-node shapes graph
-the metrics answer before the degradation curve, which arrives by itself. Times are printed, not
-asserted."""
+eigenvalues before the largest gap, and Train brings the table's loss to the optimum; on the
+840-node shapes graph the metrics answer before the degradation curve (against α, with E(f*) and
+its bound), which arrives by itself, and the click on Shapes sets d to its six classes. Times are
+printed, not asserted."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def page(server: str) -> Iterator[object]:
 
 
 def near_one(page) -> str:
-    metric = page.locator('[data-testid="stMetric"]', has_text="above 0.9")
+    """The count of eigenvalues before the largest gap (one per nearly disconnected cluster)."""
+    metric = page.locator('[data-testid="stMetric"]', has_text="before the largest gap")
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
@@ -56,12 +58,13 @@ def test_the_between_slider_and_train(server: str, page, capsys) -> None:
     thumb = slider.get_by_role("slider")
     thumb.focus()
     started = time.perf_counter()
-    for _ in range(10):  # 0.01 -> 0.11: gamma_2, gamma_3 fall below 0.9 (about 0.53)
+    for _ in range(10):  # 0.01 -> 0.11: gamma_2, gamma_3 fall to about 0.53, the gap after 1
         thumb.press("ArrowRight")
     playwright_api.expect(thumb).to_have_value("0.11")
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
-            .some(m => m.innerText.includes('above 0.9') && m.innerText.trim().endsWith('1'))""",
+            .some(m => m.innerText.includes('before the largest gap')
+                       && m.innerText.trim().endsWith('1'))""",
         timeout=30_000,
     )
     moved = time.perf_counter() - started
@@ -123,11 +126,14 @@ def test_shapes_answers_before_its_curve_arrives(server: str, page, capsys) -> N
     )
     answered = time.perf_counter() - started
     curve_title = """() => [...document.querySelectorAll('.js-plotly-plot')].some(
-        p => ((p.layout.title || {}).text || '').includes('as shape-changing p grows'))"""
+        p => ((p.layout.title || {}).text || '').includes('as class changes grow'))"""
     page.wait_for_function(curve_title, timeout=90_000)
     arrived = time.perf_counter() - started
     page.wait_for_function(READY, timeout=30_000)
-    assert near_one(page) == "6"  # six classes, no shape change
+    assert near_one(page) == "6"  # six classes, no class change
+    # the click on Shapes moved d to the six classes (it was 3, the clusters' k)
+    d = page.locator('[data-testid="stSlider"]', has_text="features d").get_by_role("slider")
+    playwright_api.expect(d).to_have_value("6")
     assert not page.query_selector_all('[data-testid="stException"]')
     with capsys.disabled():
         print(

@@ -10,7 +10,7 @@ import scipy.linalg
 from scipy.sparse.csgraph import connected_components
 
 from explorer import graph_lab, graph_training
-from explorer.graph_figures import eigenvector_heatmap
+from explorer.graph_figures import eigenvector_heatmap, weights_heatmap
 from explorer.graph_lab import cluster_graph
 from explorer.shapes_graph import shapes_augmentation_graph
 
@@ -181,12 +181,13 @@ def test_leading_eigenpairs_find_repeated_eigenvalues_on_large_graphs(between: f
     np.testing.assert_allclose(vectors.T @ vectors, np.eye(8), atol=1e-8)
 
 
-def test_summary_counts_eigenvalues_near_one_and_recovers_separated_clusters() -> None:
+def test_summary_counts_eigenvalues_before_the_gap_and_recovers_separated_clusters() -> None:
     lab = cluster_graph((30, 30, 30, 30), 1.0, 0.01, degree=10, seed=0)
-    summary = graph_lab.summarize(lab, threshold=0.9)
+    summary = graph_lab.summarize(lab)
     expected = abar_eigenvalues(lab.weights)
     np.testing.assert_allclose(summary.gammas, expected, atol=1e-10)  # all of them, n <= 400
-    assert summary.near_one == int((expected > 0.9).sum()) == 4 and summary.complete
+    assert summary.before_gap == loop_largest_gap(expected)[0] == 4
+    assert summary.gap == pytest.approx(expected[3] - expected[4], abs=1e-10)
     assert summary.ari == 1.0 and summary.probe_accuracy == 1.0
     # rows of the top-4 eigenvectors are cluster indicators: their span is the indicators' span
     indicators = np.eye(4)[lab.labels] * np.sqrt(lab.weights.sum(1))[:, None]
@@ -199,9 +200,9 @@ def test_between_equal_to_within_leaves_no_cluster_eigenvalue() -> None:
     # cluster, so nothing near 1 but gamma_1; what a probe still finds comes from the bulk
     # (each cluster's own random targets), far from the clusters' recovery
     lab = cluster_graph((60, 60, 60), 1.0, 1.0, degree=10, seed=0)
-    summary = graph_lab.summarize(lab, threshold=0.9)
+    summary = graph_lab.summarize(lab)
     gammas = abar_eigenvalues(lab.weights)
-    assert summary.near_one == int((gammas > 0.9).sum()) == 1 and gammas[1] < 0.1
+    assert summary.before_gap == 1 and gammas[1] < 0.1
     # the cluster indicators, weighted by sqrt(w) and made orthogonal to gamma_1's sqrt(w): their
     # Rayleigh quotients on Abar are the eigenvalues they would have; here about 0
     w = lab.weights.sum(1)
@@ -220,17 +221,32 @@ def test_probe_accuracy_on_separable_and_on_random_features() -> None:
     assert graph_lab.probe_accuracy(rng.normal(size=(200, 4)), labels) < 0.5
 
 
-def test_shapes_graph_spectrum_matches_the_closed_form() -> None:
-    # each part's kernel (1-p) I + p J/m: Abar's eigenvalues are 1 (once per class when the
-    # shape is never redrawn) and (1 - p)^2 for every redrawn part; shape_p joins the classes
-    lab = graph_lab.shapes_lab_graph(shape_p=0.05)
-    assert lab.k == 6 and (np.diff(lab.labels) >= 0).all()
-    summary = graph_lab.summarize(lab, threshold=0.9)
-    np.testing.assert_allclose(summary.gammas[:6], [1.0] + [0.95**2] * 5, atol=1e-9)
-    assert summary.gammas[6] == pytest.approx(0.25, abs=1e-9)  # crop and rotation: (1 - 0.5)^2
-    assert summary.near_one == 6 and summary.ari == 1.0
-    joined = graph_lab.summarize(graph_lab.shapes_lab_graph(shape_p=0.1), threshold=0.9)
-    assert joined.near_one == 1  # 0.9^2 = 0.81 < 0.9
+def loop_largest_gap(gammas: np.ndarray) -> tuple[int, float]:
+    """The largest drop between consecutive eigenvalues, found by a plain loop: (i, drop)."""
+    best, where = -1.0, 0
+    for i in range(len(gammas) - 1):
+        if gammas[i] - gammas[i + 1] > best:
+            best, where = gammas[i] - gammas[i + 1], i + 1
+    return where, best
+
+
+@pytest.mark.parametrize("k", [3, 6, 8])
+def test_the_largest_gap_counts_weakly_joined_clusters_that_a_fixed_threshold_misses(
+    k: int,
+) -> None:
+    # the page's default clusters of 40 (between 0.01, 10 augmentations): at k = 6 and 8 the
+    # cluster eigenvalues are about 0.89 and 0.86, below a 0.9 threshold, yet the largest drop
+    # still comes after the k-th
+    lab = cluster_graph((40,) * k, 1.0, 0.01, degree=10)
+    gammas = abar_eigenvalues(lab.weights)
+    summary = graph_lab.summarize(lab)
+    assert summary.before_gap == loop_largest_gap(gammas)[0] == k
+    assert summary.gap == pytest.approx(loop_largest_gap(gammas)[1], abs=1e-10)
+    if k > 3:
+        assert int((gammas > 0.9).sum()) == 1  # what the old count said
+    assert graph_lab.largest_gap(np.array([1.0, 0.5, 0.0])) == (1, 0.5)  # ties: the first
+    with pytest.raises(ValueError, match="two eigenvalues"):
+        graph_lab.largest_gap(np.array([1.0]))
 
 
 def weighted_class_basis(W: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -264,18 +280,6 @@ def test_shape_p_leaves_the_class_eigenvectors_and_squares_into_their_eigenvalue
         assert angles.max() > 1.5
 
 
-def test_the_shapes_curve_is_a_step_at_one_half() -> None:
-    inside = [v for v in graph_lab.SHAPE_SWEEP if 0.4 < v < 0.6]
-    assert len(inside) >= 5 and 0.5 not in graph_lab.SHAPE_SWEEP
-    assert min(inside) < 0.5 < max(inside)
-    curve = graph_lab.degradation_curve(
-        lambda p: graph_lab.shapes_lab_graph(shape_p=p), [0.49, 0.51]
-    )
-    np.testing.assert_allclose(curve.gamma_k, [0.51**2, 0.25], atol=1e-9)
-    assert curve.probe_accuracy[0] == curve.ari[0] == 1.0
-    assert curve.probe_accuracy[1] < 0.3 and curve.ari[1] < 0.05  # chance: 1/6 and 0
-
-
 def test_eigenvector_heatmap_draws_f_constant_on_each_disconnected_cluster() -> None:
     lab = cluster_graph((40, 30, 20), 1.0, 0.0, degree=3, seed=1)
     w = lab.weights.sum(1)
@@ -291,6 +295,62 @@ def test_eigenvector_heatmap_draws_f_constant_on_each_disconnected_cluster() -> 
     np.testing.assert_allclose(
         (drawn * (w / w.sum())[:, None]).T @ drawn, np.eye(3), atol=1e-10
     )  # E_w[f f^T] = I
+
+
+def loop_blocks(sizes: tuple[int, ...], block: int) -> list[list[int]]:
+    """Each cluster of s consecutive nodes cut into ceil(s / block) runs whose sizes differ by at
+    most one (the longer first), written as loops."""
+    runs, start = [], 0
+    for s in sizes:
+        parts = -(-s // block)
+        for j in range(parts):
+            length = s // parts + (1 if j < s % parts else 0)
+            runs.append(list(range(start, start + length)))
+            start += length
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("sizes", "title"),
+    [
+        ((40,) * 6, "W: 240 nodes (means over blocks of 2 nodes, each inside one cluster)"),
+        ((41, 40, 27), "W: 108 nodes"),
+        ((250, 250, 121), "W: 621 nodes (means over blocks of 3–4 nodes, each inside one cluster)"),
+    ],
+)
+def test_the_weights_heatmap_bins_by_cluster_and_equal_clusters_alike(
+    sizes: tuple[int, ...], title: str
+) -> None:
+    lab = cluster_graph(sizes, 1.0, 0.02, degree=6, seed=1)
+    n = lab.num_nodes
+    figure = weights_heatmap(lab.weights, lab.labels, lab.classes, max_bins=160)
+    drawn = np.asarray(figure.data[0].z, dtype=np.float64)
+    runs = loop_blocks(sizes, -(-n // 160)) if n > 160 else [[i] for i in range(n)]
+    expected = np.array([[lab.weights[np.ix_(a, b)].mean() for b in runs] for a in runs])
+    np.testing.assert_allclose(drawn, np.log10(expected), rtol=1e-12)
+    assert figure.layout.title.text == title
+    # no block mixes two clusters, and equal clusters get as many rows
+    assert all(len(set(lab.labels[r])) == 1 for r in runs)
+    rows = np.bincount([lab.labels[r[0]] for r in runs])
+    assert len({rows[c] for c in range(len(sizes)) if sizes[c] == sizes[0]}) == 1
+    centres = [np.mean([i for i, r in enumerate(runs) if lab.labels[r[0]] == c]) for c in range(3)]
+    np.testing.assert_allclose(figure.layout.xaxis.tickvals[:3], centres)
+
+
+def test_the_eigenvector_heatmap_bins_by_cluster_too() -> None:
+    lab = cluster_graph((40,) * 6, 1.0, 0.0, degree=3, seed=2)
+    w = lab.weights.sum(1)
+    values, vectors = np.linalg.eigh(lab.weights / np.sqrt(np.outer(w, w)))
+    top = vectors[:, np.argsort(values)[::-1][:6]]
+    figure = eigenvector_heatmap(top, w, lab.labels, lab.classes, max_bins=100)
+    drawn = np.asarray(figure.data[0].z, dtype=np.float64)
+    f = top / np.sqrt(w / w.sum())[:, None]
+    runs = loop_blocks((40,) * 6, 3)  # 240 nodes into at most 100 rows: blocks of 3
+    np.testing.assert_allclose(drawn, [f[r].mean(0) for r in runs], atol=1e-12)
+    assert drawn.shape == (6 * 14, 6)  # each cluster: 14 blocks, 12 of 3 nodes and 2 of 2
+    assert "means over blocks of 2–3 nodes, each inside one cluster" in figure.layout.title.text
+    for c in range(6):  # disconnected: each block of one cluster draws that cluster's value
+        assert drawn[14 * c : 14 * (c + 1)].std(0).max() < 1e-9
 
 
 def test_degradation_curve_against_numpy() -> None:

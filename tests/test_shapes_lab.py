@@ -1,0 +1,118 @@
+"""explorer.shapes_lab against independent references: the exact shapes graph built afresh at
+each class_change_p, α read off the kernel's own class-change probabilities, E(f*) from
+explorer.theorem's dense path, SciPy's connected components, and the paper's inequality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.sparse.csgraph import connected_components
+
+from explorer import shapes_lab, theorem
+from explorer.data.shapes import MAX_CLASS_CHANGE_P, SHAPES_GRID
+from explorer.graph_figures import guarantee_figure
+from explorer.shapes_graph import shapes_augmentation_graph
+
+
+@pytest.fixture(scope="module")
+def family() -> shapes_lab.ClassChangeFamily:
+    return shapes_lab.class_change_family()
+
+
+@pytest.fixture(scope="module")
+def curve(family: shapes_lab.ClassChangeFamily) -> shapes_lab.GuaranteeCurve:
+    return shapes_lab.guarantee_curve(family)
+
+
+@pytest.mark.parametrize("c", [0.0, 0.37, 0.71])
+def test_the_family_is_the_exact_graph_at_every_class_change_p(
+    family: shapes_lab.ClassChangeFamily, c: float
+) -> None:
+    # built afresh by explorer.shapes_graph, nodes sorted by class as the family keeps them
+    exact = shapes_augmentation_graph(class_change_p=c)
+    order = np.argsort(exact.labels, kind="stable")
+    lab = family.graph(c)
+    np.testing.assert_allclose(lab.weights, exact.weights[np.ix_(order, order)], atol=1e-18)
+    assert lab.weights.sum() == pytest.approx(1.0, abs=1e-12) and lab.k == 6
+    np.testing.assert_array_equal(lab.labels, exact.labels[order])
+    A, p, y = family.augmentation(c)
+    exact_A, exact_p, exact_y = exact.natural_augmentation()
+    np.testing.assert_allclose(A, exact_A[:, order], atol=1e-15)
+    np.testing.assert_array_equal(y, exact_y)
+    np.testing.assert_allclose(p, exact_p)
+    with pytest.raises(ValueError, match="class_change_p"):
+        family.graph(MAX_CLASS_CHANGE_P + 0.01)
+
+
+def test_alpha_is_the_chance_that_a_view_changes_class(
+    family: shapes_lab.ClassChangeFamily, curve: shapes_lab.GuaranteeCurve
+) -> None:
+    # uniform natural data and doubly stochastic parts: views are uniform over the tuples, and a
+    # look-alike image is always made more often by its own (simple) class than by a changed
+    # detailed one (q <= 0.9 < 1), so the best labelling names the drawn shape and α is the mean
+    # class-change probability of a view, read off the kernel itself
+    for c in (0.2, 0.6, MAX_CLASS_CHANGE_P):
+        kernel = shapes_augmentation_graph(class_change_p=c).kernel
+        expected = kernel.change_probabilities(kernel.tuples(), SHAPES_GRID).mean()
+        W = family.graph(c).weights
+        w = W.sum(1)
+        values, vectors = np.linalg.eigh(W / np.sqrt(np.outer(w, w)))
+        point = shapes_lab.guarantee_point(family, c, values[::-1], vectors[:, ::-1])
+        assert point.alpha == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_allclose(curve.alpha, curve.values * curve.alpha[-1] / curve.values[-1])
+
+
+def test_the_curve_is_dense_where_the_error_moves_and_the_bound_holds_everywhere(
+    curve: shapes_lab.GuaranteeCurve,
+) -> None:
+    values = curve.values
+    assert values[0] == 0.0 and values[-1] == MAX_CLASS_CHANGE_P
+    assert np.diff(values[values >= 0.5]).max() <= 0.0125 + 1e-12
+    assert (np.diff(curve.alpha) > 0).all()
+    # the paper's inequality at every point, E(f*) never falls, and is 0 while every natural
+    # datum's views mostly keep its class (class_change_p x ambiguity <= 1/2)
+    assert (curve.bound >= curve.optimum_error).all()
+    assert (np.diff(curve.optimum_error) >= 0).all()
+    assert (curve.optimum_error[values <= 0.5] == 0).all() and curve.optimum_error[-1] > 0.2
+    assert len(np.unique(curve.optimum_error)) >= 5  # a staircase, not one step
+    # gamma_k falls continuously; gamma_{k+1} is crop's and rotation's (1 - 0.5)^2 throughout
+    slopes = np.diff(curve.gamma_k) / np.diff(values)
+    assert (slopes <= 1e-6).all() and slopes.min() > -2  # no jump: at most 2 per unit of c
+    np.testing.assert_allclose(curve.gamma_next, 0.25, atol=1e-8)
+    # the bound is linear in α here, 4α/0.75 + 8α, and passes 1 at α = 3/40
+    np.testing.assert_allclose(curve.bound, curve.alpha * (4 / 0.75 + 8), rtol=1e-6)
+    assert curve.bound_passes_one() == pytest.approx(0.075, abs=1e-6)
+    # f* stops being unique only where gamma_k meets gamma_{k+1}
+    np.testing.assert_array_equal(curve.tied, curve.gamma_k - 0.25 < 1e-6)
+    assert curve.tied[-1] and not curve.tied[values < 0.8].any()
+
+
+def test_the_error_and_alpha_match_the_dense_path_of_explorer_theorem(
+    curve: shapes_lab.GuaranteeCurve,
+) -> None:
+    # theorem.graph_guarantee builds the graph itself (uniform natural data: key None) and
+    # takes f* from a full eigh; here the graph is interpolated and f* from LOBPCG
+    for c in (0.3, 0.6, 0.7, 0.8):
+        known = theorem.graph_guarantee((None, (0.5, 0.5, 0.8, c)), 6)
+        i = int(np.flatnonzero(np.isclose(curve.values, c))[0])
+        assert curve.alpha[i] == pytest.approx(known.alpha, abs=1e-12)
+        assert curve.optimum_error[i] == pytest.approx(known.optimum_error, abs=1e-12)
+
+
+def test_theorem_3_7_is_infinite_because_the_look_alike_pairs_stay_components(
+    family: shapes_lab.ClassChangeFamily, curve: shapes_lab.GuaranteeCurve
+) -> None:
+    W = family.graph(MAX_CLASS_CHANGE_P).weights
+    count, component = connected_components(W > 0, directed=False)
+    assert count == 3  # circle+ring, square+cross, triangle+star
+    assert np.isinf(curve.theorem_order).all()
+    figure = guarantee_figure(curve, float(curve.alpha[20]), 6)
+    names = [t.name for t in figure.data]
+    assert not any(name.startswith("Theorem") for name in names)  # nothing finite to draw
+    error = next(t for t in figure.data if t.name.startswith("E(f*)"))
+    np.testing.assert_allclose(error.x, curve.alpha)
+    np.testing.assert_allclose(error.customdata, curve.values)
+    bound = next(t for t in figure.data if t.name.startswith("bound"))
+    assert "above 1 from α = 0.075" in bound.name
+    assert figure.layout.xaxis.title.text.startswith("α: least fraction of augmentations")
+    assert figure.layout.shapes[0].x0 == pytest.approx(curve.alpha[20])  # "now"
