@@ -50,27 +50,48 @@ def images_of_test_split() -> Tensor | None:
     return splits[1].images
 
 
+# The selection is kept as test-image indices, which name the same images at every checkpoint
+# and in both layouts: the chart itself is a new widget whenever its figure changes (another
+# checkpoint, another layout), which would drop it. Its on_select callback records it.
+SELECTION = "embedding-selection"
+chart_key = f"embedding-{run.name}-{projection}"
+traces = embedding_traces(labels, len(classes))
+
+
+def remember_selection() -> None:
+    """The chart's new selection (a click, a box, a lasso; empty when cleared), as images."""
+    points = st.session_state[chart_key]["selection"]["points"]
+    picked = {int(traces[p["curve_number"]][1][p["point_index"]])
+              for p in points if p.get("curve_number", -1) < len(traces)}
+    st.session_state[SELECTION] = {"run": run.name, "epoch": epoch,
+                                   "images": sorted(int(indices[r]) for r in picked)}
+
+
+kept = st.session_state.get(SELECTION) or {}
+images = kept.get("images", []) if kept.get("run") == run.name else []
+rows = np.flatnonzero(np.isin(indices, images)).tolist() if images else []
 figure = embedding_figure(arrays[projection], labels, classes, indices,
-                          title=f"{run.name}, epoch {epoch}, {projection.upper()}")
+                          title=f"{run.name}, epoch {epoch}, {projection.upper()}",
+                          selected=np.array(rows, dtype=np.int64))
 pointer = st.radio("Pointer", ["select points", "images on hover"], horizontal=True,
                    help="select points: click a point, or box/lasso a region (the chart's "
                         "toolbar), to see the images below; images on hover: each point shows "
                         "its image as the pointer passes over it (no selection)")
 if pointer == "images on hover":
-    if (images := images_of_test_split()) is not None:
-        sprite, columns = sprite_sheet(images[indices].numpy())
+    if (images_all := images_of_test_split()) is not None:
+        sprite, columns = sprite_sheet(images_all[indices].numpy())
         st.iframe(hover_html(figure, sprite, columns, sprite_rows(len(indices), columns)),
                   height=figure.layout.height + 20)
     st.stop()
-event = st.plotly_chart(
+st.plotly_chart(
     figure,
-    key=f"embedding-{run.name}-{projection}",
-    on_select="rerun",
+    key=chart_key,
+    on_select=remember_selection,
     selection_mode=("points", "box", "lasso"),
 )
-traces = embedding_traces(labels, len(classes))
-rows = sorted({int(traces[p["curve_number"]][1][p["point_index"]])
-               for p in event.selection.points if p.get("curve_number", -1) < len(traces)})
+if rows and epoch != kept.get("epoch", epoch):
+    st.caption(f"The selection made at epoch {kept['epoch']}, followed to epoch {epoch} "
+               "(double-click the chart's background to clear it).")
 
 
 @st.cache_data(max_entries=4, show_spinner="Computing the checkpoint's features…")

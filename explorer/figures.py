@@ -226,18 +226,28 @@ def embedding_figure(
     classes: Sequence[str],
     indices: np.ndarray,
     title: str = "",
+    selected: np.ndarray | None = None,
 ) -> go.Figure:
     """A WebGL scatter of a 2-D layout (M, 2), one trace per class (see :func:`embedding_traces`).
 
     Each point's ``customdata`` is ``[row in layout, index in the test split]`` (shown on hover).
+    ``selected``: rows drawn as selected (larger, the others faded), e.g. a selection carried
+    over from another checkpoint; None or empty draws every point alike.
     """
     fig = go.Figure()
+    chosen = None if selected is None or not len(selected) else set(np.asarray(selected).tolist())
     for c, rows in embedding_traces(labels, len(classes)):
+        extra: dict[str, Any] = {}
+        if chosen is not None:
+            extra = {"selectedpoints": [i for i, row in enumerate(rows.tolist()) if row in chosen],
+                     "selected": {"marker": {"size": 9, "opacity": 1.0}},
+                     "unselected": {"marker": {"opacity": 0.15}}}
         fig.add_trace(go.Scattergl(
             x=layout[rows, 0], y=layout[rows, 1], mode="markers", name=classes[c],
             marker={"size": 4, "color": _color(c), "opacity": 0.8},
             customdata=np.stack([rows, indices[rows]], axis=1).tolist(),
             hovertemplate=f"{classes[c]}<br>test image %{{customdata[1]}}<extra></extra>",
+            **extra,
         ))
     # dragmode zoom, not lasso or box: in Streamlit a click selects a point only when the drag
     # tool is not a selection tool (st.plotly_chart sets clickmode "event" for those).

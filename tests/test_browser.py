@@ -310,5 +310,15 @@ def test_clicking_a_point_shows_its_image_and_neighbours(server: str, browser) -
     classes = neighbours.inner_text().split(": ", 1)[1].split(", ")
     assert len(classes) == 12
     assert images.count() == 2  # the image, its neighbours
+    # The point is followed to the previous checkpoint: the same image, its neighbours there.
+    clicked = heading.inner_text()
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("ArrowLeft")
+    page.get_by_text("followed to epoch").wait_for(timeout=60_000)
+    page.get_by_text(clicked, exact=True).wait_for(timeout=60_000)
+    neighbours.wait_for(timeout=60_000)
+    images.nth(1).wait_for(timeout=60_000)
+    page.wait_for_function(READY, timeout=60_000)
+    assert page.get_by_text(re.compile(r"^Test image \d+: \w+$")).inner_text() == clicked
     assert _exceptions(page) == []
     page.close()

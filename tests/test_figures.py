@@ -133,6 +133,11 @@ def test_embedding_points_map_back_to_their_rows() -> None:
         for (row, index), x in zip(trace.customdata, trace.x, strict=True):
             assert layout[row, 0] == x and indices[row] == index
             assert ["a", "b", "c"][labels[row]] == trace.name
+    assert all(t.selectedpoints is None for t in fig.data)  # nothing selected: all alike
+    selected = np.array([3, 17, 40])
+    fig = embedding_figure(layout, labels, ["a", "b", "c"], indices, selected=selected)
+    marked = [traces[curve][1][i] for curve, t in enumerate(fig.data) for i in t.selectedpoints]
+    assert sorted(marked) == selected.tolist()
 
 
 def test_confusion_is_row_normalised() -> None:
