@@ -8,12 +8,15 @@ import shutil
 from pathlib import Path
 
 from explorer.runs import list_runs
+from explorer.sweep import sweeps_dir
 
 DEMO_RUNS = Path(__file__).resolve().parent / "demo_runs"
 
 
 def install_demo_runs(runs_dir: str | Path, source: Path = DEMO_RUNS) -> list[str]:
-    """Copy the demo runs into an empty ``runs_dir``; returns the names copied.
+    """Copy the demo runs, and the manifests of the demo sweeps (``.sweeps/*.json``, so the
+    Sweeps page has its sweep on first load), into an empty ``runs_dir``; returns the run names
+    copied.
 
     A runs directory that already holds a run is left alone (the user's runs are theirs).
     """
@@ -27,4 +30,11 @@ def install_demo_runs(runs_dir: str | Path, source: Path = DEMO_RUNS) -> list[st
         if not target.exists():
             shutil.copytree(run.path, target)
             copied.append(run.name)
+    manifests = sweeps_dir(source)
+    if manifests.is_dir():
+        sweeps_dir(runs_dir).mkdir(exist_ok=True)
+        for manifest in sorted(manifests.glob("*.json")):
+            target = sweeps_dir(runs_dir) / manifest.name
+            if not target.exists():
+                shutil.copyfile(manifest, target)
     return copied

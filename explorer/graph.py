@@ -487,17 +487,22 @@ def _fista(
     return f, max_iterations, False
 
 
-def reachable_optima(W: Array, k: int, mus: np.ndarray, **solver: object) -> list[BallOptimum]:
+def reachable_optima(W: Array, k: int, mus: np.ndarray, *,
+                     eigenpairs: tuple[np.ndarray, np.ndarray] | None = None,
+                     **solver: object) -> list[BallOptimum]:  # fmt: skip
     """The ball-constrained optimum of L for every mu in ``mus``, in the order of ``mus``.
 
     Solved from the largest mu down, each solve started from the previous solution (projected
-    onto the smaller ball); ``solver`` goes to :func:`ball_constrained_optimum`.
+    onto the smaller ball); ``eigenpairs``, the top-k ``(gammas, vectors)`` of W's normalised
+    adjacency when the caller has them, else computed once; ``solver`` goes to
+    :func:`ball_constrained_optimum`.
     """
     mus = np.asarray(mus, dtype=np.float64)
     results: list[BallOptimum | None] = [None] * len(mus)
     previous = None
     W = _numpy(W)
-    eigenpairs = top_eigenpairs(W / W.sum(), k)  # shared by every mu
+    if eigenpairs is None:
+        eigenpairs = top_eigenpairs(W / W.sum(), k)  # shared by every mu
     for i in np.argsort(-mus):
         result = ball_constrained_optimum(
             W, k, float(mus[i]), init=previous, eigenpairs=eigenpairs, **solver

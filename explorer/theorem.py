@@ -163,12 +163,13 @@ class BallCurve:
 def ball_curve(key: GraphKey, k: int, mu: float) -> BallCurve:
     """The reachable-optimum curve of a cached graph (:func:`run_graph`'s ``key``) at powers of
     two, ``mu`` and max‖f*‖²; cached, since every checkpoint of a run asks the same question."""
-    graph = _decomposed_graph(key)[0]
+    graph, gammas, vectors = _decomposed_graph(key)
     W = graph.weights / graph.weights.sum()
-    max_sq = G.max_optimal_sq_norm(W, k)
+    max_sq = _max_sq_norm(key, k)
     powers = [2.0**i for i in range(int(np.ceil(np.log2(max_sq))) + 1)]
     mus = sorted({m for m in [*powers, max_sq, mu] if m <= max_sq and np.isfinite(m)})
-    optima = G.reachable_optima(W, k, mus, tol=CURVE_TOLERANCE, max_iterations=CURVE_ITERATIONS)
+    optima = G.reachable_optima(W, k, mus, eigenpairs=(gammas[:k], vectors[:, :k]),
+                                tol=CURVE_TOLERANCE, max_iterations=CURVE_ITERATIONS)
     at_mu = optima[mus.index(mu)] if mu in mus else None
     c_eigs: tuple[float, ...] = ()
     if at_mu is not None:
@@ -180,8 +181,12 @@ def ball_curve(key: GraphKey, k: int, mu: float) -> BallCurve:
 
 @functools.lru_cache(maxsize=16)
 def _max_sq_norm(key: GraphKey, k: int) -> float:
-    graph = _decomposed_graph(key)[0]
-    return G.max_optimal_sq_norm(graph.weights / graph.weights.sum(), k)
+    """max_x ||f*(x)||^2 (:func:`explorer.graph.max_optimal_sq_norm`) from the cached
+    eigenpairs: no second eigendecomposition."""
+    graph, gammas, vectors = _decomposed_graph(key)
+    w = graph.weights.sum(1) / graph.weights.sum()
+    sq = (vectors[:, :k] ** 2 * np.clip(gammas[:k], 0, None)).sum(1) / w
+    return float(sq.max())
 
 
 @dataclass(frozen=True)

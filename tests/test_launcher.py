@@ -236,3 +236,19 @@ def test_demo_runs_go_into_an_empty_runs_directory_only(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     create_run(mine, build_config("shapes-demo"), name="my-run")
     assert install_demo_runs(mine, source) == []
+
+
+def test_demo_sweep_manifests_are_installed_with_the_demo_runs(tmp_path: Path) -> None:
+    from explorer.config import build_config
+    from explorer.sweep import list_sweeps, new_manifest
+
+    source = tmp_path / "demo"
+    manifest = new_manifest(source, "demo-sweep", "class_change_p", [0.0, 0.5], "shapes-demo",
+                            None, {})
+    for name in manifest["runs"]:
+        create_run(source, build_config("shapes-demo"), name=name)
+    runs = tmp_path / "runs"
+    assert sorted(install_demo_runs(runs, source)) == ["demo-sweep-0", "demo-sweep-0.5"]
+    installed = list_sweeps(runs)
+    assert [(name, error) for name, _, error in installed] == [("demo-sweep", None)]
+    assert installed[0][1] == manifest

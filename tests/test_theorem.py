@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from explorer import graph as G
 from explorer import theorem
 from explorer.builders import build_model, load_splits
 from explorer.checkpoint_analysis import ViewOutputs, add_view_metrics
@@ -156,6 +157,12 @@ def test_exact_metrics_inside_a_binding_ball(subgrid_run) -> None:
     reachable = np.asarray(record["reachable_c_eigs"])
     assert reachable[:6] == pytest.approx(np.full(6, 1 / 6), abs=1e-3)
     assert reachable[6:] == pytest.approx(np.zeros(len(reachable) - 6), abs=1e-3)
+    # max‖f*(x)‖² from the cached eigenpairs is the row norm of an independent eigh's f*
+    k = config.projector_out_dim
+    assert record["max_optimal_sq_norm"] == pytest.approx(
+        float((f_star**2).sum(1).max()), rel=1e-9)
+    assert theorem._max_sq_norm(scored.key, k) == pytest.approx(
+        G.max_optimal_sq_norm(scored.graph.weights, k), rel=1e-12)
 
 
 def test_other_losses_are_scored_on_the_direction_at_its_best_scale(subgrid_run) -> None:
