@@ -54,6 +54,7 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synthetic_run(runs, "synthetic-20x5000")
     corrupt_run(runs, "half-written")
     shutil.copytree(DEMO_RUNS / "shapes-spectral", runs / "demo-spectral")  # has its weights
+    shutil.copytree(DEMO_RUNS / "shapes-image", runs / "demo-image")  # worse than f = 0
     return runs
 
 
@@ -196,6 +197,37 @@ def test_the_train_page_watches_a_run_of_its_choosing_and_links_its_pages(
     page.get_by_text(f"the network is at {100 * share:.1f}%").wait_for(timeout=60_000)
     page.wait_for_function(READY, timeout=60_000)
     assert page.locator(".st-key-run-picker input").input_value() == "demo-spectral"
+    assert _exceptions(page) == []
+    page.close()
+
+
+# The share-of-the-optimum panel of the exact-progress chart: its y range, its values, and the
+# horizontal lines drawn on it.
+SHARE_PANEL = """() => {
+    const gd = document.querySelector('.st-key-exact-progress .js-plotly-plot');
+    const values = gd._fullData.filter(t => t.xaxis === 'x' && t.yaxis === 'y')
+        .flatMap(t => Array.from(t.y));
+    const lines = (gd._fullLayout.shapes || []).filter(s => s.yref === 'y' && s.y0 === s.y1)
+        .map(s => s.y0);
+    return {range: gd._fullLayout.yaxis.range, values: values, lines: lines};
+}"""
+
+
+def test_a_run_below_zero_share_is_drawn_inside_its_axis_with_a_zero_line(
+    server: str, browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    open_page(page, server, "spectrum")
+    page.get_by_role("combobox", name="Run").click()
+    page.get_by_role("option", name="demo-image").click()
+    page.get_by_text("This run did not train on an exact graph").wait_for(timeout=60_000)
+    page.locator(".st-key-exact-progress .js-plotly-plot").wait_for(timeout=60_000)
+    page.wait_for_function(READY, timeout=60_000)
+    panel = page.evaluate(SHARE_PANEL)
+    low, high = panel["range"]
+    assert panel["values"] and max(panel["values"]) < 0  # the image-space run: below f = 0
+    assert all(low < v < high for v in panel["values"]), panel
+    assert low < 0 < high and 0 in panel["lines"]
     assert _exceptions(page) == []
     page.close()
 
