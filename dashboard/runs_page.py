@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import runs_dir
+from dashboard.common import run_names, runs_dir
 from dashboard.memory import drop_missing, kept
 from explorer.errors import UserError
-from explorer.figures import training_curves
+from explorer.figures import run_colors, training_curves
 from explorer.overview import RunSummary, summaries
 from explorer.runs import Run
 
@@ -19,6 +19,11 @@ def _state(summary: RunSummary) -> str:
     if summary.activity in (None, "training"):
         return summary.state
     return f"{summary.state}, now {summary.activity}"
+
+
+def _percent(value: float | None) -> str:
+    """A fraction in percent, or — where there is none yet (a run still training)."""
+    return "—" if value is None else f"{100 * value:.1f}"
 
 
 @st.fragment(run_every=3)
@@ -35,17 +40,25 @@ def runs_table() -> None:
                 "dataset": s.dataset,
                 "backbone": s.backbone,
                 "loss": s.loss,
+                "augment": s.augment or "—",
                 "μ": "n/a (no μ)" if s.mu is None else f"{s.mu:g}",  # SimCLR, SimSiam
+                "lr": "—" if s.lr is None else f"{s.lr:g}",
+                "batch": "—" if s.batch_size is None else str(s.batch_size),
                 "epochs": s.epochs_text if s.state != "corrupt" else "?",
                 "progress": s.progress,
-                "linear %": None if s.linear is None else round(100 * s.linear, 1),
-                "kNN %": None if s.knn is None else round(100 * s.knn, 1),
+                "linear %": _percent(s.linear),
+                "kNN %": _percent(s.knn),
+                "of optimum %": _percent(s.share),
             }
             for s in rows
         ],
         hide_index=True,
         column_config={
             "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+            "of optimum %": st.column_config.TextColumn(
+                help="L(f)/L* at the latest analysed checkpoint, on the exact augmentation "
+                     "graph (shapes runs): 100 at the provable optimum, 0 for f = 0, below 0 "
+                     "for features worse than f = 0; — before an analysis"),
         },
     )
     for s in rows:
@@ -72,7 +85,8 @@ if rows:
         except (OSError, UserError):  # deleted since the listing
             st.warning(f"Run `{name}` is gone.")
     if any(metrics.values()):
-        st.plotly_chart(training_curves(metrics), key="curves")
+        # Colours by place among every run (the Train page's too), not by the chosen ones.
+        st.plotly_chart(training_curves(metrics, run_colors(run_names())), key="curves")
         st.caption("The spectral loss is −2·E[z·z⁺] + E[(z·z′)²] (HaoChen et al. 2021, eq. 5): "
                    "its positive part pulls two views of one image together, its negative part "
                    "pushes apart views of different images. SimCLR and SimSiam losses sit on "

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.common import analyses, runs_dir
+from dashboard.common import analyses, run_names, runs_dir
 from dashboard.memory import kept, restore
 from dashboard.run_controls import RERUN_APP, controls, dismiss
 from dashboard.watch import finished_summary, watch_picker
@@ -26,7 +26,7 @@ from explorer.config_docs import ESSENTIALS, FIELD_DOCS, GROUPS, fields_of, labe
 from explorer.data import list_datasets
 from explorer.errors import UserError
 from explorer.estimate import StepTiming, measure_steps, timing_key
-from explorer.figures import spectrum_figure, training_curves
+from explorer.figures import run_colors, spectrum_figure, training_curves
 from explorer.launcher import (
     launch_log,
     launch_state,
@@ -271,7 +271,8 @@ def show_run(name: str, summary: RunSummary | None = None) -> None:
     if note:
         st.caption(note)
     if metrics:
-        st.plotly_chart(training_curves({name: metrics}), key=f"curves-{name}")
+        colors = run_colors(run_names())  # as on the Runs page
+        st.plotly_chart(training_curves({name: metrics}, colors), key=f"curves-{name}")
     by_epoch, _ = analyses(run)
     if by_epoch and state == "running":  # a finished run's spectra: the Spectrum page
         st.plotly_chart(spectrum_figure(by_epoch[max(by_epoch)]), key=f"spectrum-{name}")

@@ -25,8 +25,15 @@ def _color(i: int) -> str:
 
 
 def run_color(name: str) -> str:
-    """A run's colour, from its name alone: the same in every chart, whatever else is shown."""
+    """A run's colour, from its name alone: the same in every chart, whatever else is shown,
+    but two runs may share one (use :func:`run_colors` when every run is known)."""
     return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+
+
+def run_colors(names: Sequence[str]) -> dict[str, str]:
+    """One colour per run, distinct for up to ``len(PALETTE)`` (20) runs: by each run's place
+    in ``names``, the list of every run, so that a run keeps its colour whichever are shown."""
+    return {name: _color(i) for i, name in enumerate(names)}
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -37,12 +44,16 @@ def log_ticks(low: float, high: float) -> list[float]:
     return [t for t in ticks if low <= t <= high]
 
 
-def training_curves(metrics_by_run: Mapping[str, Sequence[dict[str, Any]]]) -> go.Figure:
+def training_curves(
+    metrics_by_run: Mapping[str, Sequence[dict[str, Any]]],
+    colors: Mapping[str, str] | None = None,
+) -> go.Figure:
     """Loss (with the spectral loss's positive and negative parts), lr, images/s and the kNN
     monitor against epochs, one colour per run.
 
     Args:
         metrics_by_run: run name -> its ``metrics.jsonl`` records (``kind`` "step" or "epoch").
+        colors: run name -> colour (:func:`run_colors` of every run); else :func:`run_color`.
     """
     titles = ("loss (dashed: positive part, dotted: negative part)", "kNN accuracy (monitor, %)",
               "learning rate", "images / s")
@@ -61,7 +72,8 @@ def training_curves(metrics_by_run: Mapping[str, Sequence[dict[str, Any]]]) -> g
             fig.add_trace(
                 go.Scatter(x=[r["epoch"] for r in rows], y=[scale * r[key] for r in rows],
                            mode="lines+markers" if kind == "epoch" else "lines", name=label,
-                           line={"color": run_color(name), "dash": dash}, legendgroup=name,
+                           line={"color": (colors or {}).get(name) or run_color(name),
+                                 "dash": dash}, legendgroup=name,
                            showlegend=key == "loss"),
                 row=row, col=col,
             )

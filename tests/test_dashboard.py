@@ -82,8 +82,31 @@ def test_runs_table_shows_the_probe_accuracy(page, runs_dir: Path) -> None:
     table = app.dataframe[0].value.set_index("name")
     probe = json.loads((runs_dir / "trained" / "probe.json").read_text())
     expected = round(100 * probe["methods"]["trained"]["linear"]["accuracy"], 1)
-    assert table.loc["trained", "linear %"] == pytest.approx(expected)
+    assert float(table.loc["trained", "linear %"]) == pytest.approx(expected)
     assert table.loc["trained", "epochs"] == "2/2"
+
+
+def test_runs_table_tells_runs_apart_and_gives_each_its_own_colour(page, runs_dir: Path) -> None:
+    from explorer.config import build_config
+    from explorer.runs import create_run
+
+    config = build_config("shapes-demo", None, {"augment": "shapes", "lr": 0.05})
+    create_run(runs_dir, config, name="young")  # created, not yet probed or analysed
+    try:
+        app = page("runs")
+    finally:
+        shutil.rmtree(runs_dir / "young")
+    table = app.dataframe[0].value.set_index("name")
+    assert list(table.loc["young", ["linear %", "kNN %", "of optimum %"]]) == ["—"] * 3
+    assert list(table.loc["young", ["augment", "lr", "batch"]]) == [
+        "shapes", "0.05", str(config.batch_size)]
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+    trained = Run(runs_dir / "trained").config()
+    assert table.loc["trained", "lr"] == f"{trained.lr:g}"
+    curves = [t for chart in charts(app) for t in chart["data"]
+              if t.get("showlegend") is not False and t["mode"] == "lines"]
+    colours = {t["name"]: t["line"]["color"] for t in curves}
+    assert len(colours) >= 2 and len(set(colours.values())) == len(colours)
 
 
 def test_runs_table_gives_mu_only_to_the_spectral_loss(page, runs_dir: Path) -> None:

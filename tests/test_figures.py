@@ -18,6 +18,7 @@ from explorer.figures import (
     image_grid,
     per_class_figure,
     reachable_optimum_figure,
+    run_colors,
     spectrum_figure,
     spectrum_metrics_figure,
     training_curves,
@@ -54,6 +55,16 @@ def test_a_runs_colour_does_not_change_with_the_selection() -> None:
 
     alone = colours(["c"])
     assert alone and colours(["a", "b", "c"])["c"] == alone["c"] == colours(["d", "c"])["c"]
+
+
+def test_every_run_gets_its_own_colour_by_its_place_among_all_runs() -> None:
+    steps = [{"kind": "step", "epoch": 0.5, "loss": 1.0, "lr": 0.1, "images_per_s": 9.0}]
+    everyone = [f"spectral-{i}" for i in range(20)]
+    palette = run_colors(everyone)
+    assert len(set(palette.values())) == 20  # no two oranges
+    fig = training_curves({"spectral-3": steps, "spectral-11": steps}, palette)
+    assert {t.name: t.line.color for t in fig.data} == {
+        "spectral-3": palette["spectral-3"], "spectral-11": palette["spectral-11"]}
 
 
 def _artifact(graph: np.ndarray) -> dict:
