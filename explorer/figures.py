@@ -56,7 +56,7 @@ def training_curves(
         colors: run name -> colour (:func:`run_colors` of every run); else :func:`run_color`.
     """
     titles = ("loss (dashed: positive part, dotted: negative part)", "kNN accuracy (monitor, %)",
-              "learning rate", "images / s")
+              "learning rate", f"images / s (median of {SPEED_WINDOW} logged steps)")
     fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.16)
     # (metric key, subplot row, col, line dash, record kind)
     panels = [("loss", 1, 1, "solid", "step"), ("positive", 1, 1, "dash", "step"),
@@ -69,18 +69,44 @@ def training_curves(
                 continue
             label = f"{name} {key}" if key in ("positive", "negative") else name
             scale = 100.0 if key == "knn_accuracy" else 1.0  # accuracy in percent, as in tables
+            values = [scale * r[key] for r in rows]
+            if key == "images_per_s":  # pauses for checkpoints and kNN make a sawtooth
+                values = rolling_median(values, SPEED_WINDOW)
             fig.add_trace(
-                go.Scatter(x=[r["epoch"] for r in rows], y=[scale * r[key] for r in rows],
+                go.Scatter(x=[r["epoch"] for r in rows], y=values,
                            mode="lines+markers" if kind == "epoch" else "lines", name=label,
                            line={"color": (colors or {}).get(name) or run_color(name),
                                  "dash": dash}, legendgroup=name,
                            showlegend=key == "loss"),
                 row=row, col=col,
             )
+    if not any(t.xaxis == "x2" for t in fig.data):  # an empty panel says why it is empty
+        fig.add_annotation(text="no kNN accuracy yet: it is measured at the end of every "
+                                "knn_every-th epoch (never when 0)",
+                           xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, showarrow=False,
+                           font={"color": "grey"})
+        fig.update_xaxes(visible=False, row=1, col=2)
+        fig.update_yaxes(visible=False, row=1, col=2)
     fig.update_xaxes(title_text="epoch", row=2)  # on the top row it would run into the titles
     fig.update_layout(height=600, margin={"t": 40, "b": 40},
                       legend={"orientation": "h", "y": -0.12})
     return fig
+
+
+#: Logged steps in the rolling median of the images/s curve.
+SPEED_WINDOW = 9
+
+
+def rolling_median(values: Sequence[float], window: int) -> list[float]:
+    """The median of each value's centred ``window`` (narrower at the ends): follows the trend,
+    not the dips of a step that waited for a checkpoint."""
+    data, half = np.asarray(values, dtype=float), window // 2
+    if len(data) <= 2 * half:
+        return [float(np.median(data[max(0, i - half):i + half + 1])) for i in range(len(data))]
+    inner = np.median(np.lib.stride_tricks.sliding_window_view(data, 2 * half + 1), axis=1)
+    head = [np.median(data[:i + half + 1]) for i in range(half)]
+    tail = [np.median(data[i - half:]) for i in range(len(data) - half, len(data))]
+    return [float(v) for v in (*head, *inner, *tail)]
 
 
 def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:

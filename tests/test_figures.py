@@ -57,6 +57,21 @@ def test_a_runs_colour_does_not_change_with_the_selection() -> None:
     assert alone and colours(["a", "b", "c"])["c"] == alone["c"] == colours(["d", "c"])["c"]
 
 
+def test_images_per_second_is_smoothed_and_an_empty_knn_panel_says_why() -> None:
+    # a step that waited for a checkpoint every fourth log: the dips are not the speed
+    speeds = [100.0, 104.0, 98.0, 12.0] * 10
+    steps = [{"kind": "step", "epoch": i / 8, "loss": 1.0, "lr": 0.1, "images_per_s": v}
+             for i, v in enumerate(speeds)]
+    fig = training_curves({"run": steps})
+    speed = next(t for t in fig.data if t.xaxis == "x4")
+    assert min(speed.y) >= 98.0 and max(speed.y) <= 104.0
+    assert not any(t.xaxis == "x2" for t in fig.data)
+    assert [a.text for a in fig.layout.annotations if "kNN accuracy yet" in a.text]
+    assert fig.layout.xaxis2.visible is False
+    fig = training_curves({"run": [*steps, {"kind": "epoch", "epoch": 5, "knn_accuracy": 0.4}]})
+    assert not [a for a in fig.layout.annotations if "kNN accuracy yet" in a.text]
+
+
 def test_every_run_gets_its_own_colour_by_its_place_among_all_runs() -> None:
     steps = [{"kind": "step", "epoch": 0.5, "loss": 1.0, "lr": 0.1, "images_per_s": 9.0}]
     everyone = [f"spectral-{i}" for i in range(20)]

@@ -4,6 +4,7 @@ warning, the measured training time) and the trainer's phases after training (st
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -20,6 +21,7 @@ from explorer.config_docs import ESSENTIALS, FIELD_DOCS, GROUPS, fields_of
 from explorer.errors import UserError
 from explorer.runs import Run, create_run, pid_alive
 from tests.conftest import ROOT, TINY
+from tests.dashboard_runs import trace_values
 
 TINY_VALUES = dict(item.split("=") for item in TINY if not item.startswith("log_every"))
 
@@ -176,6 +178,23 @@ def test_stop_clears_the_launched_banner_and_the_launched_name(
     assert run.stop_requested()
     assert not app.success and app.text_input(key="run-name").value != "launched"
     assert any("Stop requested" in t.proto.body for t in app.get("toast"))
+
+
+def test_a_run_before_its_first_knn_epoch_says_so_instead_of_an_empty_chart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    run = create_run(runs, build_config("shapes-demo"), name="young")
+    run.update_status(state="running", pid=os.getpid(), phase="training")  # alive: this test
+    for step in range(12):
+        run.append_metrics({"kind": "step", "epoch": step / 4, "step": step, "loss": -1.0,
+                            "lr": 0.1, "images_per_s": 500.0 if step % 3 else 50.0})
+    app = train_page(runs, monkeypatch, selected_run="young")
+    curves = json.loads(app.get("plotly_chart")[0].proto.spec)
+    notes = [a["text"] for a in curves["layout"].get("annotations", [])]
+    assert any(n.startswith("no kNN accuracy yet") for n in notes)
+    speed = next(t for t in curves["data"] if t.get("xaxis") == "x4")
+    assert set(trace_values(speed, "y")) == {500.0}  # the dips of checkpoint steps smoothed
 
 
 # -- the phases after training -----------------------------------------------------------------
