@@ -98,6 +98,32 @@ class AugmentRecipe:
         """Whether this recipe blurs views of side ``image_size``."""
         return self.blur_p > 0 and image_size > self.blur_above
 
+    def describe(self, image_size: int) -> list[tuple[str, str]]:
+        """The recipe in words, one ``(step, what it does)`` per step in the order applied, for
+        views of side ``image_size`` (the dashboard's Augmentations page shows it)."""
+        lo, hi = self.crop_scale
+        ratio = f"{self.crop_ratio[0]:.3g} to {self.crop_ratio[1]:.3g}"
+        strengths = ", ".join(f"{name} {value:g}" for name, value in zip(
+            ("brightness", "contrast", "saturation", "hue"), self.jitter, strict=True) if value)
+        if not self.blurs_at(image_size):
+            why = "p = 0" if self.blur_p == 0 else f"views of {image_size} px ≤ {self.blur_above}"
+            blur = f"none ({why})"
+        else:
+            blur = (f"Gaussian, σ from {self.blur_sigma[0]:g} to {self.blur_sigma[1]:g} px, "
+                    f"with probability {self.blur_p:g}")
+        return [
+            ("crop", f"{100 * lo:g}–{100 * hi:g}% of the image's area, aspect ratio (w/h) "
+                     f"{ratio}, resized to {image_size} px"),
+            ("flip", f"horizontal, with probability {self.flip_p:g}" if self.flip_p else "none"),
+            ("rotation", f"uniform in ±{self.rotation_degrees:g}°" if self.rotation_degrees
+             else "none"),
+            ("colour jitter", f"{strengths}, with probability {self.jitter_p:g}"
+             if strengths and self.jitter_p else "none"),
+            ("grayscale", f"with probability {self.grayscale_p:g}" if self.grayscale_p
+             else "none"),
+            ("blur", blur),
+        ]
+
 
 RECIPES: dict[str, AugmentRecipe] = {
     # The paper's (Appendix C), i.e. SimSiam's/SimCLR's.

@@ -341,6 +341,18 @@ def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
     return grid
 
 
+def grouped_grid(images: np.ndarray, group: int, columns: int, pad: int = 2,
+                 gap: int = 16) -> np.ndarray:
+    """Tile uint8 images (N, C, H, W) in groups of ``group`` side by side (``pad`` pixels apart),
+    ``columns`` groups to a row with ``gap`` white pixels between groups, so that each group
+    (an image and its two views) reads as one."""
+    images = np.asarray(images)
+    count = len(images) // group
+    tiles = np.stack([image_grid(images[i * group:(i + 1) * group], group, pad)
+                      for i in range(count)])
+    return image_grid(tiles.transpose(0, 3, 1, 2), columns, gap)
+
+
 def reachable_optimum_figure(
     mus: Sequence[float],
     losses: Sequence[float],

@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.artifacts import load_analysis
+from explorer.augment import RECIPES
 from explorer.data.shapes import ShapesKernel
 from explorer.errors import UserError
 from explorer.launcher import stop_training, validate_launch
@@ -259,9 +260,13 @@ def test_probe_page_falls_back_on_the_analysis(page, runs_dir: Path) -> None:
         (runs_dir / "probe.json.bak").rename(runs_dir / "trained" / "probe.json")
 
 
-def test_augmentations_page_draws_positive_pairs(page) -> None:
-    app = page("augmentations", run="trained")
+def test_augmentations_page_draws_positive_pairs_and_its_recipe_as_text(page) -> None:
+    app = page("augmentations", run="trained")  # augment=auto: the image recipe 'shapes'
     assert len(app.get("image")) == 1
+    assert not app.json  # no folded {...}
+    text = " ".join(m.value for m in app.markdown)
+    for step, meaning in RECIPES["shapes"].describe(32):
+        assert f"| {step} | {meaning} |" in text
     app.button[0].click().run()  # draw again
     assert not app.exception
 
@@ -270,12 +275,14 @@ def test_augmentations_page_shows_graph_views_and_their_kernel(page) -> None:
     app = page("augmentations", run="synthetic")  # the shapes-demo preset: augment=graph
     assert not app.exception and len(app.get("image")) == 1
     assert "recipe 'graph'" in app.get("image")[0].proto.imgs[0].caption
-    body = json.loads(app.json[0].proto.body)
+    assert not app.json
+    table = next(m.value for m in app.markdown if m.value.startswith("| redrawn"))
     kernel = ShapesKernel()
-    assert body["redraw probability"] == {
-        "shape": kernel.shape_p, "position + scale": kernel.crop_p,
-        "rotation": kernel.rotate_p, "fg_color + bg_color": kernel.color_p}
-    assert body["class_change_p"] == 0.0
+    rows = [line.strip("| ").split(" | ") for line in table.splitlines()[2:]]
+    assert rows == [["shape", f"{kernel.shape_p:g}"], ["position\u00a0+\u00a0scale",
+                    f"{kernel.crop_p:g}"], ["rotation", f"{kernel.rotate_p:g}"],
+                    ["fg_color\u00a0+\u00a0bg_color", f"{kernel.color_p:g}"],
+                    ["class change (class_change_p)", "0"]]
     assert "The class never changes" in " ".join(c.value for c in app.caption)
 
 

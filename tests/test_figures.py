@@ -15,6 +15,7 @@ from explorer.figures import (
     embedding_figure,
     embedding_traces,
     exact_progress_figure,
+    grouped_grid,
     image_grid,
     per_class_figure,
     reachable_optimum_figure,
@@ -70,6 +71,15 @@ def test_images_per_second_is_smoothed_and_an_empty_knn_panel_says_why() -> None
     assert fig.layout.xaxis2.visible is False
     fig = training_curves({"run": [*steps, {"kind": "epoch", "epoch": 5, "knn_accuracy": 0.4}]})
     assert not [a for a in fig.layout.annotations if "kNN accuracy yet" in a.text]
+
+
+def test_grouped_grid_sets_each_group_apart() -> None:
+    images = np.zeros((4, 3, 8, 8), dtype=np.uint8)  # black tiles on a white ground
+    grid = grouped_grid(images, 2, 2, pad=1, gap=6)
+    assert grid.shape == (9 + 6, 2 * (2 * 9 + 6), 3)  # a group: 2 tiles of 8 + 1 pad each
+    row = grid[0, :, 0]
+    assert row[8] == 255 and row[9] == 0  # one pixel inside a group
+    assert (row[17:24] == 255).all() and row[24] == 0  # seven between groups
 
 
 def test_every_run_gets_its_own_colour_by_its_place_among_all_runs() -> None:
