@@ -1,6 +1,8 @@
 """The Graph page through Streamlit's AppTest: it renders, its sliders change what the spectrum
-counts (checked against NumPy on the same augmentation graph written out here), its eigenvector
-chart draws f = v / sqrt(w), and Train trains."""
+counts before its largest gap (checked against NumPy on the same augmentation graph written out
+here), its eigenvector chart draws f = v / sqrt(w), d follows the class count, Train trains and
+says what the ball allows; on shapes, α, E(f*) and the bound match explorer.theorem's dense path,
+and the curve is drawn against α (read off the kernel) under its bound."""
 
 from __future__ import annotations
 
