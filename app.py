@@ -7,6 +7,7 @@ runs. Each page is a module under ``dashboard/``; the ``explorer`` package does 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -14,7 +15,10 @@ import streamlit as st
 from dashboard.common import runs_dir
 from explorer.demo import install_demo_runs
 
-st.set_page_config(page_title="Spectral contrastive explorer", page_icon=":material/blur_on:",
+# The icon from this repository, served by the dashboard itself: a Material icon would be fetched
+# from Google's font server, which fails offline.
+st.set_page_config(page_title="Spectral contrastive explorer",
+                   page_icon=str(Path(__file__).resolve().parent / "assets" / "favicon.png"),
                    layout="wide")
 
 

@@ -72,6 +72,8 @@ def hover_html(figure: go.Figure, sprite_url: str, columns: int, rows: int) -> s
 const figure = {data};
 const plot = document.getElementById("plot");
 const tip = document.getElementById("tip");
+// The tip below says what Plotly's label would (class, test image): no label under it.
+figure.data.forEach((trace) => {{ trace.hoverinfo = "none"; delete trace.hovertemplate; }});
 Plotly.newPlot(plot, figure.data, figure.layout, {{responsive: true, displaylogo: false}});
 plot.on("plotly_hover", (event) => {{
   const point = event.points[0];

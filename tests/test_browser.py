@@ -86,6 +86,9 @@ def _exceptions(page) -> list[str]:
 
 def test_every_page_loads_without_an_exception(server: str, browser, capsys) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    outside: list[str] = []  # the dashboard works offline: nothing is fetched from elsewhere
+    page.on("request", lambda r: None if r.url.startswith((server, "data:", "blob:"))
+            else outside.append(r.url))
     first = open_page(page, server, "")  # the first visit pays the server's imports
     shots = os.environ.get("EXPLORER_SCREENSHOTS")
     timings = {"first visit (Runs)": first}
@@ -95,6 +98,10 @@ def test_every_page_loads_without_an_exception(server: str, browser, capsys) -> 
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(Path(shots) / f"{title.lower()}.png"), full_page=True)
+    assert outside == []
+    icons = page.evaluate("() => [...document.querySelectorAll('link[rel*=icon]')]"
+                          ".map(l => l.href)")
+    assert icons and all(icon.startswith(server) for icon in icons)
     with capsys.disabled():  # shown in every run, not only on failure
         print("\nrender time per page (20 checkpoints x 5,000 points): "
               + ", ".join(f"{t} {s:.2f} s" for t, s in timings.items()))
@@ -284,6 +291,7 @@ def test_hovering_a_point_shows_its_image(server: str, browser) -> None:
     assert shape in {"circle", "square", "triangle", "cross", "ring", "star"} and index.isdigit()
     image = frame.locator("#thumb").evaluate("e => getComputedStyle(e).backgroundImage")
     assert "/app/static/sprites/" in image
+    assert frame.locator(".hoverlayer .hovertext").count() == 0  # no Plotly label under the tip
     page.close()
 
 
