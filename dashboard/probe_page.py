@@ -8,6 +8,7 @@ from dashboard.common import analyses, chosen_run, runs_dir, show_analysis_error
 from explorer.errors import UserError
 from explorer.evaluate import LABELS, split_note
 from explorer.figures import confusion_figure, per_class_figure
+from explorer.run_tables import csv_text, per_class_table
 from explorer.runs import list_runs
 
 st.title("Probe")
@@ -53,6 +54,13 @@ for key, m in methods.items():
         series[f"{LABELS.get(key, key)} {kind}"] = m[kind]["per_class_accuracy"]
 st.subheader("Accuracy per class")
 st.plotly_chart(per_class_figure(classes, series), key="per-class")
+per_class = per_class_table(classes, series)
+with st.expander("The table (%)"):
+    st.dataframe(per_class, hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.1f") for name in series})
+st.download_button("Download the accuracy per class (CSV)", csv_text(per_class),
+                   file_name=f"{run.name}-per-class-accuracy.csv", mime="text/csv",
+                   on_click="ignore", icon=":material/download:")
 
 left, right = st.columns(2)
 choice = left.selectbox("Confusion matrix of", list(series))

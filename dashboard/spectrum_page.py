@@ -13,6 +13,7 @@ from explorer.figures import (
     spectrum_figure,
     spectrum_metrics_figure,
 )
+from explorer.run_tables import csv_text, eigenvalue_table
 from explorer.spectrum_reading import NEAR_ONE, expectation, guarantee_reading
 from explorer.spectrum_table import STATIONARITY, spectrum_table
 
@@ -147,3 +148,16 @@ st.dataframe(
 st.caption(f"Counts of eigenvalues ≥ 0.5 and ≥ {NEAR_ONE} of each spectrum (the backbone's ÷ λ₁); "
            "— where a metric does not apply (RankMe and α need the embedding matrix; the "
            "residual compares C₊ with C²).")
+
+eigen_rows = eigenvalue_table(by_epoch)
+if eigen_rows:
+    st.subheader("Eigenvalues per checkpoint")
+    st.caption("The eigenvalues of E_w[f fᵀ] over every node of the exact graph at each analysed "
+               "checkpoint, beside the graph's γᵢ, which they reach at the optimum: the numbers "
+               "the spectrum chart draws for one checkpoint at a time.")
+    st.dataframe(eigen_rows, hide_index=True, height=300, column_config={
+        name: st.column_config.NumberColumn(format="%.4g") for name in eigen_rows[0]
+        if name != "i"})
+    st.download_button("Download the eigenvalues (CSV)", csv_text(eigen_rows),
+                       file_name=f"{run.name}-eigenvalues.csv", mime="text/csv",
+                       on_click="ignore", icon=":material/download:")

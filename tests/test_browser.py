@@ -9,6 +9,8 @@ shows its progress and first checkpoint, and Stop stops it with a checkpoint. Se
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
@@ -29,10 +31,12 @@ from dashboard.serve import (
     start_server,
     stop_server,
 )
+from explorer.artifacts import load_all_analyses
 from explorer.config_docs import label
 from explorer.demo import DEMO_RUNS
 from explorer.launcher import launch_log
 from explorer.overview import summarize
+from explorer.run_tables import epoch_column
 from explorer.runs import Run, list_runs
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
@@ -187,7 +191,7 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes
     page.close()
 
 
-def test_the_train_page_watches_a_run_of_its_choosing_and_links_its_pages(
+def test_the_train_page_watches_a_run_and_links_its_pages_whose_tables_download_as_csv(
     server: str, browser, runs_dir: Path
 ) -> None:
     share = summarize(Run(runs_dir / "demo-spectral")).share
@@ -204,8 +208,28 @@ def test_the_train_page_watches_a_run_of_its_choosing_and_links_its_pages(
     page.get_by_text(f"the network is at {100 * share:.1f}%").wait_for(timeout=60_000)
     page.wait_for_function(READY, timeout=60_000)
     assert page.locator(".st-key-run-picker input").input_value() == "demo-spectral"
+    # What the README quotes and the page plots, downloaded as CSV: the eigenvalues per
+    # checkpoint here, the accuracy per class on the Probe page.
+    by_epoch, _ = load_all_analyses(Run(runs_dir / "demo-spectral"))
+    rows = download_csv(page, "Download the eigenvalues (CSV)")
+    for epoch, artifact in by_epoch.items():
+        assert [float(r[epoch_column(epoch)]) for r in rows] == \
+            artifact["arrays"]["exact_c_eigs"].tolist()
+    navigate(page, "probe")
+    rows = download_csv(page, "Download the accuracy per class (CSV)")
+    probe = Run(runs_dir / "demo-spectral").probe()
+    assert probe is not None and [r["class"] for r in rows] == probe["classes"]
+    linear = probe["methods"]["trained"]["linear"]["per_class_accuracy"]
+    assert [float(r["trained backbone linear"]) for r in rows] == [100 * a for a in linear]
     assert _exceptions(page) == []
     page.close()
+
+
+def download_csv(page, label: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Click the download button ``label``; the rows of the CSV file it sends."""
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name=label).click()
+    return list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
 
 
 # The share-of-the-optimum panel of the exact-progress chart: its y range, its values, and the
