@@ -7,8 +7,8 @@ import streamlit as st
 from dashboard.common import run_names, runs_dir
 from dashboard.memory import drop_missing, kept
 from explorer.errors import UserError
-from explorer.figures import run_colors, training_curves
-from explorer.overview import RunSummary, summaries
+from explorer.figures import run_colors, share_overlay_figure, training_curves
+from explorer.overview import RunSummary, share_history, summaries
 from explorer.runs import Run
 
 st.title("Runs")
@@ -93,3 +93,12 @@ if rows:
                    "their own scales.")
     elif chosen:
         st.info("No metrics logged yet.")
+    histories = {name: share_history(Run(runs_dir() / name)) for name in chosen}
+    histories = {name: history for name, history in histories.items() if history}
+    if histories:
+        st.subheader("Share of the provable optimum")
+        st.plotly_chart(share_overlay_figure(histories, run_colors(run_names())), key="shares")
+        st.caption("L(f)/L* on each run's exact augmentation graph (shapes runs, analysed "
+                   "checkpoints): 100% at the optimum −Σγᵢ², 0% for f = 0. A run scored on a "
+                   "graph it did not train on (the image-space run) can sit below 0. The "
+                   "Spectrum page reads each run's in full.")

@@ -223,6 +223,38 @@ def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
     return fig
 
 
+def share_overlay_figure(
+    histories: Mapping[str, Sequence[tuple[int, float]]],
+    colors: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """The share of the provable optimum, L(f)/L* in %, of several runs against the epoch: one
+    line per run (its colour from ``colors``, else :func:`run_color`), the axis following the
+    values (a run worse than f = 0 is below the zero line), a dotted line at the optimum.
+
+    Args:
+        histories: run name -> ``(epoch, share)`` of each exactly scored checkpoint
+            (:func:`explorer.overview.share_history`).
+    """
+    fig = go.Figure()
+    shares = [0.0, 100.0]
+    for name, history in histories.items():
+        if not history:
+            continue
+        values = [100 * share for _, share in history]
+        shares += values
+        fig.add_trace(go.Scatter(x=[epoch for epoch, _ in history], y=values,
+                                 mode="lines+markers", name=name,
+                                 line={"color": (colors or {}).get(name) or run_color(name)}))
+    fig.add_hline(y=0, line={"color": "grey", "width": 1})
+    fig.add_hline(y=100, line={"color": "grey", "width": 1, "dash": "dot"},
+                  annotation_text="the optimum", annotation_position="top left")
+    fig.update_yaxes(range=[min(shares) - 5, max(shares) + 8],
+                     title_text="share of the optimum, L(f)/L* (%)")
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=380, margin={"t": 30}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
 def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
     """RankMe, α-ReQ and the C₊ = C² stationarity residual of every analysed checkpoint against
     the epoch (the residual is 0 at every critical point of the loss, not only the optimum)."""

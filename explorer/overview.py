@@ -80,5 +80,19 @@ def optimum_share(run: Run) -> tuple[float | None, int | None]:
     return None, None
 
 
+def share_history(run: Run) -> list[tuple[int, float]]:
+    """``(epoch, L(f)/L*)`` of every checkpoint scored on an exact graph, oldest first, from
+    the JSON records alone (damaged ones are left out); empty for a run without any."""
+    history = []
+    for epoch in analysed_epochs(run):
+        try:
+            exact = load_record(run, epoch).get("exact")
+        except UserError:
+            continue
+        if isinstance(exact, dict) and isinstance(exact.get("gap"), (int, float)):
+            history.append((epoch, 1 - exact["gap"]))
+    return history
+
+
 def summaries(runs_dir: str | Path) -> list[RunSummary]:
     return [summarize(run) for run in list_runs(runs_dir)]

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
 
 from explorer.artifacts import load_analysis
 from explorer.config import build_config
 from explorer.demo import DEMO_RUNS
-from explorer.overview import optimum_share, summarize
+from explorer.overview import optimum_share, share_history, summarize
 from explorer.runs import Run, create_run
+from tests.conftest import ROOT
+from tests.dashboard_runs import trace_values
 
 
 def test_the_share_of_the_optimum_is_read_from_the_latest_exact_record(tmp_path: Path) -> None:
@@ -37,3 +43,36 @@ def test_a_run_without_an_exact_analysis_has_no_share(tmp_path: Path) -> None:
     (run.path / "analysis").mkdir()
     (run.path / "analysis" / "epoch-0001.json").write_text(json.dumps({"format_version": 3}))
     assert optimum_share(run) == (None, None) and summarize(run).share is None
+
+
+def test_the_runs_page_overlays_the_share_of_the_optimum_of_the_chosen_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    for demo in ("shapes-image", "shapes-spectral"):  # one below f = 0, one near the optimum
+        shutil.copytree(
+            DEMO_RUNS / demo, runs / demo, ignore=shutil.ignore_patterns("*.safetensors")
+        )
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
+    main = sys.modules["__main__"]  # AppTest replaces it with the page script
+    try:
+        app = AppTest.from_file(str(ROOT / "dashboard" / "runs_page.py"), default_timeout=60)
+        app.run()
+    finally:
+        sys.modules["__main__"] = main
+    assert not app.exception, [e.message for e in app.exception]
+    chart = next(
+        json.loads(c.proto.spec)
+        for c in app.get("plotly_chart")
+        if "share of the optimum" in json.dumps(json.loads(c.proto.spec)["layout"])
+    )
+    lines = {t["name"]: t for t in chart["data"]}
+    assert set(lines) == {"shapes-image", "shapes-spectral"}
+    assert lines["shapes-image"]["line"]["color"] != lines["shapes-spectral"]["line"]["color"]
+    for name, line in lines.items():
+        history = share_history(Run(runs / name))
+        assert trace_values(line, "x") == [epoch for epoch, _ in history]
+        assert trace_values(line, "y") == [100 * share for _, share in history]
+    low, high = chart["layout"]["yaxis"]["range"]
+    values = [v for line in lines.values() for v in trace_values(line, "y")]
+    assert low < min(values) < 0 and max(values) < 100 < high
