@@ -53,7 +53,8 @@ FIELD_DOCS: dict[str, FieldDoc] = {
                                "its ambiguity; 0 keeps the classes disconnected, at most 0.9."),
     # model
     "backbone": FieldDoc("model", "Backbone", "The network whose features are probed: cnn-small "
-                         "trains in minutes on a CPU; the ResNets are the paper's."),
+                         "and cnn-narrow (a third of its step time) train in minutes on a CPU; "
+                         "the ResNets are the paper's."),
     "projector_hidden_dim": FieldDoc("model", "Projector width", "Width of the projector's "
                                      "hidden layers (the MLP between backbone and loss)."),
     "projector_out_dim": FieldDoc("model", "Feature dimension d", "Size of the projector's "

@@ -16,8 +16,9 @@ from explorer.models import (
     register_backbone,
 )
 
-# Pooled feature sizes of the architectures (ResNet paper, Table 1; ours for cnn-small).
-FEATURE_DIMS = {"cnn-small": 256, "resnet18-cifar": 512, "resnet18": 512, "resnet50": 2048}
+# Pooled feature sizes of the architectures (ResNet paper, Table 1; ours for the CNNs).
+FEATURE_DIMS = {"cnn-small": 256, "cnn-narrow": 256, "resnet18-cifar": 512, "resnet18": 512,
+                "resnet50": 2048}
 
 
 def test_the_registry_lists_the_documented_backbones() -> None:
