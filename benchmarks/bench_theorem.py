@@ -45,6 +45,7 @@ few iterations: its numbers check that the script runs, nothing more.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -293,7 +294,7 @@ def summary(runs: list[Run], cost: Cost, args: argparse.Namespace, device: torch
     print("|---|---|---|---|---|---|---|")
     for run in runs:
         r = run.final.record
-        print(f"| {run.config.loss} | {reached(run, THRESHOLDS[0])} | "
+        print(f"| {run.name} | {reached(run, THRESHOLDS[0])} | "
               f"{reached(run, THRESHOLDS[1])} | {r['gap']:.3f} ({r['reachable_gap']:.3f}) | "
               f"{eigs_text(run.final.c_eigs)} | {r['class_r2']:.3f} | "
               f"{run.steps / run.train_seconds:.2f} |")  # fmt: skip
@@ -323,6 +324,8 @@ def make_config(preset: str, args: argparse.Namespace, epochs: int | None = None
                                  "analyze": "off"}  # fmt: skip
     if args.quick:
         overrides.update(batch_size=QUICK_BATCH, warmup_epochs=0)
+    if args.backbone:
+        overrides["backbone"] = args.backbone
     if epochs is not None:
         overrides["epochs"] = epochs
     if loss is not None:
@@ -359,6 +362,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=2,
         help="torch and BLAS threads (default 2, the issue's cores; 0: leave as is)",
     )  # noqa: E501
+    parser.add_argument("--backbone",
+                        help="override the preset's backbone, e.g. cnn-small (the demo's former "
+                             "one) for a baseline on this machine")  # fmt: skip
+    parser.add_argument("--baseline", metavar="BACKBONE",
+                        help="also train the spectral run with this backbone (e.g. cnn-small, "
+                             "the demo's former one) and print the ratio of the times")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--simclr",
@@ -415,6 +424,12 @@ def main(argv: list[str] | None = None) -> None:
     cost, start = measure_cost(trainer, args.repeats)
     print(f"graph: {start.record['graph']['description']}")
     runs = [train_and_score("spectral", trainer, start, steps, args.every, args.seed)]
+    if args.baseline:
+        config = dataclasses.replace(trainer.config, backbone=args.baseline)
+        other = Trainer(config, progress=False, splits=splits)
+        first = score(other, 0, 0.0)
+        runs.append(train_and_score(f"spectral, {args.baseline}", other, first, steps,
+                                    args.every, args.seed))  # fmt: skip
     if args.simclr:
         other = Trainer(simclr_config(args, epochs), progress=False, splits=splits)
         first = score(other, 0, 0.0)  # its own mu: its curve is solved now, off the clock
@@ -425,6 +440,23 @@ def main(argv: list[str] | None = None) -> None:
         if run.config.loss == "spectral":
             goals(run)
     summary(runs, cost, args, device)
+    if args.baseline:
+        baseline_ratio(runs[0], runs[1])
+
+
+def baseline_ratio(run: Run, baseline: Run) -> None:
+    """Seconds of training to a reachable gap <= GOAL_GAP, the preset against the baseline
+    backbone trained in this process (a ratio holds on a noisy machine where seconds do not)."""
+    ours, theirs = run.first_below(GOAL_GAP), baseline.first_below(GOAL_GAP)
+    speed = (baseline.steps / baseline.train_seconds) / (run.steps / run.train_seconds)
+    text = (f"steps/s: {run.steps / run.train_seconds:.2f} against "
+            f"{baseline.steps / baseline.train_seconds:.2f} (a step costs {speed:.2f} of the "
+            "baseline's)")
+    if ours is not None and theirs is not None:
+        text += (f"; reachable gap <= {GOAL_GAP:g} after {ours.train_seconds:.0f} s against "
+                 f"{theirs.train_seconds:.0f} s: {theirs.train_seconds / ours.train_seconds:.2f}x "
+                 "faster")
+    print(f"\nbaseline ({baseline.name}): {text}")
 
 
 if __name__ == "__main__":
