@@ -44,7 +44,9 @@ originals, view1, view2 = positive_pairs(config, train.subset(chosen), seed=seed
 triples = np.stack([originals, view1, view2], axis=1).reshape(-1, *originals.shape[1:])
 grid = grouped_grid(triples, 3, columns, pad=3, gap=4 * originals.shape[-1] // 5)
 scale = max(1, 192 // originals.shape[-1])
-right.image(np.kron(grid, np.ones((scale, scale, 1), dtype=np.uint8)),
+# enlarged by pixel repetition (sharp at any zoom); a grey grid is 2-D and stays one channel
+block = np.ones((scale, scale) if grid.ndim == 2 else (scale, scale, 1), dtype=np.uint8)
+right.image(np.kron(grid, block),
             caption=f"recipe '{recipe_name(config)}': original | view 1 | view 2, "
                     f"{columns} to a row")
 if recipe_name(config) == GRAPH_AUGMENT:  # views drawn from the exact graph's kernel

@@ -150,12 +150,29 @@ RECIPES: dict[str, AugmentRecipe] = {
         grayscale_p=0.0,
         blur_p=0.0,
     ),
+    # Fashion-MNIST's grey clothes: a mirrored shirt or shoe is still one, so flips stay; the
+    # images are grey and centred, so brightness and contrast only, and crops a little deeper
+    # than the digits' (a sleeve or a sole still names the class).
+    "fashion": AugmentRecipe(
+        crop_scale=(0.4, 1.0),
+        crop_ratio=(0.8, 1.25),
+        flip_p=0.5,
+        jitter=(0.4, 0.4, 0.0, 0.0),
+        jitter_p=0.8,
+        grayscale_p=0.0,
+        blur_p=0.0,
+    ),
 }
+
+# The recipe of each dataset that has its own; every other dataset gets ``natural``. MNIST and
+# KMNIST are handwriting like ``digits``: a flip or a large rotation changes the character.
+_DATASET_RECIPES = {"shapes": "shapes", "digits": "digits", "mnist": "digits",
+                    "kmnist": "digits", "fashion-mnist": "fashion"}  # fmt: skip
 
 
 def recipe_for_dataset(dataset: str) -> str:
-    """The recipe name for a dataset: shapes and digits have their own, the rest ``natural``."""
-    return dataset if dataset in ("shapes", "digits") else "natural"
+    """The recipe name for a dataset: a key of :data:`RECIPES` (``natural`` for photographs)."""
+    return _DATASET_RECIPES.get(dataset, "natural")
 
 
 def _channel_stats(values: Sequence[float], channels: int, name: str) -> Tensor:

@@ -29,7 +29,7 @@ PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROBES = ("auto", "fast", "paper")
 GRAPH_AUGMENT = "graph"  # views drawn from the exact augmentation graph's kernel (shapes only)
-AUGMENTS = ("auto", "natural", "shapes", "digits", GRAPH_AUGMENT)
+AUGMENTS = ("auto", "natural", "shapes", "digits", "fashion", GRAPH_AUGMENT)
 GRAPH_DATASETS = ("shapes", "shapes-subgrid")
 ANALYZE_MODES = ("auto", "off", "end", "background")
 ANALYSIS_PROJECTIONS = ("both", "pca", "umap")
@@ -345,4 +345,17 @@ def form_problems(
             found.append((key, str(err)))
     config = Config(**values)
     found += problems(config)
+    found += _missing_data(config)
     return (None if found else config), found
+
+
+def _missing_data(config: Config) -> list[Problem]:
+    """A form's ``data_root`` without the files its MNIST-format dataset reads, and no download:
+    said before the run starts rather than in its log. (Not in :func:`problems`, which also
+    checks saved runs' configs: a run stays readable after its data moves.)"""
+    from explorer.data.mnist import GREY_DATASETS, not_found_message
+
+    if config.dataset not in GREY_DATASETS or config.download:
+        return []
+    message = not_found_message(config.dataset, Path(config.data_root).expanduser())
+    return [] if message is None else [("data_root", message)]

@@ -26,12 +26,20 @@ class FieldDoc:
 FIELD_DOCS: dict[str, FieldDoc] = {
     # data
     "dataset": FieldDoc("data", "Dataset", "The images to learn from: shapes and shapes-subgrid "
-                        "are synthetic (no download), digits comes with scikit-learn, cifar10, "
-                        "cifar100 and stl10 download once, imagefolder reads data_root."),
+                        "are synthetic (no download), digits comes with scikit-learn, mnist, "
+                        "fashion-mnist and kmnist (28×28 grey), cifar10, cifar100 and stl10 "
+                        "are read from data_root or downloaded once, imagefolder reads "
+                        "data_root."),
     "data_root": FieldDoc("data", "Data folder", "Where downloaded datasets are kept, or the "
-                          "class-per-folder images of imagefolder."),
-    "download": FieldDoc("data", "Download", "Download cifar10, cifar100 or stl10 into data_root "
-                         "when they are not there yet."),
+                          "class-per-folder images of imagefolder. mnist, fashion-mnist and "
+                          "kmnist read the four IDX files (train-images-idx3-ubyte, "
+                          "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+                          "t10k-labels-idx1-ubyte, or their .gz) from data_root/MNIST/raw, "
+                          "data_root/FashionMNIST/raw or data_root/KMNIST/raw (torchvision's "
+                          "layout); otherwise turn on Download (download=true)."),
+    "download": FieldDoc("data", "Download", "Download mnist, fashion-mnist, kmnist, cifar10, "
+                         "cifar100 or stl10 into data_root when they are not there yet (needs "
+                         "internet)."),
     "image_size": FieldDoc("data", "Image size", "Side length in pixels the images are resized "
                            "to; 0 keeps the dataset's native size."),
     "train_limit": FieldDoc("data", "Training images", "Train on at most this many images, the "

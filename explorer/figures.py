@@ -356,33 +356,38 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str])
 
 
 def image_grid(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
-    """Tile uint8 images (N, C, H, W) into one (rows·(H+pad), columns·(W+pad), 3) picture."""
+    """Tile uint8 images (N, C, H, W) into one picture on a white ground.
+
+    Colour images (C = 3) give (rows·(H+pad), columns·(W+pad), 3); grey ones (C = 1) give the
+    2-D (rows·(H+pad), columns·(W+pad)) picture that ``st.image`` and PIL show as grey, a third
+    of the bytes of an RGB copy (a sprite sheet of grey thumbnails is one-channel PNG).
+    """
     images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"expected (N, C, H, W) images, got shape {images.shape}")
-    if images.shape[1] == 1:
-        images = np.repeat(images, 3, axis=1)
-    n, _, h, w = images.shape
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected (N, 1 or 3, H, W) images, got shape {images.shape}")
+    n, channels, h, w = images.shape
     rows = max(1, -(-n // columns))
-    grid = np.full((rows * (h + pad), columns * (w + pad), 3), 255, dtype=np.uint8)
+    grid = np.full((rows * (h + pad), columns * (w + pad), channels), 255, dtype=np.uint8)
     for i in range(n):
         r, c = divmod(i, columns)
         grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = (
             images[i].transpose(1, 2, 0)
         )
-    return grid
+    return grid[..., 0] if channels == 1 else grid
 
 
 def grouped_grid(images: np.ndarray, group: int, columns: int, pad: int = 2,
                  gap: int = 16) -> np.ndarray:
     """Tile uint8 images (N, C, H, W) in groups of ``group`` side by side (``pad`` pixels apart),
     ``columns`` groups to a row with ``gap`` white pixels between groups, so that each group
-    (an image and its two views) reads as one."""
+    (an image and its two views) reads as one. Grey images give a 2-D picture (see
+    :func:`image_grid`)."""
     images = np.asarray(images)
     count = len(images) // group
     tiles = np.stack([image_grid(images[i * group:(i + 1) * group], group, pad)
-                      for i in range(count)])
-    return image_grid(tiles.transpose(0, 3, 1, 2), columns, gap)
+                      for i in range(count)])  # (count, H', W') grey or (count, H', W', 3)
+    tiles = tiles[:, None] if tiles.ndim == 3 else tiles.transpose(0, 3, 1, 2)
+    return image_grid(tiles, columns, gap)
 
 
 def reachable_optimum_figure(

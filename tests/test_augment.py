@@ -126,6 +126,9 @@ def test_recipes_follow_the_paper_and_the_datasets() -> None:
     assert RECIPES["shapes"].rotation_degrees > 0 and RECIPES["shapes"].jitter[3] > 0
     assert recipe_for_dataset("shapes") == "shapes" and recipe_for_dataset("digits") == "digits"
     assert recipe_for_dataset("cifar10") == "natural" and recipe_for_dataset("stl10") == "natural"
+    assert recipe_for_dataset("mnist") == recipe_for_dataset("kmnist") == "digits"
+    fashion = RECIPES[recipe_for_dataset("fashion-mnist")]  # grey clothes: flips, no colour
+    assert fashion.flip_p > 0 and fashion.jitter[2:] == (0.0, 0.0) and fashion.grayscale_p == 0
     with pytest.raises(ValueError, match="crop_scale"):
         AugmentRecipe(crop_scale=(0.5, 0.2))
 

@@ -1,4 +1,5 @@
-"""Dataset registry: shapes (its grid and renderer), digits, the CIFAR/STL readers, imagefolder.
+"""Dataset registry: shapes (its grid and renderer), digits, the CIFAR/STL readers, imagefolder
+(the MNIST-format readers: tests/test_grey_datasets.py).
 
 References are independent of our code where possible: closed-form areas for the renderer,
 torchvision's own CIFAR/STL readers (with their md5 checks switched off) for our file readers,
@@ -30,7 +31,8 @@ from explorer.data import shapes as shapes_module
 from explorer.data.base import stratified_indices
 from explorer.errors import UserError
 
-ALL = ["cifar10", "cifar100", "digits", "imagefolder", "shapes", "shapes-subgrid", "stl10"]
+ALL = ["cifar10", "cifar100", "digits", "fashion-mnist", "imagefolder", "kmnist", "mnist", "shapes",
+       "shapes-subgrid", "stl10"]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,8 @@ def _image_keys(dataset: ImageDataset) -> set[bytes]:
 def test_registry_lists_every_dataset_with_its_default_size() -> None:
     assert list_datasets() == ALL
     assert {name: default_image_size(name) for name in ALL} == {
-        "cifar10": 32, "cifar100": 32, "digits": 32, "imagefolder": 32, "shapes": 32,
-        "shapes-subgrid": 32, "stl10": 96,
+        "cifar10": 32, "cifar100": 32, "digits": 32, "fashion-mnist": 28, "imagefolder": 32,
+        "kmnist": 28, "mnist": 28, "shapes": 32, "shapes-subgrid": 32, "stl10": 96,
     }  # fmt: skip
 
 
@@ -65,7 +67,7 @@ def test_unknown_dataset_names_the_closest_and_lists_all() -> None:
     assert "unknown dataset 'shapez'" in message and "did you mean 'shapes'" in message
     assert all(name in message for name in ALL) and "\n" not in message
     with pytest.raises(UserError, match="unknown dataset"):
-        default_image_size("mnist")
+        default_image_size("svhn")
 
 
 @pytest.mark.parametrize(

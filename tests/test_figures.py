@@ -192,8 +192,13 @@ def test_image_grid_places_each_image() -> None:
         r, c = divmod(i, 2)
         np.testing.assert_array_equal(grid[r * 5 : r * 5 + 4, c * 7 : c * 7 + 6],
                                       images[i].transpose(1, 2, 0))
-    grey = image_grid(images[:, :1], columns=5)
-    assert (grey[..., 0] == grey[..., 2]).all()
+    grey = image_grid(images[:, :1], columns=5)  # one channel: a 2-D picture, no RGB copy
+    assert grey.shape == (4 + 2, 5 * (6 + 2)) and grey.dtype == np.uint8
+    np.testing.assert_array_equal(grey[:4, 8:14], images[1, 0])
+    assert (grey[4:, :] == 255).all()
+    triples = grouped_grid(images[:4, :1], 2, 2, pad=1, gap=6)
+    assert triples.shape == (5 + 6, 2 * (2 * 7 + 6))
+    np.testing.assert_array_equal(triples[:4, 7:13], images[1, 0])
 
 
 def test_nearest_neighbours_match_scikit_learn() -> None:

@@ -5,8 +5,9 @@
 (torch.Size([600, 3, 32, 32]), torch.uint8, ['circle', 'square'])
 
 Datasets: ``shapes`` (synthetic, on a public finite factor grid, see :mod:`explorer.data.shapes`),
-``digits`` (scikit-learn), ``cifar10``, ``cifar100``, ``stl10`` (torchvision downloads) and
-``imagefolder`` (your own images). New ones register with ``@register_dataset``.
+``digits`` (scikit-learn), ``mnist``, ``fashion-mnist``, ``kmnist`` (28x28 grey, one channel),
+``cifar10``, ``cifar100``, ``stl10`` (torchvision downloads) and ``imagefolder`` (your own
+images). New ones register with ``@register_dataset``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numbers
 from pathlib import Path
 
 # Importing the dataset modules registers them.
-from explorer.data import digits, imagefolder, shapes, torchvision_sets  # noqa: F401
+from explorer.data import digits, imagefolder, mnist, shapes, torchvision_sets  # noqa: F401
 from explorer.data.base import (
     DATASETS,
     SPLITS,
@@ -82,7 +83,8 @@ def load_dataset(
         split: ``"train"`` or ``"test"``.
         data_root: Where downloadable datasets live (default ``./data``); required by
             ``imagefolder``; ignored by the embedded ``shapes`` and ``digits``.
-        download: Allow fetching missing files from the internet (cifar10, cifar100, stl10).
+        download: Allow fetching missing files from the internet (mnist, fashion-mnist, kmnist,
+            cifar10, cifar100, stl10).
         image_size: Side S of the returned images; default :func:`default_image_size`.
             Images are resized with antialiased bilinear filtering when S differs.
         seed: Seeds synthetic generation (``shapes``) and the ``limit`` selection.

@@ -1,0 +1,177 @@
+"""``mnist``, ``fashion-mnist`` and ``kmnist``: 28x28 grey images in the IDX format, one channel.
+
+The three share one format and one reader: torchvision's ``MNIST``, ``FashionMNIST`` and
+``KMNIST`` classes, which read the four uncompressed IDX files from ``data_root/<Class>/raw/``
+(``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+``t10k-labels-idx1-ubyte``) and, with ``download=true``, fetch and unpack them there first.
+Unlike the CIFAR classes they check no md5 when reading, so the small files the tests write go
+through exactly the code real files do. Files that are there only gzip'd (as they are published)
+are unpacked beside themselves, as torchvision's own download would after fetching them.
+
+Images stay (N, 1, 28, 28): one channel end to end (models take ``in_channels=1``, the augmentation
+skips saturation, hue and grayscale, the dashboard draws grey pictures), never an RGB copy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from explorer.data.base import ImageDataset, register_dataset
+from explorer.errors import UserError, first_line
+
+#: The four IDX files every variant keeps in ``data_root/<Class>/raw/`` (torchvision's names).
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+@dataclass(frozen=True)
+class _GreyFormat:
+    """One MNIST-format dataset: its torchvision class, class names and published statistics."""
+
+    title: str
+    torchvision_class: str  # also the folder under data_root: torchvision's raw_folder
+    classes: tuple[str, ...] | None  # None: torchvision's own names
+    mean: float
+    std: float
+
+
+# Training-set pixel statistics in [0, 1], as published with each dataset (MNIST's from the
+# PyTorch examples, Fashion-MNIST's from zalandoresearch, KMNIST's from rois-codh/kmnist).
+_FORMATS = {
+    # torchvision names MNIST's classes "0 - zero", ...; the digit alone reads better in legends
+    "mnist": _GreyFormat("MNIST", "MNIST", tuple(str(d) for d in range(10)), 0.1307, 0.3081),
+    "fashion-mnist": _GreyFormat("Fashion-MNIST", "FashionMNIST", None, 0.2860, 0.3530),
+    "kmnist": _GreyFormat("KMNIST", "KMNIST", None, 0.1918, 0.3483),
+}
+
+
+def raw_folder(name: str, root: Path) -> Path:
+    """Where torchvision's reader expects dataset ``name``'s IDX files under ``root``."""
+    return root / _FORMATS[name].torchvision_class / "raw"
+
+
+def _unpack(gz: Path, target: Path) -> None:
+    """Decompress ``gz`` to ``target`` (through a temporary name: no half-written file stays)."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with gzip.open(gz, "rb") as source, open(partial, "wb") as out:
+            shutil.copyfileobj(source, out)
+        partial.replace(target)
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        partial.unlink(missing_ok=True)
+        raise UserError(
+            f"cannot unpack {gz} ({first_line(err)}): gunzip it there yourself, or copy the "
+            f"files to a writable data_root"
+        ) from err
+
+
+def _missing(raw: Path) -> list[str]:
+    """The IDX files not in ``raw`` after unpacking any that are there only as ``.gz``."""
+    for name in IDX_FILES:
+        gz = raw / f"{name}.gz"
+        if not (raw / name).is_file() and gz.is_file():
+            _unpack(gz, raw / name)
+    return [name for name in IDX_FILES if not (raw / name).is_file()]
+
+
+GREY_DATASETS = tuple(_FORMATS)
+
+
+def not_found_message(name: str, root: Path) -> str | None:
+    """Why dataset ``name`` cannot be read from ``root`` without a download (one line), or None
+    when each of the four files is there, uncompressed or as ``.gz``. Reads and writes nothing:
+    the Train form asks before it launches a run."""
+    fmt, raw = _FORMATS[name], raw_folder(name, root)
+    if all((raw / f).is_file() or (raw / f"{f}.gz").is_file() for f in IDX_FILES):
+        return None
+    # A common slip: the four files straight in data_root rather than in torchvision's layout.
+    flat = any((root / f).is_file() or (root / f"{f}.gz").is_file() for f in IDX_FILES)
+    hint = f" (they are in {root} itself: move them there)" if flat else ""
+    return (
+        f"{fmt.title} not found under {root}: pass download=true (needs internet) or put "
+        f"{', '.join(IDX_FILES)} (or their .gz) in {raw}{hint}"
+    )
+
+
+def _download(dataset_class: type, fmt: _GreyFormat, root: Path) -> None:
+    """Fetch and unpack the four files with torchvision (md5-checked), turning failures into
+    one-line user errors."""
+    from urllib.error import URLError
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        # Constructing the dataset with download=True is torchvision's way in; it reads the
+        # split too, which costs a fraction of a second.
+        dataset_class(str(root), train=True, download=True)
+    except (RuntimeError, URLError, OSError) as err:  # every mirror failed, or md5, or disk
+        raise UserError(
+            f"could not download {fmt.title} to {root} ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:300]}); check the internet connection or put the "
+            f"files in {root / fmt.torchvision_class / 'raw'} by hand"
+        ) from err
+
+
+def load_grey(name: str, split: str, root: Path, download: bool) -> ImageDataset:
+    """One split of an MNIST-format dataset, images uint8 (N, 1, 28, 28), labels (N,) int64."""
+    import torchvision.datasets  # lazily: torchvision is slow to import
+
+    fmt = _FORMATS[name]
+    dataset_class = getattr(torchvision.datasets, fmt.torchvision_class)
+    raw = raw_folder(name, root)
+    if _missing(raw):
+        if not download:
+            raise UserError(not_found_message(name, root) or f"{fmt.title}: files missing in {raw}")
+        _download(dataset_class, fmt, root)
+        if _missing(raw):
+            raise UserError(f"{fmt.title} download did not produce the files in {raw}: delete "
+                            "that folder and try again")
+    try:
+        source = dataset_class(str(root), train=split == "train", download=False)
+    except (AssertionError, RuntimeError, ValueError, TypeError, IndexError) as err:
+        # torchvision's IDX parser asserts on a bad header and fails to reshape a short file
+        raise UserError(
+            f"the {fmt.title} files in {raw} are not IDX files of 28x28 images and their labels "
+            f"({first_line(err)}): delete them and download again"
+        ) from err
+    images, labels = source.data, source.targets  # (N, H, W) uint8, (N,) int64
+    classes = list(fmt.classes or source.classes)
+    if images.dtype != torch.uint8 or images.dim() != 3 or len(images) != len(labels):
+        raise UserError(
+            f"the {fmt.title} {split} files in {raw} hold {tuple(images.shape)} {images.dtype} "
+            f"images and {len(labels)} labels: delete them and download again"
+        )
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(classes):
+        raise UserError(f"the {fmt.title} {split} labels in {raw} are not 0 to "
+                        f"{len(classes) - 1}: delete the files and download again")
+    return ImageDataset(
+        images=images.unsqueeze(1),  # (N, 1, H, W): a view, no copy
+        labels=labels.to(torch.int64),
+        classes=classes,
+        mean=(fmt.mean,),
+        std=(fmt.std,),
+        name=name,
+    )
+
+
+def _register(name: str, description: str) -> None:
+    def load(split: str, *, data_root: Path | None, download: bool, image_size: int, seed: int,
+             limit: int | None) -> ImageDataset:  # fmt: skip
+        del image_size, seed, limit  # load_dataset resizes and limits
+        return load_grey(name, split, data_root or Path("data"), download)
+
+    load.__doc__ = f"{description}: 60000 train / 10000 test images (1, 28, 28), 10 classes."
+    register_dataset(name, image_size=28, description=description)(load)
+
+
+_register("mnist", "MNIST handwritten digits (torchvision reader)")
+_register("fashion-mnist", "Fashion-MNIST clothing (torchvision reader)")
+_register("kmnist", "Kuzushiji-MNIST cursive Japanese (torchvision reader)")
