@@ -62,7 +62,7 @@ def checkpoint_features(
     if checkpoint_epoch not in paths:
         raise KeyError(f"run {run.name} has no checkpoint of epoch {checkpoint_epoch}")
     model, _ = load_trained_model(run, config, data.images.shape[1], paths[checkpoint_epoch])
-    images = data.images[torch.as_tensor(indices)]
+    images = data.images[torch.tensor(indices)]  # a copy: the indices may be read-only
     return extract_features(model.backbone, images, data.mean, data.std).numpy()
 
 

@@ -166,15 +166,25 @@ def test_one_channel_through_recipe_model_and_pictures(tmp_path: Path) -> None:
     assert image_grid(shown1, columns=5, pad=0).shape == (56, 140)  # grey: a 2-D picture
 
 
-def test_one_epoch_of_training_and_probes_on_written_files(tmp_path: Path) -> None:
-    write_idx_set(tmp_path / "data", "MNIST", seed=5)
+@pytest.fixture(scope="module")
+def grey_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of one epoch of cnn-small (batch 16) on written MNIST files, probed and analysed:
+    its directory (``data_root`` is absolute, so any working directory reads its images)."""
+    root = tmp_path_factory.mktemp("grey")
+    write_idx_set(root / "data", "MNIST", seed=5)
     explorer(
-        "train", "dataset=mnist", f"data_root={tmp_path / 'data'}", "backbone=cnn-small",
+        "train", "dataset=mnist", f"data_root={root / 'data'}", "backbone=cnn-small",
         "batch_size=16", "epochs=1", "warmup_epochs=0", "projector_hidden_dim=32",
-        "projector_out_dim=16", "knn_every=1", "knn_k=5", "device=cpu", "analyze=off",
-        "--name", "grey", "--no-progress", cwd=tmp_path, check=True,
+        "projector_out_dim=16", "knn_every=1", "knn_k=5", "device=cpu", "analyze=end",
+        "analysis_projection=pca", "analysis_samples=20", "--name", "grey", "--no-progress",
+        cwd=root, check=True,
     )  # fmt: skip
-    run = open_run(tmp_path / "runs" / "grey")
+    return root / "runs" / "grey"
+
+
+@pytest.mark.slow
+def test_one_epoch_of_training_and_probes_on_written_files(grey_run: Path) -> None:
+    run = open_run(grey_run)
     assert run.status()["state"] == "finished"
     epochs = [r for r in run.metrics() if r["kind"] == "epoch"]
     assert len(epochs) == 1 and 0 <= epochs[0]["knn_accuracy"] <= 1
@@ -192,3 +202,55 @@ def _flat(state: object, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
     if isinstance(state, dict):
         return [item for k, v in state.items() for item in _flat(v, f"{prefix}.{k}")]
     return []
+
+
+@pytest.mark.slow
+def test_the_dashboard_shows_grey_images(grey_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hover sprite, a clicked point's picture and neighbours, the augmentation triples and the
+    per-digit probe, on the grey run: one-channel pictures throughout."""
+    from PIL import Image
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.hover import STATIC
+    from explorer.artifacts import load_analysis
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(grey_run.parent))
+    run = open_run(grey_run)
+    indices = load_analysis(run, 1)["arrays"]["indices"]
+    test = load_dataset("mnist", "test", data_root=run.config().data_root)
+
+    def page(name: str, **state: object) -> AppTest:
+        app = AppTest.from_file(str(ROOT / "dashboard" / f"{name}_page.py"), default_timeout=120)
+        app.session_state["selected_run"] = "grey"
+        for key, value in state.items():
+            app.session_state[key] = value
+        app.run()
+        assert not app.exception, [e.message for e in app.exception]
+        return app
+
+    app = page("embeddings")
+    next(r for r in app.radio if "images on hover" in r.options).set_value("images on hover").run()
+    assert not app.exception
+    html = app.get("iframe")[0].proto.srcdoc
+    sprite_url = html.split("background-image:url('")[1].split("'")[0]
+    sprite = Image.open(STATIC / sprite_url.removeprefix("/app/static/"))
+    assert sprite.mode == "L"  # a grey PNG, not an RGB copy
+    columns = int(html.split("% ")[1].split(")")[0])
+    pixels = np.asarray(sprite)
+    for row in (0, len(indices) - 1):  # the tile of row r is test image indices[r]
+        r, c = divmod(row, columns)
+        tile = pixels[r * 28 : (r + 1) * 28, c * 28 : (c + 1) * 28]
+        np.testing.assert_array_equal(tile, test.images[indices[row], 0].numpy())
+
+    clicked = {"run": "grey", "epoch": 1, "images": [int(indices[3])]}
+    app = page("embeddings", **{"embedding-selection": clicked})
+    assert any(f"Test image {indices[3]}" in h.value for h in app.subheader)
+    assert len(app.get("image")) == 2  # the clicked image, then its nearest neighbours
+    assert any("Nearest neighbours" in m.value for m in app.markdown)
+
+    app = page("augmentations")  # mnist's recipe is the digits'
+    assert "recipe 'digits'" in app.get("image")[0].proto.imgs[0].caption
+    app = page("probe")  # accuracy per digit and the confusion of digits
+    bars, heat = (json.loads(chart.proto.spec)["data"] for chart in app.get("plotly_chart")[:2])
+    assert bars[0]["x"] == [str(d) for d in range(10)] and heat[0]["type"] == "heatmap"
