@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild explorer/demo_runs (shipped as package data): the shapes-demo presets trained and
-# analysed by this package on the CPU (about 30 minutes on 2 cores): the spectral loss, SimCLR and
+# analysed by this package on the CPU (about 22 minutes on 2 cores): the spectral loss, SimCLR and
 # SimSiam on views drawn from the exact augmentation graph, and the spectral loss with image-space
 # augmentation; then the sweep shapes-class-change (class_change_p = 0, 0.3, 0.6, 0.9: classes
 # only approximately disconnected, issue 17), whose manifest .sweeps/shapes-class-change.json
