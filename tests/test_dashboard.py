@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.artifacts import load_analysis
+from explorer.artifacts import analysed_epochs, load_analysis
 from explorer.augment import RECIPES
 from explorer.data.shapes import ShapesKernel
 from explorer.errors import UserError
@@ -387,6 +387,32 @@ def test_sweeps_page_plots_and_tabulates_a_sweeps_runs(page, runs_dir: Path) -> 
     assert bound["y"][0] == pytest.approx(100 * rows[0]["bound"])
     linear = traces["linear probe accuracy"]["y"]
     assert linear == pytest.approx([100 * r["linear"] for r in rows])
+
+
+def test_the_demo_sweep_is_on_the_sweeps_page_of_a_fresh_runs_directory(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from explorer.demo import install_demo_runs
+
+    runs = tmp_path / "runs"
+    installed = install_demo_runs(runs)
+    sweep_runs = [f"shapes-class-change-{v}" for v in ("0", "0.3", "0.6", "0.9")]
+    assert set(sweep_runs) <= set(installed)
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
+    app = AppTest.from_file(str(ROOT / "dashboard" / "sweep_page.py"), default_timeout=60)
+    app.run()
+    assert not app.exception and app.selectbox[0].value == "shapes-class-change"
+    table = app.dataframe[0].value
+    assert table["run"].tolist() == sweep_runs and set(table["state"]) == {"finished"}
+    # each row's E(f*) and α are those of its run's latest analysis, as the Spectrum page reads it
+    for name, optimum_error, alpha in zip(sweep_runs, table["E(f*) %"], table["α %"],
+                                          strict=True):  # fmt: skip
+        run = open_run(runs / name)
+        guarantee = load_analysis(run, analysed_epochs(run)[-1])["exact"]["guarantee"]
+        assert optimum_error == pytest.approx(round(100 * guarantee["optimum_error"], 1))
+        assert alpha == pytest.approx(round(100 * guarantee["alpha"], 1))
+    assert table["E(f*) %"].tolist() == sorted(table["E(f*) %"])  # grows with class_change_p
+    assert table["α %"].iloc[-1] > table["α %"].iloc[1] > 0 == table["α %"].iloc[0]
 
 
 def test_sweeps_page_says_how_to_start_a_sweep(tmp_path: Path, monkeypatch) -> None:
