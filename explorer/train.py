@@ -140,10 +140,10 @@ class Trainer:
         # indices -> two views; the data moves to the device once (explorer.views)
         self.views = build_views(config, self.train_set, self.device)
         self.model = build_model(config, self.train_set.images.shape[1]).to(self.device)
-        # channels-last convolutions: cuDNN's tensor-core kernels, and oneDNN's on the CPU (the
-        # cnn-small's step on 2 CPU cores about 1.25x faster; no slower for the others we timed)
-        self.model = self.model.to(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda":  # channels-last: cuDNN's tensor-core convolutions
+            # (on 2 CPU cores it made cnn-narrow's step no faster, and oneDNN's batch-dependent
+            # kernels moved two ranks' train-mode steps apart by 1e-4: tests/test_distributed.py)
+            self.model = self.model.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolutions
         if self.world_size > 1:
             self._setup_distributed()
@@ -361,8 +361,9 @@ class Trainer:
         lr = learning_rate(step, self.total_steps, self.warmup_steps, config.effective_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        view1 = view1.contiguous(memory_format=torch.channels_last)
-        view2 = view2.contiguous(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            view1 = view1.contiguous(memory_format=torch.channels_last)
+            view2 = view2.contiguous(memory_format=torch.channels_last)
         use_amp = config.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             _, z1, p1 = self.step_model(view1)  # z: (B, out_dim)
