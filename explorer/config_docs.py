@@ -61,7 +61,7 @@ FIELD_DOCS: dict[str, FieldDoc] = {
                                "its ambiguity; 0 keeps the classes disconnected, at most 0.9."),
     # model
     "backbone": FieldDoc("model", "Backbone", "The network whose features are probed: cnn-small "
-                         "and cnn-narrow (0.6 of its step time) train in minutes on a CPU; "
+                         "and cnn-narrow (a third of its step time) train in minutes on a CPU; "
                          "the ResNets are the paper's."),
     "projector_hidden_dim": FieldDoc("model", "Projector width", "Width of the projector's "
                                      "hidden layers (the MLP between backbone and loss)."),

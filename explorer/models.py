@@ -117,7 +117,7 @@ def cnn_small(in_channels: int = 3) -> nn.Module:
 @register_backbone("cnn-narrow")
 def cnn_narrow(in_channels: int = 3) -> nn.Module:
     """``cnn-small`` with 8, 16 and 32 channels in its first three blocks (256 at the end, 256
-    features): the shapes demo's. About 0.6 of cnn-small's step time on 2 CPU cores, and on
+    features): the shapes demo's. A step costs about a third of cnn-small's on 2 CPU cores, and on
     the shapes demo it comes as close to the optimum in as many steps (benchmarks/bench_theorem.py;
     a last block of 128 channels is cheaper but falls short)."""
     return SmallCNN(in_channels, widths=(8, 16, 32, 256))
