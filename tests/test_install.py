@@ -89,8 +89,12 @@ def test_presets_and_demo_runs_ship_with_the_wheel(installed: Path, tmp_path: Pa
                   f"from explorer.demo import install_demo_runs; "
                   f"print(' '.join(install_demo_runs({str(runs)!r})))",
                   cwd=tmp_path, env=_clean_env()).stdout.split()
-    expected = sorted(p.name for p in (ROOT / "explorer" / "demo_runs").iterdir())
+    demo = ROOT / "explorer" / "demo_runs"
+    expected = sorted(p.name for p in demo.iterdir() if not p.name.startswith("."))
     assert expected and sorted(copied) == expected
+    # the demo sweep's manifest ships too (a dotted folder: package data names it apart)
+    manifests = sorted(p.name for p in (demo / ".sweeps").glob("*.json"))
+    assert manifests and manifests == sorted(p.name for p in (runs / ".sweeps").glob("*.json"))
     for name in expected:
         source = ROOT / "explorer" / "demo_runs" / name
         files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
