@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 # shapes-subgrid with views from the exact graph's kernel (augment=auto is graph there): the
 # field class_change_p acts. About 30 s per run on 2 busy cores, probe table included.
-SMALL = ["dataset=shapes-subgrid", "train_limit=120", "test_limit=60", "backbone=cnn-small",
+SMALL = ["dataset=shapes-subgrid", "train_limit=120", "test_limit=60", "backbone=cnn-narrow",
          "projector_hidden_dim=32", "projector_out_dim=16", "batch_size=32", "epochs=1",
          "warmup_epochs=0", "knn_every=0", "device=cpu", "analyze=off", "mu=30"]
 

@@ -75,7 +75,7 @@ def test_train_writes_the_run_directory_and_probe_table(workdir: Path) -> None:
     assert set(probe["methods"]) == {"trained", "raw_pixels", "random_init"}
     for line in ("trained backbone", "raw pixels", "random init"):
         assert line in result.stdout
-    assert "training cnn-small" in (run.path / "train.log").read_text()
+    assert "training cnn-narrow" in (run.path / "train.log").read_text()
     table = explorer("runs", cwd=workdir, check=True).stdout
     assert "tiny" in table and "finished" in table and "2/2" in table
 
@@ -287,7 +287,7 @@ def _check_compiled_run(compiled: Run, eager: Run, workdir: Path) -> None:
     [(_, path)] = compiled.weight_checkpoints()
     weights = compiled.load_weights(path)
     # The names of a model built directly, without torch.compile's `_orig_mod.` wrapper.
-    expected = ContrastiveModel("cnn-small", projector_hidden_dim=64, projector_out_dim=32)
+    expected = ContrastiveModel("cnn-narrow", projector_hidden_dim=64, projector_out_dim=32)
     assert set(weights) == set(expected.state_dict())
     assert set(compiled.load_resume_state()["model"]) == set(expected.state_dict())
     # Compilation fuses and reorders float operations (differences of ~1e-5 seen after 4
