@@ -324,8 +324,6 @@ def make_config(preset: str, args: argparse.Namespace, epochs: int | None = None
                                  "analyze": "off"}  # fmt: skip
     if args.quick:
         overrides.update(batch_size=QUICK_BATCH, warmup_epochs=0)
-    if args.backbone:
-        overrides["backbone"] = args.backbone
     if epochs is not None:
         overrides["epochs"] = epochs
     if loss is not None:
@@ -362,9 +360,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=2,
         help="torch and BLAS threads (default 2, the issue's cores; 0: leave as is)",
     )  # noqa: E501
-    parser.add_argument("--backbone",
-                        help="override the preset's backbone, e.g. cnn-small (the demo's former "
-                             "one) for a baseline on this machine")  # fmt: skip
     parser.add_argument("--baseline", metavar="BACKBONE",
                         help="also train the spectral run with this backbone (e.g. cnn-small, "
                              "the demo's former one) and print the ratio of the times")  # fmt: skip
