@@ -96,6 +96,21 @@ def box_select(page: Any, start: tuple[float, float], end: tuple[float, float]) 
     page.mouse.up()
 
 
+def choose(page: Any, combobox: str, option: str, tries: int = 4) -> None:
+    """Pick ``option`` in the select box labelled ``combobox``. A list opened in the instant a
+    live fragment reruns can close again, so it is opened again until the option shows."""
+    box = page.get_by_role("combobox", name=combobox)
+    for attempt in range(tries):
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
+            return
+        except Exception:  # Playwright's TimeoutError; the list closed before it was drawn
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+
+
 def navigate(page: Any, path: str, timeout_ms: int = 60_000) -> None:
     """Go to the page at ``path`` through the sidebar's link, as a user does: the same session
     (what the user set elsewhere is still there), unlike :func:`open_page`'s fresh load."""

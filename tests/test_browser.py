@@ -26,6 +26,7 @@ from dashboard.serve import (
     PAGES,
     READY,
     box_select,
+    choose,
     navigate,
     open_page,
     start_server,
@@ -148,7 +149,8 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes
         page.wait_for_function(READY)
     # READY can hold before the last Enter's rerun starts; a page change in that instant is
     # merged with it by Streamlit and drops the value (the user's Enter, then a click at once).
-    page.wait_for_timeout(1000)
+    page.wait_for_timeout(2000)
+    page.wait_for_function(READY)
     navigate(page, "")  # Runs, and back: the same session, as a user moves
     navigate(page, "train")
     for field, value in settings.items():  # folded again, but as typed
@@ -198,8 +200,7 @@ def test_the_train_page_watches_a_run_and_links_its_pages_whose_tables_download_
     assert share is not None
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     open_page(page, server, "train")
-    page.get_by_role("combobox", name="Watch run").click()
-    page.get_by_role("option", name="demo-spectral").click()
+    choose(page, "Watch run", "demo-spectral")
     page.get_by_text("demo-spectral: finished").first.wait_for(timeout=30_000)
     metric = page.locator('[data-testid="stMetric"]', has_text="of the provable optimum")
     metric.wait_for(timeout=30_000)
@@ -249,8 +250,7 @@ def test_a_run_below_zero_share_is_drawn_inside_its_axis_with_a_zero_line(
 ) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     open_page(page, server, "spectrum")
-    page.get_by_role("combobox", name="Run").click()
-    page.get_by_role("option", name="demo-image").click()
+    choose(page, "Run", "demo-image")
     page.get_by_text("This run did not train on an exact graph").wait_for(timeout=60_000)
     page.locator(".st-key-exact-progress .js-plotly-plot").wait_for(timeout=60_000)
     page.wait_for_function(READY, timeout=60_000)
@@ -282,8 +282,7 @@ def test_the_runs_overlay_keeps_its_choice_while_other_pages_pick_runs(
     page.wait_for_function(READY)
     assert chosen() == ["synthetic-20x5000"]
     navigate(page, "spectrum")  # another run picked elsewhere
-    page.get_by_role("combobox", name="Run").click()
-    page.get_by_role("option", name="demo-spectral").click()
+    choose(page, "Run", "demo-spectral")
     page.get_by_text("of the provable optimum").first.wait_for(timeout=60_000)
     page.wait_for_function(READY)
     navigate(page, "")
@@ -356,8 +355,7 @@ FIRST_POINT = """() => {
 def test_clicking_a_point_shows_its_image_and_neighbours(server: str, browser) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     open_page(page, server, "embeddings")
-    page.get_by_role("combobox", name="Run").click()
-    page.get_by_role("option", name="demo-spectral").click()
+    choose(page, "Run", "demo-spectral")
     page.get_by_text("demo-spectral, epoch").first.wait_for(timeout=60_000)
     page.wait_for_function(READY, timeout=60_000)
     x, y = page.evaluate(FIRST_POINT)
