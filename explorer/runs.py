@@ -82,20 +82,22 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str]:
+    """The versions a run was made with, read from the installed packages' metadata (importing
+    scikit-learn only to read its version cost four seconds of every run's start)."""
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
     import numpy
-    import sklearn
     import torch
-    import torchvision
 
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-    }
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "numpy": numpy.__version__}
+    for name in ("torchvision", "scikit-learn"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
 
 
 def pid_alive(pid: int | None) -> bool:
