@@ -117,7 +117,9 @@ class AugmentRecipe:
             ("flip", f"horizontal, with probability {self.flip_p:g}" if self.flip_p else "none"),
             ("rotation", f"uniform in ±{self.rotation_degrees:g}°" if self.rotation_degrees
              else "none"),
-            ("colour jitter", f"{strengths}, with probability {self.jitter_p:g}"
+            # on grey images (no saturation or hue) the jitter is of brightness and contrast
+            ("colour jitter" if any(self.jitter[2:]) else "brightness and contrast jitter",
+             f"{strengths}, with probability {self.jitter_p:g}"
              if strengths and self.jitter_p else "none"),
             ("grayscale", f"with probability {self.grayscale_p:g}" if self.grayscale_p
              else "none"),

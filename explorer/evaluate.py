@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from explorer.augment import RECIPES
 from explorer.builders import build_model, load_splits, recipe_name, resolve_device
 from explorer.config import GRAPH_AUGMENT, Config
 from explorer.data import ImageDataset
@@ -45,6 +46,14 @@ def split_note(config: Config) -> str | None:
                  "view redraws position, scale, rotation and colours), so the split tests the "
                  "probe's head on unseen scenes, not the encoder on unseen augmentations.")
     return note
+
+
+def probe_flip_p(config: Config) -> float:
+    """The augmented probe's flip probability: the paper flips at random, which is right for
+    photographs but turns a 2 into a backwards 2, so it flips only as the run's own recipe does
+    (graph views of shapes: as the ``shapes`` recipe)."""
+    name = recipe_name(config)
+    return RECIPES["shapes" if name == GRAPH_AUGMENT else name].flip_p
 
 
 def probe_run(
@@ -96,6 +105,7 @@ def probe_run(
             train.mean,
             train.std,
             epochs=config.probe_epochs,
+            flip_p=probe_flip_p(config),
             device=torch_device,
             progress=progress,
         )

@@ -377,6 +377,7 @@ def linear_probe_augmented(
     milestones: Sequence[int] = (60, 80),
     momentum: float = 0.9,
     crop_scale: tuple[float, float] = (0.08, 1.0),
+    flip_p: float = 0.5,
     device: torch.device | str = "cpu",
     image_size: int | None = None,
     progress: bool = False,
@@ -386,7 +387,9 @@ def linear_probe_augmented(
     The backbone stays in eval mode (BatchNorm uses running statistics) and is never updated.
     Each epoch visits the training images in a random order; every batch gets RandomResizedCrop
     (torchvision's default scale 0.08-1 and ratio 3/4-4/3, as in the paper's "standard" linear
-    evaluation transform) and a horizontal flip, applied batched with kornia on ``device``.
+    evaluation transform) and a horizontal flip with probability ``flip_p`` (the paper's 0.5 on
+    photographs; 0 where a mirror changes the class, as for digits), batched with kornia on
+    ``device``.
     The head (weights ~ N(0, 0.01), bias 0) is trained with SGD, momentum 0.9, no weight decay,
     the learning rate multiplied by 0.1 at each milestone epoch. Test images are not augmented
     (only resized to ``image_size`` if they differ). Randomness comes from torch's global RNG.
@@ -401,6 +404,7 @@ def linear_probe_augmented(
         epochs, lr, batch_size, milestones, momentum: the SGD recipe (paper: 100, 30, 256,
             (60, 80), 0.9).
         crop_scale: area range of RandomResizedCrop.
+        flip_p: probability of the horizontal flip (0: none).
         device: where the backbone and head run.
         image_size: side S of the crops; defaults to the training images' height.
         progress: show a tqdm bar over epochs.
@@ -419,9 +423,10 @@ def linear_probe_augmented(
             f"{epochs}, {batch_size} and {lr}"
         )
     size = image_size or train_images.shape[-2]
-    augment = nn.Sequential(
-        K.RandomResizedCrop((size, size), scale=crop_scale), K.RandomHorizontalFlip()
-    )
+    steps: list[nn.Module] = [K.RandomResizedCrop((size, size), scale=crop_scale)]
+    if flip_p > 0:
+        steps.append(K.RandomHorizontalFlip(p=flip_p))
+    augment = nn.Sequential(*steps)
     images = train_images.to(device)  # uint8 fits on the device for the datasets we hold
     labels = train_labels.to(device, torch.long)
     modes = _set_eval(backbone)

@@ -235,3 +235,12 @@ def test_torchvision_baseline_gives_the_same_shapes(recipe: str, channels: int) 
                    for t in transform.transforms)  # fmt: skip
     assert has_blur == RECIPES[recipe].blurs_at(size)
     assert math.isfinite(float(view.sum()))
+
+
+def test_the_recipe_names_a_grey_images_jitter_by_what_it_changes() -> None:
+    """The digits recipe has no saturation or hue: its jitter is not called a colour jitter."""
+    steps = dict(RECIPES["digits"].describe(28))
+    assert "colour jitter" not in steps
+    assert steps["brightness and contrast jitter"].startswith("brightness 0.4, contrast 0.4")
+    assert dict(RECIPES["shapes"].describe(32))["colour jitter"].endswith("hue 0.5, with "
+                                                                           "probability 0.8")

@@ -246,3 +246,32 @@ def test_linear_probe_augmented_learns_and_leaves_backbone_frozen(
     assert all(p.grad is None for p in backbone.parameters())
     for key, value in backbone.state_dict().items():  # weights and BN running stats
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("flip_p", "learns"), [(0.0, True), (0.5, False)])
+def test_the_augmented_probe_flips_only_when_told(flip_p: float, learns: bool) -> None:
+    """Two classes that are each other's mirror image (a bar on the left or on the right), seen
+    through raw pixels: without flips a linear head tells them apart; flipped half the time, the
+    training labels contradict each other and it cannot (chance is 1/2)."""
+    torch.manual_seed(0)
+    images = torch.zeros(64, 1, 8, 8, dtype=torch.uint8)
+    images[:32, :, :, :2] = 255  # class 0: bar on the left
+    images[32:, :, :, -2:] = 255  # class 1: bar on the right
+    labels = torch.arange(64) // 32
+    backbone = nn.Flatten()
+    result = linear_probe_augmented(
+        backbone, images, labels, images, labels, 2, (0.5,), (0.5,),
+        epochs=6, lr=1.0, batch_size=16, milestones=(5,), crop_scale=(1.0, 1.0), flip_p=flip_p,
+    )  # fmt: skip
+    assert (result.accuracy == 1.0) if learns else (result.accuracy < 0.9)
+
+
+def test_the_probe_flips_as_the_runs_recipe_does() -> None:
+    from explorer.augment import RECIPES
+    from explorer.config import build_config
+    from explorer.evaluate import probe_flip_p
+
+    flips = {name: probe_flip_p(build_config(overrides=[f"dataset={name}"]))
+             for name in ("mnist", "kmnist", "fashion-mnist", "cifar10", "shapes-subgrid")}
+    assert flips == {"mnist": 0.0, "kmnist": 0.0, "fashion-mnist": RECIPES["fashion"].flip_p,
+                     "cifar10": 0.5, "shapes-subgrid": RECIPES["shapes"].flip_p}
