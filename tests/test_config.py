@@ -20,7 +20,7 @@ def test_every_preset_builds(tmp_path: Path) -> None:
     for name in presets:
         config = build_config(name, overrides=[f"data_root={tmp_path}"])
         assert isinstance(config, Config)
-    for base in ("shapes-demo", "digits-demo", "cifar10-paper", "imagenet-paper"):
+    for base in ("shapes-demo", "digits-demo", "mnist-demo", "cifar10-paper", "imagenet-paper"):
         for loss in ("simclr", "simsiam"):
             assert f"{base}-{loss}" in presets
 
@@ -119,3 +119,20 @@ def test_the_kernel_fields_reach_the_graph_views_kernel() -> None:
     default = graph_kernel(build_config(overrides=["dataset=shapes-subgrid"]))
     assert (default.crop_p, default.rotate_p, default.color_p, default.class_change_p) == (
         0.5, 0.5, 0.8, 0.0)  # today's demo
+
+
+def test_the_mnist_presets_differ_only_in_their_loss_and_leave_room_for_ten_digits() -> None:
+    """The comparison on real images holds everything but the objective fixed; mnist-demo's ball
+    tr E[f fᵀ] <= mu admits ten eigenvalues of 0.9, one per digit (docs/THEORY.md, "The ball")."""
+    from explorer.spectrum_reading import NEAR_ONE, eigenvalue_cap
+
+    spectral = build_config("mnist-demo")
+    assert (spectral.dataset, spectral.loss, spectral.train_limit, spectral.test_limit) == (
+        "mnist", "spectral", 0, 0)  # every training image, the official test split
+    assert eigenvalue_cap(spectral.mu, NEAR_ONE) >= 10
+    keep = ("dataset", "augment", "backbone", "epochs", "batch_size", "lr", "warmup_epochs",
+            "projector_hidden_dim", "projector_out_dim", "seed")
+    for loss in ("simclr", "simsiam"):
+        other = build_config(f"mnist-demo-{loss}")
+        assert other.loss == loss
+        assert [getattr(other, k) for k in keep] == [getattr(spectral, k) for k in keep]

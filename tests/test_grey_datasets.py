@@ -168,13 +168,13 @@ def test_one_channel_through_recipe_model_and_pictures(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def grey_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run of one epoch of cnn-small (batch 16) on written MNIST files, probed and analysed:
-    its directory (``data_root`` is absolute, so any working directory reads its images)."""
+    """The ``mnist-demo`` preset cut to one epoch of batch 16 on written MNIST files, probed and
+    analysed: its directory (``data_root`` is absolute, so any working directory reads it)."""
     root = tmp_path_factory.mktemp("grey")
     write_idx_set(root / "data", "MNIST", seed=5)
     explorer(
-        "train", "dataset=mnist", f"data_root={root / 'data'}", "backbone=cnn-small",
-        "batch_size=16", "epochs=1", "warmup_epochs=0", "projector_hidden_dim=32",
+        "train", "--preset", "mnist-demo", f"data_root={root / 'data'}", "batch_size=16",
+        "epochs=1", "warmup_epochs=0", "projector_hidden_dim=32",
         "projector_out_dim=16", "knn_every=1", "knn_k=5", "device=cpu", "analyze=end",
         "analysis_projection=pca", "analysis_samples=20", "--name", "grey", "--no-progress",
         cwd=root, check=True,
@@ -193,6 +193,8 @@ def test_one_epoch_of_training_and_probes_on_written_files(grey_run: Path) -> No
     weights = torch.load(run.weight_checkpoints()[-1][1], map_location="cpu", weights_only=True)
     first_conv = next(v for k, v in _flat(weights) if v.ndim == 4)
     assert first_conv.shape[1] == 1  # the network saw one channel
+    config = run.config()
+    assert (config.dataset, config.loss, config.augment) == ("mnist", "spectral", "auto")
 
 
 def _flat(state: object, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
