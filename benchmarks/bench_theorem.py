@@ -328,6 +328,9 @@ def make_config(preset: str, args: argparse.Namespace, epochs: int | None = None
         overrides["epochs"] = epochs
     if loss is not None:
         overrides["loss"] = loss
+    for item in args.set or []:  # --set lr=0.2: the CLI's key=value overrides, as strings
+        key, _, value = item.partition("=")
+        overrides[key] = value
     return build_config(preset, overrides=overrides)
 
 
@@ -364,6 +367,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also train the spectral run with this backbone (e.g. cnn-small, "
                              "the demo's former one) and print the ratio of the times")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a config field of every run (repeatable), e.g. "
+                             "--set lr=0.2 --set batch_size=128")  # fmt: skip
     parser.add_argument(
         "--simclr",
         action=argparse.BooleanOptionalAction,
