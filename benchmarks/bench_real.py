@@ -40,7 +40,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = {"spectral": "", "simclr": "-simclr", "simsiam": "-simsiam"}
-TARGETS = {"mnist": (0.990, 0.980)}  # mnist-demo's linear and kNN goals (issue 19)
+# The spectral preset's linear and kNN goals (issue 19). Fashion-MNIST's: above the dataset
+# paper's best classifier on raw pixels (Xiao et al. 2017, Table 3: an RBF SVM, 89.7%); no kNN goal.
+TARGETS: dict[str, tuple[float, float | None]] = {"mnist": (0.990, 0.980),
+                                                  "fashion-mnist": (0.897, None)}
 
 
 def explorer(*args: str) -> float:
@@ -92,9 +95,10 @@ def main() -> None:
     if args.dataset in TARGETS and rows[0][0] == "spectral":
         linear_goal, knn_goal = TARGETS[args.dataset]
         _, linear, knn, train_s, probe_s = rows[0]
-        print(f"\ngoal: {args.dataset}-demo >= {100 * linear_goal:.1f}% linear and "
-              f">= {100 * knn_goal:.1f}% kNN, each run <= 10 min: {100 * linear:.2f}% / "
-              f"{100 * knn:.2f}% in {(train_s + probe_s) / 60:.1f} min")
+        knn_text = f" and >= {100 * knn_goal:.1f}% kNN" if knn_goal is not None else ""
+        print(f"\ngoal: {args.dataset}-demo >= {100 * linear_goal:.1f}% linear{knn_text}, each "
+              f"run <= 10 min: {100 * linear:.2f}% / {100 * knn:.2f}% in "
+              f"{(train_s + probe_s) / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -121,18 +121,22 @@ def test_the_kernel_fields_reach_the_graph_views_kernel() -> None:
         0.5, 0.5, 0.8, 0.0)  # today's demo
 
 
-def test_the_mnist_presets_differ_only_in_their_loss_and_leave_room_for_ten_digits() -> None:
-    """The comparison on real images holds everything but the objective fixed; mnist-demo's ball
-    tr E[f fᵀ] <= mu admits ten eigenvalues of 0.9, one per digit (docs/THEORY.md, "The ball")."""
+@pytest.mark.parametrize(("dataset", "recipe"), [("mnist", "auto"), ("fashion-mnist", "fashion")])
+def test_the_real_image_presets_differ_only_in_their_loss_and_leave_room_for_ten_classes(
+    dataset: str, recipe: str
+) -> None:
+    """The comparison on real images holds everything but the objective fixed; the spectral
+    preset's ball tr E[f fᵀ] <= mu admits ten eigenvalues of 0.9, one per class
+    (docs/THEORY.md, "The ball")."""
     from explorer.spectrum_reading import NEAR_ONE, eigenvalue_cap
 
-    spectral = build_config("mnist-demo")
-    assert (spectral.dataset, spectral.loss, spectral.train_limit, spectral.test_limit) == (
-        "mnist", "spectral", 0, 0)  # every training image, the official test split
+    spectral = build_config(f"{dataset}-demo")
+    assert (spectral.dataset, spectral.augment, spectral.loss, spectral.train_limit,
+            spectral.test_limit) == (dataset, recipe, "spectral", 0, 0)  # fmt: skip
     assert eigenvalue_cap(spectral.mu, NEAR_ONE) >= 10
     keep = ("dataset", "augment", "backbone", "epochs", "batch_size", "lr", "warmup_epochs",
             "projector_hidden_dim", "projector_out_dim", "seed")
     for loss in ("simclr", "simsiam"):
-        other = build_config(f"mnist-demo-{loss}")
+        other = build_config(f"{dataset}-demo-{loss}")
         assert other.loss == loss
         assert [getattr(other, k) for k in keep] == [getattr(spectral, k) for k in keep]
