@@ -1,14 +1,30 @@
-"""Runs: every run in a table, and the training curves of the chosen runs overlaid."""
+"""Runs: every run in a table, the training curves of the chosen runs overlaid, and the
+management of one run (its full config and resume changes, a copy into the Train form, rename,
+delete, and the demo runs reinstalled)."""
 
 from __future__ import annotations
 
-import streamlit as st
+import time
+from typing import Any
 
-from dashboard.common import run_names, runs_dir
+import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
+
+from dashboard.common import pick_run, run_names, runs_dir
 from dashboard.memory import drop_missing, kept
+from explorer.config_docs import label
 from explorer.errors import UserError
 from explorer.figures import run_colors, share_overlay_figure, training_curves
 from explorer.overview import RunSummary, share_history, summaries
+from explorer.run_admin import (
+    closest_preset,
+    config_history,
+    copy_name,
+    delete_run,
+    reinstall_demo_runs,
+    rename_run,
+    writer_pid,
+)
 from explorer.runs import Run
 
 st.title("Runs")
@@ -102,3 +118,151 @@ if rows:
                    "checkpoints): 100% at the optimum −Σγᵢ², 0% for f = 0. A run scored on a "
                    "graph it did not train on (the image-space run) can sit below 0. The "
                    "Spectrum page reads each run's in full.")
+
+
+# -- managing one run --------------------------------------------------------------------------
+NOTICE = "manage-notice"  # (kind, text) of the last action, said once at the section's top
+CONFIRM = "manage-confirm"  # the run a first Delete click asked to confirm
+NEW_NAME = "manage-new-name"
+
+
+def _say(kind: str, text: str) -> None:
+    st.session_state[NOTICE] = (kind, text)
+
+
+def _rename(old: str) -> None:
+    new = str(st.session_state.get(NEW_NAME, "")).strip()
+    try:
+        rename_run(runs_dir(), old, new)
+    except UserError as err:
+        _say("error", str(err))
+        return
+    st.session_state["selected_run"] = new
+    st.session_state.pop("manage-picker", None)  # drawn again at the new name
+    st.session_state[NEW_NAME] = ""
+    for key in ("runs-overlay", "kept:runs-overlay"):  # the overlay keeps showing the run
+        chosen = st.session_state.get(key)
+        if isinstance(chosen, list):
+            st.session_state[key] = [new if n == old else n for n in chosen]
+    _say("success", f"Renamed `{old}` to `{new}`.")
+
+
+def _ask_delete(name: str) -> None:
+    st.session_state[CONFIRM] = name
+
+
+def _delete(name: str) -> None:
+    st.session_state.pop(CONFIRM, None)
+    try:
+        delete_run(runs_dir(), name)
+    except UserError as err:
+        _say("error", str(err))
+        return
+    if st.session_state.get("selected_run") == name:
+        st.session_state.pop("selected_run")
+    st.session_state.pop("manage-picker", None)
+    _say("success", f"Deleted `{name}`.")
+
+
+def _cancel() -> None:
+    st.session_state.pop(CONFIRM, None)
+
+
+def _reinstall() -> None:
+    try:
+        restored, skipped = reinstall_demo_runs(runs_dir())
+    except (UserError, OSError) as err:
+        _say("error", f"Cannot reinstall the demo runs: {err}")
+        return
+    said = [f"restored {', '.join(restored)}" if restored else "no demo run was missing"]
+    if skipped:
+        said.append(f"left alone, a run of that name being there already: {', '.join(skipped)}")
+    _say("success" if restored else "info", "Demo runs: " + "; ".join(said) + ".")
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def config_tables(run: Run) -> dict[str, Any] | None:
+    """The run's full config as a table, and its resume changes (none: said so); returns the
+    config, or None when it cannot be read (after saying why)."""
+    try:
+        history = config_history(run)
+    except (UserError, OSError) as err:
+        st.error(f"Cannot read the config of `{run.name}`: {err}")
+        return None
+    st.dataframe([{"field": name, "setting": label(name), "value": _shown(value)}
+                  for name, value in history.config.items()],
+                 hide_index=True, key="manage-config", height=280)
+    if not history.changes:
+        st.caption("Changes made by a resume: none (the config is the one it was launched with).")
+        return history.config
+    st.markdown("**Changes made by a resume**")
+    st.dataframe([{"step": "?" if c.step is None else str(c.step), "field": c.field,
+                   "change": f"{_shown(c.old)} → {_shown(c.new)}",
+                   "when": "?" if c.time is None else time.strftime("%Y-%m-%d %H:%M",
+                                                                    time.localtime(c.time))}
+                  for c in history.changes], hide_index=True, key="manage-changes")
+    return history.config
+
+
+def copy_into_form(run: Run) -> None:
+    """Fill the Train form (the values its widgets get back: dashboard.memory) with the run's
+    config, under the closest preset and a free name, then open the Train page."""
+    try:
+        config = run.config()
+        preset = closest_preset(config)
+        values = {"train-preset": preset, "run-name": copy_name(runs_dir(), run.name)}
+    except (UserError, OSError) as err:  # changed since the page was drawn
+        st.error(f"Cannot copy the config of `{run.name}`: {err}")
+        return
+    for field, value in config.to_dict().items():  # as the form holds them: text, bool, choice
+        values[f"field-{preset}-{field}"] = value if isinstance(value, bool) else str(value)
+    for key, value in values.items():
+        st.session_state.pop(key, None)  # a widget value left over would win over the kept one
+        st.session_state[f"kept:{key}"] = value
+    st.session_state["run-name-preset"] = preset  # else the form gives the name a fresh default
+    st.session_state["train-notice"] = f"The form holds the config of {run.name} (preset {preset})"
+    try:
+        st.switch_page("dashboard/train_page.py")
+    except StreamlitPageNotFoundError:  # this page run on its own (tests): no Train page
+        st.info(f"Copied the config of `{run.name}` into the Train form.")
+
+
+def manage() -> None:
+    notice = st.session_state.pop(NOTICE, None)
+    if notice:
+        getattr(st, notice[0])(notice[1])
+    run = pick_run("Run to manage", key="manage")
+    if run is not None:
+        config = config_tables(run)
+        pid = writer_pid(runs_dir(), run.name)
+        if pid is not None:
+            st.caption(f"`{run.name}` is being written by process {pid if pid > 0 else '?'}: "
+                       "stop it on the Train page before renaming or deleting it.")
+        if st.button("Copy into the Train form", disabled=config is None,
+                     help="Open the Train page with this run's config in its fields (under a "
+                          "new name), to launch a variant of it"):
+            copy_into_form(run)
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        left.text_input("New name", key=NEW_NAME, placeholder=run.name,
+                        help="letters, digits, '.', '_' or '-'; never a name already taken")
+        right.button("Rename", on_click=_rename, args=(run.name,), disabled=pid is not None)
+        if st.session_state.get(CONFIRM) == run.name and pid is None:
+            st.warning(f"Delete `{run.name}` for good: its checkpoints, metrics and analyses?")
+            yes, no = st.columns(2)
+            yes.button(f"Really delete {run.name}", type="primary", on_click=_delete,
+                       args=(run.name,))
+            no.button("Cancel", on_click=_cancel)
+        else:
+            st.button("Delete…", on_click=_ask_delete, args=(run.name,), disabled=pid is not None,
+                      help="Asks to confirm; a running run cannot be deleted")
+    st.button("Reinstall the demo runs", on_click=_reinstall,
+              help="Copies back the shipped demo runs that are missing; a run of yours with a "
+                   "demo run's name is never overwritten")
+
+
+# Folded at first; then open or closed as the user left it (a constant ``expanded``).
+with st.expander("Manage a run: its config, copy, rename, delete"):
+    manage()

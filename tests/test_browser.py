@@ -33,12 +33,14 @@ from dashboard.serve import (
     stop_server,
 )
 from explorer.artifacts import load_all_analyses
+from explorer.config import build_config
 from explorer.config_docs import label
 from explorer.demo import DEMO_RUNS
 from explorer.launcher import launch_log
 from explorer.overview import summarize
+from explorer.run_admin import closest_preset, delete_run
 from explorer.run_tables import epoch_column
-from explorer.runs import Run, list_runs
+from explorer.runs import Run, create_run, list_runs
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
 CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
@@ -384,3 +386,28 @@ def test_clicking_a_point_shows_its_image_and_neighbours(server: str, browser) -
     assert page.get_by_text(re.compile(r"^Test image \d+: \w+$")).inner_text() == clicked
     assert _exceptions(page) == []
     page.close()
+
+
+def test_a_runs_config_copied_into_the_train_form(server: str, browser, runs_dir: Path) -> None:
+    """Runs page, Manage a run, Copy into the Train form: the Train page opens with the run's
+    values in its fields (not the preset's) and a free name."""
+    config = build_config("shapes-demo", None, {"epochs": 37, "batch_size": 96})
+    create_run(runs_dir, config, name="copy-source")
+    preset = closest_preset(config)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        open_page(page, server, "")
+        page.get_by_text("Manage a run").click()
+        choose(page, "Run to manage", "copy-source")
+        page.wait_for_function(READY)
+        page.get_by_role("button", name="Copy into the Train form").click()
+        page.locator("h1", has_text="Train").first.wait_for(timeout=60_000)
+        page.locator(f".st-key-field-{preset}-epochs input").wait_for(timeout=60_000)
+        page.wait_for_function(READY, timeout=60_000)
+        for name, value in (("epochs", "37"), ("batch_size", "96")):
+            assert page.locator(f".st-key-field-{preset}-{name} input").input_value() == value
+        assert page.get_by_role("textbox", name="Run name").input_value() == "copy-source-copy"
+        assert _exceptions(page) == []
+    finally:
+        page.close()
+        delete_run(runs_dir, "copy-source")
