@@ -1,4 +1,5 @@
-"""Embeddings: the 2-D layout of a checkpoint's backbone features, selections and neighbours."""
+"""Embeddings: the 2-D layout of a checkpoint's backbone features h or projector features f,
+selections and neighbours."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ from torch import Tensor
 
 from dashboard.common import analysed_checkpoints, chosen_run, dataset_splits
 from dashboard.hover import hover_html, sprite_rows, sprite_sheet
-from explorer.figures import embedding_figure, embedding_traces, image_grid, per_class_figure
+from explorer.figures import (
+    embedding_figure,
+    embedding_traces,
+    image_grid,
+    per_class_figure,
+    projector_features_label,
+)
 from explorer.gallery import checkpoint_features, class_mix, nearest_neighbours
 
 st.title("Embeddings")
-st.caption("Backbone features of the test sample, projected to 2-D (UMAP or PCA). Each layout "
-           "starts from the previous checkpoint's, so points keep their place as you move the "
-           "slider.")
+st.caption("The test sample's backbone features h, or its projector features (for the spectral "
+           "loss f = clip(z), the features the theorem is about), projected to 2-D (UMAP or "
+           "PCA). Each layout starts from the previous checkpoint's, so points keep their place "
+           "as you move the slider.")
 st.markdown("**Click a point** to see its image and its 12 nearest neighbours. Drag to zoom in "
             "(double-click zooms out). For a region's images and class mix, pick **Box Select** "
             "or **Lasso Select** in the chart's toolbar (top right) and drag around it.")
@@ -30,11 +38,33 @@ epoch = (left.select_slider("Checkpoint (epoch)", epochs, value=epochs[-1])
          if len(epochs) > 1 else epochs[0])
 artifact = by_epoch[epoch]
 arrays, classes = artifact["arrays"], artifact["classes"]
-layouts = [name for name in ("umap", "pca") if name in arrays]
+BACKBONE = "backbone h"
+stored = any(f"{name}_projector" in arrays for name in ("umap", "pca"))
+projector = (projector_features_label(artifact) if stored
+             else "projector output (needs explorer analyze --force)")
+# keyed: the choice keeps its place across checkpoints, whatever each one's label says
+features = left.radio("Features", [BACKBONE, "projector output"],
+                      format_func=lambda name: projector if name != BACKBONE else name,
+                      horizontal=True, key="embedding-features",
+                      help="backbone h: the features the linear probe reads. Projector output: "
+                           "z = projector(h) as the run's loss reads it: f = clip(z) with the "
+                           "run's μ for the spectral loss (the theorem's f), z/‖z‖ for SimCLR "
+                           "and SimSiam. Analyses made before the projector layouts lack it: "
+                           "`explorer analyze RUN --force` recomputes them.")
+suffix = "" if features == BACKBONE else "_projector"
+layouts = [name for name in ("umap", "pca") if f"{name}{suffix}" in arrays]
 if not layouts:
-    st.info("This analysis stored no 2-D layout.")
-    st.stop()
+    if suffix:
+        st.info(f"The analysis of epoch {epoch} predates the projector layouts: recompute it "
+                f"with `explorer analyze {run.path} --force` to see them (the backbone's "
+                "layout is shown meanwhile).")
+        suffix = ""
+        layouts = [name for name in ("umap", "pca") if name in arrays]
+    if not layouts:
+        st.info("This analysis stored no 2-D layout.")
+        st.stop()
 projection = right.radio("Layout", layouts, horizontal=True)
+shown = BACKBONE if not suffix else projector_features_label(artifact, short=True)
 labels, indices = arrays["labels"], arrays["indices"]
 
 
@@ -54,7 +84,7 @@ def images_of_test_split() -> Tensor | None:
 # and in both layouts: the chart itself is a new widget whenever its figure changes (another
 # checkpoint, another layout), which would drop it. Its on_select callback records it.
 SELECTION = "embedding-selection"
-chart_key = f"embedding-{run.name}-{projection}"
+chart_key = f"embedding-{run.name}-{projection}{suffix}"
 traces = embedding_traces(labels, len(classes))
 
 
@@ -70,8 +100,8 @@ def remember_selection() -> None:
 kept = st.session_state.get(SELECTION) or {}
 images = kept.get("images", []) if kept.get("run") == run.name else []
 rows = np.flatnonzero(np.isin(indices, images)).tolist() if images else []
-figure = embedding_figure(arrays[projection], labels, classes, indices,
-                          title=f"{run.name}, epoch {epoch}, {projection.upper()}",
+figure = embedding_figure(arrays[f"{projection}{suffix}"], labels, classes, indices,
+                          title=f"{run.name}, epoch {epoch}, {projection.upper()} of {shown}",
                           selected=np.array(rows, dtype=np.int64))
 pointer = st.radio("Pointer", ["select points", "images on hover"], horizontal=True,
                    help="select points: click a point, or box/lasso a region (the chart's "
@@ -118,8 +148,9 @@ if len(rows) == 1:
         features = _features(str(run.path), epoch, json.dumps(config.to_dict(), sort_keys=True),
                              indices.astype(np.int64).tobytes())
         nearest = nearest_neighbours(features, row, k=12)
-        st.markdown("**Nearest neighbours** (cosine similarity of backbone features, nearest "
-                    "first): " + ", ".join(classes[labels[n]] for n in nearest))
+        st.markdown("**Nearest neighbours** (cosine similarity of backbone features h, "
+                    "whichever layout is shown; nearest first): "
+                    + ", ".join(classes[labels[n]] for n in nearest))
         grid = thumbnails(nearest, 12)
         if grid is not None:
             st.image(grid, width=min(12 * 64, 900))

@@ -1,4 +1,5 @@
-"""Probe: per-class accuracy, the confusion matrix, baselines and other runs."""
+"""Probe: per-class accuracy, the confusion matrix, baselines, the analysis sample's probes over
+the checkpoints (backbone and projector features), and other runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import streamlit as st
 from dashboard.common import analyses, chosen_run, runs_dir, show_analysis_errors
 from explorer.errors import UserError
 from explorer.evaluate import LABELS, split_note
-from explorer.figures import confusion_figure, per_class_figure
+from explorer.figures import (
+    confusion_figure,
+    per_class_figure,
+    probe_history,
+    probe_history_figure,
+    projector_features_label,
+)
 from explorer.run_tables import csv_text, per_class_table
 from explorer.runs import list_runs
 
@@ -68,6 +75,44 @@ key = next(k for k in methods if choice.startswith(LABELS.get(k, k)))
 kind = "knn" if choice.endswith("knn") else "linear"
 right.plotly_chart(confusion_figure(methods[key][kind]["confusion"], classes), key="confusion")
 left.caption("Rows are true classes, columns predictions; colour is the share of the row.")
+
+st.subheader("Probe accuracy over checkpoints")
+by_epoch, errors = analyses(run)
+if source == "probe.json":  # else shown above already
+    show_analysis_errors(errors)
+if not by_epoch:
+    st.caption(f"No analysed checkpoint yet: `explorer analyze {run.path}` probes each one.")
+else:
+    with_projector = [e for e in sorted(by_epoch) if by_epoch[e].get("probes_projector")]
+    projector = (projector_features_label(by_epoch[with_projector[-1]], short=True)
+                 if with_projector else "projector output")
+    st.caption("The analysis sample's probes (`explorer analyze`), at every analysed checkpoint: "
+               "linear and kNN classifiers fitted on the training sample's clean images and "
+               "scored on the test sample, on the backbone features h (solid) and on the "
+               f"projector features, {projector} (dashed). The final probe (`explorer probe`, "
+               "probe.json) is separate: it is fitted on the whole training split and scored "
+               "on the whole test split.")
+    if len(with_projector) < len(by_epoch):
+        old = [e for e in sorted(by_epoch) if e not in with_projector]
+        st.info(f"The analyses of epoch{'s' if len(old) > 1 else ''} "
+                f"{', '.join(map(str, old))} predate the projector probes: "
+                f"`explorer analyze {run.path} --force` recomputes them with the projector probes.")
+    st.plotly_chart(probe_history_figure(by_epoch, projector), key="probe-history")
+    history = []
+    for row in probe_history(by_epoch):
+        shown = {"epoch": row.pop("epoch")}
+        for name, value in row.items():
+            if with_projector or not name.startswith("projector"):
+                shown[f"{name.replace('projector output', projector)} %"] = (
+                    None if value is None else round(100 * value, 1))
+        history.append(shown)
+    with st.expander("The numbers (%)", expanded=False):
+        st.dataframe(history, hide_index=True, column_config={
+            name: st.column_config.NumberColumn(format="%.1f") for name in history[0]
+            if name != "epoch"})
+    st.download_button("Download the probe accuracy over checkpoints (CSV)", csv_text(history),
+                       file_name=f"{run.name}-probe-history.csv", mime="text/csv",
+                       on_click="ignore", icon=":material/download:", key="history-csv")
 
 st.subheader("Other runs on the same dataset")
 others = {}

@@ -14,9 +14,12 @@ On the run's fixed :class:`~explorer.evaluation_sample.EvaluationSample`, for on
   (:func:`explorer.analysis.loss_features`: clip(z) for the spectral loss, z/‖z‖ at its best
   scale for SimCLR and SimSiam);
 - linear and kNN probes are fitted on the training sample's clean backbone features and scored on
-  the test sample;
-- the test sample's backbone features are projected to 2-D (PCA and UMAP, each started from the
-  previous checkpoint's layout), stored with the test labels and their indices in the test split.
+  the test sample, and again on the same images' projector features (:func:`projector_features`:
+  clip(z) with the run's μ for the spectral loss, the theorem's f; z/‖z‖ for SimCLR and SimSiam);
+- the test sample's backbone features, and its projector features, are projected to 2-D (PCA and
+  UMAP, each started from the previous checkpoint's layout of the same features; the projector
+  features get PCA always, UMAP where the backbone's do), stored with the test labels and their
+  indices in the test split.
 
 :func:`analyze_checkpoint` fills one record (JSON scalars) and one dict of arrays, stage by
 stage; a new stage adds its keys to both. The metrics are :mod:`explorer.analysis`'s; which
@@ -80,6 +83,37 @@ def two_view_outputs(
             for kept, value in zip(outputs, (h1, h2, z1, z2), strict=True):
                 kept.append(value.float().cpu())
     return ViewOutputs(*(torch.cat(kept) for kept in outputs))
+
+
+#: How the projector features of the clean sample images are read from z, per loss: the
+#: spectral loss's f = clip(z) with the run's μ (the theorem's f), else the direction u = z/‖z‖
+#: that NT-Xent and SimSiam see (no scale: a global one changes no probe and no layout's shape).
+PROJECTOR_READING = {"spectral": "clip(z)", "simclr": "z/|z|", "simsiam": "z/|z|"}
+
+
+@torch.no_grad()
+def projector_features(
+    model: ContrastiveModel, backbone_features: Tensor, config: Config, device: torch.device,
+    batch_size: int = 512,
+) -> Tensor:
+    """The projector's output on backbone features h (from :func:`extract_features`), in eval
+    mode, read as the run's loss reads it (:data:`PROJECTOR_READING`): clip(z) with the run's μ
+    for the spectral loss, z/‖z‖ for SimCLR and SimSiam.
+
+    Args:
+        model: the model, already on ``device`` and in eval mode.
+        backbone_features: Tensor of shape (N, D), float32 on the CPU.
+        config: the run's config (its loss and μ).
+        device: where the projector runs.
+
+    Returns:
+        Tensor of shape (N, d), float32, on the CPU.
+    """
+    z = torch.cat([model.projector(chunk.to(device)).float().cpu()
+                   for chunk in backbone_features.split(batch_size)])  # (N, d)
+    if PROJECTOR_READING[config.loss] == "clip(z)":
+        return A.spectral_features(z, config.mu).float()
+    return torch.nn.functional.normalize(z, dim=1)
 
 
 class _Clock:
@@ -149,7 +183,8 @@ def analyze_checkpoint(
         config: the run's config (batch size, μ, augmentation, probe settings).
         device: where the forward passes run.
         projections: any of ``"pca"``, ``"umap"``.
-        previous: the previous checkpoint's arrays; its ``pca``/``umap`` layouts seed this one's.
+        previous: the previous checkpoint's arrays; its ``pca``/``umap`` layouts (and
+            ``pca_projector``/``umap_projector``) seed this one's.
         training_set: the whole training split, whose factor tuples are the natural data of a
             ``shapes`` run's exact graph (:mod:`explorer.theorem`); default: the sample's.
     """
@@ -183,15 +218,30 @@ def analyze_checkpoint(
         knn_k=config.knn_k, knn_temperature=config.knn_temperature,
     )
     clock.lap("probes")
+    # the same images through the projector, read as the run's loss reads z
+    reading = PROJECTOR_READING[config.loss]
+    train_f = projector_features(model, train_x, config, device)
+    test_f = projector_features(model, test_x, config, device)
+    record["projector_features"] = {"reading": reading,
+                                    "mu": config.mu if reading == "clip(z)" else None}
+    clock.lap("projector_features")
+    record["probes_projector"] = probe_features(
+        train_f, train.labels, test_f, test.labels, len(sample.classes),
+        knn_k=config.knn_k, knn_temperature=config.knn_temperature,
+    )
+    clock.lap("projector_probes")
 
     previous = previous or {}
-    features = test_x.numpy()
-    if "pca" in projections:
-        arrays["pca"] = pca_2d(features, previous.get("pca"))
-        clock.lap("pca")
-    if "umap" in projections:
-        arrays["umap"] = umap_2d(features, previous.get("umap"))
-        clock.lap("umap")
+    # The projector's PCA layout always (milliseconds), its UMAP where the backbone gets one: a
+    # second UMAP per checkpoint costs as much as the first (8 s of 2,000 points on 2 cores).
+    for suffix, features, wanted in (("", test_x, projections),
+                                     ("_projector", test_f, ("pca", *projections))):
+        if "pca" in wanted:
+            arrays[f"pca{suffix}"] = pca_2d(features.numpy(), previous.get(f"pca{suffix}"))
+            clock.lap(f"pca{suffix}")
+        if "umap" in wanted:
+            arrays[f"umap{suffix}"] = umap_2d(features.numpy(), previous.get(f"umap{suffix}"))
+            clock.lap(f"umap{suffix}")
     arrays["labels"] = test.labels.numpy().astype(np.int64)
     arrays["indices"] = sample.test_indices.numpy().astype(np.int64)
 

@@ -283,6 +283,69 @@ def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figur
     return fig
 
 
+#: The probes of an analysis record, by features: (record key, label).
+PROBE_FEATURES = (("probes", "backbone h"), ("probes_projector", "projector output"))
+
+
+def projector_features_label(record: Mapping[str, Any], *, short: bool = False) -> str:
+    """What an analysis record's projector features are, from its ``projector_features``:
+    "projector output f = clip(z) (the theorem's f, μ = 10)" for the spectral loss, "projector
+    output z/‖z‖ (the direction the loss sees)" for SimCLR and SimSiam; ``short`` drops the
+    parenthesis. A record without them (written before them): "projector output"."""
+    reading = (record.get("projector_features") or {}).get("reading")
+    if reading == "clip(z)":
+        mu = record["projector_features"].get("mu")
+        detail = "the theorem's f" + ("" if mu is None else f", μ = {mu:g}")
+        return "projector output f = clip(z)" + ("" if short else f" ({detail})")
+    if reading == "z/|z|":
+        return "projector output z/‖z‖" + ("" if short else " (the direction the loss sees)")
+    return "projector output"
+
+
+def probe_history(artifacts: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The analysis sample's probe accuracies (in [0, 1]) at every analysed checkpoint, one row
+    per epoch, oldest first: ``{"epoch", "backbone h linear", "backbone h kNN",
+    "projector output linear", "projector output kNN"}``; a projector value is None where the
+    artifact predates the projector probes (``probes_projector``)."""
+    rows = []
+    for epoch in sorted(artifacts):
+        row: dict[str, Any] = {"epoch": epoch}
+        for key, label in PROBE_FEATURES:
+            probes = artifacts[epoch].get(key) or {}
+            for kind, name in (("linear", "linear"), ("knn", "kNN")):
+                row[f"{label} {name}"] = (probes.get(kind) or {}).get("accuracy")
+        rows.append(row)
+    return rows
+
+
+def probe_history_figure(artifacts: Mapping[int, Mapping[str, Any]],
+                         projector_label: str = "projector output") -> go.Figure:
+    """Linear and kNN accuracy (%) of the analysis sample's probes against the epoch: backbone
+    features h (solid) and projector features (dashed; only the checkpoints that have them, no
+    line when none has). Colour: the probe (linear, kNN).
+
+    Args:
+        artifacts: epoch -> analysis record (its ``probes`` and optional ``probes_projector``).
+        projector_label: how the legend names the projector features, e.g. "f = clip(z)".
+    """
+    rows = probe_history(artifacts)
+    fig = go.Figure()
+    for (_, label), dash in zip(PROBE_FEATURES, ("solid", "dash"), strict=True):
+        shown = projector_label if label == "projector output" else label
+        for i, kind in enumerate(("linear", "kNN")):
+            points = [(r["epoch"], 100 * r[f"{label} {kind}"]) for r in rows
+                      if r[f"{label} {kind}"] is not None]
+            if not points:
+                continue
+            fig.add_trace(go.Scatter(
+                x=[e for e, _ in points], y=[a for _, a in points], mode="lines+markers",
+                name=f"{kind}, {shown}", line={"color": _color(i), "dash": dash}))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="accuracy on the test sample (%)")
+    fig.update_layout(height=380, margin={"t": 30}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
 def embedding_traces(labels: np.ndarray, num_classes: int) -> list[tuple[int, np.ndarray]]:
     """(class, rows) of each trace of :func:`embedding_figure`, in trace order: a selection's
     ``(curve_number, point_index)`` is row ``traces[curve_number][1][point_index]``."""
@@ -487,4 +550,33 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], key: str) -> go.Figure:
     fig.update_xaxes(**axis)
     fig.update_layout(height=440, margin={"t": 40, "b": 40},
                       legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def class_components_figure(arrays: Mapping[str, np.ndarray], classes: Sequence[str]) -> go.Figure:
+    """Do the classes behave as components (:mod:`explorer.class_components`)? Left: the
+    eigenvalues of the between-class part M = Σ_c p_c m_c m_cᵀ of E[f fᵀ] (all 1 when every class
+    is a disconnected component at the optimum); right: the cosines of the class means (1: two
+    classes share a component, 0: apart)."""
+    eigs = np.asarray(arrays["class_between_eigs"], dtype=np.float64)
+    cosines = np.asarray(arrays["class_cosines"], dtype=np.float64)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.14,
+                        subplot_titles=("eigenvalues of the between-class part M",
+                                        "cosine of the class means"))  # fmt: skip
+    fig.add_trace(go.Bar(x=np.arange(1, len(eigs) + 1), y=eigs, marker_color=_color(0),
+                         name="M", hovertemplate="i = %{x}: %{y:.3f}<extra></extra>"),
+                  row=1, col=1)  # fmt: skip
+    fig.add_hline(y=1.0, line_dash="dot", line_color="gray", row=1, col=1,
+                  annotation_text="1: a disconnected class", annotation_position="top right")
+    fig.add_hline(y=NEAR_ONE, line_dash="dash", line_color="gray", row=1, col=1)
+    fig.update_yaxes(range=[0, max(1.1, float(eigs.max()) * 1.05)], row=1, col=1)
+    fig.update_xaxes(title_text="i", dtick=1 if len(eigs) <= 20 else None, row=1, col=1)
+    names = [str(c) for c in classes]
+    fig.add_trace(go.Heatmap(z=cosines, x=names, y=names, zmin=-1, zmax=1,
+                             colorscale="RdBu", reversescale=True, showscale=True,
+                             colorbar={"x": 1.02, "len": 0.9, "title": "cos"},
+                             hovertemplate="%{y} · %{x}: %{z:.2f}<extra></extra>"),
+                  row=1, col=2)  # fmt: skip
+    fig.update_yaxes(autorange="reversed", row=1, col=2)
+    fig.update_layout(height=380, showlegend=False, margin={"t": 40, "b": 40})
     return fig

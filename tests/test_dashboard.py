@@ -17,6 +17,7 @@ from explorer.artifacts import analysed_epochs, load_analysis
 from explorer.augment import RECIPES
 from explorer.data.shapes import ShapesKernel
 from explorer.errors import UserError
+from explorer.figures import embedding_traces, projector_features_label
 from explorer.launcher import stop_training, validate_launch
 from explorer.runs import Run, open_run
 from tests.conftest import ROOT, TINY, explorer
@@ -185,12 +186,124 @@ def _watch_stop_resume(page, run: Run) -> None:
 def test_embeddings_page_moves_through_checkpoints(page) -> None:
     app = page("embeddings", run="trained")
     assert list(app.select_slider[0].options) == ["1", "2"]
-    assert list(app.radio[0].options) == ["pca"]  # the analysis computed PCA only
+    assert list(_radio(app, "Layout").options) == ["pca"]  # the analysis computed PCA only
     first = charts(app)[0]["data"]
     app.select_slider[0].set_value(1).run()
     assert not app.exception
     assert charts(app)[0]["data"] != first  # another checkpoint, another layout
     assert all(trace["type"] == "scattergl" for trace in first)
+
+
+def _radio(app: AppTest, label: str):  # noqa: ANN202
+    return next(r for r in app.radio if r.label == label)
+
+
+def _layout_of_chart(chart: dict, labels: np.ndarray, classes: int) -> np.ndarray:
+    """The (M, 2) layout an embedding chart draws, rows in the artifact's order."""
+    layout = np.full((len(labels), 2), np.nan)
+    for trace, (_, rows) in zip(chart["data"], embedding_traces(labels, classes), strict=True):
+        layout[rows, 0], layout[rows, 1] = trace_values(trace, "x"), trace_values(trace, "y")
+    return layout
+
+
+def _selected_rows(chart: dict, labels: np.ndarray, classes: int) -> list[int]:
+    return sorted(int(rows[i]) for trace, (_, rows) in
+                  zip(chart["data"], embedding_traces(labels, classes), strict=True)
+                  for i in trace.get("selectedpoints", []))
+
+
+def test_embeddings_page_shows_the_projector_features_and_keeps_the_selection(
+    page, runs_dir: Path
+) -> None:
+    artifact = load_analysis(open_run(runs_dir / "trained"), 2)
+    arrays, classes = artifact["arrays"], len(artifact["classes"])
+    labels, indices = arrays["labels"], arrays["indices"]
+    app = page("embeddings", run="trained")
+    features = _radio(app, "Features")
+    assert features.value == "backbone h"  # the default
+    assert list(features.options) == [
+        "backbone h", f"projector output f = clip(z) (the theorem's f, μ = {artifact['mu']:g})"]
+    chart = charts(app)[0]
+    np.testing.assert_allclose(_layout_of_chart(chart, labels, classes), arrays["pca"], rtol=1e-6)
+    # a selection kept as test images (what a click or lasso records) follows the choice
+    rows = [0, 5, 9]
+    app.session_state["embedding-selection"] = {"run": "trained", "epoch": 2,
+                                                "images": indices[rows].tolist()}
+    app.run()
+    assert _selected_rows(charts(app)[0], labels, classes) == rows
+    features.set_value("projector output").run()
+    assert not app.exception and not app.info
+    chart = charts(app)[0]
+    assert "PCA of projector output f = clip(z)" in chart["layout"]["title"]["text"]
+    np.testing.assert_allclose(_layout_of_chart(chart, labels, classes), arrays["pca_projector"],
+                               rtol=1e-6)
+    assert not np.allclose(arrays["pca_projector"], arrays["pca"])
+    assert _selected_rows(chart, labels, classes) == rows
+    app.select_slider[0].set_value(1).run()  # the choice and the selection follow the slider
+    assert _radio(app, "Features").value == "projector output"
+    earlier = load_analysis(open_run(runs_dir / "trained"), 1)["arrays"]["pca_projector"]
+    chart = charts(app)[0]
+    np.testing.assert_allclose(_layout_of_chart(chart, labels, classes), earlier, rtol=1e-6)
+    assert _selected_rows(chart, labels, classes) == rows
+
+
+def test_probe_page_plots_the_analysis_probes_over_checkpoints(page, runs_dir: Path) -> None:
+    run = open_run(runs_dir / "trained")
+    records = {e: load_analysis(run, e) for e in analysed_epochs(run)}
+    label = projector_features_label(records[2], short=True)
+    assert label == "projector output f = clip(z)"
+    app = page("probe", run="trained")
+    chart = next(c for c in charts(app)
+                 if any(t.get("name") == "linear, backbone h" for t in c["data"]))
+    traces = {t["name"]: t for t in chart["data"]}
+    assert set(traces) == {"linear, backbone h", "kNN, backbone h", f"linear, {label}",
+                           f"kNN, {label}"}
+    for key, name in (("probes", "backbone h"), ("probes_projector", label)):
+        for kind, shown in (("linear", "linear"), ("knn", "kNN")):
+            trace = traces[f"{shown}, {name}"]
+            assert trace_values(trace, "x") == [1, 2]
+            assert trace_values(trace, "y") == pytest.approx(
+                [100 * records[e][key][kind]["accuracy"] for e in (1, 2)])
+    table = next(d.value for d in app.dataframe if "epoch" in d.value.columns)
+    assert table["epoch"].tolist() == [1, 2]
+    assert table[f"{label} kNN %"].tolist() == pytest.approx(
+        [round(100 * records[e]["probes_projector"]["knn"]["accuracy"], 1) for e in (1, 2)])
+    text = " ".join(c.value for c in app.caption)
+    assert "analysis sample" in text and "probe.json" in text
+    assert not app.info  # every analysis has the projector probes
+
+
+def test_pages_say_how_to_get_the_projector_view_of_older_analyses(
+    page, runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = page("probe", run="synthetic")  # written without the projector keys
+    assert any("predate the projector probes" in i.value and "--force" in i.value
+               for i in app.info)
+    names = {t.get("name") for c in charts(app) for t in c["data"]}
+    assert {"linear, backbone h", "kNN, backbone h"} <= names
+    assert not any("projector" in str(n) for n in names)
+    table = next(d.value for d in app.dataframe if "epoch" in d.value.columns)
+    assert list(table.columns) == ["epoch", "backbone h linear %", "backbone h kNN %"]
+    # a shipped demo run, analysed before the projector features, as a user has it
+    shutil.copytree(ROOT / "explorer" / "demo_runs" / "shapes-spectral",
+                    tmp_path / "runs" / "shapes-spectral")
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path / "runs"))
+    for name in ("synthetic", "shapes-spectral"):
+        if name == "shapes-spectral":
+            app = AppTest.from_file(str(ROOT / "dashboard" / "embeddings_page.py"),
+                                    default_timeout=120)
+            app.run()
+        else:
+            app = page("embeddings", run=name)
+        backbone = charts(app)[0]["data"]
+        _radio(app, "Features").set_value("projector output").run()
+        assert not app.exception
+        assert any("explorer analyze" in i.value and "--force" in i.value for i in app.info)
+        assert charts(app)[0]["data"] == backbone  # the backbone's layout meanwhile
+    app = AppTest.from_file(str(ROOT / "dashboard" / "probe_page.py"), default_timeout=120)
+    app.run()
+    assert not app.exception
+    assert any("--force" in i.value for i in app.info)
 
 
 def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: Path) -> None:

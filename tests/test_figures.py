@@ -18,6 +18,9 @@ from explorer.figures import (
     grouped_grid,
     image_grid,
     per_class_figure,
+    probe_history,
+    probe_history_figure,
+    projector_features_label,
     reachable_optimum_figure,
     run_colors,
     spectrum_figure,
@@ -151,6 +154,40 @@ def test_spectrum_metrics_follow_the_epochs() -> None:
     fig = spectrum_metrics_figure(artifacts)
     rankme = next(t for t in fig.data if t.name == "projector")
     assert list(rankme.x) == [1, 3, 5] and list(rankme.y) == [1.0, 3.0, 5.0]
+
+
+def test_probe_history_draws_both_features_where_each_is_present() -> None:
+    def probes(linear: float, knn: float) -> dict:
+        return {"linear": {"accuracy": linear}, "knn": {"accuracy": knn}}
+
+    old = {e: {"probes": probes(0.1 * e, 0.05 * e)} for e in (2, 1)}  # before the projector's
+    new = {e: {"probes": probes(0.1 * e, 0.05 * e), "probes_projector": probes(0.08 * e, 0.04 * e),
+               "projector_features": {"reading": "clip(z)", "mu": 4.0}} for e in (4, 3)}
+    artifacts = old | new
+    rows = probe_history(artifacts)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert rows[0]["projector output linear"] is None
+    assert rows[3]["projector output kNN"] == pytest.approx(0.16)
+    label = projector_features_label(new[4], short=True)
+    assert label == "projector output f = clip(z)"
+    assert projector_features_label(new[4]) == (
+        "projector output f = clip(z) (the theorem's f, μ = 4)")
+    assert projector_features_label(old[1]) == "projector output"
+    assert projector_features_label({"projector_features": {"reading": "z/|z|", "mu": None}},
+                                    short=True) == "projector output z/‖z‖"
+    fig = probe_history_figure(artifacts, label)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"linear, backbone h", "kNN, backbone h",
+                           f"linear, {label}", f"kNN, {label}"}
+    backbone = traces["linear, backbone h"]
+    assert list(backbone.x) == [1, 2, 3, 4]
+    assert list(backbone.y) == pytest.approx([10.0, 20.0, 30.0, 40.0])  # percent
+    projector = traces[f"kNN, {label}"]
+    assert list(projector.x) == [3, 4] and list(projector.y) == pytest.approx([12.0, 16.0])
+    assert projector.line.dash == "dash" and backbone.line.dash == "solid"
+    # only old artifacts: the backbone's lines alone
+    assert {t.name for t in probe_history_figure(old).data} == {"linear, backbone h",
+                                                                "kNN, backbone h"}
 
 
 def test_embedding_points_map_back_to_their_rows() -> None:
