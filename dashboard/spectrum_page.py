@@ -7,7 +7,9 @@ from typing import Any
 import streamlit as st
 
 from dashboard.common import analysed_checkpoints, chosen_run
+from explorer.class_components import describe
 from explorer.figures import (
+    class_components_figure,
     exact_progress_figure,
     reachable_optimum_figure,
     spectrum_figure,
@@ -148,6 +150,31 @@ st.dataframe(
 st.caption(f"Counts of eigenvalues ≥ 0.5 and ≥ {NEAR_ONE} of each spectrum (the backbone's ÷ λ₁); "
            "— where a metric does not apply (RankMe and α need the embedding matrix; the "
            "residual compares C₊ with C²).")
+
+
+def show_class_components(arrays: dict[str, Any], classes: list[str]) -> None:
+    """Do the classes behave as nearly disconnected components? (explorer.class_components)"""
+    st.subheader("Do the classes behave as components of the graph?")
+    if "class_cosines" not in arrays:
+        st.info("This analysis predates the class reading (or has over 100 classes): "
+                f"`explorer analyze {run.path} --force` adds it.")
+        return
+    st.markdown(describe(arrays, classes))
+    st.plotly_chart(class_components_figure(arrays, classes), key="class-components")
+    st.caption(
+        "Read from the features of the analysis sample's two views, split by class: E[f fᵀ] = "
+        "M + Σ p_c Cov(f | c). At an optimum where every class is a disconnected component of "
+        "the augmentation graph, f is constant on each class (f = R eᵢ/√pᵢ), so M has one "
+        "eigenvalue 1 per class and the class means are orthogonal; two classes in one "
+        "component share one eigenvalue 1 and have parallel means. What it shows: how the "
+        "network's features split by class, whatever rotation they use. What it does not: the "
+        "graph itself. A low eigenvalue may be a class the graph connects to others, or one the "
+        "network has not separated yet; on real images there is no exact graph to tell them "
+        "apart, and its estimate (the eigenvalues of E[f fᵀ] above) is made of the same features."
+    )
+
+
+show_class_components(artifact.get("arrays", {}), list(artifact.get("classes", [])))
 
 eigen_rows = eigenvalue_table(by_epoch)
 if eigen_rows:

@@ -13,6 +13,9 @@ On the run's fixed :class:`~explorer.evaluation_sample.EvaluationSample`, for on
   ‖C₊ − C²‖/(‖C₊‖ + ‖C²‖)); f is the features as the run's loss sees them
   (:func:`explorer.analysis.loss_features`: clip(z) for the spectral loss, z/‖z‖ at its best
   scale for SimCLR and SimSiam);
+- the same features split by the training sample's labels: the between-class part of E[f fᵀ]
+  and the cosines of the class means (:mod:`explorer.class_components`: do the classes behave as
+  nearly disconnected components of the graph, and which merge?);
 - linear and kNN probes are fitted on the training sample's clean backbone features and scored on
   the test sample, and again on the same images' projector features (:func:`projector_features`:
   clip(z) with the run's μ for the spectral loss, the theorem's f; z/‖z‖ for SimCLR and SimSiam);
@@ -40,6 +43,7 @@ from torch import Tensor
 from explorer import analysis as A
 from explorer import theorem
 from explorer.builders import build_views
+from explorer.class_components import class_arrays
 from explorer.config import Config
 from explorer.data import ImageDataset
 from explorer.evaluation_sample import EvaluationSample
@@ -114,6 +118,19 @@ def projector_features(
     if PROJECTOR_READING[config.loss] == "clip(z)":
         return A.spectral_features(z, config.mu).float()
     return torch.nn.functional.normalize(z, dim=1)
+
+
+def add_class_components(
+    out: ViewOutputs, labels: Tensor, num_classes: int, config: Config,
+    arrays: dict[str, np.ndarray],
+) -> None:
+    """Do the classes behave as components? The between-class part of E[f fᵀ] over both views,
+    the class means' cosines and shares (:mod:`explorer.class_components`); ``labels`` are the
+    training sample's, whose first ``len(out.z1)`` images the views are of."""
+    f1, f2, _ = A.loss_features(out.z1, out.z2, config.loss, config.mu)
+    views = labels[: len(f1)].numpy()
+    arrays.update(class_arrays(torch.cat([f1, f2]).numpy(), np.concatenate([views, views]),
+                               num_classes))  # fmt: skip
 
 
 class _Clock:
@@ -209,6 +226,8 @@ def analyze_checkpoint(
     clock.lap("views")
     add_view_metrics(outputs, config, record, arrays)
     clock.lap("spectra")
+    add_class_components(outputs, train.labels, len(sample.classes), config, arrays)
+    clock.lap("classes")
 
     train_x = extract_features(model.backbone, train.images, train.mean, train.std, device=device)
     test_x = extract_features(model.backbone, test.images, train.mean, train.std, device=device)

@@ -98,3 +98,32 @@ def test_reading_names_merges_and_too_many_classes_store_nothing() -> None:
     assert "no classes merge" in describe(class_arrays(apart, labels, 3), ["a", "b", "c"])
     many = MAX_CLASSES + 1
     assert class_arrays(np.ones((many, 2)), np.arange(many), many) == {}
+
+
+def test_an_analysed_checkpoint_stores_the_reading_below_its_graph_estimate() -> None:
+    """On a real analysis: M = E[f fᵀ] − Σ p_c Cov(f | c) ⪯ C = E[f fᵀ], so by Weyl every
+    eigenvalue of M is at most C's of the same rank (C's eigenvalues are stored apart, by
+    explorer.analysis); the class shares are the view images' label counts."""
+    import torch
+
+    from explorer.checkpoint_analysis import analyze_checkpoint
+    from explorer.config import build_config
+    from explorer.data import load_dataset
+    from explorer.evaluation_sample import evaluation_sample
+    from explorer.train import build_model
+    from tests.conftest import TINY
+
+    train = load_dataset("digits", "train", limit=200, seed=0)  # ten classes, no exact graph
+    test = load_dataset("digits", "test", limit=40, seed=0)
+    sample = evaluation_sample(train, test, samples=200, seed=0)
+    config = build_config(overrides=[*TINY, "dataset=digits"])
+    torch.manual_seed(0)
+    model = build_model(config, in_channels=train.images.shape[1])
+    record, arrays = analyze_checkpoint(model, sample, config, projections=("pca",))
+    classes = len(sample.classes)
+    eigs, graph = arrays["class_between_eigs"], arrays["graph_c_eigs"]
+    assert len(eigs) == classes and arrays["class_cosines"].shape == (classes, classes)
+    assert np.all(eigs <= graph[:classes] + 1e-6)
+    counts = np.bincount(sample.train.labels[: record["n_views"]].numpy(), minlength=classes)
+    np.testing.assert_allclose(arrays["class_weights"], counts / counts.sum())
+    assert "classes" in record["timings"]
