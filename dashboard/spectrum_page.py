@@ -164,7 +164,8 @@ def show_class_components(arrays: dict[str, Any], classes: list[str]) -> None:
     st.caption(
         "Read from the features of the analysis sample's two views, split by class: E[f fᵀ] = "
         "M + Σ p_c Cov(f | c). At an optimum where every class is a disconnected component of "
-        "the augmentation graph, f is constant on each class (f = R eᵢ/√pᵢ), so M has one "
+        "the augmentation graph, the top eigenvectors are the class indicators (R eᵢ/√pᵢ on "
+        "class i) and the further ones average to zero over each class, so M has one "
         "eigenvalue 1 per class and the class means are orthogonal; two classes in one "
         "component share one eigenvalue 1 and have parallel means. What it shows: how the "
         "network's features split by class, whatever rotation they use. What it does not: the "

@@ -1,23 +1,27 @@
 """Do the classes behave as nearly disconnected components of the augmentation graph? A reading
 from the features alone, for data without an exact graph (MNIST, CIFAR, an image folder).
 
-At the minimiser of the population spectral loss on a graph whose classes are k disconnected
-components, the features are constant on each component: f*(x) = R e_i / √w(Cᵢ) for x in Cᵢ, with
-w(Cᵢ) the component's probability and R any rotation (HaoChen et al. 2021, Section 3: the top
-eigenvectors of the normalised adjacency are the components' indicators scaled by √w). Split
-E[f fᵀ] by class c (probability p_c, class mean m_c = E[f | c]):
+At the minimiser of the population spectral loss on a graph whose classes are disconnected
+components, the top eigenvectors of the normalised adjacency are the components' indicators
+scaled by √w (HaoChen et al. 2021, Section 3), so the features' first directions are constant on
+each component: R eᵢ / √w(Cᵢ) for x in Cᵢ, with w(Cᵢ) the component's probability and R any
+rotation. The further eigenvectors (with d larger than the number of components) vary within the
+components and average to zero over each of them under the data's weights w_x, since each is
+orthogonal to √w there. Split E[f fᵀ] by class c (probability p_c, class mean m_c = E[f | c]):
 
     E[f fᵀ] = M + Σ_c p_c Cov(f | c),     M = Σ_c p_c m_c m_cᵀ  (the between-class part).
 
-At that minimiser Cov(f | c) = 0 and M has one eigenvalue 1 per component: ten for ten separated
-digits, nine if two of them share a component, whose class means are then parallel (their cosine
-is 1) while means of different components are orthogonal (cosine 0). All three readings are
-invariant to the rotation R, which the loss cannot fix:
+At that minimiser M has one eigenvalue 1 per component, whatever d: ten for ten separated digits,
+nine if two of them share a component, whose class means are then parallel (their cosine is 1)
+while means of different components are orthogonal (cosine 0); Σ_c p_c Cov(f | c) holds the
+further eigenvectors. All three readings are invariant to the rotation R, which the loss cannot
+fix:
 
 - the eigenvalues of M (how much of an eigenvalue-1 component each class direction carries);
 - the cosines of the class means (1: the classes share a component; 0: apart);
-- each class's mean share ‖m_c‖² / E[‖f‖² | c] (1: the class is one point of feature space;
-  small: most of f varies within the class).
+- each class's mean share ‖m_c‖² / E[‖f‖² | c] (1: the class is one point of feature space, as
+  at a minimiser with d equal to the number of components; smaller: f also varies within the
+  class, as the further eigenvectors do).
 
 They read the features the network learned, not the graph: a class that merges with another here
 may be separable in the graph while the network has not separated it yet, and the features' own
@@ -140,8 +144,9 @@ def describe(arrays: dict[str, np.ndarray], classes: list[str], near_one: float 
     else:
         parts.append(f"No two class means point the same way (largest cosine {off[i, j]:.2f}, "
                      f"{classes[i]} and {classes[j]}): no classes merge.")
+    spread = ("the classes are nearly points of feature space." if share.min() >= 0.9 else
+              "the rest varies within a class, as the eigenvectors after the components' do "
+              "at the optimum when d exceeds their number.")
     parts.append(f"Each class mean carries {share.min():.0%}–{share.max():.0%} of its class's "
-                 "E‖f‖² (100% at such an optimum): "
-                 + ("the classes are nearly points of feature space." if share.min() >= 0.9 else
-                    "much of f varies within a class, directions the loss spends μ on."))
+                 f"E‖f‖²: {spread}")
     return " ".join(parts)

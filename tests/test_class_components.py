@@ -127,3 +127,25 @@ def test_an_analysed_checkpoint_stores_the_reading_below_its_graph_estimate() ->
     counts = np.bincount(sample.train.labels[: record["n_views"]].numpy(), minlength=classes)
     np.testing.assert_allclose(arrays["class_weights"], counts / counts.sum())
     assert "classes" in record["timings"]
+
+
+def test_the_shipped_class_change_run_merges_exactly_the_kernels_look_alikes() -> None:
+    """The demo sweep's network at class_change_p = 0.9 (a ring drawn as a circle, a cross as a
+    square, a star as a triangle where the view is ambiguous): the classes it merges are the
+    pairs the kernel joins (explorer.data.shapes.LOOKALIKE), and at class_change_p = 0 none."""
+    from explorer.artifacts import load_all_analyses
+    from explorer.data.shapes import LOOKALIKE
+    from explorer.demo import DEMO_RUNS
+    from explorer.runs import open_run
+
+    def last_arrays(name: str) -> dict[str, np.ndarray]:
+        analyses, errors = load_all_analyses(open_run(DEMO_RUNS / name))
+        assert analyses and not errors
+        return analyses[max(analyses)]["arrays"]
+
+    joined = sorted({tuple(sorted((shape, LOOKALIKE[shape]))) for shape in range(6)})
+    merged = shared_components(last_arrays("shapes-class-change-0.9")["class_cosines"])
+    assert [tuple(group) for group in merged] == [tuple(pair) for pair in joined]
+    apart = last_arrays("shapes-class-change-0")
+    assert shared_components(apart["class_cosines"]) == []
+    assert np.all(apart["class_between_eigs"] >= 0.9)  # six components, six eigenvalues near 1
