@@ -93,17 +93,20 @@ def test_the_between_slider_and_train(server: str, page, capsys) -> None:
     newest_curve = """() => {
         const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(
             p => ((p.layout.title || {}).text || '').includes('population loss'));
+        if (!plots.length) return null;  // between two redraws: no chart in the DOM yet
         const newest = plots.reduce((a, b) => (b.data[0].x.length > a.data[0].x.length ? b : a));
         return {x: Array.from(newest.data[0].x), y: Array.from(newest.data[0].y),
                 optimum: newest.layout.shapes[0].y0};
     }"""
     # the chart is drawn after the report above it: wait until it shows the same closeness
     page.wait_for_function(
-        f"""() => {{ const c = ({newest_curve})(), last = c.y.length - 1;
+        f"""() => {{ const c = ({newest_curve})();
+        if (!c) return false;
+        const last = c.y.length - 1;
         return last > 0 && c.y[last] - c.optimum < 0.05 * Math.abs(c.optimum); }}""",
         timeout=30_000,
     )
-    curve = page.evaluate(newest_curve)
+    curve = page.wait_for_function(f"() => ({newest_curve})()", timeout=10_000).json_value()
     optimum = curve["optimum"]
     assert curve["x"][0] == 0 and len(curve["x"]) >= 2
     assert curve["y"][0] - optimum > 0.5 * abs(optimum) > 10 * (curve["y"][-1] - optimum)
