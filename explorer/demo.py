@@ -30,6 +30,13 @@ def install_demo_runs(runs_dir: str | Path, source: Path = DEMO_RUNS) -> list[st
         if not target.exists():
             shutil.copytree(run.path, target)
             copied.append(run.name)
+    copy_demo_sweeps(runs_dir, source)
+    return copied
+
+
+def copy_demo_sweeps(runs_dir: Path, source: Path = DEMO_RUNS) -> None:
+    """Copy the demo sweeps' manifests (``.sweeps/*.json``) that ``runs_dir`` lacks; never over
+    one it has."""
     manifests = sweeps_dir(source)
     if manifests.is_dir():
         sweeps_dir(runs_dir).mkdir(exist_ok=True)
@@ -37,4 +44,3 @@ def install_demo_runs(runs_dir: str | Path, source: Path = DEMO_RUNS) -> list[st
             target = sweeps_dir(runs_dir) / manifest.name
             if not target.exists():
                 shutil.copyfile(manifest, target)
-    return copied

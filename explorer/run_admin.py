@@ -23,11 +23,10 @@ from typing import Any
 
 from explorer import runlock
 from explorer.config import Config, build_config, list_presets
-from explorer.demo import DEMO_RUNS
+from explorer.demo import DEMO_RUNS, copy_demo_sweeps
 from explorer.errors import UserError, first_line
 from explorer.launcher import LAUNCH_DIR, launch_state
 from explorer.runs import Run, check_run_name, list_runs, open_run, run_path
-from explorer.sweep import sweeps_dir
 
 
 @dataclass(frozen=True)
@@ -167,13 +166,7 @@ def reinstall_demo_runs(
             continue
         shutil.copytree(demo.path, target, dirs_exist_ok=True)
         restored.append(demo.name)
-    manifests = sweeps_dir(source)
-    if manifests.is_dir():
-        sweeps_dir(runs_dir).mkdir(exist_ok=True)
-        for manifest in sorted(manifests.glob("*.json")):
-            target = sweeps_dir(runs_dir) / manifest.name
-            if not target.exists():
-                shutil.copyfile(manifest, target)
+    copy_demo_sweeps(runs_dir, source)
     return restored, skipped
 
 
