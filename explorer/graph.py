@@ -30,6 +30,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -430,18 +431,22 @@ def ball_constrained_optimum(
     # basis leaves at 0 get no gradient); a small seeded perturbation lets the descent leave it
     noise = np.random.default_rng(seed).normal(size=start.shape)
     start = start + 1e-3 * np.sqrt(mu / k) * noise
-    f, iterations, converged = _fista(joint, w, mu, start, tol, max_iterations)
+    f, iterations, converged = fista_in_ball(lambda x: joint @ x, w, mu, start, tol,
+                                            max_iterations)
     loss = float(population_spectral_loss(f, joint))
     bound = min(lagrangian_lower_bound(joint, k, mu, f), loss)
     return BallOptimum(loss, f, unconstrained, bound, max_sq, mu, iterations, converged, True)
 
 
-def _fista(
-    joint: np.ndarray, w: np.ndarray, mu: float, start: np.ndarray, tol: float, max_iterations: int
+def fista_in_ball(
+    product: Callable[[np.ndarray], np.ndarray], w: np.ndarray, mu: float, start: np.ndarray,
+    tol: float, max_iterations: int,
 ) -> tuple[np.ndarray, int, bool]:
     """Accelerated projected gradient for :func:`ball_constrained_optimum`: (f, iterations, ok).
 
-    The metric is <a, b>_w = sum_x w_x a_x . b_x, in which the preconditioned gradient
+    ``product`` is f ↦ W f with W summing to 1 and ``w`` (n,) its marginal: a dense matrix's,
+    or a matrix-free graph's (:meth:`explorer.kron_graph.KronGraph.weights_product`). The
+    metric is <a, b>_w = sum_x w_x a_x . b_x, in which the preconditioned gradient
     grad_x L / w_x is the gradient; W f is computed once per iteration (the extrapolated point's
     product is the same combination of the iterates' products, since W is linear).
     """
@@ -451,7 +456,7 @@ def _fista(
         return float(-2 * (w[:, None] * f * walk).sum() + (M * M).sum())
 
     def walk_of(f: np.ndarray) -> np.ndarray:
-        return np.divide(joint @ f, w[:, None], out=np.zeros_like(f), where=w[:, None] > 0)
+        return np.divide(product(f), w[:, None], out=np.zeros_like(f), where=w[:, None] > 0)
 
     f = _project_rows(np.array(start, dtype=np.float64), mu)
     walk = walk_of(f)

@@ -19,6 +19,8 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -43,7 +45,12 @@ def alpha(A: np.ndarray, p: np.ndarray, y: np.ndarray, num_classes: int) -> floa
     The best g labels each image with the class that produces it most often, so
     α = 1 − Σ_x max_c M[x, c] (:func:`label_mass`): 0 when no augmentation changes a class.
     """
-    return float(1.0 - label_mass(A, p, y, num_classes).max(axis=1).sum())
+    return alpha_of_mass(label_mass(A, p, y, num_classes))
+
+
+def alpha_of_mass(mass: np.ndarray) -> float:
+    """α from the label mass M (n, r) of :func:`label_mass`: 1 − Σ_x max_c M[x, c]."""
+    return float(1.0 - mass.max(axis=1).sum())
 
 
 def least_squares_head(
@@ -56,7 +63,11 @@ def least_squares_head(
     Args:
         features: f (n, d), one row per augmented image.
     """
-    mass = label_mass(A, p, y, num_classes)  # (n, r)
+    return head_of_mass(features, label_mass(A, p, y, num_classes))
+
+
+def head_of_mass(features: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """:func:`least_squares_head` from the label mass M (n, r): E_w[f fᵀ]⁻¹ fᵀ M, w = M·1."""
     w = mass.sum(1)  # (n,) the degrees
     gram = (features.T * w) @ features  # E_w[f fᵀ], (d, d)
     return np.linalg.lstsq(gram, features.T @ mass, rcond=None)[0]
@@ -70,7 +81,12 @@ def vote_errors(
     The vote of class c is Σ_x A(x|x̄) 1[pred(x) = c]; a tie with the true class counts as an
     error (the vote does not name it).
     """
-    votes = A @ np.eye(num_classes)[predictions]  # (m, r)
+    return errors_of_votes(A @ np.eye(num_classes)[predictions], y)
+
+
+def errors_of_votes(votes: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`vote_errors` from the votes (m, r) = A·onehot(predictions): own class ≤ another."""
+    votes = votes.copy()
     own = votes[np.arange(len(y)), y]
     votes[np.arange(len(y)), y] = -np.inf
     return own <= votes.max(axis=1)
@@ -90,9 +106,19 @@ def downstream_error(
         A, p, y: the augmentation kernel (m, n), natural probabilities (m,) and labels (m,).
     """
     _check(A, p, y)
-    head = least_squares_head(features, A, p, y, num_classes)
-    predictions = np.argmax(features @ head, axis=1)
-    return float(p @ vote_errors(predictions, A, y, num_classes))
+    return downstream_error_of(features, label_mass(A, p, y, num_classes), lambda P: A @ P, p, y)
+
+
+def downstream_error_of(
+    features: np.ndarray, mass: np.ndarray, vote: Callable[[np.ndarray], np.ndarray],
+    p: np.ndarray, y: np.ndarray,
+) -> float:
+    """:func:`downstream_error` from the two products it needs of A, for a kernel too large to
+    form (:class:`explorer.kron_graph.KronGraph`): the label mass M (n, r) and ``vote``,
+    P (n, r) ↦ A P (m, r)."""
+    predictions = np.argmax(features @ head_of_mass(features, mass), axis=1)
+    votes = vote(np.eye(mass.shape[1])[predictions])
+    return float(p @ errors_of_votes(votes, y))
 
 
 def spectral_partition_bound(gammas: np.ndarray, m: int) -> float:

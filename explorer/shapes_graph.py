@@ -54,6 +54,17 @@ class ShapesGraph:
     def classes(self) -> list[str]:
         return list(self.grid.shapes)
 
+    @functools.cached_property
+    def degrees(self) -> np.ndarray:
+        """(n,) w = W·1 of W normalised to sum 1: the marginal of a positive pair."""
+        return self.weights.sum(1) / self.weights.sum()
+
+    def weights_product(self, F: np.ndarray) -> np.ndarray:
+        """W F with W normalised to sum 1, for F (n, d) or (n,): the one product the exact
+        metrics need, as :meth:`explorer.kron_graph.KronGraph.weights_product` computes it
+        without forming W."""
+        return self.weights @ F / self.weights.sum()
+
     def natural_augmentation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The augmentation kernel from natural data to nodes: ``(A, p, y)``.
 

@@ -12,13 +12,17 @@ Which graph: with ``augment=graph`` the run's views are drawn from the graph's o
 training split's tuples, so :func:`run_graph` *is* the population graph of training. A run with
 an image-space recipe (``augment=shapes``) did not train on this graph: it is the graph of
 *graph views*, a reference, and the record says so (``graph.own = false``); image-space crops and
-hue jitter connect images differently (they cannot turn a dark background light). The full
-64,800-tuple grid's graph is not built here (46,800 nodes); ``shapes`` runs are scored on the
-default sub-grid's graph of graph views, which is not theirs either.
+hue jitter connect images differently (they cannot turn a dark background light). A ``shapes``
+run (the whole 64,800-tuple grid, 46,800 images) with ``augment=graph`` is scored on its own
+graph too, matrix-free (:mod:`explorer.kron_graph`: W would be 17.5 GB dense), with the top
+k + 1 eigenpairs only; ``shapes`` runs with image-space recipes are scored on the default
+sub-grid's graph of graph views, which is not theirs.
 
 The ball: f = clip(z) lies in ‖f(x)‖² ≤ μ. When the optimum's largest ‖f*(x)‖² exceeds μ the ball
 cuts it off and the best reachable loss is :func:`explorer.graph.ball_constrained_optimum`'s;
-the record holds both gaps.
+the record holds both gaps. On the whole grid the ball's optimum is bracketed instead
+(``reachable_certified = false``): the best loss found inside the ball within a budget of
+descent steps (an upper bound) and the unconstrained optimum (a lower bound).
 
 Losses without μ (SimCLR, SimSiam) see only the direction u = z/‖z‖ (their config's μ means
 nothing to them): their features are scored as u at the best scale c·u, for which
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +56,7 @@ from explorer.builders import graph_kernel, recipe_name
 from explorer.config import GRAPH_AUGMENT, Config
 from explorer.data import ImageDataset
 from explorer.data.shapes import SUBGRID
+from explorer.kron_graph import KronGraph, graph_of_kernel
 from explorer.models import ContrastiveModel
 from explorer.shapes_graph import ShapesGraph, shapes_augmentation_graph
 
@@ -64,17 +70,20 @@ class RunGraph:
     """The exact graph a run is scored on, with its eigen-decomposition.
 
     Attributes:
-        graph: the :class:`ShapesGraph` (nodes, W, labels, factor tuples).
+        graph: the dense :class:`ShapesGraph` of a sub-grid, or the matrix-free
+            :class:`KronGraph` of the whole grid; both give ``weights_product`` (W F with W
+            summing to 1), ``degrees``, ``labels``, ``classes`` and ``images``.
         own: True when the run's views are drawn from this graph's kernel (``augment=graph``):
             the graph is then the run's population augmentation graph; False when it models an
             image-space recipe.
         description: one line for pages and tables.
-        gammas: (n,) all eigenvalues of Ā, descending.
-        vectors: (n, n) their orthonormal eigenvectors, column i for gammas[i].
+        gammas: (e,) the largest eigenvalues of Ā, descending: all n of a sub-grid's, the top
+            k + 1 of the whole grid's (k the projector's output dimension).
+        vectors: (n, e) their orthonormal eigenvectors, column i for gammas[i].
         key: what identifies the graph in this process's caches.
     """
 
-    graph: ShapesGraph
+    graph: ShapesGraph | KronGraph
     own: bool
     description: str
     gammas: np.ndarray
@@ -91,15 +100,20 @@ def run_graph(config: Config, train: ImageDataset) -> RunGraph:
     """The exact graph of a ``shapes`` run trained on ``train`` (see the module docstring)."""
     if not applies(config) or train.factors is None:
         raise ValueError(f"no exact graph for dataset {config.dataset}")
-    own = recipe_name(config) == GRAPH_AUGMENT and config.dataset == "shapes-subgrid"
-    natural = train.factors.numpy() if config.dataset == "shapes-subgrid" else None
+    own = recipe_name(config) == GRAPH_AUGMENT
+    whole_grid = own and config.dataset == "shapes"
+    natural = train.factors.numpy() if own or config.dataset == "shapes-subgrid" else None
     # a run without graph views is scored on the default kernel's graph (a reference)
     kernel = graph_kernel(config if own else Config(dataset="shapes-subgrid"))
     probabilities = (kernel.crop_p, kernel.rotate_p, kernel.color_p, kernel.class_change_p)
-    key = (None if natural is None else natural[np.lexsort(natural.T[::-1])].tobytes(),
-           probabilities)
+    natural_key = None if natural is None else natural[np.lexsort(natural.T[::-1])].tobytes()
+    # the whole grid keeps the top k + 1 eigenpairs (k the projector's dimension), a sub-grid all
+    key = (natural_key, probabilities, config.projector_out_dim + 1 if whole_grid else 0)
     graph, gammas, vectors = _decomposed_graph(key)
-    if own:
+    if whole_grid:
+        description = ("the run's own augmentation graph on the whole grid (views drawn from "
+                       "its kernel), matrix-free")
+    elif own:
         description = "the run's own augmentation graph (views drawn from its kernel)"
     elif config.dataset == "shapes-subgrid":
         description = ("the graph of graph views on the run's training split, on which this "
@@ -110,16 +124,24 @@ def run_graph(config: Config, train: ImageDataset) -> RunGraph:
     return RunGraph(graph, own, description, gammas, vectors, key)
 
 
-GraphKey = tuple[bytes | None, tuple[float, float, float, float]]
+#: (natural tuples, kernel probabilities, eigenpairs kept: 0 for a sub-grid's dense graph with
+#: all of them, e > 0 for the whole grid's matrix-free graph with its top e)
+GraphKey = tuple[bytes | None, tuple[float, float, float, float], int]
 
 
 @functools.lru_cache(maxsize=4)
-def _decomposed_graph(key: GraphKey) -> tuple[ShapesGraph, np.ndarray, np.ndarray]:
-    """The sub-grid's graph over the natural tuples (bytes of a sorted (N, 6) int64 array; None:
-    uniform) with the kernel's (crop_p, rotate_p, color_p, class_change_p), with every
-    eigenpair. Cached: a run's checkpoints share one graph."""
-    natural_key, (crop_p, rotate_p, color_p, class_change_p) = key
+def _decomposed_graph(key: GraphKey) -> tuple[ShapesGraph | KronGraph, np.ndarray, np.ndarray]:
+    """The graph over the natural tuples (bytes of a sorted (N, 6) int64 array; None: uniform)
+    with the kernel's (crop_p, rotate_p, color_p, class_change_p) and its eigenpairs: the dense
+    :data:`SUBGRID` graph with all of them, or the whole grid's matrix-free graph with its top
+    ``key[2]`` (:meth:`KronGraph.top_eigenpairs`). Cached: a run's checkpoints share one graph."""
+    natural_key, (crop_p, rotate_p, color_p, class_change_p), kept = key
     natural = None if natural_key is None else np.frombuffer(natural_key, np.int64).reshape(-1, 6)
+    if kept:
+        config = Config(dataset="shapes", crop_p=crop_p, rotate_p=rotate_p, color_p=color_p,
+                        class_change_p=class_change_p)
+        kron = graph_of_kernel(graph_kernel(config), natural)
+        return (kron, *kron.top_eigenpairs(min(kept, len(kron.support))))
     graph = shapes_augmentation_graph(
         subgrid=SUBGRID,
         crop_p=crop_p,
@@ -136,6 +158,10 @@ def _decomposed_graph(key: GraphKey) -> tuple[ShapesGraph, np.ndarray, np.ndarra
 #: seconds for the whole curve on the 840-node sub-grid (the default tolerance takes minutes).
 CURVE_TOLERANCE, CURVE_ITERATIONS = 1e-4, 300
 
+#: Descent steps at the run's μ on the whole grid, where the ball binds (each costs one or two
+#: products W f, 0.3 s at k = 128): the best loss found bounds the ball's optimum from above.
+GRID_BALL_ITERATIONS = 40
+
 
 @dataclass(frozen=True)
 class BallCurve:
@@ -147,12 +173,15 @@ class BallCurve:
         max_sq_norm: max_x ‖f*(x)‖²: from this μ on, the ball leaves the optimum free.
         c_eigs_at_mu: (k,) eigenvalues of E_w[f fᵀ] of the reachable optimum at the run's μ,
             largest first: what the network's eigenvalues meet when the ball binds.
+        certified: False when a loss is only the best found inside the ball (an upper bound on
+            the ball's optimum, whose lower bound is then the unconstrained optimum).
     """
 
     mus: tuple[float, ...]
     losses: tuple[float, ...]
     max_sq_norm: float
     c_eigs_at_mu: tuple[float, ...] = ()
+    certified: bool = True
 
     def at(self, mu: float) -> float:
         """The reachable optimum at one of :attr:`mus`, or the free optimum above the last."""
@@ -162,7 +191,10 @@ class BallCurve:
 @functools.lru_cache(maxsize=16)
 def ball_curve(key: GraphKey, k: int, mu: float) -> BallCurve:
     """The reachable-optimum curve of a cached graph (:func:`run_graph`'s ``key``) at powers of
-    two, ``mu`` and max‖f*‖²; cached, since every checkpoint of a run asks the same question."""
+    two, ``mu`` and max‖f*‖²; cached, since every checkpoint of a run asks the same question.
+    On the whole grid only ``mu`` and max‖f*‖² (:func:`_grid_ball`)."""
+    if key[2]:
+        return _grid_ball(key, k, mu)
     graph, gammas, vectors = _decomposed_graph(key)
     W = graph.weights / graph.weights.sum()
     max_sq = _max_sq_norm(key, k)
@@ -179,14 +211,47 @@ def ball_curve(key: GraphKey, k: int, mu: float) -> BallCurve:
     return BallCurve(tuple(mus), tuple(r.loss for r in optima), max_sq, c_eigs)
 
 
+def _grid_ball(key: GraphKey, k: int, mu: float) -> BallCurve:
+    """The ball at the run's μ on the whole grid: free when μ ≥ max‖f*‖² (the optimum is
+    reachable); else bracketed, from above by the best loss that :data:`GRID_BALL_ITERATIONS`
+    steps of the matrix-free descent find from clip(f*), from below by the free optimum."""
+    graph, gammas, vectors = _decomposed_graph(key)
+    w = graph.degrees
+    f_star = _optimal_table(key, k)
+    max_sq = _max_sq_norm(key, k)
+    free = float(-(np.clip(gammas[:k], 0, None) ** 2).sum())
+    if mu >= max_sq:
+        c_eigs = tuple(float(g) for g in np.clip(gammas[:k], 0, None))  # E_w[f* f*ᵀ] = diag(γ)
+        return BallCurve(tuple(sorted({mu, max_sq})), (free,) * len({mu, max_sq}), max_sq, c_eigs)
+    # as ball_constrained_optimum starts: clip(f*) nudged off the saddle it can sit on
+    noise = np.random.default_rng(0).normal(size=f_star.shape)
+    start = clip_to_ball(f_star, mu) + 1e-3 * np.sqrt(mu / k) * noise
+    f, _, _ = G.fista_in_ball(graph.weights_product, w, mu, start, CURVE_TOLERANCE,
+                              GRID_BALL_ITERATIONS)
+    found = population_loss(graph, f)
+    c_eigs = tuple(float(e) for e in np.linalg.eigvalsh((f.T * w) @ f)[::-1])
+    return BallCurve((mu, max_sq), (found, free), max_sq, c_eigs, certified=False)
+
+
+def _optimal_table(key: GraphKey, k: int) -> np.ndarray:
+    """f* (n, k) = D^{-1/2} V_k diag(√γ) from the cached eigenpairs: a top-k optimum."""
+    graph, gammas, vectors = _decomposed_graph(key)
+    scale = np.sqrt(np.clip(gammas[:k], 0, None)) / np.sqrt(graph.degrees)[:, None]
+    return vectors[:, :k] * scale
+
+
 @functools.lru_cache(maxsize=16)
 def _max_sq_norm(key: GraphKey, k: int) -> float:
     """max_x ||f*(x)||^2 (:func:`explorer.graph.max_optimal_sq_norm`) from the cached
     eigenpairs: no second eigendecomposition."""
-    graph, gammas, vectors = _decomposed_graph(key)
-    w = graph.weights.sum(1) / graph.weights.sum()
-    sq = (vectors[:, :k] ** 2 * np.clip(gammas[:k], 0, None)).sum(1) / w
-    return float(sq.max())
+    return float((_optimal_table(key, k) ** 2).sum(1).max())
+
+
+def population_loss(graph: ShapesGraph | KronGraph, f: np.ndarray) -> float:
+    """L(f) = −2 tr(fᵀ W f) + ‖E_w[f fᵀ]‖²_F on every node [0, Section 3.2], with only the
+    product W f (W summing to 1): :func:`explorer.graph.population_spectral_loss`'s value."""
+    moment = (f.T * graph.degrees) @ f
+    return float(-2.0 * (f * graph.weights_product(f)).sum() + (moment**2).sum())
 
 
 @dataclass(frozen=True)
@@ -194,13 +259,16 @@ class GraphGuarantee:
     """What the downstream guarantee needs of a graph, computed once per graph and k.
 
     Attributes:
-        kernel: A (m, n) from the m natural data to the nodes; ``natural_p`` (m,) and
-            ``natural_labels`` (m,) their probabilities and labels.
+        mass: (n, r) the label mass Aᵀ diag(p) Y (:func:`explorer.guarantee.label_mass`) of the
+            kernel A (m, n) from the m natural data to the nodes.
+        vote: P (n, r) ↦ A P (m, r), the product the majority vote needs.
+        natural_p: (m,) and ``natural_labels`` (m,): the natural data's probabilities and labels.
         alpha: Assumption 3.5's α (:func:`explorer.guarantee.alpha`).
         optimum_error: E(f*) of the top-k optimum (:func:`explorer.guarantee.downstream_error`).
     """
 
-    kernel: np.ndarray
+    mass: np.ndarray
+    vote: Callable[[np.ndarray], np.ndarray]
     natural_p: np.ndarray
     natural_labels: np.ndarray
     alpha: float
@@ -210,13 +278,19 @@ class GraphGuarantee:
 @functools.lru_cache(maxsize=4)
 def graph_guarantee(key: GraphKey, k: int) -> GraphGuarantee:
     """α and E(f*) of a cached graph (:func:`run_graph`'s ``key``) for k features."""
-    graph, gammas, vectors = _decomposed_graph(key)
-    A, p, y = graph.natural_augmentation()
+    graph, _, _ = _decomposed_graph(key)
     classes = len(graph.classes)
-    w = graph.weights.sum(1) / graph.weights.sum()
-    f_star = vectors[:, :k] * np.sqrt(np.clip(gammas[:k], 0, None)) / np.sqrt(w)[:, None]
-    return GraphGuarantee(A, p, y, GU.alpha(A, p, y, classes),
-                          GU.downstream_error(f_star, A, p, y, classes))
+    if isinstance(graph, KronGraph):  # A is (6,000, 46,800): never formed
+        p = graph.natural_p[graph.support]
+        y = graph.kernel.tuples()[graph.support, 0]
+        mass = graph.natural_transpose_product(p[:, None] * np.eye(classes)[y])
+        vote: Callable[[np.ndarray], np.ndarray] = graph.natural_product
+    else:
+        A, p, y = graph.natural_augmentation()
+        mass = GU.label_mass(A, p, y, classes)
+        vote = A.__matmul__
+    error = GU.downstream_error_of(_optimal_table(key, k), mass, vote, p, y)
+    return GraphGuarantee(mass, vote, p, y, GU.alpha_of_mass(mass), error)
 
 
 def guarantee_record(
@@ -224,15 +298,14 @@ def guarantee_record(
 ) -> dict[str, Any]:
     """The paper's downstream quantities for features f (n, k) of every node (HaoChen et al.
     2021, Section 3.3 and Theorem 4.2; docs/THEORY.md, "The downstream guarantee")."""
-    k = min(f.shape[1], scored.graph.num_nodes - 1)
+    k = min(f.shape[1], len(scored.gammas) - 1)
     known = graph_guarantee(scored.key, k)
-    classes = len(scored.graph.classes)
     gamma_next = float(scored.gammas[k])
     return {
         "k": k,
         "alpha": known.alpha,
-        "error": GU.downstream_error(f, known.kernel, known.natural_p, known.natural_labels,
-                                     classes),
+        "error": GU.downstream_error_of(f, known.mass, known.vote, known.natural_p,
+                                        known.natural_labels),
         "optimum_error": known.optimum_error,
         "gamma_k1": gamma_next,
         "bound": GU.eigenvalue_bound(known.alpha, gamma_next),
@@ -248,12 +321,15 @@ def node_outputs(
 ) -> torch.Tensor:
     """Projector outputs z (n, d), float64 on the CPU, of every node's image, in eval mode.
 
-    The images are normalised with ``data``'s statistics, as the run's views are.
+    The images are normalised with ``data``'s statistics, as the run's views are, and rendered
+    512 at a time (the whole grid's 46,800 at once would take 575 MB of float32 to render).
     """
     model = model.to(device).eval()
     outputs = []
-    for batch in run_graph.graph.images().split(512):
-        outputs.append(model(normalize(batch.to(device), data.mean, data.std))[1].double().cpu())
+    for nodes in np.array_split(np.arange(run_graph.graph.num_nodes),
+                                max(1, -(-run_graph.graph.num_nodes // 512))):
+        batch = run_graph.graph.images(nodes).to(device)
+        outputs.append(model(normalize(batch, data.mean, data.std))[1].double().cpu())
     return torch.cat(outputs)
 
 
@@ -263,15 +339,19 @@ def clip_to_ball(z: np.ndarray, mu: float) -> np.ndarray:
     return z * np.where(norms >= np.sqrt(mu), np.sqrt(mu) / np.maximum(norms, 1e-300), 1.0)
 
 
-def best_scale(u: np.ndarray, W: np.ndarray) -> float:
+def best_scale(u: np.ndarray, W: np.ndarray | ShapesGraph | KronGraph) -> float:
     """The c ≥ 0 minimising L(c·u) = −2c²P + c⁴N on a graph: c² = P/N (0 when P ≤ 0).
 
     Args:
         u: (n, d) features of every node.
-        W: (n, n) the joint distribution of positive pairs (sums to 1).
+        W: (n, n) the joint distribution of positive pairs (sums to 1), or a graph giving
+            ``weights_product`` and ``degrees``.
     """
-    w = W.sum(1)
-    positive = float(np.einsum("xy,xd,yd->", W, u, u))  # P = E[u(x)ᵀu(x⁺)]
+    if isinstance(W, np.ndarray):
+        w, product = W.sum(1), W @ u
+    else:
+        w, product = W.degrees, W.weights_product(u)
+    positive = float((u * product).sum())  # P = E[u(x)ᵀu(x⁺)]
     negative = float(np.sum(((u.T * w) @ u) ** 2))  # N = E[(u(x)ᵀu(x'))²] = ‖E_w[u uᵀ]‖²_F
     return float(np.sqrt(positive / negative)) if positive > 0 and negative > 0 else 0.0
 
@@ -318,17 +398,16 @@ def exact_metrics(
     """
     started = time.perf_counter()
     scored = run_graph(config, train)
-    W = scored.graph.weights / scored.graph.weights.sum()  # the joint distribution of pairs
-    w = W.sum(1)  # (n,) the marginal
+    w = scored.graph.degrees  # (n,) the marginal of the joint distribution of pairs
     z = node_outputs(model, scored, train, device).numpy()  # (n, d)
-    k = min(z.shape[1], scored.graph.num_nodes)
+    k = min(z.shape[1], len(scored.gammas))
     if config.loss == "spectral":
         f, scale = clip_to_ball(z, config.mu), 1.0
     else:  # u = z/‖z‖ as NT-Xent and SimSiam see it, at its best scale c² = P / N
         u = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-300)
-        scale = best_scale(u, W)
+        scale = best_scale(u, scored.graph)
         f = u * scale
-    loss = float(G.population_spectral_loss(f, W))
+    loss = population_loss(scored.graph, f)
     gammas = scored.gammas[:k]
     optimum = float(-(np.clip(gammas, 0, None) ** 2).sum())
     if config.loss == "spectral":
@@ -359,6 +438,7 @@ def exact_metrics(
         "max_optimal_sq_norm": max_sq_norm,
         "ball_binds": config.loss == "spectral" and max_sq_norm > config.mu,
         "ball_curve": {"mu": list(curve.mus), "loss": list(curve.losses)},
+        "reachable_certified": curve.certified,
         "class_r2": blocks[0]["r2"],
         "span_chance": basis.shape[1] / scored.graph.num_nodes,
         "blocks": blocks,

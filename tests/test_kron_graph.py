@@ -148,3 +148,52 @@ def test_whole_grid_sizes() -> None:
     ones = np.ones(graph.num_nodes)
     _close(graph.adjacency_product(np.sqrt(graph.degrees)), np.sqrt(graph.degrees))
     assert graph.population_loss(ones[:, None]) == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize(("subgrid", "probabilities", "natural_size"), CASES[2:4])
+def test_natural_products_equal_the_dense_kernel(
+    subgrid: dict, probabilities: dict, natural_size: int
+) -> None:
+    """A F and Aᵀ Y against ShapesGraph.natural_augmentation's dense A (m, n)."""
+    full = {**SUBGRID, **subgrid}
+    natural = _natural(subgrid, natural_size, seed=4)
+    dense = shapes_augmentation_graph(subgrid=full, natural=natural, **probabilities)
+    A, p, y = dense.natural_augmentation()
+    graph = kron_graph(subgrid=full, natural=natural, **probabilities)
+    assert len(graph.support) == len(A) > 0
+    _close(graph.natural_p[graph.support], p)
+    assert np.array_equal(graph.kernel.tuples()[graph.support, 0], y)
+    rng = np.random.default_rng(5)
+    F, Y = rng.standard_normal((graph.num_nodes, 7)), rng.standard_normal((len(A), 7))
+    _close(graph.natural_product(F), A @ F)
+    _close(graph.natural_transpose_product(Y), A.T @ Y)
+
+
+@pytest.mark.parametrize("method", ["gram", "lobpcg"])
+def test_gram_and_lobpcg_equal_the_dense_eigenpairs(method: str) -> None:
+    """A natural support smaller than the graph (rank-deficient Ā): the support's Gram matrix
+    and LOBPCG both give the dense path's top eigenvalues and eigenspaces."""
+    subgrid = {**SUBGRID, **OTHER}
+    natural = _natural(OTHER, 300, seed=6)
+    probabilities = {"class_change_p": 0.5}
+    dense = shapes_augmentation_graph(subgrid=subgrid, natural=natural, **probabilities)
+    W = dense.weights / dense.weights.sum()
+    graph = kron_graph(subgrid=subgrid, natural=natural, **probabilities)
+    k = 12
+    assert graph.num_nodes >= 8 * (k + 8)  # LOBPCG runs (not the dense fallback)
+    gammas, vectors = G.top_eigenpairs(W, k + 1)
+    found, found_vectors = graph.top_eigenpairs(k, method=method)
+    _close(found, gammas[:k], rtol=1e-9)
+    _close(found_vectors.T @ found_vectors, np.eye(k), rtol=1e-9)
+    blocks = theorem.spectrum_blocks(gammas)[:-1]  # the eigenspaces the top k hold whole
+    assert blocks and blocks[-1].stop <= k
+    for block in blocks:
+        ours = found_vectors[:, block.start : block.stop]
+        theirs = vectors[:, block.start : block.stop]
+        _close(ours @ ours.T, theirs @ theirs.T, rtol=1e-6)
+
+
+def test_gram_refuses_more_eigenpairs_than_the_support() -> None:
+    graph = kron_graph(subgrid={**SUBGRID, **OTHER}, natural=_natural(OTHER, 20, seed=7))
+    with pytest.raises(ValueError, match="support"):
+        graph.support_eigenpairs(len(graph.support) + 1)
