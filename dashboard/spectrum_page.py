@@ -63,7 +63,7 @@ def show_theorem(exact: dict[str, Any]) -> None:
     graph = exact["graph"]
     st.subheader("The theorem, measured on every node of the exact graph")
     if graph["own"]:
-        st.caption(f"Graph: {graph['description']}; {graph['nodes']} nodes, k = {graph['k']} "
+        st.caption(f"Graph: {graph['description']}; {graph['nodes']:,} nodes, k = {graph['k']} "
                    "features. L(f) below is exact, not a batch estimate.")
     else:
         st.warning(f"This run did not train on an exact graph. It is scored on "

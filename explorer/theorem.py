@@ -160,7 +160,7 @@ CURVE_TOLERANCE, CURVE_ITERATIONS = 1e-4, 300
 
 #: Descent steps at the run's μ on the whole grid, where the ball binds (each costs one or two
 #: products W f, 0.3 s at k = 128): the best loss found bounds the ball's optimum from above.
-GRID_BALL_ITERATIONS = 40
+GRID_BALL_ITERATIONS = 30
 
 
 @dataclass(frozen=True)

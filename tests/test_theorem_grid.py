@@ -144,3 +144,37 @@ def test_a_random_table_and_a_binding_ball_on_the_whole_grid(grid_run) -> None:
     clipped_star = theorem.clip_to_ball(
         vectors[:, :K] * np.sqrt(gammas[:K]) / np.sqrt(w)[:, None], mu)
     assert optimum < record["reachable_optimum"] <= _loss(clipped_star, A, p) + 1e-3
+
+
+def test_a_trained_whole_grid_run_reads_on_the_spectrum_page(tmp_path, monkeypatch) -> None:
+    """The real commands: train a tiny ``shapes`` run with graph views, analyse it, open the
+    Spectrum page: it is scored on its own 46,800-node graph, and the page labels the ball's
+    optimum as bracketed where the ball binds."""
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.artifacts import load_analysis
+    from explorer.runs import open_run
+    from tests.conftest import ROOT, TINY, explorer
+
+    overrides = [o for o in TINY if not o.startswith("projector_out_dim")]
+    explorer("train", "--runs-dir", "runs", "--name", "grid", "--no-progress", "--no-probe",
+             *overrides, "augment=graph", "projector_out_dim=16", "epochs=1", "mu=2",
+             cwd=tmp_path, check=True)
+    explorer("analyze", "runs/grid", "--no-progress", "--projection", "pca", cwd=tmp_path,
+             check=True)
+    exact = load_analysis(open_run(tmp_path / "runs" / "grid"), 1)["exact"]
+    assert exact["graph"]["own"] and exact["graph"]["nodes"] == 46_800
+    assert exact["ball_binds"] and not exact["reachable_certified"]  # μ = 2 < max‖f*‖²
+    assert exact["optimum"] <= exact["reachable_optimum"]
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path / "runs"))
+    app = AppTest.from_file(str(ROOT / "dashboard" / "spectrum_page.py"), default_timeout=120)
+    app.session_state["selected_run"] = "grid"
+    app.run()
+    assert not app.exception
+    shown = {m.label: m.value for m in app.metric}
+    assert shown["of the provable optimum"] == f"{100 * (1 - exact['gap']):.1f}%"
+    assert shown["of the reachable optimum, at most"] == (
+        f"≤ {100 * (1 - exact['reachable_gap']):.1f}%")
+    assert any("46,800 nodes" in c.value and "whole grid" in c.value for c in app.caption)
+    assert any("bracketed" in i.value and f"{exact['reachable_optimum']:.3f}" in i.value
+               for i in app.info)
