@@ -266,8 +266,8 @@ def test_shapes_graph_counts_its_classes_and_reads_the_guarantee(app: AppTest) -
     assert f"γ₇ is {seed0_split_gamma_7():.3f} on the seed-0 split, 0.250 here" in note
     app.slider(key="class_change").set_value(0.7).run()
     assert not app.exception
-    # against explorer.theorem's dense path on the same graph (uniform natural data: key None)
-    known = theorem.graph_guarantee((None, (0.5, 0.5, 0.8, 0.7)), 6)
+    # against explorer.theorem's dense path on the same graph (uniform natural data: None; 0: the dense sub-grid)
+    known = theorem.graph_guarantee((None, (0.5, 0.5, 0.8, 0.7), 0), 6)
     assert metric(app, "α (Assumption 3.5)") == f"{known.alpha:.3f}" == "0.207"
     assert metric(app, "E(f*)") == f"{known.optimum_error:.3f}" == "0.111"
     assert metric(app, "bound 4α/(1 − γ_{k+1}) + 8α") == f"{known.alpha * (4 / 0.75 + 8):.3f}"
