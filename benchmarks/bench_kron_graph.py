@@ -33,18 +33,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-#: Sub-grids, smallest first: overrides of explorer.data.shapes.SUBGRID (None: the whole grid).
-ALL = {"position": tuple(range(25)), "scale": (0, 1, 2), "rotation": tuple(range(6)),
-       "fg_color": tuple(range(6)), "bg_color": tuple(range(4))}
-SIZES: list[tuple[str, dict[str, tuple[int, ...]] | None]] = [
-    ("default sub-grid", {}),
-    ("all positions", {"position": ALL["position"]}),
-    ("+ all scales, rotations", {k: ALL[k] for k in ("position", "scale", "rotation")}),
-    ("+ all fg colours", {k: ALL[k] for k in ("position", "scale", "rotation", "fg_color")}),
-    ("whole grid", None),
-]
-
-
 def measured(work: Callable[[], Any]) -> tuple[Any, float, float]:
     """(result, wall seconds, tracemalloc peak MB) of one call."""
     tracemalloc.reset_peak()
@@ -72,14 +60,14 @@ def main() -> None:
 
     import numpy as np
 
-    from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesKernel, grid_values, split_factors
+    from explorer.data.shapes import SHAPES_GRID, ShapesKernel, grid_values, split_factors
+    from explorer.grid_lab import GRIDS  # the Graph page's sub-grids, smallest first
     from explorer.kron_graph import image_nodes, kron_graph
 
-    sizes = [SIZES[0], SIZES[1], SIZES[-1]] if args.quick else SIZES
+    sizes = [GRIDS[0], GRIDS[1], GRIDS[-1]] if args.quick else GRIDS
     rows = []
     tracemalloc.start()
-    for label, overrides in sizes:
-        subgrid = None if overrides is None else {**SUBGRID, **overrides}
+    for label, subgrid in sizes:
         natural = None
         if args.natural == "train":
             if subgrid is None:

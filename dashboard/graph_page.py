@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from explorer import graph_lab, shapes_lab
+from dashboard.grid_panel import grid_label, grid_section
+from explorer import graph_lab, grid_lab, shapes_lab
 from explorer.data.shapes import MAX_CLASS_CHANGE_P
 from explorer.graph_figures import (
     degradation_figure,
@@ -192,6 +193,17 @@ else:
         "triangle: the mechanism training uses (`class_change_p`). Small views are the most "
         "ambiguous, so the classes mix where images are hard to tell apart",
     )
+    grid = cols[4].selectbox(
+        "images",
+        range(len(grid_lab.GRIDS)),
+        format_func=grid_label,
+        key="grid",
+        help="the default sub-grid's 840 images (dense W: the table trainer and the sweep), or "
+        "larger sub-grids up to the whole grid's 46,800 images, read matrix-free",
+    )
+    if grid > 0:
+        grid_section((grid, crop, rotate, color, class_change))
+        st.stop()
     spec = ("shapes", crop, rotate, color, class_change)
     structure = ("shapes", crop, rotate, color, None)
     swept_name, swept_now = "class-change p", class_change

@@ -158,17 +158,21 @@ def spectral_embedding(W: Array | sp.spmatrix, k: int, *, scale: bool = False) -
 
 
 def spectral_clustering(
-    W: Array | sp.spmatrix, k: int, *, seed: int = 0, vectors: np.ndarray | None = None,
+    W: Array | sp.spmatrix | None, k: int, *, seed: int = 0, vectors: np.ndarray | None = None,
     n_init: int = 10,
 ) -> Array:
     """Ng-Jordan-Weiss spectral clustering [1]: k-means on row-normalised top-k eigenvectors.
 
-    ``vectors`` (n, k): the top-k eigenvectors of Abar when the caller has them already.
+    ``vectors`` (n, k): the top-k eigenvectors of Abar when the caller has them already (then
+    ``W`` may be None: a graph known only as an operator).
 
     Returns:
         Cluster labels (n,) int64 in [0, k), same kind as ``W`` (NumPy for sparse input).
     """
-    vectors = spectral_embedding(W, k) if vectors is None else vectors
+    if vectors is None:
+        if W is None:
+            raise ValueError("give W or its top-k eigenvectors")
+        vectors = spectral_embedding(W, k)
     rows = vectors.detach().cpu().numpy() if _is_torch(vectors) else np.asarray(vectors)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     rows = rows / np.where(norms > 0, norms, 1.0)

@@ -154,17 +154,28 @@ def eigenvector_heatmap(
     delta_ij; on disconnected clusters each column is constant on every cluster (v itself is
     sqrt(w_x) times that, so it varies with the degrees inside a cluster).
     """
-    n, k = vectors.shape
     w = np.asarray(degrees, dtype=np.float64)
-    f = vectors / np.sqrt(w / w.sum())[:, None]
+    return features_heatmap(vectors / np.sqrt(w / w.sum())[:, None], labels, classes, max_bins)
+
+
+def features_heatmap(
+    f: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    max_bins: int = 300,
+    rows: str = "nodes",
+) -> go.Figure:
+    """f = D^{-1/2} v (n, k) (:func:`eigenvector_heatmap`), rows ordered by cluster; ``rows``
+    says what the rows are when they are not every node (a sample, for a graph too large)."""
+    n, k = f.shape
     bins = _bins(labels, max_bins)
     starts = np.array([b[0] for b in bins])
     sizes = np.array([len(b) for b in bins], dtype=np.float64)
-    rows = np.add.reduceat(f, starts, axis=0) / sizes[:, None]
-    limit = float(np.abs(rows).max()) or 1.0
+    means = np.add.reduceat(f, starts, axis=0) / sizes[:, None]
+    limit = float(np.abs(means).max()) or 1.0
     fig = go.Figure(
         go.Heatmap(
-            z=rows,
+            z=means,
             x=[f"f{i + 1}" for i in range(k)],
             colorscale="RdBu",
             zmid=0,
@@ -176,9 +187,41 @@ def eigenvector_heatmap(
     fig.update_yaxes(**_cluster_ticks(labels, bins, classes), autorange="reversed", showgrid=False)
     fig.update_layout(
         title=f"f = D^-1/2 v of the top {k} eigenvectors (rows: "
-        + (f"{_blocks(bins)})" if len(bins) < n else "nodes)"),
+        + (f"{_blocks(bins)})" if len(bins) < n else f"{rows})"),
         height=420,
         margin={"t": 40, "b": 30, "l": 10, "r": 10},
+    )
+    return fig
+
+
+def class_weights_heatmap(
+    class_weights: np.ndarray, class_nodes: np.ndarray, classes: Sequence[str]
+) -> go.Figure:
+    """log10 of W's mean weight per pair of nodes in each pair of classes: (Yᵀ W Y)[a, b] /
+    (n_a n_b), Y the class indicators (the heatmap of a graph too large to draw W). Blank: no
+    edge between the two classes."""
+    sizes = np.asarray(class_nodes, dtype=np.float64)
+    means = np.asarray(class_weights) / np.outer(sizes, sizes)
+    with np.errstate(divide="ignore"):
+        z = np.where(means > 0, np.log10(means), np.nan)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(classes),
+            y=list(classes),
+            colorscale="Viridis",
+            colorbar={"title": "log10 w"},
+            customdata=np.asarray(class_weights),
+            hovertemplate="%{y} → %{x}: log10 of the mean w = %{z:.2f}, mass %{customdata:.4f}"
+            "<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", showgrid=False, scaleanchor="x")
+    fig.update_xaxes(showgrid=False)
+    fig.update_layout(
+        height=420,
+        margin={"t": 30, "b": 30, "l": 10, "r": 10},
+        title=f"W by class: mean weight per node pair, {int(sizes.sum()):,} nodes",
     )
     return fig
 

@@ -266,7 +266,8 @@ def test_shapes_graph_counts_its_classes_and_reads_the_guarantee(app: AppTest) -
     assert f"γ₇ is {seed0_split_gamma_7():.3f} on the seed-0 split, 0.250 here" in note
     app.slider(key="class_change").set_value(0.7).run()
     assert not app.exception
-    # against explorer.theorem's dense path on the same graph (uniform natural data: None; 0: the dense sub-grid)
+    # against explorer.theorem's dense path on the same graph (key: uniform natural data, the
+    # kernel's probabilities, 0 for the dense sub-grid)
     known = theorem.graph_guarantee((None, (0.5, 0.5, 0.8, 0.7), 0), 6)
     assert metric(app, "α (Assumption 3.5)") == f"{known.alpha:.3f}" == "0.207"
     assert metric(app, "E(f*)") == f"{known.optimum_error:.3f}" == "0.111"
@@ -311,3 +312,30 @@ def test_shapes_degradation_curve_arrives_after_the_page(app: AppTest) -> None:
     assert figure["layout"]["shapes"][0]["x0"] == 0.0  # "now": α = 0 at the default
     reading = next(cap.value for cap in app.caption if cap.value.startswith("The abscissa is α"))
     assert "γ_{k+1} stays at 0.250" in reading and "says nothing from α = 0.075" in reading
+
+
+def test_the_whole_shapes_grid_is_read_matrix_free_and_drawn_when_solved(app: AppTest) -> None:
+    """Shapes, "whole grid": the page answers at once with a note, then draws the reading of
+    46,800 nodes; without class change its closed form (six components, γ₇ = (1 − 0.5)²,
+    α = E(f*) = 0, W block diagonal by class). No table trainer: it needs the dense W."""
+    from explorer.grid_lab import GRIDS
+
+    app.radio(key="kind").set_value("Shapes").run()
+    app.selectbox(key="grid").set_value(len(GRIDS) - 1).run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert any(i.value.startswith("Reading the graph matrix-free") for i in app.info)
+    deadline = time.monotonic() + 120
+    while not any(m.label == "nodes" for m in app.metric):
+        assert time.monotonic() < deadline, "the reading never arrived"
+        time.sleep(0.5)
+        app.run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert metric(app, "nodes") == "46,800"
+    assert metric(app, "γᵢ before the largest gap") == "6"
+    assert metric(app, "γ_k (k = 6)") == "1.000" and metric(app, "γ_{k+1}") == "0.250"
+    assert metric(app, "α (Assumption 3.5)") == "0.000" and metric(app, "E(f*)") == "0.000"
+    assert metric(app, "clustering ARI") == "1.000" and metric(app, "probe accuracy") == "100.0%"
+    z = heatmap_values(figure_titled(app, "W by class")["data"][0])
+    assert z.shape == (6, 6)
+    assert np.isfinite(np.diag(z)).all() and np.isnan(z[~np.eye(6, dtype=bool)]).all()
+    assert not any(b.label == "Train" for b in app.button)

@@ -90,7 +90,8 @@ def test_the_curve_is_dense_where_the_error_moves_and_the_bound_holds_everywhere
 def test_the_error_and_alpha_match_the_dense_path_of_explorer_theorem(
     curve: shapes_lab.GuaranteeCurve,
 ) -> None:
-    # theorem.graph_guarantee builds the graph itself (uniform natural data: None; 0: the dense sub-grid) and
+    # theorem.graph_guarantee builds the graph itself (key: uniform natural data, 0 for the dense
+    # sub-grid) and
     # takes f* from a full eigh; here the graph is interpolated and f* from LOBPCG
     for c in (0.3, 0.6, 0.7, 0.8):
         known = theorem.graph_guarantee((None, (0.5, 0.5, 0.8, c), 0), 6)

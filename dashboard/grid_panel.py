@@ -1,0 +1,118 @@
+"""The Graph page's Shapes mode beyond the dense sub-grid: larger sub-grids up to the whole grid,
+read matrix-free (explorer.grid_lab). The reading takes seconds (about 6 s for the whole grid's
+46,800 nodes), so it runs beside the page: the page answers at once and draws it on arrival."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import streamlit as st
+
+from explorer import grid_lab
+from explorer.graph_figures import class_weights_heatmap, features_heatmap, spectrum_bars
+
+#: How often a pending reading is looked for (a fragment rerun; it holds the GIL the solve needs).
+POLL_S = 1.0
+
+Settings = tuple[int, float, float, float, float]  # grid, crop, rotation, colour, class change
+
+
+@st.cache_resource(show_spinner=False)
+def _worker() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-reading")
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_reading(settings: Settings) -> Future[grid_lab.GridReading]:
+    """The reading of these settings, solved in a thread (a cached ``Future``: a pending
+    result cannot be pickled)."""
+    return _worker().submit(grid_lab.grid_reading, *settings)
+
+
+def grid_label(index: int) -> str:
+    """The sub-grid's name and size, for the page's choice."""
+    name, subgrid = grid_lab.GRIDS[index]
+    tuples = 64_800 if subgrid is None else int(np.prod([len(v) for v in subgrid.values()]))
+    return f"{name} ({tuples:,} tuples)"
+
+
+def reading_panel(reading: Future[grid_lab.GridReading], polling: bool) -> None:
+    """The reading once solved; until then a note, looked at again every :data:`POLL_S`."""
+    if not reading.done():
+        st.info("Reading the graph matrix-free: its top eigenpairs, α and E(f*) (seconds; "
+                "once for these settings)…")
+        return
+    if polling:
+        st.rerun()  # drawn by a full run, which also stops this timer
+    if reading.exception() is not None:
+        st.error(f"The reading failed: {reading.exception()}. Choose a smaller sub-grid.")
+        return
+    draw(reading.result())
+
+
+def draw(r: grid_lab.GridReading) -> None:
+    k = len(r.classes)
+    gammas, point = r.gammas, r.guarantee
+    st.caption(
+        f"{r.num_nodes:,} images from {r.num_tuples:,} factor tuples, natural data uniform over "
+        f"them, {k} classes; W ({r.num_nodes:,}²) is never formed: each number below comes from "
+        f"products W·F by the kernel's Kronecker parts (read in {r.seconds:.1f} s)."
+    )
+    metrics = st.columns(6)
+    metrics[0].metric("nodes", f"{r.num_nodes:,}")
+    metrics[1].metric(
+        "γᵢ before the largest gap", str(r.before_gap),
+        help=f"the largest drop among the top {len(gammas)} eigenvalues of Ā computed is after "
+        f"γ_{r.before_gap}: {gammas[r.before_gap - 1]:.3f} → {gammas[r.before_gap]:.3f}",
+    )
+    metrics[2].metric(f"γ_k (k = {k})", f"{gammas[k - 1]:.3f}")
+    metrics[3].metric("γ_{k+1}", f"{gammas[k]:.3f}")
+    metrics[4].metric("clustering ARI", f"{r.ari:.3f}",
+                      help="spectral clustering of every node against the classes")
+    metrics[5].metric("probe accuracy", f"{100 * r.probe_accuracy:.1f}%",
+                      help="logistic regression on the top-k eigenvector features, fitted on "
+                      "half of the nodes, scored on the other half")
+    row = st.columns(6)
+    row[0].metric("α (Assumption 3.5)", f"{point.alpha:.3f}")
+    row[1].metric(f"E(f*) (k = {k})", f"{point.optimum_error:.3f}",
+                  help="majority vote of a least-squares head on the top-k eigenvector "
+                  "features, from two products of the natural kernel A"
+                  + ("; γ_k = γ_{k+1}: the eigensolver's choice of f*" if point.tied else ""))
+    row[2].metric("bound 4α/(1 − γ_{k+1}) + 8α", f"{point.bound:.3f}")
+    row[3].metric("Theorem 3.7: α log k / ρ²",
+                  "∞" if not np.isfinite(point.theorem_order) else f"{point.theorem_order:.3g}")
+    left, right = st.columns(2)
+    left.plotly_chart(class_weights_heatmap(r.class_weights, r.class_nodes, r.classes),
+                      key="grid-weights")
+    left.caption(
+        "W summed over each pair of classes (one product W·Y with the class indicators) and "
+        "divided by the pairs of nodes: the diagonal is the views that keep their class, the "
+        "cells off it the class changes (blank: none). The mass of each cell is in the hover."
+    )
+    right.plotly_chart(spectrum_bars(gammas, r.before_gap, k, r.num_nodes), key="grid-spectrum")
+    right.caption(
+        f"The top {len(gammas)} eigenvalues of Ā = D^-1/2 W D^-1/2 (LOBPCG on the operator); "
+        "red: before the largest drop."
+    )
+    left, right = st.columns(2)
+    left.plotly_chart(
+        features_heatmap(r.sample_features, r.sample_labels, r.classes,
+                         rows=f"{len(r.sample)} nodes drawn evenly from the classes"),
+        key="grid-eigenvectors",
+    )
+    left.caption("f = D^-1/2 v on a sample of nodes: on every node only the ARI and the probe "
+                 "above read them.")
+    right.info(
+        "The table trainer and the class-change sweep need the dense W: choose the default "
+        "sub-grid for them. A network on the whole grid, scored on its own graph: "
+        "`explorer train --preset shapes-grid-demo`, then its Spectrum page."
+    )
+
+
+def grid_section(settings: Settings) -> None:
+    """The matrix-free reading of ``settings`` (answering at once, drawn when solved)."""
+    reading = cached_reading(settings)
+    st.fragment(run_every=None if reading.done() else POLL_S)(reading_panel)(
+        reading, not reading.done()
+    )
