@@ -19,7 +19,8 @@ from typing import Any
 
 import streamlit as st
 
-_PREFIX = "kept:"
+#: Where a widget's copy is kept: ``KEPT_PREFIX + key``.
+KEPT_PREFIX = "kept:"
 
 
 def restore(key: str, default: Any) -> None:
@@ -29,23 +30,23 @@ def restore(key: str, default: Any) -> None:
     Streamlit warns when both set it.
     """
     if key not in st.session_state:
-        st.session_state[key] = st.session_state.get(_PREFIX + key, default)
+        st.session_state[key] = st.session_state.get(KEPT_PREFIX + key, default)
 
 
 def keep(key: str) -> None:
     """After the widget ``key`` is drawn: remember its value for the next visit."""
-    st.session_state[_PREFIX + key] = st.session_state[key]
+    st.session_state[KEPT_PREFIX + key] = st.session_state[key]
 
 
 def forget(key: str) -> None:
     """Drop what is remembered of ``key`` (the widget's own value stays until its next run)."""
-    st.session_state.pop(_PREFIX + key, None)
+    st.session_state.pop(KEPT_PREFIX + key, None)
 
 
 def drop_missing(key: str, options: list[Any]) -> None:
     """Take out of the list-valued widget ``key`` (and what is kept of it) the values that are
     no longer offered (a deleted run): Streamlit refuses a value outside the options."""
-    for name in (key, _PREFIX + key):
+    for name in (key, KEPT_PREFIX + key):
         value = st.session_state.get(name)
         if isinstance(value, list) and any(v not in options for v in value):
             st.session_state[name] = [v for v in value if v in options]

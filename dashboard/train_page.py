@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.common import analyses, run_names, runs_dir
-from dashboard.memory import kept, restore
+from dashboard.memory import KEPT_PREFIX, kept, restore
 from dashboard.run_controls import RERUN_APP, controls, dismiss
 from dashboard.watch import finished_summary, watch_picker
 from explorer.config import (
@@ -73,14 +73,29 @@ def field_widget(name: str, default: Any, preset: str) -> Any:
     return kept(key, str(default), st.text_input, text, help=help_text)
 
 
+def remembered_value(name: str, default: Any, preset: str) -> Any:
+    """A field's value while its group is folded (its widget not drawn): what the user typed on
+    an earlier visit (dashboard.memory), else the preset's, as :func:`field_widget` gives it."""
+    key = f"field-{preset}-{name}"
+    default = default if isinstance(default, bool) or name in CHOICES else str(default)
+    return st.session_state.get(key, st.session_state.get(KEPT_PREFIX + key, default))
+
+
+def group_key(group: str) -> str:
+    """Session-state key of a group's expander: whether it is open."""
+    return "train-group-" + group.replace(" ", "-")
+
+
 def group_title(group: str, count: int, bad: int) -> str:
     fix = f" — {bad} to fix" if bad else ""
     return f"More {group} settings ({count}){fix}"
 
 
 def config_form(preset: str, bad_fields: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The essentials first, then one folded expander per group (open when it holds a bad
-    field). Returns the values as typed and, per field, a slot under its widget for its error."""
+    """The essentials first, then one folded expander per group (opened when it holds a bad
+    field). A folded group's fields are not drawn (some thirty widgets: most of the page's
+    drawing time); their values come from memory. Returns the values as typed and, per drawn
+    field, a slot under its widget for its error."""
     try:
         base = build_config(preset)
     except UserError as err:
@@ -100,8 +115,16 @@ def config_form(preset: str, bad_fields: set[str]) -> tuple[dict[str, Any], dict
     for group in GROUPS:
         names = [n for n in fields_of(group) if n not in ESSENTIALS]
         bad = len(bad_fields.intersection(names))
-        with st.expander(group_title(group, len(names), bad), expanded=bool(bad)):
-            draw(names, 3)
+        if bad:
+            st.session_state[group_key(group)] = True
+        box = st.expander(group_title(group, len(names), bad), key=group_key(group),
+                          on_change="rerun")
+        if box.open:
+            with box:
+                draw(names, 3)
+        else:
+            values.update({name: remembered_value(name, getattr(base, name), preset)
+                           for name in names})
     return values, slots
 
 
@@ -112,8 +135,7 @@ def typed_values(preset: str) -> dict[str, Any]:
         base = build_config(preset)
     except UserError:
         base = Config()
-    return {name: st.session_state.get(f"field-{preset}-{name}", getattr(base, name))
-            for name in FIELD_DOCS}
+    return {name: remembered_value(name, getattr(base, name), preset) for name in FIELD_DOCS}
 
 
 def highlight(preset: str, problems: list[tuple[str, str]], slots: dict[str, Any]) -> None:
@@ -204,7 +226,8 @@ with st.expander("New run", expanded=True):
     held = name_held_by(name.strip())
     with st.container():  # one element whatever it holds: the Launch button keeps its place
         for field, message in config_warnings(config) if config else []:
-            slots[field].markdown(f":orange[{message}]")
+            if field in slots:  # drawn: its group is open
+                slots[field].markdown(f":orange[{message}]")
             st.warning(message)
         if config is not None:
             estimate(config)

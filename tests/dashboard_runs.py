@@ -85,3 +85,11 @@ def corrupt_run(runs_dir: Path, name: str) -> Run:
     run = create_run(runs_dir, build_config("shapes-demo"), name=name)
     (run.path / "config.json").write_text('{"format_version": 1, "config": {"data')
     return run
+
+
+def opened_groups(*groups: str) -> dict[str, bool]:
+    """Session state that opens these folded groups of the Train form (default: all of them):
+    the keys of their expanders. A folded group draws none of its fields."""
+    from explorer.config_docs import GROUPS
+
+    return {"train-group-" + group.replace(" ", "-"): True for group in groups or GROUPS}

@@ -138,8 +138,10 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes
     Stop are disabled and say what they do at once; a double click starts one trainer."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     open_page(page, server, "train")
-    for group in ("data", "model", "run", "evaluation and analysis"):  # folded groups
+    groups = ("data", "model", "run", "evaluation and analysis")
+    for group in groups:  # folded groups: their fields are drawn once opened
         page.get_by_text(f"More {group} settings").click()
+        page.wait_for_function(READY)
     page.get_by_role("textbox", name=label("train_limit"), exact=True).wait_for()
     settings = {"train_limit": "512", "test_limit": "128", "epochs": "200",
                 "checkpoint_every": "1", "knn_every": "0", "batch_size": "64",
@@ -155,7 +157,11 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes
     page.wait_for_function(READY)
     navigate(page, "")  # Runs, and back: the same session, as a user moves
     navigate(page, "train")
-    for field, value in settings.items():  # folded again, but as typed
+    for group in groups:  # folded again: opened, they hold what was typed
+        page.get_by_text(f"More {group} settings").click()
+        page.wait_for_function(READY)
+    page.get_by_role("textbox", name=label("train_limit"), exact=True).wait_for()
+    for field, value in settings.items():
         assert page.locator(f".st-key-field-shapes-demo-{field} input").input_value() == value
     box = page.get_by_role("textbox", name="Run name")
     box.fill("")  # launched under a fresh name, not refused

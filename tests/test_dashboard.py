@@ -22,7 +22,7 @@ from explorer.figures import embedding_traces, projector_features_label
 from explorer.launcher import stop_training, validate_launch
 from explorer.runs import Run, open_run
 from tests.conftest import ROOT, TINY, explorer
-from tests.dashboard_runs import corrupt_run, synthetic_run, trace_values
+from tests.dashboard_runs import corrupt_run, opened_groups, synthetic_run, trace_values
 
 pytestmark = pytest.mark.slow
 
@@ -142,6 +142,9 @@ def test_train_form_reports_the_command_lines_errors(page, runs_dir: Path) -> No
 
 def test_train_page_launches_stops_and_resumes(page, runs_dir: Path) -> None:
     app = page("train")
+    for key, is_open in opened_groups().items():  # the fields of folded groups are not drawn
+        app.session_state[key] = is_open
+    app.run()
     values = dict(item.split("=") for item in TINY)
     values.update(epochs="300", checkpoint_every="1")
     for key, value in values.items():  # text boxes and select boxes alike take the text

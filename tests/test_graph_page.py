@@ -305,7 +305,8 @@ def test_shapes_degradation_curve_arrives_after_the_page(app: AppTest) -> None:
     np.testing.assert_allclose(x, c * top / MAX_CLASS_CHANGE_P, atol=1e-12)
     # sampled densely where E(f*) moves, 0 before it, a staircase after, under the bound
     assert np.diff(c[c >= 0.5]).max() <= 0.0125 + 1e-9 and len(c) >= 40
-    assert (y[c <= 0.5] == 0).all() and (np.diff(y) >= 0).all() and len(np.unique(y)) >= 5
+    assert (y[c <= 0.5] == 0).all() and (np.diff(y) >= -1e-12).all()  # sums of masses: rounding
+    assert len(np.unique(y.round(12))) >= 5
     bound = next(t for t in figure["data"] if t["name"].startswith("bound"))
     assert (np.array(trace_values(bound, "y")) >= y).all()
     assert any(t["name"] == "linear probe accuracy (images' classes)" for t in figure["data"])

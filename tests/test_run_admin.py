@@ -30,6 +30,7 @@ from explorer.run_admin import (
 )
 from explorer.runs import Run, create_run, list_runs
 from tests.conftest import ROOT
+from tests.dashboard_runs import opened_groups
 
 DEMO_NAMES = [run.name for run in list_runs(DEMO_RUNS)]
 HOLD = ("import sys, time; from pathlib import Path; from explorer import runlock; "
@@ -239,6 +240,8 @@ def test_copy_into_the_train_form_fills_its_fields_with_the_runs_config(
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     app.session_state["selected_run"] = "resumed"
+    for key, is_open in opened_groups().items():  # the Train form draws open groups' fields
+        app.session_state[key] = is_open
     app.run()
     button(app, "Copy into the Train form").click().run()
     assert not app.exception, [e.message for e in app.exception]

@@ -74,7 +74,7 @@ def test_the_curve_is_dense_where_the_error_moves_and_the_bound_holds_everywhere
     assert (curve.bound >= curve.optimum_error).all()
     assert (np.diff(curve.optimum_error) >= -1e-12).all()  # sums of masses: rounding only
     assert (curve.optimum_error[values <= 0.5] == 0).all() and curve.optimum_error[-1] > 0.2
-    assert len(np.unique(curve.optimum_error)) >= 5  # a staircase, not one step
+    assert len(np.unique(curve.optimum_error.round(12))) >= 5  # a staircase, not one step
     # gamma_k falls continuously; gamma_{k+1} is crop's and rotation's (1 - 0.5)^2 throughout
     slopes = np.diff(curve.gamma_k) / np.diff(values)
     assert (slopes <= 1e-6).all() and slopes.min() > -2  # no jump: at most 2 per unit of c

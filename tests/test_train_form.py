@@ -21,7 +21,7 @@ from explorer.config_docs import ESSENTIALS, FIELD_DOCS, GROUPS, fields_of
 from explorer.errors import UserError
 from explorer.runs import Run, create_run, pid_alive
 from tests.conftest import ROOT, TINY
-from tests.dashboard_runs import trace_values
+from tests.dashboard_runs import opened_groups, trace_values
 
 TINY_VALUES = dict(item.split("=") for item in TINY if not item.startswith("log_every"))
 
@@ -42,6 +42,9 @@ def train_page(runs_dir: Path, monkeypatch: pytest.MonkeyPatch, **state: object)
     app.run()
     assert not app.exception, [e.message for e in app.exception]
     return app
+
+
+ALL_OPEN = opened_groups()
 
 
 def field(app: AppTest, name: str):  # type: ignore[no-untyped-def]
@@ -99,7 +102,12 @@ def test_a_warm_up_as_long_as_training_is_warned_about() -> None:
 def test_the_form_groups_fields_with_help_and_shows_the_essentials_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = train_page(tmp_path / "runs", monkeypatch)
+    folded = train_page(tmp_path / "runs", monkeypatch)
+    drawn = {w.key.removeprefix("field-shapes-demo-") for w in
+             [*folded.text_input, *folded.selectbox, *folded.checkbox]
+             if w.key and w.key.startswith("field-")}
+    assert drawn == set(ESSENTIALS)  # folded groups draw nothing until opened
+    app = train_page(tmp_path / "runs", monkeypatch, **ALL_OPEN)
     widgets = [*app.text_input, *app.selectbox, *app.checkbox]
     by_key = {w.key.removeprefix("field-shapes-demo-"): w for w in widgets
               if w.key and w.key.startswith("field-")}
@@ -117,9 +125,9 @@ def test_the_form_groups_fields_with_help_and_shows_the_essentials_first(
 def test_two_bad_fields_are_both_marked_and_both_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = train_page(tmp_path / "runs", monkeypatch)
+    app = train_page(tmp_path / "runs", monkeypatch, **opened_groups("model", "optimisation"))
     field(app, "epochs").set_value("abc")
-    field(app, "projector_out_dim").set_value("0")  # folded in the model group
+    field(app, "projector_out_dim").set_value("0")  # in the model group
     app.run()
     expected = {}
     for key, value in (("epochs", "abc"), ("projector_out_dim", "0")):
@@ -142,10 +150,30 @@ def test_two_bad_fields_are_both_marked_and_both_reported(
     assert any("warmup_epochs (5) >= epochs (5)" in w.value for w in app.warning)
 
 
+def test_a_folded_group_keeps_what_was_typed_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folding a group takes its fields off the page, not their values: a warm-up typed in the
+    optimisation group still warns once the group is folded, and comes back when reopened."""
+    app = train_page(tmp_path / "runs", monkeypatch, **opened_groups("optimisation"))
+    field(app, "epochs").set_value("5")
+    field(app, "warmup_epochs").set_value("5")
+    app.run()
+    assert any("warmup_epochs (5) >= epochs (5)" in w.value for w in app.warning)
+    for is_open in (False, True):
+        app.session_state["train-group-optimisation"] = is_open
+        app.run()
+        assert not app.exception, [e.message for e in app.exception]
+        drawn = {w.key for w in app.text_input if w.key}
+        assert ("field-shapes-demo-warmup_epochs" in drawn) == is_open
+        assert any("warmup_epochs (5) >= epochs (5)" in w.value for w in app.warning), is_open
+    assert field(app, "warmup_epochs").value == "5"
+
+
 def test_the_training_time_is_measured_on_the_chosen_device(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = train_page(tmp_path / "runs", monkeypatch)
+    app = train_page(tmp_path / "runs", monkeypatch, **ALL_OPEN)
     values = {**TINY_VALUES, "dataset": "shapes", "epochs": "6", "augment": "auto"}
     for key, value in values.items():
         field(app, key).set_value(value)
@@ -236,7 +264,7 @@ def test_a_launched_run_shows_training_probing_and_analysing_until_it_exits(
     """A tiny run launched from the form: status.json goes through the phases, and the page
     says what the process does (not "Nothing is training") while it probes and analyses."""
     runs = tmp_path / "runs"
-    app = train_page(runs, monkeypatch)
+    app = train_page(runs, monkeypatch, **ALL_OPEN)
     values = {**TINY_VALUES, "epochs": "3", "checkpoint_every": "1", "analyze": "end",
               "analysis_projection": "pca"}
     for key, value in values.items():
