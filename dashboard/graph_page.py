@@ -126,8 +126,8 @@ kind = st.radio(
     help="k clusters joined by weak edges, or the exact graph of the shapes dataset; "
     "both are augmentation graphs W = Kᵀ diag(p) K of a kernel K(x | x̄)",
 )
-cols = st.columns(6)
 if kind == "Clusters":
+    cols = st.columns(6)
     k = cols[0].slider("clusters k", 2, 8, 3, key="k")
     largest = cols[1].slider("nodes in the largest cluster", 5, 250, 40, key="largest")
     smallest = cols[2].slider(
@@ -170,6 +170,7 @@ if kind == "Clusters":
     structure: Spec = ("clusters", sizes, within, None, float(degree))
     swept_name, swept_now = "between / within weight", between / within
 else:
+    cols = st.columns([1, 1, 1, 1, 2])  # the sub-grid's name needs room
     crop = cols[0].slider(
         "crop p",
         0.0,

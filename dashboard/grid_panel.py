@@ -97,12 +97,15 @@ def draw(r: grid_lab.GridReading) -> None:
     )
     left, right = st.columns(2)
     left.plotly_chart(
-        features_heatmap(r.sample_features, r.sample_labels, r.classes,
-                         rows=f"{len(r.sample)} nodes drawn evenly from the classes"),
+        features_heatmap(r.sample_features, r.sample_labels, r.classes, len(r.sample),
+                         rows=f"{len(r.sample)} sampled nodes"),
         key="grid-eigenvectors",
     )
-    left.caption("f = D^-1/2 v on a sample of nodes: on every node only the ARI and the probe "
-                 "above read them.")
+    left.caption(
+        f"f = D^-1/2 v on {grid_lab.SAMPLE_PER_CLASS} nodes drawn at random from each class, in "
+        "class order (the ARI and the probe above read every node). Without class change each "
+        "column is constant on a class: cluster indicators up to a rotation."
+    )
     right.info(
         "The table trainer and the class-change sweep need the dense W: choose the default "
         "sub-grid for them. A network on the whole grid, scored on its own graph: "
