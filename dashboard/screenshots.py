@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -18,6 +19,7 @@ from dashboard.serve import (  # noqa: E402
     PAGES,
     READY,
     box_select,
+    choose,
     open_page,
     start_server,
     stop_server,
@@ -54,9 +56,28 @@ def main(out: Path, only: list[str] | None = None) -> None:
                         page.wait_for_function(READY)
                     page.screenshot(path=str(out / f"{title.lower()}.png"), full_page=True)
                     print(f"saved {out / f'{title.lower()}.png'}")
+                    if path == "graph":
+                        whole_grid(page, out / "graph-whole-grid.png")
                 browser.close()
         finally:
             stop_server(process)
+
+
+def whole_grid(page: Any, path: Path) -> None:
+    """The Graph page's Shapes mode on the whole grid at class-change p 0.7: the matrix-free
+    reading of 46,800 images, with class changes inside the look-alike pairs."""
+    page.get_by_text("Shapes", exact=True).click()
+    page.wait_for_function(READY)
+    slider = page.locator('[data-testid="stSlider"]', has_text="class-change p")
+    for _ in range(70):  # 0.01 a step
+        slider.get_by_role("slider").press("ArrowRight")
+    page.wait_for_timeout(1000)
+    page.wait_for_function(READY)
+    choose(page, "images", "whole grid (64,800 tuples)")
+    page.get_by_text("W by class").first.wait_for(timeout=120_000)
+    page.wait_for_function(READY)
+    page.screenshot(path=str(path), full_page=True)
+    print(f"saved {path}")
 
 
 if __name__ == "__main__":
