@@ -9,6 +9,8 @@ one image; with m training tuples, A is (m, 46,800) and the nonzero spectrum of 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -178,3 +180,6 @@ def test_a_trained_whole_grid_run_reads_on_the_spectrum_page(tmp_path, monkeypat
     assert any("46,800 nodes" in c.value and "whole grid" in c.value for c in app.caption)
     assert any("bracketed" in i.value and f"{exact['reachable_optimum']:.3f}" in i.value
                for i in app.info)
+    names = [t.get("name", "") for chart in app.get("plotly_chart")
+             for t in json.loads(chart.proto.spec)["data"]]
+    assert "of the reachable optimum (ball; at most: bracketed)" in names
