@@ -1,6 +1,7 @@
 """The Graph page's Shapes mode beyond the dense sub-grid: larger sub-grids up to the whole grid,
-read matrix-free (explorer.grid_lab). The reading takes seconds (about 6 s for the whole grid's
-46,800 nodes), so it runs beside the page: the page answers at once and draws it on arrival."""
+read matrix-free (explorer.grid_lab). The reading takes seconds (2-5 s for the whole grid's
+46,800 nodes on 2 cores), so it runs beside the page: the page answers at once and draws it on
+arrival."""
 
 from __future__ import annotations
 
@@ -32,9 +33,7 @@ def cached_reading(settings: Settings) -> Future[grid_lab.GridReading]:
 
 def grid_label(index: int) -> str:
     """The sub-grid's name and size, for the page's choice."""
-    name, subgrid = grid_lab.GRIDS[index]
-    tuples = 64_800 if subgrid is None else int(np.prod([len(v) for v in subgrid.values()]))
-    return f"{name} ({tuples:,} tuples)"
+    return f"{grid_lab.GRIDS[index][0]} ({grid_lab.grid_tuples(index):,} tuples)"
 
 
 def reading_panel(reading: Future[grid_lab.GridReading], polling: bool) -> None:
@@ -52,6 +51,8 @@ def reading_panel(reading: Future[grid_lab.GridReading], polling: bool) -> None:
 
 
 def draw(r: grid_lab.GridReading) -> None:
+    """The reading as the dense sub-grid's page shows its graph: the metrics, the guarantee, W
+    (by class), the spectrum, f* (on a sample)."""
     k = len(r.classes)
     gammas, point = r.gammas, r.guarantee
     st.caption(

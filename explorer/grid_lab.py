@@ -22,6 +22,7 @@ References:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from explorer import graph, guarantee
-from explorer.data.shapes import SUBGRID
+from explorer.data.shapes import SHAPES_GRID, SUBGRID, grid_values
 from explorer.graph_lab import largest_gap, probe_accuracy
 from explorer.kron_graph import KronGraph, kron_graph
 from explorer.shapes_lab import ONE_TOLERANCE, TIE_TOLERANCE, GuaranteePoint
@@ -88,6 +89,11 @@ class GridReading:
     probe_accuracy: float
     guarantee: GuaranteePoint
     seconds: float
+
+
+def grid_tuples(grid: int) -> int:
+    """How many factor tuples ``GRIDS[grid]`` holds (its natural data)."""
+    return math.prod(len(v) for v in grid_values(SHAPES_GRID, GRIDS[grid][1]))
 
 
 def grid_graph(
