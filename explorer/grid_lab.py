@@ -30,14 +30,13 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from explorer import graph, guarantee
-from explorer.data.shapes import SHAPES_GRID, SUBGRID, grid_values
+from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesGrid, grid_values
 from explorer.graph_lab import largest_gap, probe_accuracy
 from explorer.kron_graph import KronGraph, kron_graph
 from explorer.shapes_lab import ONE_TOLERANCE, TIE_TOLERANCE, GuaranteePoint
 
-#: Every value of each factor the default sub-grid narrows (explorer.data.shapes.SHAPES_GRID).
-_ALL = {"position": tuple(range(25)), "scale": (0, 1, 2), "rotation": tuple(range(6)),
-        "fg_color": tuple(range(6)), "bg_color": tuple(range(4))}
+#: Every value of each factor (explorer.data.shapes.SHAPES_GRID), by factor name.
+_ALL = dict(zip(ShapesGrid.FACTORS, grid_values(SHAPES_GRID, None), strict=True))
 #: The sub-grids the Graph page offers, smallest first: (name, sub-grid for
 #: :func:`explorer.kron_graph.kron_graph`; None: the whole grid). The first is the dense path's.
 GRIDS: tuple[tuple[str, dict[str, tuple[int, ...]] | None], ...] = (
@@ -116,9 +115,7 @@ def optimum_guarantee(kron: KronGraph, gammas: np.ndarray, vectors: np.ndarray) 
     product A P, A the natural kernel (T, n), never formed."""
     k = len(kron.classes)
     gammas = np.where(gammas > 1.0 - ONE_TOLERANCE, 1.0, gammas)
-    p = kron.natural_p[kron.support]
-    y = kron.kernel.tuples()[kron.support, 0]
-    mass = kron.natural_transpose_product(p[:, None] * np.eye(k)[y])
+    mass, p, y = kron.label_mass()
     f_star = vectors[:, :k] * np.sqrt(np.clip(gammas[:k], 0.0, None)) / np.sqrt(kron.degrees)[
         :, None]
     alpha = max(0.0, guarantee.alpha_of_mass(mass))  # 1 - (a sum of 1) is -2e-16 at c = 0
@@ -135,7 +132,7 @@ def grid_reading(
     grid: int, crop_p: float, rotate_p: float, color_p: float, class_change_p: float,
     *, seed: int = 0,
 ) -> GridReading:
-    """:class:`GridReading` of :func:`grid_graph` (about 6 s on the whole grid, 2 CPU cores)."""
+    """:class:`GridReading` of :func:`grid_graph` (2-5 s on the whole grid, 2 CPU cores)."""
     started = time.perf_counter()
     kron = grid_graph(grid, crop_p, rotate_p, color_p, class_change_p)
     k, labels = len(kron.classes), kron.labels

@@ -255,6 +255,14 @@ class KronGraph:
             X = self.change.T @ X
         return np.asarray(self.merge @ X)
 
+    def label_mass(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mass, p, y)``: the label mass Aᵀ diag(p) Y (n, r) that the downstream guarantee
+        needs (:func:`explorer.guarantee.label_mass`, A never formed), the support tuples'
+        probabilities p (m,) and their labels y (m,), the natural datum's shape."""
+        p = self.natural_p[self.support]
+        y = self.kernel.tuples()[self.support, 0]
+        return self.natural_transpose_product(p[:, None] * np.eye(len(self.classes))[y]), p, y
+
     def support_eigenpairs(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k largest eigenpairs of Ā through the (m, m) Gram matrix of the support, exactly.
 

@@ -279,15 +279,12 @@ class GraphGuarantee:
 def graph_guarantee(key: GraphKey, k: int) -> GraphGuarantee:
     """α and E(f*) of a cached graph (:func:`run_graph`'s ``key``) for k features."""
     graph, _, _ = _decomposed_graph(key)
-    classes = len(graph.classes)
     if isinstance(graph, KronGraph):  # A is (6,000, 46,800): never formed
-        p = graph.natural_p[graph.support]
-        y = graph.kernel.tuples()[graph.support, 0]
-        mass = graph.natural_transpose_product(p[:, None] * np.eye(classes)[y])
+        mass, p, y = graph.label_mass()
         vote: Callable[[np.ndarray], np.ndarray] = graph.natural_product
     else:
         A, p, y = graph.natural_augmentation()
-        mass = GU.label_mass(A, p, y, classes)
+        mass = GU.label_mass(A, p, y, len(graph.classes))
         vote = A.__matmul__
     error = GU.downstream_error_of(_optimal_table(key, k), mass, vote, p, y)
     return GraphGuarantee(mass, vote, p, y, GU.alpha_of_mass(mass), error)
