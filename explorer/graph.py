@@ -40,6 +40,8 @@ import scipy.sparse.linalg as spla
 import torch
 from sklearn.cluster import KMeans
 
+from explorer.losses import clip_to_ball
+
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 #: Above this many nodes a sparse W is decomposed with ``eigsh`` (top k only), not densely.
@@ -216,11 +218,41 @@ def population_spectral_loss(f: Array, W: Array) -> Array:
     if f.ndim != 2 or f.shape[0] != W.shape[0]:
         raise ValueError(f"f must be (n, k) with n = {W.shape[0]}, got {tuple(f.shape)}")
     joint = W / W.sum()  # nxn, sums to 1
-    marginal = joint.sum(1)  # (n,)
-    gram = f @ f.T  # nxn, f(x)^T f(x')
-    positive = -2 * (joint * gram).sum()
-    negative = (marginal[:, None] * marginal[None, :] * gram**2).sum()
-    return positive + negative
+    return population_loss_of_product(f, joint @ f, joint.sum(1))
+
+
+def population_loss_of_product(f: Array, product: Array, w: Array) -> Array:
+    """L(f) from the one product it needs of W: -2 tr(f^T W f) + ||E_w[f f^T]||_F^2.
+
+    The single implementation of the population loss [0, Section 3.2] for every graph: a dense
+    W (:func:`population_spectral_loss`) or a matrix-free one (``weights_product`` of
+    :class:`explorer.kron_graph.KronGraph`), since sum_{x,x'} w_x w_x' (f(x)^T f(x'))^2 is the
+    squared Frobenius norm of E_w[f f^T] = f^T diag(w) f.
+
+    Args:
+        f: features (n, k).
+        product: W f (n, k), W summing to 1.
+        w: (n,) the degrees of that W (its marginal).
+
+    Returns:
+        A scalar of f's kind (differentiable for torch).
+    """
+    moment = (f.T * w) @ f  # kxk, E_w[f f^T]
+    return -2 * (f * product).sum() + (moment**2).sum()
+
+
+def features_of_eigenpairs(gammas: Array, vectors: Array, w: Array) -> Array:
+    """f* = D^{-1/2} V diag(sqrt(gamma)) (n, k): the features of the top-k optimum [0, Section 3.2]
+    from eigenpairs of Abar, the one place that writes this formula.
+
+    Args:
+        gammas: (k,) eigenvalues of Abar, descending (negative ones clipped to 0).
+        vectors: (n, k) their orthonormal eigenvectors.
+        w: (n,) the degrees of W normalised to sum 1.
+    """
+    if _is_torch(gammas):
+        return vectors * gammas.clamp_min(0).sqrt()[None, :] * _inverse_sqrt(w)[:, None]
+    return vectors * np.sqrt(np.clip(gammas, 0, None))[None, :] * _inverse_sqrt(w)[:, None]
 
 
 def optimal_population_loss(W: Array, k: int) -> float:
@@ -283,7 +315,8 @@ def optimal_features(W: Array, k: int) -> Array:
     1 [0, Section 3.2]. Any rotation f* R (R orthogonal k x k) is optimal too. Then
     E_w[f* f*^T] = diag(gamma_1..gamma_k) and E_w||f*||^2 = sum_{i<=k} gamma_i.
     """
-    return embedding_from_factor(spectral_embedding(W, k, scale=True), W)
+    gammas, vectors = top_eigenpairs(W, k)
+    return features_of_eigenpairs(gammas, vectors, degrees(W) / W.sum())
 
 
 def max_optimal_sq_norm(W: Array, k: int) -> float:
@@ -333,12 +366,6 @@ class BallOptimum:
     def cost(self) -> float:
         """How much the ball raises the optimum: loss - unconstrained_loss (>= 0)."""
         return self.loss - self.unconstrained_loss
-
-
-def _project_rows(f: np.ndarray, mu: float) -> np.ndarray:
-    """Each row of f (n, k) projected onto the ball ||row||^2 <= mu (scaled to norm sqrt(mu))."""
-    sq = (f * f).sum(1, keepdims=True)
-    return f * np.sqrt(mu / np.maximum(sq, mu))
 
 
 def lagrangian_lower_bound(W: Array, k: int, mu: float, f: np.ndarray) -> float:
@@ -424,13 +451,13 @@ def ball_constrained_optimum(
     w = joint.sum(1)  # (n,)
     # one eigendecomposition for f* and its loss
     gammas, vectors = eigenpairs if eigenpairs is not None else top_eigenpairs(joint, k)
-    optimum = vectors * np.sqrt(np.clip(gammas, 0, None))[None, :] * _inverse_sqrt(w)[:, None]
+    optimum = features_of_eigenpairs(gammas, vectors, w)
     unconstrained = float(-(np.clip(gammas, 0, None) ** 2).sum())
     max_sq = float((optimum**2).sum(1).max())
     if max_sq <= mu * (1 + 1e-9):  # f* fits (up to rounding: its rows are clipped by <= 1e-9)
-        return BallOptimum(unconstrained, _project_rows(optimum, mu), unconstrained,
+        return BallOptimum(unconstrained, clip_to_ball(optimum, mu), unconstrained,
                            unconstrained, max_sq, mu, 0, True, False)
-    start = _project_rows(optimum if init is None else _numpy(init), mu)
+    start = clip_to_ball(optimum if init is None else _numpy(init), mu)
     # clip(f*) can sit on a saddle (when k splits a degenerate eigenspace, rows that the chosen
     # basis leaves at 0 get no gradient); a small seeded perturbation lets the descent leave it
     noise = np.random.default_rng(seed).normal(size=start.shape)
@@ -462,7 +489,7 @@ def fista_in_ball(
     def walk_of(f: np.ndarray) -> np.ndarray:
         return np.divide(product(f), w[:, None], out=np.zeros_like(f), where=w[:, None] > 0)
 
-    f = _project_rows(np.array(start, dtype=np.float64), mu)
+    f = clip_to_ball(np.array(start, dtype=np.float64), mu)
     walk = walk_of(f)
     value = loss_of(f, walk)
     y, walk_y, t = f, walk, 1.0
@@ -473,7 +500,7 @@ def fista_in_ball(
         gradient = -4 * walk_y + 4 * y @ M_y  # (n, k) in the w-metric
         value_y = float(-2 * (w[:, None] * y * walk_y).sum() + (M_y * M_y).sum())
         while True:
-            candidate = _project_rows(y - step * gradient, mu)
+            candidate = clip_to_ball(y - step * gradient, mu)
             delta = candidate - y
             walk_c = walk_of(candidate)
             value_c = loss_of(candidate, walk_c)

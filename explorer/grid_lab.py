@@ -116,8 +116,7 @@ def optimum_guarantee(kron: KronGraph, gammas: np.ndarray, vectors: np.ndarray) 
     k = len(kron.classes)
     gammas = np.where(gammas > 1.0 - ONE_TOLERANCE, 1.0, gammas)
     mass, p, y = kron.label_mass()
-    f_star = vectors[:, :k] * np.sqrt(np.clip(gammas[:k], 0.0, None)) / np.sqrt(kron.degrees)[
-        :, None]
+    f_star = graph.features_of_eigenpairs(gammas[:k], vectors[:, :k], kron.degrees)
     alpha = max(0.0, guarantee.alpha_of_mass(mass))  # 1 - (a sum of 1) is -2e-16 at c = 0
     return GuaranteePoint(
         alpha=alpha,

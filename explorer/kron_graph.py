@@ -378,24 +378,6 @@ class KronGraph:
         (``(f.T * w) @ f`` in :func:`explorer.theorem.exact_metrics`)."""
         return (f.T * self.degrees) @ f
 
-    def population_loss(self, f: np.ndarray) -> float:
-        """L(f) = −2 Σ w(x,x') f(x)ᵀf(x') + Σ w_x w_x' (f(x)ᵀf(x'))² [0, Section 3.2], exactly:
-        −2 tr(fᵀ W f) + ‖E_w[f fᵀ]‖²_F with W summing to 1, as
-        :func:`explorer.graph.population_spectral_loss` computes it densely."""
-        f = np.asarray(f, dtype=np.float64)
-        if f.ndim != 2 or len(f) != self.num_nodes:
-            raise ValueError(f"f must be (n, d) with n = {self.num_nodes}, got {f.shape}")
-        positive = float((f * self.weights_product(f)).sum())
-        moment = self.second_moment(f)
-        return -2.0 * positive + float((moment**2).sum())
-
-    def best_scale(self, u: np.ndarray) -> float:
-        """c ≥ 0 minimising L(c·u): √(P/N), P = E[u(x)ᵀu(x⁺)], N = ‖E_w[u uᵀ]‖²_F (0 when P ≤ 0),
-        as :func:`explorer.theorem.best_scale`."""
-        positive = float((u * self.weights_product(u)).sum())
-        negative = float((self.second_moment(u) ** 2).sum())
-        return float(np.sqrt(positive / negative)) if positive > 0 and negative > 0 else 0.0
-
 
 def kron_graph(
     grid: ShapesGrid = SHAPES_GRID,

@@ -18,12 +18,17 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from typing import TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from explorer.errors import UserError
+
+#: A NumPy table or a torch tensor: :func:`clip_to_ball` returns the kind it is given.
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, Tensor)
 
 LOSSES = ("spectral", "simclr", "simsiam")
 
@@ -61,19 +66,23 @@ def _check_pair(a: Tensor, b: Tensor, names: str, min_batch: int = 1) -> None:
         raise ValueError(f"{names} need a batch size of at least {min_batch}; got {a.shape[0]}")
 
 
-def clip_to_ball(z: Tensor, mu: float) -> Tensor:
+def clip_to_ball(z: ArrayOrTensor, mu: float) -> ArrayOrTensor:
     """Rescale every row with norm >= sqrt(mu) to norm sqrt(mu); rows inside the ball are unchanged.
 
     This is the projection the paper's code applies before the loss [0]; the gradient flows
-    through the rescaling, as it does there.
+    through the rescaling, as it does there. The one implementation of the clip: the exact
+    scores (:mod:`explorer.theorem`) and the ball's solver (:mod:`explorer.graph`) call it on
+    NumPy tables, which are clipped in float64 the same way and returned as NumPy.
 
     Args:
-        z: Tensor of shape (batch_size, dim).
+        z: Tensor (or NumPy array) of shape (batch_size, dim).
         mu: Squared radius of the ball, > 0.
 
     Returns:
-        Tensor of shape (batch_size, dim).
+        The same kind and shape as ``z``.
     """
+    if isinstance(z, np.ndarray):
+        return clip_to_ball(torch.from_numpy(np.asarray(z, dtype=np.float64)), mu).numpy()
     radius = math.sqrt(mu)
     norms = torch.linalg.vector_norm(z, dim=1, keepdim=True)  # Bx1
     # clamp_min makes the factor exactly 1 (with zero gradient) inside the ball and avoids 0/0.

@@ -39,6 +39,7 @@ import numpy as np
 
 from explorer import guarantee
 from explorer.data.shapes import MAX_CLASS_CHANGE_P
+from explorer.graph import features_of_eigenpairs
 from explorer.graph_lab import LabGraph, leading_eigenpairs, probe_accuracy, spectral_features
 from explorer.shapes_graph import shapes_augmentation_graph
 
@@ -171,8 +172,7 @@ def guarantee_point(
     W = family.graph(class_change_p).weights if weights is None else weights
     w = W.sum(1) / W.sum()
     gammas = np.where(gammas > 1.0 - ONE_TOLERANCE, 1.0, gammas)
-    # f* = D^-1/2 v diag(√γ) [0, Section 3.2]; the least-squares head makes the scale moot
-    f_star = vectors[:, :k] * np.sqrt(np.clip(gammas[:k], 0.0, None)) / np.sqrt(w)[:, None]
+    f_star = features_of_eigenpairs(gammas[:k], vectors[:, :k], w)
     alpha = max(0.0, guarantee.alpha(A, p, y, k))  # 1 - (a sum of 1) is -2e-16 at c = 0
     return GuaranteePoint(
         alpha=alpha,

@@ -57,6 +57,7 @@ from explorer.config import GRAPH_AUGMENT, Config
 from explorer.data import ImageDataset
 from explorer.data.shapes import SUBGRID
 from explorer.kron_graph import KronGraph, graph_of_kernel
+from explorer.losses import clip_to_ball
 from explorer.models import ContrastiveModel
 from explorer.shapes_graph import ShapesGraph, shapes_augmentation_graph
 
@@ -236,8 +237,7 @@ def _grid_ball(key: GraphKey, k: int, mu: float) -> BallCurve:
 def _optimal_table(key: GraphKey, k: int) -> np.ndarray:
     """f* (n, k) = D^{-1/2} V_k diag(√γ) from the cached eigenpairs: a top-k optimum."""
     graph, gammas, vectors = _decomposed_graph(key)
-    scale = np.sqrt(np.clip(gammas[:k], 0, None)) / np.sqrt(graph.degrees)[:, None]
-    return vectors[:, :k] * scale
+    return G.features_of_eigenpairs(gammas[:k], vectors[:, :k], graph.degrees)
 
 
 @functools.lru_cache(maxsize=16)
@@ -250,8 +250,7 @@ def _max_sq_norm(key: GraphKey, k: int) -> float:
 def population_loss(graph: ShapesGraph | KronGraph, f: np.ndarray) -> float:
     """L(f) = −2 tr(fᵀ W f) + ‖E_w[f fᵀ]‖²_F on every node [0, Section 3.2], with only the
     product W f (W summing to 1): :func:`explorer.graph.population_spectral_loss`'s value."""
-    moment = (f.T * graph.degrees) @ f
-    return float(-2.0 * (f * graph.weights_product(f)).sum() + (moment**2).sum())
+    return float(G.population_loss_of_product(f, graph.weights_product(f), graph.degrees))
 
 
 @dataclass(frozen=True)
@@ -328,12 +327,6 @@ def node_outputs(
         batch = run_graph.graph.images(nodes).to(device)
         outputs.append(model(normalize(batch, data.mean, data.std))[1].double().cpu())
     return torch.cat(outputs)
-
-
-def clip_to_ball(z: np.ndarray, mu: float) -> np.ndarray:
-    """f = clip(z): rows with ‖z‖² ≥ μ rescaled to norm √μ (the spectral loss's clipping)."""
-    norms = np.linalg.norm(z, axis=1, keepdims=True)
-    return z * np.where(norms >= np.sqrt(mu), np.sqrt(mu) / np.maximum(norms, 1e-300), 1.0)
 
 
 def best_scale(u: np.ndarray, W: np.ndarray | ShapesGraph | KronGraph) -> float:

@@ -35,7 +35,7 @@ import scipy.linalg
 import torch
 
 from explorer import figures, graph, shapes_graph
-from explorer.losses import spectral_contrastive_loss
+from explorer.losses import clip_to_ball, spectral_contrastive_loss
 
 torch.manual_seed(0)  # the gradient-descent starts below are random
 pio.renderers.default = "plotly_mimetype+notebook_connected"
@@ -315,11 +315,6 @@ mu = 10.0
 z1, z2 = 3 * torch.randn(64, 16, dtype=torch.float64), 3 * torch.randn(64, 16, dtype=torch.float64)
 
 
-def clip(z: torch.Tensor, mu: float) -> torch.Tensor:
-    """Rows with ||z||^2 > mu scaled back to norm sqrt(mu): the paper's clipping, written out."""
-    return z * torch.clamp(mu / (z**2).sum(1, keepdim=True), max=1.0).sqrt()
-
-
 def batch_estimate(f1: torch.Tensor, f2: torch.Tensor) -> float:
     """-2 E[f(x)^T f(x+)] + E[(f(x)^T f(x'))^2] on a batch: positive pairs i, negatives i != j."""
     gram = f1 @ f2.T  # BxB
@@ -328,8 +323,8 @@ def batch_estimate(f1: torch.Tensor, f2: torch.Tensor) -> float:
 
 
 loss, _, _ = spectral_contrastive_loss(z1, z2, mu=mu)
-on_clip = batch_estimate(clip(z1, mu), clip(z2, mu))
-on_scaled = batch_estimate(clip(z1, mu) / mu**0.5, clip(z2, mu) / mu**0.5)
+on_clip = batch_estimate(clip_to_ball(z1, mu), clip_to_ball(z2, mu))
+on_scaled = batch_estimate(clip_to_ball(z1, mu) / mu**0.5, clip_to_ball(z2, mu) / mu**0.5)
 print(f"mu * loss = {mu * loss.item():.6f};  L-hat(clip z) = {on_clip:.6f};  "
       f"mu * L-hat(clip z / sqrt mu) = {mu * on_scaled:.6f}")  # fmt: skip
 assert np.isclose(mu * loss.item(), on_clip) and not np.isclose(mu * loss.item(), mu * on_scaled)
