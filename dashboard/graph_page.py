@@ -21,6 +21,7 @@ from explorer.graph_figures import (
     weights_heatmap,
 )
 from explorer.graph_training import TableTrainer
+from explorer.guarantee_record import bracket_text, percent
 
 CHUNK, MAX_STEPS, TICK_S = 100, 3000, 0.25  # training: steps per tick, steps in all, tick period
 FIRST_STEPS, FIRST_CHUNK = 200, 20  # the fast start in small chunks, so the descent is seen
@@ -252,16 +253,18 @@ if kind == "Shapes":
     row = st.columns(6)
     row[0].metric(
         "α (Assumption 3.5)",
-        f"{guarantee_now.alpha:.3f}",
+        percent(guarantee_now.alpha),
         help="the least fraction of augmentations that change the class: min over labellings g "
         "of images of Pr[g(x) ≠ y(x̄)], x a view of the natural datum x̄",
     )
     row[1].metric(
         f"E(f*) (k = {lab.k})",
-        f"{guarantee_now.optimum_error:.3f}",
-        help="the paper's downstream error of the top-k eigenvector features f*: a least-squares "
-        "linear head, then a majority vote over each natural datum's views (docs/THEORY.md, "
-        '"The downstream guarantee")'
+        bracket_text(guarantee_now.optimum),
+        help="the paper's downstream error of the top-k eigenvector features f*: the best linear "
+        "head, then a majority vote over each natural datum's views (docs/THEORY.md). "
+        f"From above: the best head found ({guarantee_now.optimum.head}; least squares gives "
+        f"{percent(guarantee_now.optimum.least_squares)}); from below: "
+        f"{guarantee_now.optimum.lower_method}"
         + (
             "; γ_k = γ_{k+1} here, so f* is not unique and this is the eigensolver's choice"
             if guarantee_now.tied
@@ -269,10 +272,10 @@ if kind == "Shapes":
         ),
     )
     row[2].metric(
-        "bound 4α/(1 − γ_{k+1}) + 8α",
-        f"{guarantee_now.bound:.3f}",
-        help="the γ_{k+1} form of the paper's bound on E(f*) (docs/THEORY.md); above 1 it says "
-        "nothing",
+        "bound 8α/(1 − γ_{k+1}) + 2α",
+        percent(guarantee_now.bound),
+        help="the γ_{k+1} bound on E(f*), proven in docs/THEORY.md from the paper's "
+        "definitions; above 100% it says nothing",
     )
     row[3].metric(
         "Theorem 3.7: α log k / ρ²",
@@ -448,20 +451,23 @@ def shapes_reading(curve: shapes_lab.GuaranteeCurve) -> str:
             if steady
             else f"moves from {nxt[0]:.3f} to {nxt[-1]:.3f}."
         ),
-        "E(f*), the paper's downstream error of the top-k eigenvector features (a "
-        "least-squares head, then a majority vote over each natural datum's views), "
+        "E(f*), the paper's downstream error of the top-k eigenvector features (the best "
+        "linear head, then a majority vote over each natural datum's views), is drawn as a "
+        "band: above, the best head found; below, the least vote error of any labelling of "
+        "images, which no head can beat. The best head found "
         f"is 0 up to α = {zero:.3f}, while each natural datum's views mostly keep its class, "
         f"then rises in steps to {error[-1]:.3f} as groups of small rings, crosses and stars "
-        "are voted their look-alike.",
-        "The bound 4α/(1 − γ_{k+1}) + 8α (the γ_{k+1} form of the paper's guarantee, "
-        "docs/THEORY.md) holds at every point"
+        f"are voted their look-alike; the lower side reaches {curve.optimum_error_lower.max():.3f}"
+        " (a labelling need not be one that a linear head on f* can draw).",
+        "The bound 8α/(1 − γ_{k+1}) + 2α (proven in docs/THEORY.md from the paper's "
+        "definitions) holds at every point"
         + (
             f" but says nothing from α = {vacuous:.3f}, where it passes 1."
             if vacuous is not None
             else "."
         ),
     ]
-    if not np.isfinite(curve.theorem_order).any():
+    if not np.isfinite(curve.theorem_order[curve.alpha > 0]).any():
         parts.append(
             "Theorem 3.7's α log k/ρ²_{⌊k/2⌋} is not drawn: with k = 6 its ρ₃ is bounded "
             "below by 0 only (γ₃ = 1: the three look-alike pairs never exchange views)."

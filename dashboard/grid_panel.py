@@ -12,6 +12,7 @@ import streamlit as st
 
 from explorer import grid_lab
 from explorer.graph_figures import class_weights_heatmap, features_heatmap, spectrum_bars
+from explorer.guarantee_record import bracket_text, percent
 
 #: How often a pending reading is looked for (a fragment rerun; it holds the GIL the solve needs).
 POLL_S = 1.0
@@ -75,12 +76,15 @@ def draw(r: grid_lab.GridReading) -> None:
                       help="logistic regression on the top-k eigenvector features, fitted on "
                       "half of the nodes, scored on the other half")
     row = st.columns(6)
-    row[0].metric("α (Assumption 3.5)", f"{point.alpha:.3f}")
-    row[1].metric(f"E(f*) (k = {k})", f"{point.optimum_error:.3f}",
-                  help="majority vote of a least-squares head on the top-k eigenvector "
-                  "features, from two products of the natural kernel A"
+    row[0].metric("α (Assumption 3.5)", percent(point.alpha))
+    row[1].metric(f"E(f*) (k = {k})", bracket_text(point.optimum),
+                  help="the paper's downstream error of the top-k eigenvector features: the best "
+                  f"head found ({point.optimum.head}) from above; from below "
+                  f"{point.optimum.lower_method}. Computed from two products of the natural "
+                  "kernel A: no search over labellings on a graph this large"
                   + ("; γ_k = γ_{k+1}: the eigensolver's choice of f*" if point.tied else ""))
-    row[2].metric("bound 4α/(1 − γ_{k+1}) + 8α", f"{point.bound:.3f}")
+    row[2].metric("bound 8α/(1 − γ_{k+1}) + 2α", percent(point.bound),
+                  help="proven in docs/THEORY.md; above 100% it says nothing")
     row[3].metric("Theorem 3.7: α log k / ρ²",
                   "∞" if not np.isfinite(point.theorem_order) else f"{point.theorem_order:.3g}")
     left, right = st.columns(2)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard.common import analysed_checkpoints, chosen_run
 from explorer.class_components import describe
+from explorer.errors import UserError
 from explorer.figures import (
     class_components_figure,
     exact_progress_figure,
@@ -16,7 +17,7 @@ from explorer.figures import (
     spectrum_metrics_figure,
 )
 from explorer.run_tables import csv_text, eigenvalue_table
-from explorer.spectrum_reading import NEAR_ONE, expectation, guarantee_reading
+from explorer.spectrum_reading import NEAR_ONE, expectation, guarantee_reading, tie_reading
 from explorer.spectrum_table import STATIONARITY, spectrum_table
 
 # The page's terms, as the papers define them (explorer/analysis.py has the estimators).
@@ -118,6 +119,8 @@ def show_theorem(exact: dict[str, Any]) -> None:
             return
     else:
         st.success(f"μ = {mu:g} ≥ max‖f*(x)‖² = {largest:.3g}: the ball leaves the optimum free.")
+    if tie := tie_reading(exact):
+        st.caption(tie)
     curve = exact["ball_curve"]
     if curve["mu"]:
         st.plotly_chart(reachable_optimum_figure(curve["mu"], curve["loss"], exact["optimum"],
@@ -128,7 +131,12 @@ def show_theorem(exact: dict[str, Any]) -> None:
 def show_guarantee(exact: dict[str, Any]) -> None:
     """Why the features are useful: α, E(f), E(f*) and the bound on this run's graph."""
     st.subheader("Why the features are useful: the downstream guarantee")
-    metrics, text = guarantee_reading(exact, config.loss)
+    try:
+        trained = ((run.probe() or {}).get("methods") or {}).get("trained") or {}
+    except (UserError, OSError):  # a damaged probe.json: the guarantee still reads
+        trained = {}
+    metrics, text = guarantee_reading(exact, config.loss,
+                                      (trained.get("linear") or {}).get("accuracy"))
     for column, (label, value, meaning) in zip(st.columns(len(metrics)), metrics, strict=True):
         column.metric(label, value, help=meaning)
     st.markdown(text)

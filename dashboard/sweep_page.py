@@ -36,11 +36,15 @@ st.markdown(f"**{key}** = {values} · preset `{manifest['preset'] or 'none'}`"
 
 st.plotly_chart(sweep_figure(rows, key), key="sweep-figure")
 st.caption("From each run's latest analysed checkpoint (its exact graph, `shapes` runs only) and "
-           "its probe.json. E(f): the network's downstream error (least-squares head, majority "
-           "vote over augmentations); E(f*): the optimum's; the bound 4α/(1 − γ_{k+1}) + 8α "
-           "(the γ_{k+1} form of the guarantee, docs/THEORY.md) holds for f* and is often "
-           "above 100%, i.e. says nothing: the axis stops at 100% and marks those values ▲. "
-           "Share of the optimum: 100·(1 − gap) of the population loss. A run still training "
-           "or not analysed leaves gaps.")
+           "its probe.json. E(f) is the paper's downstream error: the best linear head on f, "
+           "each natural datum classified by the majority vote over its augmented views of the "
+           "training graph. It is bracketed: the marker is the best head found (an upper "
+           "bound), the bar reaches down to a bound that holds for every head (one number "
+           "where the two meet). The linear probe is another error: a head fitted on training "
+           "images and tested on held-out scenes. E(f*): the same for the optimum. The bound "
+           "8α/(1 − γ_{k+1}) + 2α, proven in docs/THEORY.md, holds for f* and is above 100% "
+           "(says nothing) once α passes about (1 − γ_{k+1})/8: the axis stops at 100% and "
+           "marks those values ▲. Share of the optimum: 100·(1 − gap) of the population loss. "
+           "A run still training or not analysed leaves gaps.")
 st.dataframe(display_rows(rows, key), hide_index=True)
 st.caption(f"Continue this sweep: `explorer sweep --resume {runs_dir()}/.sweeps/{name}.json`")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild explorer/demo_runs (shipped as package data): the shapes-demo presets trained and
-# analysed by this package on the CPU (about 22 minutes on 2 cores): the spectral loss, SimCLR and
+# analysed by this package on the CPU (about 35 minutes on 2 cores): the spectral loss, SimCLR and
 # SimSiam on views drawn from the exact augmentation graph, and the spectral loss with image-space
-# augmentation; then the sweep shapes-class-change (class_change_p = 0, 0.3, 0.6, 0.9: classes
+# augmentation; then the sweep shapes-class-change (class_change_p = 0, 0.05, 0.1, 0.2, 0.3,
+# 0.6, 0.9: classes
 # only approximately disconnected, issue 17), whose manifest .sweeps/shapes-class-change.json
 # the Sweeps page reads. The spectral run keeps its weights, so the dashboard can find nearest
 # neighbours; the others keep their curves, probes and analyses only, to keep the repository small.
@@ -17,7 +18,7 @@ for pair in shapes-demo:shapes-spectral shapes-demo-simclr:shapes-simclr \
         --no-progress
 done
 "$PYTHON" -m explorer sweep --preset shapes-demo --name shapes-class-change \
-    class_change_p=0,0.3,0.6,0.9 --runs-dir "$BUILD" --no-progress
+    class_change_p=0,0.05,0.1,0.2,0.3,0.6,0.9 --runs-dir "$BUILD" --no-progress
 for run in "$BUILD"/*/; do
     rm -f "$run/checkpoints/resume.pt" "$run/.lock"  # finished runs do not resume
     case "$run" in

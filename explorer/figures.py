@@ -503,9 +503,11 @@ def reachable_optimum_figure(
 def sweep_figure(rows: Sequence[Mapping[str, Any]], key: str) -> go.Figure:
     """A sweep's guarantee and probes against the swept value, in percent.
 
-    Left: E(f) of the networks, E(f*) of the optimum, the bound 4α/(1 − γ_{k+1}) + 8α and α.
-    The bound is often vacuous (above 100%); an error rate cannot be, so the axis stops at 100%
-    and the values above it are drawn as ▲ at the top edge, their value in the hover text.
+    Left: E(f) of the networks and E(f*) of the optimum, each as its bracket (the marker at the
+    best head found, a bar down to the bound that holds for every head), the proven bound
+    8α/(1 − γ_{k+1}) + 2α and α. The bound is often vacuous (above 100%); an error rate cannot
+    be, so the axis stops at 100% and the values above it are drawn as ▲ at the top edge, their
+    value in the hover text.
     Right: the share of the optimum 100·(1 − gap), linear and kNN probe accuracy.
 
     Args:
@@ -522,23 +524,25 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], key: str) -> go.Figure:
 
     bound = percent("bound")
     above = [i for i, b in enumerate(bound) if b is not None and b > 100]
-    bound_name = "bound 4α/(1 − γ_{k+1}) + 8α"
+    bound_name = "bound 8α/(1 − γ_{k+1}) + 2α"
     if above:
         bound_name += f" ({len(above)} of {len(rows)} above 100%: ▲, off the axis)"
     titles = ("downstream error and its guarantee (%)", "share of the optimum and probes (%)")
     fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.1)
-    left = [("error", "E(f) of the network", "solid", "circle"),
-            ("optimum_error", "E(f*) of the optimum", "dash", "diamond"),
+    left = [("error", "E(f) of the network (bar: down to the bound for every head)", "solid",
+             "circle"),
+            ("optimum_error", "E(f*) of the optimum (bar: the same)", "dash", "diamond"),
             ("bound", bound_name, "dot", "square"), ("alpha", "α (Assumption 3.5)", "dashdot", "x")]
     right = [("share", "share of the optimum 100·(1 − gap)", "solid", "circle"),
              ("linear", "linear probe accuracy", "dash", "diamond"),
              ("knn", "kNN probe accuracy", "dot", "square")]
     for col, series in ((1, left), (2, right)):
         for i, (field, name, dash, symbol) in enumerate(series):
-            fig.add_trace(go.Scatter(x=x, y=bound if field == "bound" else percent(field),
-                                     mode="lines+markers", name=name,
+            y = bound if field == "bound" else percent(field)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name,
                                      line={"color": _color(i + 4 * (col - 1)), "dash": dash},
-                                     marker={"symbol": symbol, "size": 8}), row=1, col=col)
+                                     marker={"symbol": symbol, "size": 8},
+                                     error_y=_bracket_bar(rows, field, y)), row=1, col=col)
     if above:
         fig.add_trace(go.Scatter(x=[x[i] for i in above], y=[100.0] * len(above),
                                  mode="markers", name="bound above 100% (value in hover)",
@@ -555,6 +559,19 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], key: str) -> go.Figure:
     fig.update_layout(height=440, margin={"t": 40, "b": 40},
                       legend={"orientation": "h", "y": -0.25})
     return fig
+
+
+def _bracket_bar(rows: Sequence[Mapping[str, Any]], field: str,
+                 upper: list[float | None]) -> dict[str, Any] | None:
+    """An error bar from E's upper side (the best head found) down to its lower side (the
+    bound for every head), where the rows hold one; None for other series."""
+    if field not in ("error", "optimum_error"):
+        return None
+    below = [0.0 if u is None or row.get(f"{field}_lower") is None
+             else max(0.0, u - 100 * row[f"{field}_lower"])
+             for row, u in zip(rows, upper, strict=True)]
+    return {"type": "data", "symmetric": False, "array": [0.0] * len(rows),
+            "arrayminus": below, "thickness": 1.5, "width": 6}
 
 
 def class_components_figure(arrays: Mapping[str, np.ndarray], classes: Sequence[str]) -> go.Figure:

@@ -319,6 +319,59 @@ def optimal_features(W: Array, k: int) -> Array:
     return features_of_eigenpairs(gammas, vectors, degrees(W) / W.sum())
 
 
+#: γ_k and γ_{k+1} closer than this are one eigenvalue: the top-k eigenspace, and with it f*
+#: beyond rotations, is not unique (k splits an eigenspace).
+TIE_TOLERANCE = 1e-6
+
+
+def tied_block(gammas: np.ndarray, k: int, tolerance: float = TIE_TOLERANCE) -> range | None:
+    """The indices (0-based) of the eigenvalues equal to γ_k when k splits their eigenspace
+    (γ_k = γ_{k+1} within ``tolerance``), else None. The block may run past ``gammas``' end
+    when only the top eigenvalues are known.
+
+    Args:
+        gammas: eigenvalues of Abar, descending, at least k + 1 of them.
+        k: the features' dimension.
+    """
+    gammas = np.asarray(gammas, dtype=np.float64)
+    if len(gammas) <= k or gammas[k - 1] - gammas[k] > tolerance:
+        return None
+    equal = np.flatnonzero(np.abs(gammas - gammas[k - 1]) <= tolerance)
+    return range(int(equal[0]), int(equal[-1]) + 1)
+
+
+def optimal_sq_norm_range(
+    gammas: np.ndarray, vectors: np.ndarray, w: np.ndarray, k: int
+) -> tuple[float, float]:
+    """[least, largest] of max_x ||f*(x)||^2 over every optimal f* (every basis of a tied block).
+
+    Without a tie at k the two are equal. With one (block T of :func:`tied_block`, of which
+    the top k take q = k - T.start eigenvectors), any optimum has
+    ||f*(x)||^2 = a(x) + gamma_k ||Q v_T(x)||^2 / w_x, with a(x) the part of the eigenvectors
+    before T and Q (q, |T|) orthonormal rows: between a(x) and a(x) + gamma_k ||v_T(x)||^2 / w_x.
+    So max_x a(x) (and E_w||f*||^2 = sum_{i<=k} gamma_i, a weighted mean of the rows) bound the
+    least maximum from below, max_x of the upper envelope bounds the largest from above.
+
+    Args:
+        gammas: (e,) eigenvalues of Abar, descending, e > k; vectors: (n, e) eigenvectors.
+        w: (n,) the degrees normalised to sum 1.
+
+    Returns:
+        ``(low, high)``; ``high`` is ``inf`` when the tied block runs past the known eigenpairs.
+    """
+    block = tied_block(gammas, k)
+    if block is None:
+        value = float((features_of_eigenpairs(gammas[:k], vectors[:, :k], w) ** 2).sum(1).max())
+        return value, value
+    before = (features_of_eigenpairs(gammas[: block.start], vectors[:, : block.start], w) ** 2
+              ).sum(1)  # a(x)
+    low = max(float(before.max()), float(np.clip(gammas[:k], 0, None).sum()))
+    if block.stop == len(gammas) and len(gammas) < len(w):  # the block may go on unseen
+        return low, float("inf")
+    inside = (vectors[:, block.start : block.stop] ** 2).sum(1) / w  # ||v_T(x)||^2 / w_x
+    return low, float((before + max(float(gammas[k - 1]), 0.0) * inside).max())
+
+
 def max_optimal_sq_norm(W: Array, k: int) -> float:
     """max_x ||f*(x)||^2 for the optimum f* of :func:`optimal_features`: the smallest mu whose
     ball holds this optimum, so that clip(z) can reach -sum_{i<=k} gamma_i^2.
@@ -335,6 +388,11 @@ def max_optimal_sq_norm(W: Array, k: int) -> float:
     return float((features**2).sum(1).max())
 
 
+#: A ball optimum is certified when its loss is within this fraction of |loss| of its lower
+#: bound (1e-3: a tenth of a percentage point of the share of the optimum the pages print).
+CERTIFY_TOLERANCE = 1e-3
+
+
 @dataclass(frozen=True)
 class BallOptimum:
     """The minimum of L(f) over tables f with ||f(x)||^2 <= mu at every node.
@@ -343,8 +401,9 @@ class BallOptimum:
         loss: the best loss found (the reachable optimum, exact when ``binds`` is False).
         features: (n, k) the table f reaching it; every row inside the ball.
         unconstrained_loss: -sum_{i<=k} max(gamma_i, 0)^2, the optimum without the ball.
-        lower_bound: a certified lower bound on the constrained optimum (the Lagrangian dual at
-            the solution's multipliers), so ``loss - lower_bound`` bounds the suboptimality.
+        lower_bound: a certified lower bound on the constrained optimum: the better of the
+            Lagrangian dual at the solution's multipliers and the unconstrained optimum, so
+            ``loss - lower_bound`` bounds the suboptimality.
         max_sq_norm: max_x ||f*(x)||^2 of the unconstrained optimum (:func:`max_optimal_sq_norm`).
         mu: the squared radius of the ball.
         iterations: projected-gradient iterations run (0 when the ball does not bind).
@@ -361,6 +420,12 @@ class BallOptimum:
     iterations: int
     converged: bool
     binds: bool
+
+    @property
+    def certified(self) -> bool:
+        """Whether ``loss`` is the constrained optimum to within :data:`CERTIFY_TOLERANCE`
+        (relative): only then is it called the optimum rather than the best loss found."""
+        return self.loss - self.lower_bound <= CERTIFY_TOLERANCE * abs(self.loss)
 
     @property
     def cost(self) -> float:
@@ -465,7 +530,8 @@ def ball_constrained_optimum(
     f, iterations, converged = fista_in_ball(lambda x: joint @ x, w, mu, start, tol,
                                             max_iterations)
     loss = float(population_spectral_loss(f, joint))
-    bound = min(lagrangian_lower_bound(joint, k, mu, f), loss)
+    # weak duality and the free optimum both bound the ball's optimum from below: keep the better
+    bound = min(max(lagrangian_lower_bound(joint, k, mu, f), unconstrained), loss)
     return BallOptimum(loss, f, unconstrained, bound, max_sq, mu, iterations, converged, True)
 
 

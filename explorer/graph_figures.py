@@ -262,9 +262,10 @@ def degradation_figure(curve: DegradationCurve, current: float, parameter: str) 
 
 def guarantee_figure(curve: GuaranteeCurve, current_alpha: float, k: int) -> go.Figure:
     """The ``shapes`` graph as class changes grow (:func:`explorer.shapes_lab.guarantee_curve`),
-    against α (Assumption 3.5 of HaoChen et al. 2021), not the raw class_change_p: E(f*), the
-    γ_{k+1} form of its bound, Theorem 3.7's order where finite, the probe's accuracy, γ_k and
-    γ_{k+1}; the current α marked. Points where γ_k = γ_{k+1} (f* not unique) are hollow.
+    against α (Assumption 3.5 of HaoChen et al. 2021), not the raw class_change_p: E(f*) as a
+    band (the best head found above, the labelling bound below), the proven γ_{k+1} bound,
+    Theorem 3.7's order where finite, the probe's accuracy, γ_k and γ_{k+1}; the current α
+    marked. Points where γ_k = γ_{k+1} (f* not unique) are hollow.
 
     The y axis stops at 1.05: a bound above 1 says nothing and leaves the chart (its name says
     from which α)."""
@@ -300,14 +301,14 @@ def guarantee_figure(curve: GuaranteeCurve, current_alpha: float, k: int) -> go.
         go.Scatter(
             x=x,
             y=curve.bound,
-            name="bound 4α/(1 − γ_{k+1}) + 8α on E(f*)"
+            name="bound 8α/(1 − γ_{k+1}) + 2α on E(f*), proven"
             + (f" (above 1 from α = {vacuous:.3f}: off the chart)" if vacuous is not None else ""),
             mode="lines",
             line={"color": "black", "dash": "dash"},
             hovertemplate="bound: %{y:.3f}<extra></extra>",
         )
     )
-    finite = np.isfinite(curve.theorem_order)
+    finite = np.isfinite(curve.theorem_order) & (curve.alpha > 0)  # α = 0: order 0, no bound
     if finite.any():
         fig.add_trace(
             go.Scatter(
@@ -322,13 +323,26 @@ def guarantee_figure(curve: GuaranteeCurve, current_alpha: float, k: int) -> go.
     fig.add_trace(
         go.Scatter(
             x=x,
+            y=curve.optimum_error_lower,
+            name="E(f*)'s lower side: the best vote over all labellings of images",
+            mode="lines",
+            line={"color": "#EF553B", "width": 1, "dash": "dot"},
+            hovertemplate="E(f*) ≥ %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
             y=curve.optimum_error,
             customdata=curve.values,
-            name=f"E(f*): downstream error of the top-{k} eigenvector features",
+            fill="tonexty",
+            fillcolor="rgba(239, 85, 59, 0.15)",
+            name=f"E(f*) of the top-{k} eigenvector features: the best head found (the band "
+            "down to the lower side holds the paper's E)",
             mode="lines+markers",
             line={"color": "#EF553B", "width": 3},
             marker={"symbol": np.where(curve.tied, "circle-open", "circle"), "size": 7},
-            hovertemplate="E(f*): %{y:.3f} (class_change_p = %{customdata:.4f})<extra></extra>",
+            hovertemplate="E(f*) ≤ %{y:.3f} (class_change_p = %{customdata:.4f})<extra></extra>",
         )
     )
     fig.add_vline(x=current_alpha, line_color="gray", line_dash="dash", annotation_text="now")

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from explorer import graph, guarantee
+from explorer import downstream_error, graph, guarantee
 from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesGrid, grid_values
 from explorer.graph_lab import largest_gap, probe_accuracy
 from explorer.kron_graph import KronGraph, kron_graph
-from explorer.shapes_lab import ONE_TOLERANCE, TIE_TOLERANCE, GuaranteePoint
+from explorer.shapes_lab import ONE_TOLERANCE, GuaranteePoint
 
 #: Every value of each factor (explorer.data.shapes.SHAPES_GRID), by factor name.
 _ALL = dict(zip(ShapesGrid.FACTORS, grid_values(SHAPES_GRID, None), strict=True))
@@ -112,18 +112,21 @@ def class_weights(kron: KronGraph) -> np.ndarray:
 def optimum_guarantee(kron: KronGraph, gammas: np.ndarray, vectors: np.ndarray) -> GuaranteePoint:
     """:func:`explorer.shapes_lab.guarantee_point` matrix-free: α and E(f*) of the top-k
     eigenvector features (k the class count) from the label mass Aᵀ diag(p) Y and the vote's
-    product A P, A the natural kernel (T, n), never formed."""
+    product A P, A the natural kernel (T, n), never formed. E(f*) is bracketed by the heads that
+    need no kernel (least squares, logistic) from above; from below only by 0, unless α's
+    labelling already wins every vote (no search over labellings on a graph this large)."""
     k = len(kron.classes)
     gammas = np.where(gammas > 1.0 - ONE_TOLERANCE, 1.0, gammas)
     mass, p, y = kron.label_mass()
+    task = guarantee.DownstreamTask(mass, kron.natural_product, p, y)
     f_star = graph.features_of_eigenpairs(gammas[:k], vectors[:, :k], kron.degrees)
-    alpha = max(0.0, guarantee.alpha_of_mass(mass))  # 1 - (a sum of 1) is -2e-16 at c = 0
     return GuaranteePoint(
-        alpha=alpha,
-        optimum_error=guarantee.downstream_error_of(f_star, mass, kron.natural_product, p, y),
-        bound=guarantee.eigenvalue_bound(alpha, float(gammas[k])),
-        theorem_order=guarantee.theorem_bound(alpha, gammas, k),
-        tied=bool(gammas[k - 1] - gammas[k] < TIE_TOLERANCE),
+        alpha=task.alpha,
+        optimum=downstream_error.error_bracket(f_star, task,
+                                               downstream_error.labelling_bound(task)),
+        bound=guarantee.eigenvalue_bound(task.alpha, float(gammas[k])),
+        theorem_order=guarantee.theorem_bound(task.alpha, gammas, k),
+        tied=graph.tied_block(gammas, k) is not None,
     )
 
 

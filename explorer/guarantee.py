@@ -7,9 +7,13 @@ those quantities are computed exactly on a finite graph given by its augmentatio
 - A (m, n): A(x | x̄) from each of m natural data x̄ to the n augmented images x (rows sum to 1),
 - p (m,): the natural data's probabilities, y (m,): their labels; W = Aᵀ diag(p) A.
 
-:func:`alpha` is Assumption 3.5's α, the least Pr[g(x) ≠ y(x̄)] over labelings g of augmented
-images; :func:`downstream_error` is the paper's E(f), a linear head on f(x) and a majority vote
-over x ~ A(·|x̄), with the head fitted by least squares (docs/THEORY.md, "The downstream
+:class:`DownstreamTask` holds what the downstream error needs of a graph (the label mass, the
+vote, and the kernel when it is small enough to hold); :func:`alpha` is Assumption 3.5's α;
+:func:`vote_error` is the majority vote's error of one labelling of the nodes. The paper's E(f),
+a minimum over every linear head, is bracketed in :mod:`explorer.downstream_error` (the heads,
+the search over labellings and the lower bound); this module keeps the least-squares head, whose
+error (:func:`downstream_error`) is only an upper bound on E(f), and the bounds on E(f*)
+(:func:`eigenvalue_bound`, :func:`per_view_bound`, proved in docs/THEORY.md, "The downstream
 guarantee"). No model here: :mod:`explorer.theorem` evaluates a network on every node first.
 
 References:
@@ -20,12 +24,24 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+
+ALPHA_ZERO = 1e-12
+"""α below this is rounded to exactly 0 (1 − a sum of masses that is 1 leaves ±2e-16)."""
+
+TIE_TOLERANCE = 1e-12
+"""A class's vote within this of the true class's counts as a tie (an error): the votes are sums
+of kernel entries, and two sums equal in exact arithmetic can differ by rounding."""
+
+GAP_FLOOR = 1e-12
+"""A spectral gap 1 − γ_{k+1} at or below this makes the eigenvalue bounds infinite."""
 
 
-def _check(A: np.ndarray, p: np.ndarray, y: np.ndarray) -> None:
-    if A.ndim != 2 or p.shape != (len(A),) or y.shape != (len(A),):
+def _check(A: np.ndarray | sp.spmatrix, p: np.ndarray, y: np.ndarray) -> None:
+    if len(A.shape) != 2 or p.shape != (A.shape[0],) or y.shape != (A.shape[0],):
         raise ValueError(f"A (m, n), p (m,) and y (m,) expected, got {A.shape}, {p.shape}, "
                          f"{y.shape}")
 
@@ -34,8 +50,11 @@ def label_mass(A: np.ndarray, p: np.ndarray, y: np.ndarray, num_classes: int) ->
     """M (n, r): M[x, c] = Pr[x̄ of class c and x ~ A(·|x̄) is x] = Σ_{x̄: y=c} p(x̄) A(x|x̄).
 
     Its rows sum to the degrees w_x; ``M.argmax(1)`` is the best labeling of augmented images.
+    A may be dense or scipy-sparse.
     """
     _check(A, p, y)
+    if sp.issparse(A):
+        return np.asarray((sp.diags(p) @ A).T @ np.eye(num_classes)[y])
     return (A * p[:, None]).T @ np.eye(num_classes)[y]
 
 
@@ -49,16 +68,72 @@ def alpha(A: np.ndarray, p: np.ndarray, y: np.ndarray, num_classes: int) -> floa
 
 
 def alpha_of_mass(mass: np.ndarray) -> float:
-    """α from the label mass M (n, r) of :func:`label_mass`: 1 − Σ_x max_c M[x, c]."""
-    return float(1.0 - mass.max(axis=1).sum())
+    """α from the label mass M (n, r) of :func:`label_mass`: 1 − Σ_x max_c M[x, c], exactly 0.0
+    below :data:`ALPHA_ZERO` (never negative)."""
+    value = float(1.0 - mass.max(axis=1).sum())
+    return value if value >= ALPHA_ZERO else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class DownstreamTask:
+    """What the downstream error needs of one augmentation graph and its labels.
+
+    Build it with :func:`task_of_kernel` from a kernel A, or directly for a graph too large to
+    form (:class:`explorer.kron_graph.KronGraph`: its label mass and its product P ↦ A P).
+
+    Attributes:
+        mass: M (n, r) = Aᵀ diag(p) onehot(y) (:func:`label_mass`).
+        vote: P (n, r) ↦ A P (m, r): the votes of the natural data for a (soft) labelling P.
+        natural_p: p (m,); natural_labels: y (m,).
+        kernel: A as scipy.sparse csr (m, n) when held (small graphs): it enables the search over
+            labellings, the labelling bound and the head fitted to a labelling; None otherwise.
+    """
+
+    mass: np.ndarray
+    vote: Callable[[np.ndarray], np.ndarray]
+    natural_p: np.ndarray
+    natural_labels: np.ndarray
+    kernel: sp.csr_matrix | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.mass.shape[1])
+
+    @property
+    def degrees(self) -> np.ndarray:
+        """w (n,): how often the graph produces each node (sums to 1)."""
+        return self.mass.sum(1)
+
+    @property
+    def alpha(self) -> float:
+        """Assumption 3.5's α (:func:`alpha_of_mass`): exactly 0.0 below 1e-12, never negative."""
+        return alpha_of_mass(self.mass)
+
+
+def task_of_kernel(
+    A: np.ndarray | sp.spmatrix, p: np.ndarray, y: np.ndarray, num_classes: int
+) -> DownstreamTask:
+    """:class:`DownstreamTask` of a kernel A (m, n), dense or sparse: A is held as csr."""
+    _check(A, p, y)
+    kernel = sp.csr_matrix(A, dtype=float)
+    y = np.asarray(y, dtype=np.int64)
+    return DownstreamTask(label_mass(kernel, p, y, num_classes), lambda P: kernel @ P,
+                          np.asarray(p, dtype=float), y, kernel)
+
+
+def vote_error(predictions: np.ndarray, task: DownstreamTask) -> float:
+    """Pr_x̄[the majority vote over x ~ A(·|x̄) of ``predictions`` (n,) misses y(x̄)], exactly; a
+    tie with the true class is an error (:func:`errors_of_votes`)."""
+    votes = task.vote(np.eye(task.num_classes)[predictions])
+    return float(task.natural_p @ errors_of_votes(np.asarray(votes), task.natural_labels))
 
 
 def least_squares_head(
     features: np.ndarray, A: np.ndarray, p: np.ndarray, y: np.ndarray, num_classes: int
 ) -> np.ndarray:
     """B (d, r) minimising E_{x̄, x ~ A(·|x̄)} ‖Bᵀf(x) − e_{y(x̄)}‖²: the linear head of the
-    paper's proof (regression of the natural label on the augmented image's features),
-    fitted on every node, each weighted by how often the graph produces it.
+    regression of the natural label on the augmented image's features, fitted on every node,
+    each weighted by how often the graph produces it.
 
     Args:
         features: f (n, d), one row per augmented image.
@@ -85,21 +160,23 @@ def vote_errors(
 
 
 def errors_of_votes(votes: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """:func:`vote_errors` from the votes (m, r) = A·onehot(predictions): own class ≤ another."""
-    votes = votes.copy()
+    """:func:`vote_errors` from the votes (m, r) = A·onehot(predictions): own class ≤ another
+    (within :data:`TIE_TOLERANCE`)."""
+    votes = np.array(votes, dtype=float)
     own = votes[np.arange(len(y)), y]
     votes[np.arange(len(y)), y] = -np.inf
-    return own <= votes.max(axis=1)
+    return own <= votes.max(axis=1) + TIE_TOLERANCE
 
 
 def downstream_error(
     features: np.ndarray, A: np.ndarray, p: np.ndarray, y: np.ndarray, num_classes: int
 ) -> float:
-    """The paper's E(f) [0, Section 3.3] with the least-squares head: Pr_{x̄}[ḡ(x̄) ≠ y(x̄)], ḡ
-    the majority vote over x ~ A(·|x̄) of argmax Bᵀf(x), B = :func:`least_squares_head`.
+    """The vote error of the least-squares head (:func:`least_squares_head`): Pr_{x̄}[ḡ(x̄) ≠
+    y(x̄)], ḡ the majority vote over x ~ A(·|x̄) of argmax Bᵀf(x).
 
-    The paper takes the min over B; this head is the one its proof uses, so the value is an
-    upper bound on the paper's E(f) (equal to it whenever the head is perfect).
+    The paper's E(f) [0, eq. 1] is the least such error over *every* head B; this one head is
+    not the best one in general (it regresses, it does not classify), so the value is only an
+    upper bound on E(f). :func:`explorer.downstream_error.error_bracket` brackets E(f) itself.
 
     Args:
         features: f (n, d) of every augmented image (node) of the graph.
@@ -117,8 +194,7 @@ def downstream_error_of(
     form (:class:`explorer.kron_graph.KronGraph`): the label mass M (n, r) and ``vote``,
     P (n, r) ↦ A P (m, r)."""
     predictions = np.argmax(features @ head_of_mass(features, mass), axis=1)
-    votes = vote(np.eye(mass.shape[1])[predictions])
-    return float(p @ errors_of_votes(votes, y))
+    return vote_error(predictions, DownstreamTask(mass, vote, p, y))
 
 
 def spectral_partition_bound(gammas: np.ndarray, m: int) -> float:
@@ -142,17 +218,34 @@ def theorem_bound(alpha_value: float, gammas: np.ndarray, k: int) -> float:
     """Theorem 3.7's α·log k / ρ²_{⌊k/2⌋} [0] with the Õ's constant set to 1 and ρ_{⌊k/2⌋}
     replaced by its spectral lower bound (:func:`spectral_partition_bound`): an order of
     magnitude, not a certified bound (the theorem hides a universal constant). ``inf`` when the
-    bound on ρ is 0 (⌊k/2⌋ = 1, or γ_{⌊k/2⌋} = 1: as many components as parts)."""
+    bound on ρ is 0 (⌊k/2⌋ = 1, or γ_{⌊k/2⌋} = 1: as many components as parts).
+
+    α = 0 gives 0.0 whenever E(f*) = 0 is proved: the eigenvalue form (:func:`eigenvalue_bound`)
+    gives 0 as soon as 1 − γ_{k+1} > 0 (read from ``gammas[k]`` when given, else implied by
+    ρ > 0). It stays ``inf`` when γ_{k+1} = 1: more components than k, and then f* can miss a
+    whole component (all its scores 0) however clean the labels.
+    """
     rho = spectral_partition_bound(gammas, max(1, k // 2))
+    if alpha_value == 0.0:
+        separated = 1.0 - float(gammas[k]) > GAP_FLOOR if len(gammas) > k else rho > 0
+        return 0.0 if separated else float("inf")
     return alpha_value * max(np.log(k), 1.0) / rho**2 if rho > 0 else float("inf")
 
 
 def eigenvalue_bound(alpha_value: float, gamma_next: float) -> float:
-    """The γ_{k+1} form of the bound, 4α/(1 − γ_{k+1}) + 8α, with λ_{k+1} = 1 − γ_{k+1} the
-    (k+1)-th smallest eigenvalue of the normalised Laplacian (docs/THEORY.md, "The downstream
-    guarantee", says where this form was read). ``inf`` when γ_{k+1} = 1."""
+    """E(f*) ≤ 8α/λ + 2α, λ = 1 − γ_{k+1} the (k+1)-th smallest eigenvalue of the normalised
+    Laplacian: the majority vote of the best head on the top-k optimum f* (any optimum: any
+    choice of top-k eigenvectors, ties γ_k = γ_{k+1} included). Proved from the paper's
+    definitions in docs/THEORY.md, "The downstream guarantee". ``inf`` when λ ≤ 1e-12."""
     gap = 1.0 - gamma_next
-    return 4.0 * alpha_value / gap + 8.0 * alpha_value if gap > 1e-12 else float("inf")
+    return 8.0 * alpha_value / gap + 2.0 * alpha_value if gap > GAP_FLOOR else float("inf")
+
+
+def per_view_bound(alpha_value: float, gamma_next: float) -> float:
+    """Pr_{x̄, x ~ A(·|x̄)}[argmax Bᵀf*(x) ≠ y(x̄)] ≤ 4α/λ + α for the same head as
+    :func:`eigenvalue_bound` (one view, no vote), λ = 1 − γ_{k+1}. ``inf`` when λ ≤ 1e-12."""
+    gap = 1.0 - gamma_next
+    return 4.0 * alpha_value / gap + alpha_value if gap > GAP_FLOOR else float("inf")
 
 
 def approximate_minimiser_regime(

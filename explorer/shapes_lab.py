@@ -37,9 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer import guarantee
+from explorer import downstream_error, guarantee
 from explorer.data.shapes import MAX_CLASS_CHANGE_P
-from explorer.graph import features_of_eigenpairs
+from explorer.downstream_error import ErrorBracket
+from explorer.graph import features_of_eigenpairs, tied_block
 from explorer.graph_lab import LabGraph, leading_eigenpairs, probe_accuracy, spectral_features
 from explorer.shapes_graph import shapes_augmentation_graph
 
@@ -55,8 +56,6 @@ CLASS_CHANGE_SWEEP: tuple[float, ...] = tuple(
 #: Eigenvalues closer than this to 1 are taken as exactly 1 (a component): eigensolvers return
 #: 1 - 1e-15, which would make Theorem 3.7's ρ bound a meaningless 1e-16 instead of 0.
 ONE_TOLERANCE = 1e-9
-#: γ_k and γ_{k+1} closer than this: the top-k eigenspace, and so f* and E(f*), is not unique.
-TIE_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -136,21 +135,28 @@ class GuaranteePoint:
     """The paper's downstream quantities [0, Section 3.3] on one graph, k = its class count.
 
     Attributes:
-        alpha: Assumption 3.5's α (:func:`explorer.guarantee.alpha`).
-        optimum_error: E(f*) of the top-k eigenvector features
-            (:func:`explorer.guarantee.downstream_error`).
-        bound: the γ_{k+1} form 4α/(1 − γ_{k+1}) + 8α (:func:`explorer.guarantee.eigenvalue_bound`).
+        alpha: Assumption 3.5's α (:attr:`explorer.guarantee.DownstreamTask.alpha`).
+        optimum: E(f*) of the top-k eigenvector features, bracketed
+            (:func:`explorer.downstream_error.error_bracket`): the best head found from above,
+            the least vote error over all node labellings from below.
+        bound: the proven 8α/(1 − γ_{k+1}) + 2α (:func:`explorer.guarantee.eigenvalue_bound`).
         theorem_order: Theorem 3.7's α log k / ρ²_{⌊k/2⌋} with ρ replaced by its lower bound and
-            the constant set to 1 (an order of magnitude; ``inf`` when ⌊k/2⌋ components are exact).
-        tied: γ_k = γ_{k+1} (within :data:`TIE_TOLERANCE`): f* is not unique, E(f*) is that of the
-            eigensolver's choice.
+            the constant set to 1 (an order of magnitude; ``inf`` when ⌊k/2⌋ components are
+            exact, 0 when α = 0).
+        tied: γ_k = γ_{k+1} (:func:`explorer.graph.tied_block`): f* is not unique, E(f*) is
+            that of the eigensolver's choice (the bound holds for every choice).
     """
 
     alpha: float
-    optimum_error: float
+    optimum: ErrorBracket
     bound: float
     theorem_order: float
     tied: bool
+
+    @property
+    def optimum_error(self) -> float:
+        """E(f*)'s upper side: the best head found."""
+        return self.optimum.upper
 
 
 def guarantee_point(
@@ -159,6 +165,8 @@ def guarantee_point(
     gammas: np.ndarray,
     vectors: np.ndarray,
     weights: np.ndarray | None = None,
+    *,
+    lower: bool = True,
 ) -> GuaranteePoint:
     """:class:`GuaranteePoint` of ``family.graph(class_change_p)``.
 
@@ -166,6 +174,8 @@ def guarantee_point(
         gammas: its top eigenvalues of Ā, descending, at least k + 1 (k the class count).
         vectors: (n, >= k) their eigenvectors: the top k give f*.
         weights: its W when at hand (else built again).
+        lower: compute the labelling bound (E's lower side; a mixed-integer program where the
+            votes can fail, seconds); False leaves the trivial 0 below.
     """
     A, p, y = family.augmentation(class_change_p)
     k = len(family.classes)
@@ -173,13 +183,14 @@ def guarantee_point(
     w = W.sum(1) / W.sum()
     gammas = np.where(gammas > 1.0 - ONE_TOLERANCE, 1.0, gammas)
     f_star = features_of_eigenpairs(gammas[:k], vectors[:, :k], w)
-    alpha = max(0.0, guarantee.alpha(A, p, y, k))  # 1 - (a sum of 1) is -2e-16 at c = 0
+    task = guarantee.task_of_kernel(A, p, y, k)
+    labelling = downstream_error.labelling_bound(task) if lower else None
     return GuaranteePoint(
-        alpha=alpha,
-        optimum_error=guarantee.downstream_error(f_star, A, p, y, k),
-        bound=guarantee.eigenvalue_bound(alpha, float(gammas[k])),
-        theorem_order=guarantee.theorem_bound(alpha, gammas, k),
-        tied=bool(gammas[k - 1] - gammas[k] < TIE_TOLERANCE),
+        alpha=task.alpha,
+        optimum=downstream_error.error_bracket(f_star, task, labelling),
+        bound=guarantee.eigenvalue_bound(task.alpha, float(gammas[k])),
+        theorem_order=guarantee.theorem_bound(task.alpha, gammas, k),
+        tied=tied_block(gammas, k) is not None,
     )
 
 
@@ -191,7 +202,9 @@ class GuaranteeCurve:
         values: (m,) the class_change_p swept.
         alpha: (m,) α at each (the curve's abscissa: the fraction of augmentations that change
             the class, not the raw probability).
-        optimum_error, bound, theorem_order, tied: (m,) :class:`GuaranteePoint`'s, at each.
+        optimum_error, optimum_error_lower: (m,) E(f*)'s bracket at each (the best head found,
+            the labelling bound); ``least_squares`` (m,) the least-squares head's E(f*).
+        bound, theorem_order, tied: (m,) :class:`GuaranteePoint`'s, at each.
         gamma_k, gamma_next: (m,) γ_k and γ_{k+1} of Ā.
         probe_accuracy: (m,) :func:`explorer.graph_lab.probe_accuracy` on the top-k features
             (nodes labelled by their image's class, half fitted, half scored).
@@ -200,6 +213,8 @@ class GuaranteeCurve:
     values: np.ndarray
     alpha: np.ndarray
     optimum_error: np.ndarray
+    optimum_error_lower: np.ndarray
+    least_squares: np.ndarray
     bound: np.ndarray
     theorem_order: np.ndarray
     tied: np.ndarray
@@ -237,7 +252,9 @@ def guarantee_curve(
         rows.append(
             (
                 point.alpha,
-                point.optimum_error,
+                point.optimum.upper,
+                point.optimum.lower,
+                point.optimum.least_squares,
                 point.bound,
                 point.theorem_order,
                 point.tied,
@@ -247,5 +264,5 @@ def guarantee_curve(
             )
         )
     columns = [np.asarray(c, dtype=np.float64) for c in zip(*rows, strict=True)]
-    columns[4] = columns[4].astype(bool)
+    columns[6] = columns[6].astype(bool)
     return GuaranteeCurve(np.asarray(values, dtype=np.float64), *columns)

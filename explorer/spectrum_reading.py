@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from explorer.guarantee_record import percent, read_guarantee
+
 #: Eigenvalues at or above this count as "near 1" (one per nearly disconnected component).
 NEAR_ONE = 0.9
 
@@ -111,36 +113,47 @@ def _rest() -> str:
             "above the number of classes (no collapse).")
 
 
-def guarantee_reading(exact: dict[str, Any], loss: str) -> tuple[list[tuple[str, str, str]], str]:
+def guarantee_reading(
+    exact: dict[str, Any], loss: str, probe_accuracy: float | None = None
+) -> tuple[list[tuple[str, str, str]], str]:
     """The downstream guarantee of one checkpoint, for the page: ``(metrics, paragraph)``.
 
     Args:
-        exact: an analysis artifact's ``exact`` record (with its ``guarantee``).
+        exact: an analysis artifact's ``exact`` record (with its ``guarantee``, any format:
+            :func:`explorer.guarantee_record.read_guarantee`).
         loss: the run's loss.
+        probe_accuracy: the run's linear probe accuracy on held-out images, shown beside E(f)
+            as its error (another question than the paper's, said in the paragraph).
 
     Returns:
         metrics as ``(label, value, help)`` and a paragraph that says which theorem applies.
     """
-    g = exact["guarantee"]
-
-    def percent(value: float) -> str:
-        return f"{100 * value:.1f}%" if math.isfinite(value) else "∞"
-
+    g = read_guarantee(exact["guarantee"])
+    net, opt = g.network, g.optimum
+    what = ("the paper's downstream error (eq. 1): the best linear head on f, each natural "
+            "datum of the training graph classified by the majority vote over its augmented "
+            "views. Shown as a bracket, one number where it closes. ")
     metrics = [
-        ("α (Assumption 3.5)", percent(g["alpha"]),
+        ("α (Assumption 3.5)", percent(g.alpha),
          "the least error of any labelling of augmented images: how often an augmentation "
          "changes the class, exactly, from the kernel"),
-        ("E(f) of the network", percent(g["error"]),
-         "the paper's downstream error: a linear head on f fitted on every node (least "
-         "squares), each natural datum classified by the majority vote over its augmentations"),
-        ("E(f*) of the optimum", percent(g["optimum_error"]),
-         f"the same for the top-{g['k']} eigenvectors of the graph, the loss's minimiser"),
-        ("bound 4α/(1−γ_{k+1}) + 8α", percent(g["bound"]),
-         f"the γ_(k+1) form of the guarantee for f*, γ_(k+1) = {g['gamma_k1']:.3f}; see "
-         "docs/THEORY.md for where its constants were read"),
+        ("E(f) of the network", net.text(), what + net.explanation()),
+        ("E(f*) of the optimum", opt.text(),
+         f"the same for the top-{g.k} eigenvectors of the graph, the loss's minimiser"
+         + (" (γ_k = γ_{k+1}: f* is not unique; this is the eigensolver's basis)"
+            if g.tied else "") + ". " + opt.explanation()),
+        ("bound 8α/(1−γ_{k+1}) + 2α", percent(g.bound),
+         f"the γ_(k+1) form of the guarantee for f* (any optimal basis), γ_(k+1) = "
+         f"{g.gamma_next:.3f}; proven in docs/THEORY.md; above 100% it says nothing"),
     ]
-    regime = g["theorem_4_2"]
-    if regime["in_regime"]:
+    if probe_accuracy is not None:
+        metrics.append(("linear probe error", percent(1.0 - probe_accuracy),
+                        "a head fitted on training images, tested on held-out scenes: "
+                        "another error than E(f)"))
+    regime = g.theorem_4_2
+    if not regime:
+        transfer = ""
+    elif regime["in_regime"]:
         transfer = (f"The network's excess loss ε = {regime['epsilon']:.3g} is below γ_k² = "
                     f"{regime['gamma_k_sq']:.3g}, so Theorem 4.2 carries the guarantee over to "
                     "it, up to a term kε/Δ_γ².")
@@ -153,8 +166,33 @@ def guarantee_reading(exact: dict[str, Any], loss: str) -> tuple[list[tuple[str,
             f"eigenvectors: R² = {exact['class_r2']:.3f} here (chance "
             f"{exact.get('span_chance', float('nan')):.2f}), whether or not their eigenvalues "
             "sit near 1.")
+    beside = (" E(f) and the probe answer two questions: E(f) votes over the augmented views "
+              "of the training graph with a head fitted on every node, the probe fits a head on "
+              "training images and tests it on held-out scenes; they need not agree.")
+    older = ("" if g.bracketed else " This analysis is older: its E(f) is the least-squares "
+             "head's, an upper bound only (`explorer analyze --force` brackets it).")
     text = (f"The guarantee (HaoChen et al. 2021, Section 3.3): when augmentations change the "
-            f"class with probability α, the minimiser's linear probe errs at most about "
-            f"α/ρ²; here α = {percent(g['alpha'])}, E(f*) = {percent(g['optimum_error'])}. "
-            + transfer + (span if loss != "spectral" or exact["class_r2"] < 0.99 else ""))
+            f"class with probability α, the minimiser's linear head errs at most "
+            f"8α/(1 − γ_(k+1)) + 2α; here α = {percent(g.alpha)}, E(f*) = {opt.text()}, the "
+            f"bound {percent(g.bound)}. " + transfer + beside + older
+            + (span if loss != "spectral" or exact["class_r2"] < 0.99 else ""))
     return metrics, text
+
+
+def tie_reading(exact: dict[str, Any]) -> str | None:
+    """One paragraph when k splits an eigenspace (γ_k = γ_{k+1}, ``exact["tie"]``): what depends
+    on the eigensolver's basis and what holds for every optimal one; None without a tie (and in
+    older records, which did not look)."""
+    tie = exact.get("tie")
+    if not tie:
+        return None
+    k = exact["graph"]["k"]
+    low, high = exact.get("max_optimal_sq_norm_range") or (None, None)
+    spread = ("" if low is None else
+              f" max‖f*(x)‖² is {exact['max_optimal_sq_norm']:.3g} for the eigensolver's basis "
+              f"and lies in [{low:.3g}, {high:.3g}] over every optimal basis;")
+    return (f"k = {k} splits the eigenspace of γ_{tie['first']}…γ_{tie['last']} = "
+            f"{tie['gamma']:.4g} (γ_k = γ_(k+1)), so the optimum f* is not unique beyond "
+            f"rotations:{spread} E(f*) is that of the eigensolver's basis. The optimum "
+            "−Σγᵢ², the eigenvalues of E_w[f* f*ᵀ] and the bound 8α/(1 − γ_(k+1)) + 2α hold for "
+            "every optimal basis.")

@@ -30,6 +30,7 @@ from typing import Any
 from explorer.artifacts import analysed_epochs, load_analysis
 from explorer.config import Config, build_config, parse_overrides
 from explorer.errors import UserError
+from explorer.guarantee_record import read_guarantee
 from explorer.runs import Run, _read_json, check_run_name, run_path, write_json_atomic
 
 SWEEP_FORMAT_VERSION = 1
@@ -198,25 +199,30 @@ def sweep_table(runs_dir: str | Path, manifest: dict[str, Any]) -> list[dict[str
     """One row per value, in the manifest's order.
 
     Keys: ``value``, ``run``, ``state``, ``epoch`` (the analysed checkpoint read), and from its
-    ``exact`` record ``alpha``, ``error`` (E(f) of the network), ``optimum_error`` (E(f*)),
-    ``bound``, ``gamma_k1`` (γ_{k+1}) and ``share`` (1 − gap, the share of the optimum), then
-    ``linear`` and ``knn`` from ``probe.json``. Rates are fractions in [0, 1] as stored (the bound
-    may exceed 1); ``None`` where the run lacks them (still training, not a shapes run, ...).
+    ``exact`` record (read by :func:`explorer.guarantee_record.read_guarantee`) ``alpha``,
+    ``error`` and ``error_lower`` (the bracket of the network's E(f): the best head tried, and
+    the bound for every head; ``error_lower`` None in older records, which hold the
+    least-squares head's error only), ``optimum_error`` and ``optimum_error_lower`` (E(f*)),
+    ``bound`` (the proven 8α/(1 − γ_{k+1}) + 2α), ``gamma_k1`` (γ_{k+1}) and ``share``
+    (1 − gap, the share of the optimum), then ``linear`` and ``knn`` from ``probe.json``. Rates
+    are fractions in [0, 1] as stored (the bound may exceed 1); ``None`` where the run lacks
+    them (still training, not a shapes run, ...).
     """
     rows = []
     for value, name in zip(manifest["values"], manifest["runs"], strict=True):
         row: dict[str, Any] = {"value": value, "run": name, "state": run_state(runs_dir, name),
-                               "epoch": None, "alpha": None, "error": None, "optimum_error": None,
-                               "bound": None, "gamma_k1": None, "share": None, "linear": None,
-                               "knn": None}
+                               "epoch": None, **dict.fromkeys(GUARANTEE_KEYS),
+                               "share": None, "linear": None, "knn": None}
         rows.append(row)
         if row["state"] == "not started":
             continue
         run = Run(run_path(runs_dir, name))
         row["epoch"], exact = _latest_exact(run)
-        guarantee = exact.get("guarantee") or {}
-        for key in ("alpha", "error", "optimum_error", "bound", "gamma_k1"):
-            row[key] = guarantee.get(key)
+        if exact.get("guarantee"):
+            g = read_guarantee(exact["guarantee"])
+            row.update(alpha=g.alpha, error=g.network.upper, error_lower=g.network.lower,
+                       optimum_error=g.optimum.upper, optimum_error_lower=g.optimum.lower,
+                       bound=g.bound, gamma_k1=g.gamma_next)
         row["share"] = 1 - exact["gap"] if isinstance(exact.get("gap"), int | float) else None
         try:
             trained = ((run.probe() or {}).get("methods") or {}).get("trained") or {}
@@ -227,11 +233,28 @@ def sweep_table(runs_dir: str | Path, manifest: dict[str, Any]) -> list[dict[str
     return rows
 
 
-#: (row key, column title, as percent) of the printed and shown table
+#: The guarantee's keys of a :func:`sweep_table` row.
+GUARANTEE_KEYS = ("alpha", "error", "error_lower", "optimum_error", "optimum_error_lower",
+                  "bound", "gamma_k1")
+
+#: (row key, column title, as percent) of the printed and shown table; E(f) and E(f*) are
+#: printed as their bracket (one number where it closes)
 COLUMNS = (("run", "run", False), ("state", "state", False), ("epoch", "analysed epoch", False),
            ("alpha", "α", True), ("error", "E(f)", True), ("optimum_error", "E(f*)", True),
            ("bound", "bound", True), ("gamma_k1", "γ_{k+1}", False),
            ("share", "of optimum", True), ("linear", "linear", True), ("knn", "kNN", True))
+
+
+def bracket_text(upper: float | None, lower: float | None) -> str | None:
+    """A bracket in percent as the table prints it: '7.8' where it closes, '0.0–19.3' where
+    not, '≤ 24.3' without a lower bound (an older record)."""
+    if upper is None:
+        return None
+    if lower is None:
+        return f"≤ {100 * upper:.1f}"
+    if upper - lower <= 1e-9:
+        return f"{100 * upper:.1f}"
+    return f"{100 * lower:.1f}–{100 * upper:.1f}"
 
 
 def display_rows(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -242,7 +265,9 @@ def display_rows(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         out: dict[str, Any] = {key: format_value(row["value"])}
         for field, title, percent in COLUMNS:
             value = row[field]
-            if isinstance(value, float):
+            if field in ("error", "optimum_error"):
+                value = bracket_text(value, row[f"{field}_lower"])
+            elif isinstance(value, float):
                 value = round(100 * value, 1) if percent else round(value, 3)
             out[title if not percent else f"{title} %"] = value
         shown.append(out)

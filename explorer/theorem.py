@@ -42,13 +42,13 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from explorer import downstream_error as DE
 from explorer import graph as G
 from explorer import guarantee as GU
 from explorer.augment import normalize
@@ -209,7 +209,8 @@ def ball_curve(key: GraphKey, k: int, mu: float) -> BallCurve:
         w = W.sum(1)
         c_eigs = tuple(float(e) for e in
                        np.linalg.eigvalsh((at_mu.features.T * w) @ at_mu.features)[::-1])
-    return BallCurve(tuple(mus), tuple(r.loss for r in optima), max_sq, c_eigs)
+    return BallCurve(tuple(mus), tuple(r.loss for r in optima), max_sq, c_eigs,
+                     certified=all(r.certified for r in optima))
 
 
 def _grid_ball(key: GraphKey, k: int, mu: float) -> BallCurve:
@@ -258,55 +259,68 @@ class GraphGuarantee:
     """What the downstream guarantee needs of a graph, computed once per graph and k.
 
     Attributes:
-        mass: (n, r) the label mass Aᵀ diag(p) Y (:func:`explorer.guarantee.label_mass`) of the
-            kernel A (m, n) from the m natural data to the nodes.
-        vote: P (n, r) ↦ A P (m, r), the product the majority vote needs.
-        natural_p: (m,) and ``natural_labels`` (m,): the natural data's probabilities and labels.
-        alpha: Assumption 3.5's α (:func:`explorer.guarantee.alpha`).
-        optimum_error: E(f*) of the top-k optimum (:func:`explorer.guarantee.downstream_error`).
+        task: the graph's :class:`explorer.guarantee.DownstreamTask` (its label mass, the vote's
+            product, the natural data; the kernel itself on a sub-grid, not on the whole grid).
+        labelling: the least vote error over all node labellings
+            (:func:`explorer.downstream_error.labelling_bound`), a lower bound on E(f) for every f;
+            None on the whole grid (too large for the search).
+        optimum: E(f*) of the top-k optimum, bracketed
+            (:func:`explorer.downstream_error.error_bracket`).
     """
 
-    mass: np.ndarray
-    vote: Callable[[np.ndarray], np.ndarray]
-    natural_p: np.ndarray
-    natural_labels: np.ndarray
-    alpha: float
-    optimum_error: float
+    task: GU.DownstreamTask
+    labelling: DE.LabellingBound | None
+    optimum: DE.ErrorBracket
 
 
 @functools.lru_cache(maxsize=4)
 def graph_guarantee(key: GraphKey, k: int) -> GraphGuarantee:
-    """α and E(f*) of a cached graph (:func:`run_graph`'s ``key``) for k features."""
+    """α, the labelling bound and E(f*) of a cached graph (:func:`run_graph`'s ``key``) for k
+    features."""
     graph, _, _ = _decomposed_graph(key)
     if isinstance(graph, KronGraph):  # A is (6,000, 46,800): never formed
         mass, p, y = graph.label_mass()
-        vote: Callable[[np.ndarray], np.ndarray] = graph.natural_product
+        task = GU.DownstreamTask(mass, graph.natural_product, p, y)
+        labelling = None
     else:
         A, p, y = graph.natural_augmentation()
-        mass = GU.label_mass(A, p, y, len(graph.classes))
-        vote = A.__matmul__
-    error = GU.downstream_error_of(_optimal_table(key, k), mass, vote, p, y)
-    return GraphGuarantee(mass, vote, p, y, GU.alpha_of_mass(mass), error)
+        task = GU.task_of_kernel(A, p, y, len(graph.classes))
+        labelling = DE.labelling_bound(task)
+    return GraphGuarantee(task, labelling,
+                          DE.error_bracket(_optimal_table(key, k), task, labelling))
+
+
+#: ``exact.guarantee``'s format: E(f) as the paper defines it (the best head), bracketed.
+ERROR_DEFINITION = "best head"
 
 
 def guarantee_record(
     scored: RunGraph, f: np.ndarray, loss: float, optimum: float
 ) -> dict[str, Any]:
     """The paper's downstream quantities for features f (n, k) of every node (HaoChen et al.
-    2021, Section 3.3 and Theorem 4.2; docs/THEORY.md, "The downstream guarantee")."""
+    2021, Section 3.3 and Theorem 4.2; docs/THEORY.md, "The downstream guarantee"): E(f) and
+    E(f*) each bracketed, from above by the best head tried (named) and from below by a bound
+    for every head; the least-squares head's errors under their own names; the proven bound
+    8α/(1 − γ_{k+1}) + 2α. docs/RUN_FORMAT.md lists the keys."""
     k = min(f.shape[1], len(scored.gammas) - 1)
     known = graph_guarantee(scored.key, k)
+    alpha = known.task.alpha
     gamma_next = float(scored.gammas[k])
+    network = DE.error_bracket(f, known.task, known.labelling)
+    record: dict[str, Any] = {"k": k, "alpha": alpha, "error_definition": ERROR_DEFINITION}
+    for name, bracket in (("error", network), ("optimum_error", known.optimum)):
+        record.update({name: bracket.upper, f"{name}_lower": bracket.lower,
+                       f"{name}_head": bracket.head,
+                       f"{name}_lower_method": bracket.lower_method,
+                       f"{name}_least_squares": bracket.least_squares})
     return {
-        "k": k,
-        "alpha": known.alpha,
-        "error": GU.downstream_error_of(f, known.mass, known.vote, known.natural_p,
-                                        known.natural_labels),
-        "optimum_error": known.optimum_error,
+        **record,
+        "tied": G.tied_block(scored.gammas, k) is not None,
         "gamma_k1": gamma_next,
-        "bound": GU.eigenvalue_bound(known.alpha, gamma_next),
+        "bound": GU.eigenvalue_bound(alpha, gamma_next),
+        "per_view_bound": GU.per_view_bound(alpha, gamma_next),
         "rho_lower": GU.spectral_partition_bound(scored.gammas, max(1, k // 2)),
-        "theorem_order": GU.theorem_bound(known.alpha, scored.gammas, k),
+        "theorem_order": GU.theorem_bound(alpha, scored.gammas, k),
         "theorem_4_2": GU.approximate_minimiser_regime(loss - optimum, scored.gammas, k),
     }
 
@@ -407,6 +421,7 @@ def exact_metrics(
         curve = BallCurve((), (), _max_sq_norm(scored.key, k))
         reachable, max_sq_norm = optimum, curve.max_sq_norm
     second_moment = (f.T * w) @ f  # E_w[f fᵀ], (d, d)
+    tie = G.tied_block(scored.gammas, k) if len(scored.gammas) > k else None
     c_eigs = np.linalg.eigvalsh(second_moment)[::-1][:k].copy()
     basis = span_basis(f * np.sqrt(w)[:, None])  # of u_x = √w_x f(x)
     # every eigenspace inside the top k (a block cut by k is reported as far as k reaches)
@@ -426,6 +441,11 @@ def exact_metrics(
         "reachable_gap": (loss - reachable) / abs(reachable),
         "mu": config.mu if config.loss == "spectral" else None,
         "max_optimal_sq_norm": max_sq_norm,
+        # what holds for every optimal basis when k splits an eigenspace (docs/RUN_FORMAT.md)
+        "tie": None if tie is None else {"first": tie.start + 1, "last": tie.stop,
+                                         "gamma": float(gammas[k - 1])},
+        "max_optimal_sq_norm_range": list(G.optimal_sq_norm_range(
+            scored.gammas, scored.vectors, w, k)) if len(scored.gammas) > k else None,
         "ball_binds": config.loss == "spectral" and max_sq_norm > config.mu,
         "ball_curve": {"mu": list(curve.mus), "loss": list(curve.losses)},
         "reachable_certified": curve.certified,

@@ -118,10 +118,10 @@ def test_the_bounds_of_two_cliques_in_closed_form(crossing: float) -> None:
     # k = 4 features (k ≥ 2r): ρ_{⌊k/2⌋} = ρ₂, so the order α log k / ρ² is in closed form
     assert guarantee.theorem_bound(crossing, gammas, 4) == pytest.approx(
         crossing * np.log(4) / (2 * crossing * (1 - crossing)) ** 2)
-    # γ_{k+1} form with k = 2: γ₃ = 0, so 4α + 8α
-    assert guarantee.eigenvalue_bound(crossing, gammas[2]) == pytest.approx(12 * crossing)
+    # the proven γ_{k+1} form with k = 2: γ₃ = 0, so 8α/1 + 2α
+    assert guarantee.eigenvalue_bound(crossing, gammas[2]) == pytest.approx(10 * crossing)
     f_star = G.optimal_features(A.T @ np.diag(p) @ A, 2)
-    assert guarantee.downstream_error(f_star, A, p, y, 2) <= 12 * crossing
+    assert guarantee.downstream_error(f_star, A, p, y, 2) <= 10 * crossing
 
 
 def test_theorem_4_2_regime_reads_the_spectrum() -> None:

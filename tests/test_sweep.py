@@ -77,8 +77,9 @@ def test_the_table_is_what_the_runs_files_say(swept: Path) -> None:
     runs = swept / "runs"
     # An analysis record of the first run's checkpoint, written by the package's own writer
     # (analyze=off kept the sweep fast); its guarantee numbers are arbitrary but distinct.
-    guarantee = {"alpha": 0.02, "error": 0.125, "optimum_error": 0.0625, "bound": 1.7,
-                 "gamma_k1": 0.33}
+    guarantee = {"k": 4, "alpha": 0.02, "error_definition": "best head", "error": 0.125,
+                 "error_lower": 0.1, "optimum_error": 0.0625, "optimum_error_lower": 0.0625,
+                 "bound": 1.7, "gamma_k1": 0.33}
     save_analysis(Run(runs / "s-0"), 1, {"exact": {"gap": 0.4, "guarantee": guarantee}}, {})
     rows = sweep_table(runs, read_manifest(runs / ".sweeps" / "s.json"))
     assert [(r["value"], r["run"], r["state"]) for r in rows] == [
@@ -90,12 +91,17 @@ def test_the_table_is_what_the_runs_files_say(swept: Path) -> None:
     record = json.loads((runs / "s-0" / "analysis" / "epoch-0001.json").read_text())
     first = rows[0]
     assert first["epoch"] == 1 and first["share"] == pytest.approx(1 - record["exact"]["gap"])
-    assert {k: first[k] for k in guarantee} == record["exact"]["guarantee"]
-    assert all(rows[1][k] is None for k in (*guarantee, "share", "epoch"))  # not analysed
-    # explorer sweeps NAME prints the same, in percent; the bound's 170% is printed as it is
+    stored = record["exact"]["guarantee"]
+    shown = ("alpha", "error", "error_lower", "optimum_error", "optimum_error_lower", "gamma_k1")
+    assert {k: first[k] for k in shown} == {k: stored[k] for k in shown}
+    # the bound is the proven 8α/(1 − γ_{k+1}) + 2α, recomputed, not the stored 1.7
+    assert first["bound"] == pytest.approx(8 * 0.02 / 0.67 + 2 * 0.02)
+    assert all(rows[1][k] is None for k in (*shown, "bound", "share", "epoch"))  # not analysed
+    # explorer sweeps NAME prints the same, in percent; E(f) as its bracket, E(f*) closed
     table = explorer("sweeps", "s", "--runs-dir", "runs", cwd=swept, check=True).stdout
     cells = table.splitlines()[1].split()
-    assert cells[:9] == ["0.0", "s-0", "finished", "1", "2.0", "12.5", "6.2", "170.0", "0.33"]
+    assert cells[:9] == ["0.0", "s-0", "finished", "1", "2.0", "10.0–12.5", "6.2", "27.9",
+                         "0.33"]
     assert cells[9] == "60.0" and cells[10] == f"{100 * rows[0]['linear']:.1f}"
 
 
@@ -193,7 +199,7 @@ def test_the_figure_clips_a_vacuous_bound_and_says_so() -> None:
             for v, a, b in ((0.0, 0.0, 0.0), (0.1, 0.05, 2.5))]
     fig = sweep_figure(rows, "class_change_p")
     traces = {t.name: t for t in fig.data}
-    bound = next(t for n, t in traces.items() if n.startswith("bound 4α"))
+    bound = next(t for n, t in traces.items() if n.startswith("bound 8α"))
     assert list(bound.y) == [0.0, 250.0] and "1 of 2 above 100%" in bound.name
     assert list(traces["α (Assumption 3.5)"].y) == [0.0, 5.0]
     assert list(traces["kNN probe accuracy"].y) == [None, None]
