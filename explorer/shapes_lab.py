@@ -11,13 +11,14 @@ probability class_change_p x its ambiguity, so the classes become *approximately
 components, mixing most where images are hard to tell apart (HaoChen et al. [0], Assumption 3.5).
 Changes stay inside the three look-alike pairs, which remain exact components: gamma_3 = 1.
 
-Along it the paper's quantities [0, Section 3.3] are exact (:mod:`explorer.guarantee`): α, the
-least fraction of augmentations whose class no labelling of images can recover, E(f*), the
-downstream error of the top-k eigenvector features (majority vote of a least-squares head), and
-the γ_{k+1} form of the bound, 4α/(1 − γ_{k+1}) + 8α. E(f*) stays 0 while every natural datum's
-views mostly keep its class, which holds up to class_change_p = 0.5 (a change needs
-class_change_p x ambiguity > 1/2 for most views), and rises in steps past it, as groups of
-natural data lose their vote.
+Along it the paper's quantities [0, Section 3.3] are exact or bracketed (:mod:`explorer.guarantee`,
+:mod:`explorer.downstream_error`): α, the least fraction of augmentations whose class no
+labelling of images can recover; E(f*), the downstream error of the top-k eigenvector features
+with the best linear head, between the best head found and the least vote error of the
+labellings a head can draw; and the proven bound 8α/(1 − γ_{k+1}) + 2α. E(f*) stays 0 while
+every natural datum's views mostly keep its class, which holds up to class_change_p = 0.5 (a
+change needs class_change_p x ambiguity > 1/2 for most views), and rises in steps past it, as
+groups of natural data lose their vote.
 
 A sweep is cheap because the kernel is affine in ``class_change_p``: A(c) = A(0) + c (A(c₁) −
 A(0))/c₁, the view drawn as its look-alike with a probability linear in c. So the kernel at two
@@ -32,16 +33,18 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from explorer import downstream_error, guarantee
 from explorer.data.shapes import MAX_CLASS_CHANGE_P
 from explorer.downstream_error import ErrorBracket
-from explorer.graph import features_of_eigenpairs, tied_block
-from explorer.graph_lab import LabGraph, leading_eigenpairs, probe_accuracy, spectral_features
+from explorer.graph import features_of_eigenpairs, tied_block, top_eigenpairs
+from explorer.graph_lab import LabGraph, probe_accuracy, spectral_features
 from explorer.shapes_graph import shapes_augmentation_graph
 
 #: The class_change_p values of the page's curve: every 0.05 up to 0.5, where only the
@@ -172,7 +175,10 @@ def guarantee_point(
 
     Args:
         gammas: its top eigenvalues of Ā, descending, at least k + 1 (k the class count).
-        vectors: (n, >= k) their eigenvectors: the top k give f*.
+        vectors: (n, >= k) their eigenvectors: the top k give f*. From a full eigh
+            (:func:`explorer.graph.top_eigenpairs`) for E(f*)'s lower side to be informative:
+            it treats rows of f* within 1e-9 as one point, which LOBPCG's accuracy does not
+            keep.
         weights: its W when at hand (else built again).
         lower: compute the labelling bound (E's lower side; a mixed-integer program where the
             votes can fail, seconds); False leaves the trivial 0 below.
@@ -237,16 +243,23 @@ class GuaranteeCurve:
 
 
 def guarantee_curve(
-    family: ClassChangeFamily, values: Sequence[float] = CLASS_CHANGE_SWEEP, *, seed: int = 0
+    family: ClassChangeFamily, values: Sequence[float] = CLASS_CHANGE_SWEEP, *, seed: int = 0,
+    on_point: Callable[[int, int], None] | None = None,
 ) -> GuaranteeCurve:
     """Sweep ``values`` of class_change_p: the top k + 1 eigenpairs
-    (:func:`explorer.graph_lab.leading_eigenpairs`), the probe and :func:`guarantee_point` of
-    each graph of ``family`` (no spectral clustering: the curve does not draw it)."""
+    (a full eigh), the probe and :func:`guarantee_point` of
+    each graph of ``family`` (no spectral clustering: the curve does not draw it). About a
+    minute for the 43 default values on 2 cores (each E(f*) bracketed); ``on_point(i, n)`` is
+    called before the i-th value (from 0) of n."""
     k = len(family.classes)
     rows = []
-    for value in values:
+    for i, value in enumerate(values):
+        if on_point is not None:
+            on_point(i, len(values))
         W = family.graph(float(value)).weights
-        gammas, vectors = leading_eigenpairs(W, k + 1, seed=seed)
+        # a full eigh, not LOBPCG: nodes that the graph's symmetry makes equal keep equal rows
+        # of f* to 1e-15, which E(f*)'s lower side needs (it groups rows within 1e-9)
+        gammas, vectors = top_eigenpairs(W, k + 1)
         point = guarantee_point(family, float(value), gammas, vectors, W)
         probe = probe_accuracy(spectral_features(W, vectors[:, :k]), family.labels, seed=seed)
         rows.append(
@@ -266,3 +279,36 @@ def guarantee_curve(
     columns = [np.asarray(c, dtype=np.float64) for c in zip(*rows, strict=True)]
     columns[6] = columns[6].astype(bool)
     return GuaranteeCurve(np.asarray(values, dtype=np.float64), *columns)
+
+
+#: The curve of the default (crop_p, rotate_p, color_p), shipped with the package so that the
+#: Graph page draws it at once (computing it brackets 43 graphs' E(f*): about a minute);
+#: ``python -m explorer.shapes_lab`` writes it anew, tests/test_shapes_lab.py recomputes points.
+SHIPPED_CURVE = Path(__file__).with_name("shapes_guarantee_curve.json")
+SHIPPED_SETTINGS = (0.5, 0.5, 0.8)
+
+
+def save_curve(curve: GuaranteeCurve, path: Path, settings: tuple[float, float, float]) -> None:
+    """``curve`` as JSON (one list per field) with the (crop_p, rotate_p, color_p) it is of."""
+    fields = {f.name: getattr(curve, f.name).tolist() for f in dataclasses.fields(curve)}
+    path.write_text(json.dumps({"settings": list(settings), **fields}) + "\n")
+
+
+def shipped_curve(crop_p: float, rotate_p: float, color_p: float) -> GuaranteeCurve | None:
+    """The shipped curve when these are its settings and its values are
+    :data:`CLASS_CHANGE_SWEEP`; None otherwise (or when the file is missing)."""
+    if (crop_p, rotate_p, color_p) != SHIPPED_SETTINGS or not SHIPPED_CURVE.exists():
+        return None
+    stored = json.loads(SHIPPED_CURVE.read_text())
+    if tuple(stored.pop("settings")) != SHIPPED_SETTINGS or tuple(
+            stored["values"]) != CLASS_CHANGE_SWEEP:
+        return None
+    arrays = {name: np.asarray(v, dtype=bool if name == "tied" else np.float64)
+              for name, v in stored.items()}
+    return GuaranteeCurve(**arrays)
+
+
+if __name__ == "__main__":
+    save_curve(guarantee_curve(class_change_family(*SHIPPED_SETTINGS)), SHIPPED_CURVE,
+               SHIPPED_SETTINGS)
+    print(f"wrote {SHIPPED_CURVE}")

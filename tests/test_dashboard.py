@@ -315,8 +315,18 @@ def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: P
     assert shown["of the provable optimum"] == f"{100 * (1 - exact['gap']):.1f}%"
     guarantee = exact["guarantee"]  # the downstream guarantee, from the record
     assert shown["α (Assumption 3.5)"] == f"{100 * guarantee['alpha']:.1f}%"
-    assert shown["E(f) of the network"] == f"{100 * guarantee['error']:.1f}%"
-    assert shown["E(f*) of the optimum"] == f"{100 * guarantee['optimum_error']:.1f}%"
+    # E as its bracket: one number where both sides meet, 'lower–upper%' where not
+    for label, key in (("E(f) of the network", "error"), ("E(f*) of the optimum", "optimum_error")):
+        upper, lower = 100 * guarantee[key], 100 * guarantee[f"{key}_lower"]
+        expected = f"{upper:.1f}%" if upper - lower < 1e-7 else f"{lower:.1f}–{upper:.1f}%"
+        assert shown[label] == expected
+    assert guarantee["error_definition"] == "best head"
+    assert guarantee["error"] <= guarantee["error_least_squares"] + 1e-12
+    # the probe's error beside E(f), and the sentence that tells them apart
+    probe = json.loads((runs_dir / "trained" / "probe.json").read_text())
+    linear = probe["methods"]["trained"]["linear"]["accuracy"]
+    assert shown["linear probe error"] == f"{100 * (1 - linear):.1f}%"
+    assert any("answer two questions" in m.value for m in app.markdown)
     assert shown["population loss L(f)"] == f"{exact['loss']:.3f}"
     data = [t for chart in charts(app) for t in chart["data"]]
     by_name = {t.get("name", ""): t for t in data}
@@ -514,10 +524,10 @@ def test_sweeps_page_plots_and_tabulates_a_sweeps_runs(page, runs_dir: Path) -> 
     # the figure's values: the trained run's guarantee as its latest artifact holds it, in %
     guarantee = load_analysis(open_run(runs_dir / "trained"), 2)["exact"]["guarantee"]
     traces = {t.get("name", ""): t for chart in charts(app) for t in chart["data"]}
-    network = traces["E(f) of the network"]
+    network = next(t for n, t in traces.items() if n.startswith("E(f) of the network"))
     assert network["x"] == ["shapes", "shapes-subgrid"]
     assert network["y"][0] == pytest.approx(100 * guarantee["error"]) and network["y"][1] is None
-    bound = next(t for n, t in traces.items() if n.startswith("bound 4α"))
+    bound = next(t for n, t in traces.items() if n.startswith("bound 8α"))
     assert bound["y"][0] == pytest.approx(100 * rows[0]["bound"])
     linear = traces["linear probe accuracy"]["y"]
     assert linear == pytest.approx([100 * r["linear"] for r in rows])
@@ -530,7 +540,8 @@ def test_the_demo_sweep_is_on_the_sweeps_page_of_a_fresh_runs_directory(
 
     runs = tmp_path / "runs"
     installed = install_demo_runs(runs)
-    sweep_runs = [f"shapes-class-change-{v}" for v in ("0", "0.3", "0.6", "0.9")]
+    sweep_runs = [f"shapes-class-change-{v}" for v in ("0", "0.05", "0.1", "0.2", "0.3", "0.6",
+                                                         "0.9")]
     assert set(sweep_runs) <= set(installed)
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
     app = AppTest.from_file(str(ROOT / "dashboard" / "sweep_page.py"), default_timeout=60)
@@ -538,14 +549,23 @@ def test_the_demo_sweep_is_on_the_sweeps_page_of_a_fresh_runs_directory(
     assert not app.exception and app.selectbox[0].value == "shapes-class-change"
     table = app.dataframe[0].value
     assert table["run"].tolist() == sweep_runs and set(table["state"]) == {"finished"}
-    # each row's E(f*) and α are those of its run's latest analysis, as the Spectrum page reads it
+    # each row's E(f*) bracket and α are those of its run's latest analysis
     for name, optimum_error, alpha in zip(sweep_runs, table["E(f*) %"], table["α %"],
                                           strict=True):  # fmt: skip
         run = open_run(runs / name)
         guarantee = load_analysis(run, analysed_epochs(run)[-1])["exact"]["guarantee"]
-        assert optimum_error == pytest.approx(round(100 * guarantee["optimum_error"], 1))
+        upper, lower = guarantee["optimum_error"], guarantee["optimum_error_lower"]
+        assert optimum_error.split("–")[-1] == f"{100 * upper:.1f}"
+        assert optimum_error.split("–")[0] == f"{100 * lower:.1f}"
         assert alpha == pytest.approx(round(100 * guarantee["alpha"], 1))
-    assert table["E(f*) %"].tolist() == sorted(table["E(f*) %"])  # grows with class_change_p
+    # the least-squares heads' errors grow with class_change_p; the best head found stays below
+    least = []
+    for name in sweep_runs:
+        run = open_run(runs / name)
+        guarantee = load_analysis(run, analysed_epochs(run)[-1])["exact"]["guarantee"]
+        least.append(guarantee["optimum_error_least_squares"])
+        assert guarantee["optimum_error"] <= least[-1] + 1e-12
+    assert least == sorted(least)
     assert table["α %"].iloc[-1] > table["α %"].iloc[1] > 0 == table["α %"].iloc[0]
 
 

@@ -33,11 +33,15 @@ def test_the_reading_equals_the_dense_path_on_the_default_sub_grid(class_change_
     _, vectors = np.linalg.eigh((abar + abar.T) / 2)
     top = vectors[:, ::-1][:, :6] * np.sqrt(np.clip(gammas[:6], 0, None)) / np.sqrt(w)[:, None]
     if not reading.guarantee.tied:  # else f* is the solver's choice
-        assert reading.guarantee.optimum_error == pytest.approx(
-            guarantee.downstream_error(top, A, p, y, 6), abs=1e-12)
-    k_next = float(np.where(gammas[6] > 1 - 1e-9, 1.0, gammas[6]))
-    assert reading.guarantee.bound == pytest.approx(
-        guarantee.eigenvalue_bound(reading.guarantee.alpha, k_next), rel=1e-8)
+        # the least-squares head is one of the heads tried: the bracket's upper side beats it
+        least = guarantee.downstream_error(top, A, p, y, 6)
+        assert reading.guarantee.optimum.least_squares == pytest.approx(least, abs=1e-12)
+        assert reading.guarantee.optimum_error <= least + 1e-12
+    # the bound from the dense α and γ₇, written out (8α/λ + 2α), not from the reading's α
+    dense_alpha = max(0.0, guarantee.alpha(A, p, y, 6))
+    lam = 1.0 - float(np.where(gammas[6] > 1 - 1e-9, 1.0, gammas[6]))
+    assert reading.guarantee.bound == pytest.approx(8 * dense_alpha / lam + 2 * dense_alpha,
+                                                    rel=1e-8, abs=1e-12)
     # the sample is drawn evenly from every class, in class order
     assert len(reading.sample) == 6 * 60 and np.all(np.diff(reading.sample_labels) >= 0)
     assert np.bincount(reading.sample_labels).tolist() == [60] * 6

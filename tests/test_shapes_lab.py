@@ -20,8 +20,27 @@ def family() -> shapes_lab.ClassChangeFamily:
 
 
 @pytest.fixture(scope="module")
-def curve(family: shapes_lab.ClassChangeFamily) -> shapes_lab.GuaranteeCurve:
-    return shapes_lab.guarantee_curve(family)
+def curve() -> shapes_lab.GuaranteeCurve:
+    """The shipped curve of the default settings (the page draws it; computing it takes about a
+    minute): :func:`test_the_shipped_curve_is_what_the_code_computes` recomputes some of it."""
+    shipped = shapes_lab.shipped_curve(*shapes_lab.SHIPPED_SETTINGS)
+    assert shipped is not None, "python -m explorer.shapes_lab writes the shipped curve"
+    return shipped
+
+
+def test_the_shipped_curve_is_what_the_code_computes(
+    family: shapes_lab.ClassChangeFamily, curve: shapes_lab.GuaranteeCurve
+) -> None:
+    """Three values recomputed, one in each regime (votes all held, the first step, the end)."""
+    chosen = [0.3, 0.6, MAX_CLASS_CHANGE_P]
+    fresh = shapes_lab.guarantee_curve(family, chosen)
+    at = [int(np.flatnonzero(np.isclose(curve.values, v))[0]) for v in chosen]
+    assert len(at) == 3
+    for field in ("alpha", "least_squares", "bound", "gamma_k", "gamma_next"):
+        np.testing.assert_allclose(getattr(fresh, field), getattr(curve, field)[at], atol=1e-9)
+    # the searched heads may land elsewhere on another run's eigenvectors; the brackets agree
+    assert (fresh.optimum_error_lower <= curve.optimum_error[at] + 1e-12).all()
+    assert (curve.optimum_error_lower[at] <= fresh.optimum_error + 1e-12).all()
 
 
 @pytest.mark.parametrize("c", [0.0, 0.37, 0.71])
