@@ -46,9 +46,10 @@ grid = grouped_grid(triples, 3, columns, pad=3, gap=4 * originals.shape[-1] // 5
 scale = max(1, 192 // originals.shape[-1])
 # enlarged by pixel repetition (sharp at any zoom); a grey grid is 2-D and stays one channel
 block = np.ones((scale, scale) if grid.ndim == 2 else (scale, scale, 1), dtype=np.uint8)
-right.image(np.kron(grid, block),
-            caption=f"recipe '{recipe_name(config)}': original | view 1 | view 2, "
-                    f"{columns} to a row")
+# the key above the grid, where the eye starts
+right.markdown(f"**original | view 1 | view 2**, {columns} triples to a row · recipe "
+               f"'{recipe_name(config)}'")
+right.image(np.kron(grid, block))
 if recipe_name(config) == GRAPH_AUGMENT:  # views drawn from the exact graph's kernel
     kernel = graph_kernel(config)
     changes = (f" Then, where a view is ambiguous (small shapes), a ring, cross or star is "

@@ -42,8 +42,11 @@ BACKBONE = "backbone h"
 stored = any(f"{name}_projector" in arrays for name in ("umap", "pca"))
 projector = (projector_features_label(artifact) if stored
              else "projector output (needs explorer analyze --force)")
-# keyed: the choice keeps its place across checkpoints, whatever each one's label says
-features = left.radio("Features", [BACKBONE, "projector output"],
+# keyed: the choice keeps its place across checkpoints, whatever each one's label says. The
+# projector's features open the page where the analysis has them: they are what the loss, and
+# the theorem, are about
+options = ["projector output", BACKBONE] if stored else [BACKBONE, "projector output"]
+features = left.radio("Features", options,
                       format_func=lambda name: projector if name != BACKBONE else name,
                       horizontal=True, key="embedding-features",
                       help="backbone h: the features the linear probe reads. Projector output: "
@@ -64,6 +67,11 @@ if not layouts:
         st.info("This analysis stored no 2-D layout.")
         st.stop()
 projection = right.radio("Layout", layouts, horizontal=True)
+if not suffix:
+    st.caption("The backbone's h, before the projector, keeps more than the loss asks for: on "
+               "`shapes` the scene (position, scale, colours) as well as the class, so its "
+               "layout groups images by scene; the projector's features are what the loss "
+               "shapes into one cluster per class.")
 shown = BACKBONE if not suffix else projector_features_label(artifact, short=True)
 labels, indices = arrays["labels"], arrays["indices"]
 

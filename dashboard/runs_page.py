@@ -15,7 +15,7 @@ from dashboard.memory import drop_missing, kept
 from explorer.config_docs import label
 from explorer.errors import UserError
 from explorer.figures import run_colors, share_overlay_figure, training_curves
-from explorer.overview import RunSummary, share_history, summaries
+from explorer.overview import RunSummary, overlay_default, share_history, summaries
 from explorer.run_admin import (
     closest_preset,
     config_history,
@@ -51,20 +51,21 @@ def runs_table() -> None:
     st.dataframe(
         [
             {
+                # what a run reached first (visible without scrolling), then how it was set up
                 "name": s.name,
                 "state": _state(s),
+                "linear %": _percent(s.linear),
+                "kNN %": _percent(s.knn),
+                "of optimum %": _percent(s.share),
+                "loss": s.loss,
+                "epochs": s.epochs_text if s.state != "corrupt" else "?",
+                "progress": s.progress,
                 "dataset": s.dataset,
                 "backbone": s.backbone,
-                "loss": s.loss,
                 "augment": s.augment or "—",
                 "μ": "n/a (no μ)" if s.mu is None else f"{s.mu:g}",  # SimCLR, SimSiam
                 "lr": "—" if s.lr is None else f"{s.lr:g}",
                 "batch": "—" if s.batch_size is None else str(s.batch_size),
-                "epochs": s.epochs_text if s.state != "corrupt" else "?",
-                "progress": s.progress,
-                "linear %": _percent(s.linear),
-                "kNN %": _percent(s.knn),
-                "of optimum %": _percent(s.share),
             }
             for s in rows
         ],
@@ -88,9 +89,10 @@ rows = [s for s in summaries(runs_dir()) if s.state != "corrupt"]
 if rows:
     st.subheader("Training curves")
     names = [s.name for s in rows]
-    # The first visit shows the run picked elsewhere (or the newest); after that, the user's
-    # own choice, whatever is picked on other pages.
-    default = [n for n in names if n == st.session_state.get("selected_run")] or names[-3:]
+    # The first visit shows the run picked elsewhere, else the demo trio beside the newest run;
+    # after that, the user's own choice, whatever is picked on other pages.
+    default = [n for n in names if n == st.session_state.get("selected_run")] or overlay_default(
+        names, runs_dir())
     drop_missing("runs-overlay", names)
     chosen = kept("runs-overlay", default, st.multiselect,
                   "Overlay runs (spectral beside SimCLR and SimSiam)", names)
@@ -102,11 +104,12 @@ if rows:
             st.warning(f"Run `{name}` is gone.")
     if any(metrics.values()):
         # Colours by place among every run (the Train page's too), not by the chosen ones.
-        st.plotly_chart(training_curves(metrics, run_colors(run_names())), key="curves")
+        losses = {s.name: s.loss or "" for s in rows}
+        st.plotly_chart(training_curves(metrics, run_colors(run_names()), losses), key="curves")
         st.caption("The spectral loss is −2·E[z·z⁺] + E[(z·z′)²] (HaoChen et al. 2021, eq. 5): "
                    "its positive part pulls two views of one image together, its negative part "
                    "pushes apart views of different images. SimCLR and SimSiam losses sit on "
-                   "their own scales.")
+                   "their own scales, each on its own axis (right of the loss panel).")
     elif chosen:
         st.info("No metrics logged yet.")
     histories = {name: share_history(Run(runs_dir() / name)) for name in chosen}

@@ -90,9 +90,10 @@ def show_theorem(exact: dict[str, Any]) -> None:
     cols[3].metric("optimum −Σγᵢ²", f"{exact['optimum']:.3f}",
                    help=f"reachable inside the ball: {exact['reachable_optimum']:.3f}")
     chance = exact.get("span_chance")
-    cols[4].metric("class eigenspace spanned", f"{exact['class_r2']:.3f}",
-                   delta=None if chance is None else f"chance {chance:.2f}",
-                   delta_color="off",
+    # the chance level in the value, not as a delta: an arrow read as an increase
+    cols[4].metric("class eigenspace spanned",
+                   f"{exact['class_r2']:.3f}" + ("" if chance is None
+                                                 else f" (chance {chance:.2f})"),
                    help="R² (mean squared cosine of the principal angles) of the γ = 1 block; "
                         "random features of the same rank r span r/n of it on average (chance)")
     st.markdown(f"At epoch {epoch} the network is at **{100 * share:.1f}%** of the provable "

@@ -31,9 +31,19 @@ def run_color(name: str) -> str:
 
 
 def run_colors(names: Sequence[str]) -> dict[str, str]:
-    """One colour per run, distinct for up to ``len(PALETTE)`` (20) runs: by each run's place
-    in ``names``, the list of every run, so that a run keeps its colour whichever are shown."""
-    return {name: _color(i) for i, name in enumerate(names)}
+    """One colour per run, distinct for up to ``len(PALETTE)`` (20) runs, derived from each
+    name (:func:`run_color`): a run keeps its colour when runs are added or removed, unless a
+    new run's name hashes to the same colour and sorts before it; then the later name moves to
+    the next free colour. ``names``: every run, whichever are shown."""
+    taken: dict[str, str] = {}
+    used: set[int] = set()
+    for name in sorted(set(names), key=lambda n: (zlib.crc32(n.encode()) % len(PALETTE), n)):
+        slot = zlib.crc32(name.encode()) % len(PALETTE)
+        while slot in used and len(used) < len(PALETTE):
+            slot = (slot + 1) % len(PALETTE)
+        used.add(slot)
+        taken[name] = PALETTE[slot]
+    return {name: taken[name] for name in names}
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -47,6 +57,7 @@ def log_ticks(low: float, high: float) -> list[float]:
 def training_curves(
     metrics_by_run: Mapping[str, Sequence[dict[str, Any]]],
     colors: Mapping[str, str] | None = None,
+    losses: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Loss (with the spectral loss's positive and negative parts), lr, images/s and the kNN
     monitor against epochs, one colour per run.
@@ -54,6 +65,8 @@ def training_curves(
     Args:
         metrics_by_run: run name -> its ``metrics.jsonl`` records (``kind`` "step" or "epoch").
         colors: run name -> colour (:func:`run_colors` of every run); else :func:`run_color`.
+        losses: run name -> its loss ("spectral", "simclr", ...): each loss then gets a y axis
+            of its own in the loss panel (SimCLR's ≈ 5 would flatten the spectral ≈ −0.3).
     """
     titles = ("loss (dashed: positive part, dotted: negative part)", "kNN accuracy (monitor, %)",
               "learning rate", f"images / s (median of {SPEED_WINDOW} logged steps)")
@@ -62,6 +75,8 @@ def training_curves(
     panels = [("loss", 1, 1, "solid", "step"), ("positive", 1, 1, "dash", "step"),
               ("negative", 1, 1, "dot", "step"), ("knn_accuracy", 1, 2, "solid", "epoch"),
               ("lr", 2, 1, "solid", "step"), ("images_per_s", 2, 2, "solid", "step")]
+    kinds = list(dict.fromkeys((losses or {}).get(name, "") for name in metrics_by_run))
+    loss_axis = {kind: "y" if i == 0 else f"y{4 + i}" for i, kind in enumerate(kinds)}
     for name, records in metrics_by_run.items():
         for key, row, col, dash, kind in panels:
             rows = [r for r in records if r.get("kind") == kind and key in r]
@@ -72,14 +87,24 @@ def training_curves(
             values = [scale * r[key] for r in rows]
             if key == "images_per_s":  # pauses for checkpoints and kNN make a sawtooth
                 values = rolling_median(values, SPEED_WINDOW)
-            fig.add_trace(
-                go.Scatter(x=[r["epoch"] for r in rows], y=values,
-                           mode="lines+markers" if kind == "epoch" else "lines", name=label,
-                           line={"color": (colors or {}).get(name) or run_color(name),
-                                 "dash": dash}, legendgroup=name,
-                           showlegend=key == "loss"),
-                row=row, col=col,
-            )
+            trace = go.Scatter(x=[r["epoch"] for r in rows], y=values,
+                               mode="lines+markers" if kind == "epoch" else "lines", name=label,
+                               line={"color": (colors or {}).get(name) or run_color(name),
+                                     "dash": dash}, legendgroup=name,
+                               showlegend=key == "loss")
+            axis = loss_axis[(losses or {}).get(name, "")] if row == col == 1 else "y"
+            if axis == "y":
+                fig.add_trace(trace, row=row, col=col)
+            else:  # another loss: its own axis over the loss panel
+                fig.add_trace(trace.update(xaxis="x", yaxis=axis))
+    for i, kind in enumerate(kinds):
+        title = f"{kind} loss" if kind else None
+        if i == 0:
+            fig.update_yaxes(title_text=title, row=1, col=1)
+            continue
+        fig.update_layout({f"yaxis{4 + i}": {
+            "overlaying": "y", "side": "right", "title": {"text": title}, "showgrid": False,
+            "anchor": "x" if i == 1 else "free", "autoshift": i > 1, "shift": 8 * (i - 1)}})
     if not any(t.xaxis == "x2" for t in fig.data):  # an empty panel says why it is empty
         fig.add_annotation(text="no kNN accuracy yet: it is measured at the end of every "
                                 "knn_every-th epoch (never when 0)",
@@ -88,6 +113,7 @@ def training_curves(
         fig.update_xaxes(visible=False, row=1, col=2)
         fig.update_yaxes(visible=False, row=1, col=2)
     fig.update_xaxes(title_text="epoch", row=2)  # on the top row it would run into the titles
+    fig.update_xaxes(rangemode="nonnegative")  # a short run's few points: no axis from −2
     fig.update_layout(height=600, margin={"t": 40, "b": 40},
                       legend={"orientation": "h", "y": -0.12})
     return fig
@@ -542,6 +568,7 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], key: str) -> go.Figure:
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name,
                                      line={"color": _color(i + 4 * (col - 1)), "dash": dash},
                                      marker={"symbol": symbol, "size": 8},
+                                     legend="legend" if col == 1 else "legend2",
                                      error_y=_bracket_bar(rows, field, y)), row=1, col=col)
     if above:
         fig.add_trace(go.Scatter(x=[x[i] for i in above], y=[100.0] * len(above),
@@ -556,8 +583,10 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], key: str) -> go.Figure:
     fig.update_yaxes(range=[0, 103], row=1, col=2)
     axis = {"title_text": key} if numeric else {"title_text": key, "type": "category"}
     fig.update_xaxes(**axis)
-    fig.update_layout(height=440, margin={"t": 40, "b": 40},
-                      legend={"orientation": "h", "y": -0.25})
+    # one legend under each chart, each naming its own lines
+    fig.update_layout(height=500, margin={"t": 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.22, "x": 0.0, "xanchor": "left"},
+                      legend2={"orientation": "h", "y": -0.22, "x": 0.55, "xanchor": "left"})
     return fig
 
 

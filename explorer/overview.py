@@ -96,3 +96,23 @@ def share_history(run: Run) -> list[tuple[int, float]]:
 
 def summaries(runs_dir: str | Path) -> list[RunSummary]:
     return [summarize(run) for run in list_runs(runs_dir)]
+
+
+#: The shipped demo runs the Runs page's overlay opens on: the spectral loss beside SimCLR and
+#: SimSiam.
+DEMO_TRIO = ("shapes-spectral", "shapes-simclr", "shapes-simsiam")
+
+
+def overlay_default(names: list[str], runs_dir: str | Path) -> list[str]:
+    """The runs an overlay opens on: the demo trio (those of ``names`` present) and the newest
+    other run (by its ``config.json``'s time); without the trio, the three newest."""
+    trio = [n for n in DEMO_TRIO if n in names]
+
+    def created(name: str) -> float:
+        try:
+            return (Path(runs_dir) / name / "config.json").stat().st_mtime
+        except OSError:
+            return 0.0
+
+    others = sorted((n for n in names if n not in trio), key=lambda n: (created(n), n))
+    return trio + others[-1:] if trio else others[-3:]

@@ -100,6 +100,8 @@ def test_runs_table_tells_runs_apart_and_gives_each_its_own_colour(page, runs_di
     finally:
         shutil.rmtree(runs_dir / "young")
     table = app.dataframe[0].value.set_index("name")
+    # what a run reached comes first: visible at 1,400 px without a horizontal scroll
+    assert list(table.columns)[:4] == ["state", "linear %", "kNN %", "of optimum %"]
     assert list(table.loc["young", ["linear %", "kNN %", "of optimum %"]]) == ["—"] * 3
     assert list(table.loc["young", ["augment", "lr", "batch"]]) == [
         "shapes", "0.05", str(config.batch_size)]
@@ -224,9 +226,15 @@ def test_embeddings_page_shows_the_projector_features_and_keeps_the_selection(
     labels, indices = arrays["labels"], arrays["indices"]
     app = page("embeddings", run="trained")
     features = _radio(app, "Features")
-    assert features.value == "backbone h"  # the default
+    # the default: the projector's features, the theorem's f (the backbone's h second)
+    assert features.value == "projector output"
     assert list(features.options) == [
-        "backbone h", f"projector output f = clip(z) (the theorem's f, μ = {artifact['mu']:g})"]
+        f"projector output f = clip(z) (the theorem's f, μ = {artifact['mu']:g})", "backbone h"]
+    chart = charts(app)[0]
+    np.testing.assert_allclose(_layout_of_chart(chart, labels, classes), arrays["pca_projector"],
+                               rtol=1e-6)
+    features.set_value("backbone h").run()
+    assert any("groups images by scene" in c.value for c in app.caption)
     chart = charts(app)[0]
     np.testing.assert_allclose(_layout_of_chart(chart, labels, classes), arrays["pca"], rtol=1e-6)
     # a selection kept as test images (what a click or lasso records) follows the choice
@@ -418,7 +426,8 @@ def test_augmentations_page_draws_positive_pairs_and_its_recipe_as_text(page) ->
 def test_augmentations_page_shows_graph_views_and_their_kernel(page) -> None:
     app = page("augmentations", run="synthetic")  # the shapes-demo preset: augment=graph
     assert not app.exception and len(app.get("image")) == 1
-    assert "recipe 'graph'" in app.get("image")[0].proto.imgs[0].caption
+    assert any("recipe 'graph'" in m.value and m.value.startswith("**original | view 1")
+               for m in app.markdown)  # the key above the grid
     assert not app.json
     table = next(m.value for m in app.markdown if m.value.startswith("| redrawn"))
     kernel = ShapesKernel()

@@ -22,6 +22,7 @@ from explorer.figures import (
     probe_history_figure,
     projector_features_label,
     reachable_optimum_figure,
+    run_color,
     run_colors,
     spectrum_figure,
     spectrum_metrics_figure,
@@ -85,11 +86,19 @@ def test_grouped_grid_sets_each_group_apart() -> None:
     assert (row[17:24] == 255).all() and row[24] == 0  # seven between groups
 
 
-def test_every_run_gets_its_own_colour_by_its_place_among_all_runs() -> None:
+def test_every_run_gets_its_own_colour_from_its_name() -> None:
     steps = [{"kind": "step", "epoch": 0.5, "loss": 1.0, "lr": 0.1, "images_per_s": 9.0}]
     everyone = [f"spectral-{i}" for i in range(20)]
     palette = run_colors(everyone)
     assert len(set(palette.values())) == 20  # no two oranges
+    # a run keeps its colour when another is added whose colour is free (derived from names)
+    demo = ["shapes-spectral", "shapes-simclr", "shapes-simsiam"]
+    before = run_colors(demo)
+    free = next(f"mine-{i}" for i in range(100)
+                if run_color(f"mine-{i}") not in before.values())
+    after = run_colors([*demo, free])
+    assert all(after[n] == before[n] for n in demo) and after[free] == run_color(free)
+    assert run_colors(list(reversed(demo))) == before  # not by place in the list
     fig = training_curves({"spectral-3": steps, "spectral-11": steps}, palette)
     assert {t.name: t.line.color for t in fig.data} == {
         "spectral-3": palette["spectral-3"], "spectral-11": palette["spectral-11"]}
@@ -281,3 +290,18 @@ def test_reachable_optimum_figure_shows_the_curve_and_marks() -> None:
     assert list(fit.x) == [29.25, 29.25] and list(run.x) == [10.0, 10.0]
     assert list(run.y) == [-10.1, 0.0]  # from the lowest loss up to f = 0
     assert len(reachable_optimum_figure(mus, losses, -10.1).data) == 2
+
+
+def test_each_loss_gets_its_own_axis_and_short_runs_start_at_zero() -> None:
+    spectral = [{"kind": "step", "epoch": e, "loss": -0.3, "lr": 0.1, "images_per_s": 9.0}
+                for e in (0.5, 1.0)]
+    simclr = [{"kind": "step", "epoch": e, "loss": 4.8, "lr": 0.1, "images_per_s": 9.0}
+              for e in (0.5, 1.0)]
+    fig = training_curves({"a": spectral, "b": simclr, "c": spectral},
+                          losses={"a": "spectral", "b": "simclr", "c": "spectral"})
+    loss = {t.name: t.yaxis for t in fig.data if t.name in ("a", "b", "c") and t.line.dash
+            == "solid" and (t.xaxis in (None, "x"))}
+    assert loss["a"] == loss["c"] == "y" and loss["b"] == "y5"
+    assert fig.layout.yaxis5.overlaying == "y" and fig.layout.yaxis5.title.text == "simclr loss"
+    assert fig.layout.yaxis.title.text == "spectral loss"
+    assert fig.layout.xaxis.rangemode == "nonnegative"

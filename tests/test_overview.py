@@ -78,3 +78,22 @@ def test_the_runs_page_overlays_the_share_of_the_optimum_of_the_chosen_runs(
     low, high = chart["layout"]["yaxis"]["range"]
     values = [v for line in lines.values() for v in trace_values(line, "y")]
     assert low < min(values) < 0 and max(values) < 100 < high
+
+
+def test_the_overlay_opens_on_the_demo_trio_and_the_newest_run(tmp_path) -> None:
+    import os
+
+    from explorer.overview import overlay_default
+
+    names = ["a-mine", "shapes-image", "shapes-simclr", "shapes-simsiam", "shapes-spectral",
+             "z-older"]
+    for age, name in enumerate(names):  # a-mine is the newest, z-older the oldest
+        (tmp_path / name).mkdir()
+        config = tmp_path / name / "config.json"
+        config.write_text("{}")
+        os.utime(config, (1_000_000 - age, 1_000_000 - age))
+    chosen = overlay_default(names, tmp_path)
+    assert chosen == ["shapes-spectral", "shapes-simclr", "shapes-simsiam", "a-mine"]
+    # without the demo runs: the three newest
+    mine = ["a-mine", "z-older", "shapes-image"]
+    assert overlay_default(mine, tmp_path) == ["z-older", "shapes-image", "a-mine"]
