@@ -35,7 +35,7 @@ app: setup
 screenshots: setup browser
 	$(PY) dashboard/screenshots.py assets
 
-# Rebuild explorer/demo_runs from the shapes-demo presets and the class-change sweep (about 22
+# Rebuild explorer/demo_runs from the shapes-demo presets and the class-change sweep (about 40
 # minutes on 2 CPU cores).
 demo-runs: setup
 	bash demo/build_demo_runs.sh $(PY)

@@ -51,11 +51,12 @@ def _stop(run: Run) -> None:
     _after(run.name, f"Stop requested: {run.name} checkpoints and exits at its next step")
 
 
-def _resume(run: Run) -> None:
+def _resume(run: Run, more_epochs: bool = False) -> None:
     if launch_state(runs_dir(), run.name) == "resuming":  # a second click, before the redraw
         return
+    changes = ({"epochs": int(st.session_state[f"epochs-{run.name}"])} if more_epochs else {})
     try:
-        launched = resume_training(run)
+        launched = resume_training(run, changes)
     except UserError as err:
         st.session_state[_ERROR + run.name] = str(err)
         return
@@ -100,6 +101,22 @@ def controls(run: Run, status: dict[str, Any], activity: str | None, slot: Any) 
                 f"`{name}` is held by trainer process {writer if writer > 0 else '?'} "
                 "(starting or finishing); Resume is disabled until it exits."
             )
+    elif state == "finished" and run.has_resume_state():
+        # the CLI's policy (explorer.checkpoint.resume_plan): a finished run trains on with more
+        # epochs; fewer or as many are refused with its message
+        resuming = pending == "resuming"
+        trained = int(status.get("epoch") or 0)
+        slot.number_input("Train on to epoch", min_value=1, value=trained + max(1, trained // 2),
+                          step=1, key=f"epochs-{name}", disabled=resuming or writer is not None)
+        slot.button(
+            "Resuming…" if resuming else "Continue training",
+            key=f"continue-{name}",
+            disabled=resuming or writer is not None,
+            on_click=_resume,
+            args=(run, True),
+        )
+        if resuming:
+            st.info(f"Resuming `{name}`: its trainer loads the data and the last checkpoint…")
     if pending == "failed to resume":
         st.error(f"Resuming `{name}` failed: its trainer exited before taking the run over.")
         st.code(launch_log(runs_dir(), name, 15) or "(no output)")

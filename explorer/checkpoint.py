@@ -67,6 +67,33 @@ def resume_config(saved: Config, changes: dict[str, Any], epochs_done: int) -> C
     return config
 
 
+def resume_plan(
+    name: str, state: str | None, saved: Config, changes: dict[str, Any], epochs_done: int
+) -> Config:
+    """The one resume policy, for ``explorer train --resume`` and the dashboard alike: the
+    config a resume would train, or a one-line :class:`UserError`.
+
+    A running run does not resume (stop it first); a stopped, died or failed run resumes where
+    it stopped; a finished run continues only with more ``epochs`` than it has trained. Only the
+    fields in :data:`RESUMABLE` may change (:func:`resume_config`).
+
+    Args:
+        name: the run, as the message should name it.
+        state: its status's ``state``.
+        saved: its config; ``changes``: the fields to change; ``epochs_done``: its resume
+            state's completed epochs.
+    """
+    if state == "running":
+        raise UserError(f"run {name} is still running; stop it first")
+    config = resume_config(saved, changes, epochs_done)
+    if state == "finished" and config.epochs <= epochs_done:
+        raise UserError(
+            f"run {name} already finished all {epochs_done} epochs; resume it with a larger "
+            "epochs= to train on"
+        )
+    return config
+
+
 def config_changes(old: Config, new: Config) -> dict[str, list[Any]]:
     """``{field: [old, new]}`` for every field that differs."""
     before, after = old.to_dict(), new.to_dict()

@@ -234,7 +234,7 @@ def _open_for_resume(args: argparse.Namespace) -> tuple[Run, Config]:
     changes; every check runs before the data loads and before anything is written."""
     from explorer import distributed
     from explorer.builders import resolve_device
-    from explorer.checkpoint import TrainState, resume_config
+    from explorer.checkpoint import TrainState, resume_config, resume_plan
     from explorer.config import parse_overrides
     from explorer.runs import open_run
 
@@ -251,16 +251,9 @@ def _open_for_resume(args: argparse.Namespace) -> tuple[Run, Config]:
     if distributed.is_main():
         try:
             run.lock()  # the one writer from here on: a second trainer stops here
-            state = run.status().get("state")
-            if state == "running":  # a writer without the lock (an older explorer)
-                raise UserError(f"run {run.path} is still running; stop it first")
+            # "running" here is a writer without the lock (an older explorer)
             done = TrainState.from_dict(run.load_resume_state()).epoch  # fails if corrupt
-            config = resume_config(saved, changes, done)
-            if state == "finished" and config.epochs <= done:
-                raise UserError(
-                    f"run {run.path} already finished all {done} epochs; resume it with a "
-                    "larger epochs= to train on"
-                )
+            resume_plan(str(run.path), run.status().get("state"), saved, changes, done)
         except (KeyError, TypeError, ValueError):
             failure = UserError(f"checkpoint of {run.path} is damaged (no step counters)")
         except UserError as err:

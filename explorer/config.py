@@ -115,6 +115,10 @@ def _unknown_key(key: str, where: str) -> UserError:
     return UserError(f"unknown config key '{key}' in {where}{hint}")
 
 
+#: What each field type asks for, in words (the form's users need not know "int").
+KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
 def _coerce(key: str, value: Any, where: str) -> Any:
     """Convert ``value`` (a TOML value or a command-line string) to the field's type."""
     if key not in FIELD_TYPES:
@@ -139,7 +143,8 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             return float(text)
         return text
     except ValueError:
-        raise UserError(f"{key}={text!r} in {where} is not a valid {kind.__name__}") from None
+        raise UserError(f"{key}={text!r} in {where} is not a valid {kind.__name__} "
+                        f"({KIND_WORDS[kind]})") from None
 
 
 def _read_toml(path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -187,15 +192,18 @@ def build_config(
     preset: str | None = None,
     config_file: str | Path | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    where: str = "the overrides",
 ) -> Config:
-    """Defaults, then the preset, then the config file, then the overrides; validated."""
+    """Defaults, then the preset, then the config file, then the overrides; validated.
+    ``where`` names the overrides in a message (the dashboard's: "the form")."""
     values: dict[str, Any] = {}
     if preset is not None:
         values.update(_read_toml(preset_path(preset), (preset,)))
     if config_file is not None:
         values.update(_read_toml(Path(config_file)))
     if isinstance(overrides, dict):
-        values.update({k: _coerce(k, v, "the overrides") for k, v in overrides.items()})
+        values.update({k: _coerce(k, v, where) for k, v in overrides.items()})
     elif overrides:
         values.update(parse_overrides(overrides))
     config = Config(**values)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from explorer.checkpoint import TrainState, resume_plan
 from explorer.config import Config, build_config
 from explorer.errors import UserError
 from explorer.runs import (
@@ -63,12 +64,13 @@ def _launch_paths(runs_dir: Path, name: str) -> tuple[Path, Path]:
 def validate_launch(
     runs_dir: str | Path, name: str, preset: str | None, overrides: dict[str, Any]
 ) -> Config:
-    """The config a launch would train, or a :class:`UserError` with the CLI's own message."""
+    """The config a launch would train, or a :class:`UserError` with the CLI's own message,
+    in the form's words ("epochs='abc' in the form is not a valid int (a whole number)")."""
     check_run_name(name)
     path = run_path(runs_dir, name)
     if path.exists() or _launch_paths(Path(runs_dir), name)[0].exists():
         raise UserError(f"a run named '{name}' already exists in {runs_dir}; choose another name")
-    return build_config(preset, None, overrides)
+    return build_config(preset, None, overrides, where="the form")
 
 
 def explorer_command(*args: str) -> tuple[list[str], dict[str, str]]:
@@ -121,16 +123,20 @@ def _format_value(value: Any) -> str:
 
 
 def resume_training(run: Run, changes: dict[str, Any] | None = None) -> Launch:
-    """Continue a stopped, died or failed run in a new detached process; ``changes`` may set
-    the optimisation fields a resume allows (:data:`explorer.checkpoint.RESUMABLE`)."""
+    """Continue a run in a new detached process, as ``explorer train --resume`` would
+    (:func:`explorer.checkpoint.resume_plan`: a stopped, died or failed run where it stopped, a
+    finished one with more ``epochs``); ``changes`` may set the optimisation fields a resume
+    allows (:data:`explorer.checkpoint.RESUMABLE`)."""
     holder = run.locked_by()
     if holder is not None:
         who = f"process {holder}" if holder > 0 else "another process"
         raise UserError(f"run {run.name} is being written by {who}; wait for it to exit")
-    state = run.status().get("state")
-    if state not in ("stopped", "died", "failed"):
-        raise UserError(f"run {run.name} is {state}; only a stopped, died or failed run resumes")
-    run.load_resume_state()  # fail here, with its message, when the checkpoint is unusable
+    try:  # fail here, with its message, when the checkpoint is unusable
+        done = TrainState.from_dict(run.load_resume_state()).epoch
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"checkpoint of {run.path} is damaged (no step counters)") from None
+    # the CLI's own policy and messages: a finished run continues with more epochs
+    resume_plan(run.name, run.status().get("state"), run.config(), dict(changes or {}), done)
     args = ["--resume", str(run.path.resolve())]
     args += [f"{key}={_format_value(value)}" for key, value in (changes or {}).items()]
     return _spawn(run.path.parent, run.name, args)

@@ -27,6 +27,7 @@ from explorer.demo import DEMO_RUNS, copy_demo_sweeps
 from explorer.errors import UserError, first_line
 from explorer.launcher import LAUNCH_DIR, launch_state
 from explorer.runs import Run, check_run_name, list_runs, open_run, run_path
+from explorer.sweep import follow_run
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,10 @@ def _held(run_dir: Path, name: str, doing: str) -> Iterator[None]:
 
 
 def rename_run(runs_dir: str | Path, old: str, new: str) -> Path:
-    """Rename the run ``old`` to ``new`` (its launch record and log follow it); returns its new
-    path. Refused, with a one-line :class:`UserError`, for an invalid or taken name and for a
-    run that a live process writes."""
+    """Rename the run ``old`` to ``new`` (its launch record and log follow it, and any sweep
+    manifest that names it); returns its new path. Refused, with a one-line
+    :class:`UserError`, for an invalid or taken name and for a run that a live process
+    writes."""
     runs_dir = Path(runs_dir)
     new = new.strip() if isinstance(new, str) else new
     source = open_run(run_path(runs_dir, old)).path
@@ -121,6 +123,7 @@ def rename_run(runs_dir: str | Path, old: str, new: str) -> Path:
         except OSError as err:
             target.rmdir()
             raise UserError(f"cannot rename run '{old}': {first_line(err)}") from None
+    follow_run(runs_dir, old, new)  # a sweep that names the run names it by its new name
     for before, after in zip(_launch_files(runs_dir, old), _launch_files(runs_dir, new),
                              strict=True):
         if before.exists() and not after.exists():
@@ -129,7 +132,8 @@ def rename_run(runs_dir: str | Path, old: str, new: str) -> Path:
 
 
 def delete_run(runs_dir: str | Path, name: str) -> None:
-    """Delete the run ``name``: its directory, and its launch record and log. Refused, with a
+    """Delete the run ``name``: its directory, its launch record and log, and its place in any
+    sweep manifest. Refused, with a
     one-line :class:`UserError` naming the pid, while a live process writes it."""
     runs_dir = Path(runs_dir)
     path = open_run(run_path(runs_dir, name)).path
@@ -146,6 +150,7 @@ def delete_run(runs_dir: str | Path, name: str) -> None:
             raise UserError(f"cannot delete run '{name}': {first_line(err)}") from None
     for launch_file in _launch_files(runs_dir, name):
         launch_file.unlink(missing_ok=True)
+    follow_run(runs_dir, name, None)  # no sweep names a run that is gone
 
 
 def reinstall_demo_runs(

@@ -178,6 +178,29 @@ def list_sweeps(runs_dir: str | Path) -> list[tuple[str, dict[str, Any] | None, 
     return [(name, m, e) for _, name, m, e in sorted(found, key=lambda f: (-f[0], f[1]))]
 
 
+def follow_run(runs_dir: str | Path, old: str, new: str | None) -> list[str]:
+    """Keep every sweep's manifest true to its runs when the run ``old`` is renamed to ``new``
+    (its name replaced) or deleted (``new`` None: its value and run dropped; a manifest left
+    with no runs is removed). Damaged manifests are left alone. Returns the sweeps changed."""
+    changed = []
+    for name, manifest, _ in list_sweeps(runs_dir):
+        if manifest is None or old not in manifest["runs"]:
+            continue
+        path = manifest_path(runs_dir, name)
+        if new is not None:
+            manifest["runs"] = [new if r == old else r for r in manifest["runs"]]
+        else:
+            kept = [(v, r) for v, r in zip(manifest["values"], manifest["runs"], strict=True)
+                    if r != old]
+            manifest["values"], manifest["runs"] = [v for v, _ in kept], [r for _, r in kept]
+        if manifest["runs"]:
+            write_json_atomic(path, manifest)
+        else:
+            path.unlink(missing_ok=True)
+        changed.append(name)
+    return changed
+
+
 # -- the table ---------------------------------------------------------------------------------
 def run_state(runs_dir: str | Path, name: str) -> str:
     """The run's state (``Run.status``), or ``not started`` when its directory does not exist."""

@@ -135,6 +135,8 @@ def test_train_form_reports_the_command_lines_errors(page, runs_dir: Path) -> No
     with pytest.raises(UserError) as expected:
         validate_launch(runs_dir, "x", "shapes-demo", {"epochs": "abc"})
     assert [e.value for e in app.error] == [str(expected.value)]
+    # in the form's words, not the command line's
+    assert "in the form" in str(expected.value) and "a whole number" in str(expected.value)
     app.text_input(key="field-shapes-demo-epochs").set_value("3")
     app.text_input(key="run-name").set_value("../outside").run()
     app.button[0].click().run()

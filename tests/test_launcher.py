@@ -252,3 +252,25 @@ def test_demo_sweep_manifests_are_installed_with_the_demo_runs(tmp_path: Path) -
     installed = list_sweeps(runs)
     assert [(name, error) for name, _, error in installed] == [("demo-sweep", None)]
     assert installed[0][1] == manifest
+
+
+def test_a_finished_run_continues_with_more_epochs_from_the_dashboard_as_from_the_cli(
+    tmp_path: Path,
+) -> None:
+    """One resume policy (explorer.checkpoint.resume_plan): the dashboard's resume refuses a
+    finished run without more epochs with the CLI's own message, and continues it with more."""
+    runs = tmp_path / "runs"
+    launch_training(runs, "done", "shapes-demo", {**TINY_VALUES, "epochs": 1})
+    wait_for(lambda: state_of(runs, "done") == "finished", what="the first epoch")
+    run = open_named_run(runs, "done")
+    wait_for(lambda: run.locked_by() is None, 60, "the trainer's exit")
+    with pytest.raises(UserError) as dashboard:
+        resume_training(run)
+    cli = explorer("train", "--resume", str(run.path), "--no-progress", cwd=tmp_path)
+    assert cli.returncode != 0
+    assert "already finished all 1 epochs" in str(dashboard.value)
+    assert str(dashboard.value).replace(run.name, str(run.path)) in cli.stderr
+    resume_training(run, {"epochs": 2})
+    wait_for(lambda: state_of(runs, "done") == "finished"
+             and run.status().get("epoch") == 2, what="the second epoch")
+    assert run.config().epochs == 2

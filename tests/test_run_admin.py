@@ -253,3 +253,23 @@ def test_copy_into_the_train_form_fills_its_fields_with_the_runs_config(
     assert app.text_input(key=field("batch_size")).value == str(config["batch_size"])
     assert app.selectbox(key=field("loss")).value == config["loss"]
     assert app.checkbox(key=field("amp")).value == config["amp"]
+
+
+def test_renaming_or_deleting_a_sweeps_run_updates_its_manifest(tmp_path: Path) -> None:
+    from explorer.demo import install_demo_runs
+    from explorer.sweep import manifest_path, read_manifest
+
+    runs = tmp_path / "runs"
+    install_demo_runs(runs)
+    path = manifest_path(runs, "shapes-class-change")
+    before = read_manifest(path)
+    assert "shapes-class-change-0.3" in before["runs"] and len(before["runs"]) == 7
+    rename_run(runs, "shapes-class-change-0.3", "mine")
+    after = read_manifest(path)
+    assert after["runs"] == [("mine" if r == "shapes-class-change-0.3" else r)
+                             for r in before["runs"]]
+    assert after["values"] == before["values"]
+    delete_run(runs, "mine")
+    gone = read_manifest(path)
+    assert "mine" not in gone["runs"] and 0.3 not in gone["values"]
+    assert len(gone["runs"]) == len(gone["values"]) == 6

@@ -4,6 +4,7 @@ the page), and the Train page draws the buttons disabled, saying so, from the ru
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +30,10 @@ def keep_main_module():
 
 def stopped_run(runs: Path, name: str = "paused") -> Run:
     run = create_run(runs, build_config("shapes-demo"), name=name)
-    run.save_resume_state({"step": 0})
+    # the loop's counters (what a resume's policy reads) but no tensors: a trainer that takes
+    # it over fails on loading them
+    run.save_resume_state({"epoch": 0, "batch_in_epoch": 0, "step": 0, "epoch_loss_sum": 0.0,
+                           "epoch_steps": 0})
     run.update_status(state="stopped", pid=1)
     return run
 
@@ -62,11 +66,10 @@ def button(app: AppTest, *labels: str):  # type: ignore[no-untyped-def]
 def test_a_resume_that_exits_without_taking_the_run_is_shown_with_its_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A real resume whose trainer cannot start (its run directory is not one: it stands for
-    any refusal, such as another trainer holding the run) exits before touching the run."""
+    """A real resume whose trainer cannot start (its checkpoint holds no tensors: it stands for
+    any refusal found only by the trainer) exits before training."""
     runs = tmp_path / "runs"
     run = stopped_run(runs)
-    (run.path / "config.json").write_text("{}")  # read by the trainer, not by resume_training
     launched = resume_training(run)
     deadline = time.monotonic() + 60
     while pid_alive(launched.pid) and time.monotonic() < deadline:
@@ -125,3 +128,29 @@ def test_the_page_says_resuming_stopping_and_a_failed_resume_with_the_buttons_di
     button(app, "Stop").click().run()
     assert run.stop_requested() and button(app, "Stopping…").disabled
     assert any("Stopping `paused`" in i.value for i in app.info)
+
+
+def test_a_finished_run_offers_to_train_on_with_the_clis_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Train page's Continue training: as many epochs as trained is refused with the
+    message of explorer train --resume; more epochs launch the resume."""
+    runs = tmp_path / "runs"
+    run = stopped_run(runs, "done")
+    run.save_resume_state({"epoch": 3, "batch_in_epoch": 0, "step": 9, "epoch_loss_sum": 0.0,
+                           "epoch_steps": 0})
+    run.update_status(state="finished", epoch=3)
+    app = train_page(runs, monkeypatch, "done")
+    field = next(n for n in app.number_input if n.label == "Train on to epoch")
+    assert field.value > 3  # more than it has trained, by default
+    field.set_value(3).run()
+    button(app, "Continue training").click().run()
+    assert any("already finished all 3 epochs" in e.value for e in app.error)
+    assert launch_state(runs, "done") is None  # nothing was started
+    field = next(n for n in app.number_input if n.label == "Train on to epoch")
+    field.set_value(5).run()
+    button(app, "Continue training").click().run()
+    assert not app.error
+    assert launch_state(runs, "done") in ("resuming", "failed to resume")  # a trainer started
+    record = json.loads((runs / LAUNCH_DIR / "done.json").read_text())
+    assert "epochs=5" in record["command"]
