@@ -293,10 +293,10 @@ if kind == "Shapes":
         ),
     )
     row[2].metric(
-        "bound 8α/(1 − γ_{k+1}) + 2α",
+        "bound 8α/λ + 2α",
         percent(guarantee_now.bound),
-        help="the γ_{k+1} bound on E(f*), proven in docs/THEORY.md from the paper's "
-        "definitions; above 100% it says nothing",
+        help="the γ_{k+1} bound on E(f*), λ = 1 − γ_{k+1}, proven in docs/THEORY.md from the "
+        "paper's definitions; above 100% it says nothing",
     )
     row[3].metric(
         "Theorem 3.7: α log k / ρ²",

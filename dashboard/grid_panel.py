@@ -83,8 +83,8 @@ def draw(r: grid_lab.GridReading) -> None:
                   f"{point.optimum.lower_method}. Computed from two products of the natural "
                   "kernel A: no search over labellings on a graph this large"
                   + ("; γ_k = γ_{k+1}: the eigensolver's choice of f*" if point.tied else ""))
-    row[2].metric("bound 8α/(1 − γ_{k+1}) + 2α", percent(point.bound),
-                  help="proven in docs/THEORY.md; above 100% it says nothing")
+    row[2].metric("bound 8α/λ + 2α", percent(point.bound),
+                  help="λ = 1 − γ_{k+1}; proven in docs/THEORY.md; above 100% it says nothing")
     row[3].metric("Theorem 3.7: α log k / ρ²",
                   "∞" if not np.isfinite(point.theorem_order) else f"{point.theorem_order:.3g}")
     left, right = st.columns(2)

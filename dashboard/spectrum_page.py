@@ -91,9 +91,8 @@ def show_theorem(exact: dict[str, Any]) -> None:
                    help=f"reachable inside the ball: {exact['reachable_optimum']:.3f}")
     chance = exact.get("span_chance")
     # the chance level in the value, not as a delta: an arrow read as an increase
-    cols[4].metric("class eigenspace spanned",
-                   f"{exact['class_r2']:.3f}" + ("" if chance is None
-                                                 else f" (chance {chance:.2f})"),
+    cols[4].metric("class span R²" + ("" if chance is None else f" (chance {chance:.2f})"),
+                   f"{exact['class_r2']:.3f}",
                    help="R² (mean squared cosine of the principal angles) of the γ = 1 block; "
                         "random features of the same rank r span r/n of it on average (chance)")
     st.markdown(f"At epoch {epoch} the network is at **{100 * share:.1f}%** of the provable "

@@ -142,9 +142,9 @@ def guarantee_reading(
          f"the same for the top-{g.k} eigenvectors of the graph, the loss's minimiser"
          + (" (γ_k = γ_{k+1}: f* is not unique; this is the eigensolver's basis)"
             if g.tied else "") + ". " + opt.explanation()),
-        ("bound 8α/(1−γ_{k+1}) + 2α", percent(g.bound),
-         f"the γ_(k+1) form of the guarantee for f* (any optimal basis), γ_(k+1) = "
-         f"{g.gamma_next:.3f}; proven in docs/THEORY.md; above 100% it says nothing"),
+        ("bound 8α/λ + 2α", percent(g.bound),
+         f"the γ_(k+1) form of the guarantee for f* (any optimal basis), λ = 1 − γ_(k+1), "
+         f"γ_(k+1) = {g.gamma_next:.3f}; proven in docs/THEORY.md; above 100% it says nothing"),
     ]
     if probe_accuracy is not None:
         metrics.append(("linear probe error", percent(1.0 - probe_accuracy),

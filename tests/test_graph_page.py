@@ -278,7 +278,7 @@ def test_shapes_graph_counts_its_classes_and_reads_the_guarantee(app: AppTest) -
     assert known.optimum.least_squares == pytest.approx(1 / 9)  # 11.1%, the staircase's step
     assert lower <= known.optimum.upper + 1e-3 and known.optimum.lower <= upper + 1e-3
     assert upper <= known.optimum.least_squares + 1e-3
-    assert metric(app, "bound 8α/(1 − γ_{k+1}) + 2α") == f"{100 * alpha * (8 / 0.75 + 2):.1f}%"
+    assert metric(app, "bound 8α/λ + 2α") == f"{100 * alpha * (8 / 0.75 + 2):.1f}%"
     assert metric(app, "Theorem 3.7") == "∞"  # the look-alike pairs stay components: γ₃ = 1
     assert metric(app, "γᵢ before the largest gap") == "3"  # the three pairs
     assert not any("shape-changing" in s.label for s in app.slider)
