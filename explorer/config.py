@@ -348,7 +348,7 @@ def form_problems(
     found: list[Problem] = []
     for key, value in overrides.items():
         try:
-            values[key] = _coerce(key, value, "the overrides")
+            values[key] = _coerce(key, value, "the form")
         except UserError as err:
             found.append((key, str(err)))
     config = Config(**values)

@@ -64,7 +64,7 @@ def test_bad_values_get_the_command_lines_message(tmp_path: Path) -> None:
         validate_launch(tmp_path, "ok", "shapes-demo", {"epochs": "abc"})
     # The same check runs for both; only the place it names differs.
     from_cli = cli.stderr.strip().removeprefix("error: ")
-    assert from_cli.replace("the command line", "the overrides") == str(err.value)
+    assert from_cli.replace("the command line", "the form") == str(err.value)
     with pytest.raises(UserError, match="batch_size"):
         validate_launch(tmp_path, "ok", "shapes-demo", {"batch_size": "-3"})
     assert not (tmp_path / "ok").exists()

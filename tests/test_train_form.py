@@ -86,7 +86,7 @@ def test_form_problems_reads_each_typed_field_and_keeps_the_command_lines_messag
     assert config is None and [f for f, _ in found] == ["epochs", "batch_size"]
     for key, value in (("epochs", "abc"), ("batch_size", "-3")):  # the one-error path, alone
         with pytest.raises(UserError) as alone:
-            build_config("shapes-demo", None, {key: value})
+            build_config("shapes-demo", None, {key: value}, where="the form")
         assert str(alone.value) == dict(found)[key]
     config, found = form_problems("shapes-demo", {"epochs": "7"})
     assert found == [] and config == build_config("shapes-demo", None, {"epochs": 7})
@@ -132,7 +132,7 @@ def test_two_bad_fields_are_both_marked_and_both_reported(
     expected = {}
     for key, value in (("epochs", "abc"), ("projector_out_dim", "0")):
         with pytest.raises(UserError) as err:
-            build_config("shapes-demo", None, {key: value})
+            build_config("shapes-demo", None, {key: value}, where="the form")
         expected[key] = str(err.value)
     assert sorted(red_notes(app)) == sorted(f":red[{m}]" for m in expected.values())
     assert any(e.label.startswith("More model settings") and "1 to fix" in e.label
