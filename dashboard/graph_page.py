@@ -389,9 +389,14 @@ def training_panel(state: dict[str, Any] | None) -> None:
     trainer: TableTrainer = state["trainer"]
     if state["running"]:
         trainer.run(FIRST_CHUNK if trainer.step < FIRST_STEPS else CHUNK)
-        if trainer.step >= MAX_STEPS:
-            state["running"] = False
+        settled = trainer.converged()
+        if trainer.step >= MAX_STEPS or settled is not None:
+            state["running"], state["settled"] = False, settled
             st.rerun()  # redraw the page without the timer
+    if state.get("settled") is not None:
+        st.caption(f"Stopped at step {trainer.step:,}: the exact loss has moved by less than "
+                   f"0.1% of −Σγᵢ² since step {state['settled']:,} (the mini-batch noise, not "
+                   "progress). Press **Train** again for a fresh table.")
     point = trainer.history[-1]
     pending = state["ball"] is not None and not state["ball"].done()
     if pending:

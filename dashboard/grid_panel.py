@@ -34,7 +34,7 @@ def cached_reading(settings: Settings) -> Future[grid_lab.GridReading]:
 
 def grid_label(index: int) -> str:
     """The sub-grid's name and size, for the page's choice."""
-    return f"{grid_lab.GRIDS[index][0]} ({grid_lab.grid_tuples(index):,} tuples)"
+    return f"{grid_lab.GRIDS[index][0]} ({grid_lab.grid_tuples(index):,} natural tuples)"
 
 
 def reading_panel(reading: Future[grid_lab.GridReading], polling: bool) -> None:

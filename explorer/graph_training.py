@@ -149,6 +149,18 @@ class TableTrainer:
         self.history.append(point)
         return point
 
+    def converged(self, window: int = 500, tolerance: float = 1e-3) -> int | None:
+        """The step from which the exact loss has settled, or None: it moved by less than
+        ``tolerance`` × |−Σγᵢ²| over the last ``window`` steps (the mini-batch noise, not
+        progress, moves it after that). The page stops training there."""
+        if not self.history or self.history[-1].step < window:
+            return None
+        now = self.history[-1]
+        then = next((p for p in reversed(self.history) if p.step <= now.step - window), None)
+        if then is None or abs(now.loss - then.loss) > tolerance * abs(self.optimum):
+            return None
+        return then.step
+
     def gap(self, point: TrainPoint | None = None) -> float:
         """(L(f) - L_reach) / |L_reach| of the latest (or given) point, L_reach the optimum
         inside the ball: 0 at the best table a ball of this mu allows."""
