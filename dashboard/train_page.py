@@ -252,6 +252,12 @@ with st.expander("New run", expanded=True):
                    "close this page.")
 
 
+
+def eta_words(seconds: float) -> str:
+    """A time left as a person reads it: 'about 40 s' under 90 s, else 'about 3 min'."""
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+
+
 def show_run(name: str, summary: RunSummary | None = None) -> None:
     """Progress, curves, latest spectrum, log and Stop/Resume of one run; with its ``summary``,
     once it is finished, what it reached and links to its pages."""
@@ -275,7 +281,8 @@ def show_run(name: str, summary: RunSummary | None = None) -> None:
     epoch, total = status.get("epoch", 0), status.get("total_epochs", "?")
     progress = float(status.get("progress") or 0.0)
     eta = status.get("eta_s")
-    eta_text = f", about {eta / 60:.1f} min left" if state == "running" and eta else ""
+    eta_text = (f", {eta_words(eta)} of training left (then the probes and the analysis)"
+                if state == "running" and eta else "")
     activity = run.activity(status)  # what its process does now: training, probing, analysing
     if activity and state != "running":  # trained; the process still probes or analyses
         done, count = status.get("phase_done"), status.get("phase_total")

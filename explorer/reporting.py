@@ -66,6 +66,7 @@ class Reporter:
         self.run, self.rank, self.progress = run, rank, progress
         self.batch_size = schedule.batch_size
         self.steps_per_epoch, self.total_steps = schedule.steps_per_epoch, schedule.total_steps
+        self._since: tuple[float, int] | None = None  # (time, step) of the first window seen
 
     def log(self, message: str) -> None:
         if self.rank != 0:
@@ -90,7 +91,13 @@ class Reporter:
             **means, "lr": lr, "images_per_s": images_per_s, "time": time.time(),
         })  # fmt: skip
         bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.0f}")
-        remaining = (self.total_steps - state.step) * self.batch_size / images_per_s
+        # the time left at the pace of this process so far (checkpoints and kNN pauses
+        # included), not at the last window's speed, which leaves them out
+        now = time.perf_counter()
+        if self._since is None:
+            self._since = (window.started, state.step - window.steps)
+        pace = (now - self._since[0]) / max(state.step - self._since[1], 1)  # s per step
+        remaining = (self.total_steps - state.step) * pace
         self.run.update_status(
             epoch=state.epoch,
             step=state.step,

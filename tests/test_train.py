@@ -385,3 +385,25 @@ def test_the_reporter_needs_only_plain_values(workdir: Path) -> None:
     assert (state.epoch_loss_sum, state.epoch_steps) == (-3.0, 2)
     assert epoch["kind"] == "epoch" and run.status()["progress"] == 0.25
     assert "epoch 1/2 done" in (run.path / "train.log").read_text()
+
+
+def test_the_time_left_is_the_pace_so_far_pauses_included(workdir: Path) -> None:
+    """The status's eta_s extrapolates the seconds per step since the first window, so a pause
+    between windows (a checkpoint, the kNN monitor) counts, unlike the last window's speed."""
+    run = create_run(workdir / "runs", build_config(overrides=TINY), "eta")
+    report = Reporter(run, Schedule(batch_size=64, steps_per_epoch=4, total_steps=12),
+                      progress=False)
+    terms = {"loss": torch.tensor(-2.0), "positive": torch.tensor(-3.0),
+             "negative": torch.tensor(1.0)}
+    began = time.perf_counter() - 6.0  # the first window: 2 steps, begun 6 s ago (a pause)
+    with tqdm(disable=True) as bar:
+        report.window(LossWindow(sums=dict(terms), steps=2, started=began), TrainState(step=2),
+                      lr=0.1, bar=bar)
+        # then 2 quick steps: the pace so far is ~6 s for 4 steps
+        second = LossWindow(sums=dict(terms), steps=2, started=time.perf_counter() - 0.01)
+        report.window(second, TrainState(step=4), lr=0.1, bar=bar)
+    eta = run.status()["eta_s"]
+    elapsed = time.perf_counter() - began
+    assert eta == pytest.approx((12 - 4) * elapsed / 4, rel=0.05)  # 8 steps at ~1.5 s each
+    # the last window alone (2 steps in 0.01 s) would have said well under a second
+    assert eta > 10
