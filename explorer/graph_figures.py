@@ -324,7 +324,7 @@ def guarantee_figure(curve: GuaranteeCurve, current_alpha: float, k: int) -> go.
         go.Scatter(
             x=x,
             y=curve.optimum_error_lower,
-            name="E(f*)'s lower side: the best vote over all labellings of images",
+            name="E(f*)'s lower side: a bound that no linear head on f* can beat",
             mode="lines",
             line={"color": "#EF553B", "width": 1, "dash": "dot"},
             hovertemplate="E(f*) ≥ %{y:.3f}<extra></extra>",
