@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.common import runs_dir
-from explorer.demo import install_demo_runs
+from explorer.rundir.demo import install_demo_runs
 
 # The icon from this repository, served by the dashboard itself: a Material icon would be fetched
 # from Google's font server, which fails offline.
@@ -36,9 +36,9 @@ def _warm_up() -> threading.Thread:
 
     def work() -> None:
         import explorer.builders  # noqa: F401  (torch, the data sets, models and views)
-        import explorer.gallery  # noqa: F401
-        import explorer.graph  # noqa: F401  (scikit-learn)
+        import explorer.graphs.spectral  # noqa: F401  (scikit-learn)
         import explorer.losses  # noqa: F401
+        import explorer.readings.gallery  # noqa: F401
 
     thread = threading.Thread(target=work, name="explorer-warm-up", daemon=True)
     thread.start()

@@ -28,13 +28,13 @@ import time
 
 import torch
 
-from explorer.artifacts import load_all_analyses, save_analysis
-from explorer.checkpoint_analysis import analyze_checkpoint
+from explorer.analysis.checkpoint import analyze_checkpoint
+from explorer.analysis.projection import warm_up_umap
+from explorer.analysis.sample import EvaluationSample
 from explorer.config import build_config
 from explorer.data import load_dataset
-from explorer.evaluation_sample import EvaluationSample
-from explorer.projection import warm_up_umap
-from explorer.runs import create_run
+from explorer.rundir.artifacts import load_all_analyses, save_analysis
+from explorer.rundir.run import create_run
 from explorer.train import build_model
 
 

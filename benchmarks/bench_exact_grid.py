@@ -37,10 +37,10 @@ def child(preset: str, run: str | None) -> None:
     """Score one model twice and print a JSON line of the figures."""
     import torch
 
-    from explorer import theorem
+    from explorer.analysis import theorem
     from explorer.builders import build_model, load_splits
     from explorer.config import build_config
-    from explorer.runs import open_run
+    from explorer.rundir.run import open_run
     from explorer.trained_model import load_trained_model
 
     if run:

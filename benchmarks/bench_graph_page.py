@@ -7,12 +7,13 @@ For each graph (the page's default, 3 clusters of 40; the shapes graph, 840 node
 - "move a slider": build the graph and summarise it (spectrum, count before the largest gap,
   top-k eigenvectors, spectral clustering ARI, linear probe): what the page recomputes when a
   slider moves. On shapes two sliders differ: crop, rotation or colour builds the
-  class-change family (two exact graphs, :func:`explorer.shapes_lab.class_change_family`),
-  class-change p only sums its three matrices; both then read α, E(f*) and the bounds;
+  class-change family (two exact graphs,
+  :func:`explorer.graphs.class_change_curve.class_change_family`), class-change p only sums its
+  three matrices; both then read α, E(f*) and the bounds;
 - "degradation curve": the sweep, recomputed only when something other than the swept value
   changes (cached by the page per structure; above 400 nodes swept in a thread beside the page,
   which answers without it and draws the curve when it arrives). On shapes it is the guarantee
-  curve, 43 values of class-change p (:func:`explorer.shapes_lab.guarantee_curve`);
+  curve, 43 values of class-change p (:func:`explorer.graphs.class_change_curve.guarantee_curve`);
 - "press Train": the table's set-up (its top-d eigenpairs) and the ball-constrained optimum
   (solved once per training, only when mu cuts the optimum off);
 - "one training tick": a chunk of 100 steps and the exact scoring of the table.
@@ -56,7 +57,8 @@ def main() -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from explorer import graph_lab, shapes_lab
+    from explorer.graphs import class_change_curve as shapes_lab
+    from explorer.graphs import clusters as graph_lab
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
@@ -96,14 +98,15 @@ def main() -> None:
 
 def cluster(sizes: tuple[int, ...], between: float) -> object:
     """The page's cluster graph: within weight 1, 10 augmentations inside the cluster."""
-    from explorer import graph_lab
+    from explorer.graphs import clusters as graph_lab
 
     return graph_lab.cluster_graph(sizes, 1.0, between, degree=10)
 
 
 def shapes_reading(family: object, class_change_p: float) -> object:
     """What the page computes for a shapes graph: the graph, its summary and its guarantee."""
-    from explorer import graph_lab, shapes_lab
+    from explorer.graphs import class_change_curve as shapes_lab
+    from explorer.graphs import clusters as graph_lab
 
     lab = family.graph(class_change_p)
     summary = graph_lab.summarize(lab)
@@ -121,7 +124,7 @@ def measure(
     repeat: int,
 ) -> None:
     """Print what each interaction costs on the graph ``lab``."""
-    from explorer.graph_training import TableTrainer
+    from explorer.graphs.table_training import TableTrainer
 
     moved = " | ".join(f"{what} {best_of(repeat, work):.2f} s" for what, work in sliders.items())
     curve = best_of(1, curve_work)

@@ -2,14 +2,15 @@
 
 For sub-grids from the default one (1,080 tuples, 840 images) to the whole grid (64,800 tuples,
 46,800 images), with the default kernel (crop 0.5, rotation 0.5, colour 0.8, class change
-``--class-change-p``), :mod:`explorer.kron_graph` is timed on:
+``--class-change-p``), :mod:`explorer.graphs.kronecker` is timed on:
 
 - build: render every tuple and merge equal images, the sparse class change, the degrees (a cold
   build: the node cache is cleared first);
 - W·F: one product with a (n, 128) table (what the population loss and E_w[f fᵀ] need);
 - top-k: the k largest eigenpairs of Ā by LOBPCG on the operator, k = 7 and k = 128, with the
   operator columns it took (matvecs);
-- page: the Graph page's whole reading of the sub-grid (:func:`explorer.grid_lab.grid_reading`:
+- page: the Graph page's whole reading of the sub-grid
+  (:func:`explorer.graphs.grid_reading.grid_reading`:
   graph, top 16 eigenpairs, clustering, probe, α and E(f*); uniform natural data only).
 
 Peak memory is tracemalloc's peak over each step (NumPy's buffers included), in MB. Natural
@@ -63,8 +64,8 @@ def main() -> None:
     import numpy as np
 
     from explorer.data.shapes import SHAPES_GRID, ShapesKernel, grid_values, split_factors
-    from explorer.grid_lab import GRIDS, grid_reading  # the Graph page's sub-grids
-    from explorer.kron_graph import image_nodes, kron_graph
+    from explorer.graphs.grid_reading import GRIDS, grid_reading  # the Graph page's sub-grids
+    from explorer.graphs.kronecker import image_nodes, kron_graph
 
     sizes = [0, 1, len(GRIDS) - 1] if args.quick else range(len(GRIDS))
     rows = []

@@ -9,7 +9,7 @@ images. Each is run as a user runs it, through the command line in a child proce
     python -m explorer probe RUNS/P                                             # timed: probe
 
 The probe is the fast one (a softmax regression and a weighted kNN, k = 200, on the frozen
-backbone's features; ``explorer.evaluate``); the spectral run's probe also scores the two
+backbone's features; ``explorer.analysis.probe_run``); the spectral run's probe also scores the two
 baselines, raw pixels and the backbone at its random initialisation. The table gives test
 accuracy on the official test split and the minutes each run took (training, then probe), and
 each method's training time as a ratio of the spectral run's, measured in the same process

@@ -10,7 +10,8 @@ run's learning-rate schedule (``explorer.train.learning_rate``: warm-up, then co
 the preset's epochs). The batches are what the training loop feeds it: each epoch a seeded
 permutation of the training split cut into full batches (this script draws its own permutation;
 the loop's is private). Every ``--every`` steps, and at the end, the model is scored on every
-node of its own graph by ``explorer.theorem.exact_metrics``. Only training seconds count: the
+node of its own graph by ``explorer.analysis.theorem.exact_metrics``. Only training seconds count:
+the
 clock stops while a checkpoint is scored (on CUDA after a synchronisation), and the model is put
 back in train mode afterwards. The script prints, per checkpoint, the relative gap to the optimum
 -sum(gamma^2) and to the best loss reachable inside the ball ||f||^2 <= mu, the class-eigenspace
@@ -23,11 +24,13 @@ checks that path too).
 
 Cost of the exact metrics. Before training, the freshly initialised model is scored (the cost
 does not depend on the weights; this is also the step-0 point): the first call of a process builds
-the graph and its eigendecomposition (``explorer.theorem.run_graph``) and solves the
-reachable-optimum curve (``explorer.theorem.ball_curve``), both cached per process (per graph, k
+the graph and its eigendecomposition (``explorer.analysis.theorem.run_graph``) and solves the
+reachable-optimum curve (``explorer.analysis.theorem.ball_curve``), both cached per process (per
+graph, k
 and mu); each is timed alone, cold, and the first call is their sum plus a scoring on the caches.
 Warm calls are what every later checkpoint costs. The baseline is the forward pass over the
-graph's nodes alone (``explorer.theorem.node_outputs``), which every scoring needs; the ratio
+graph's nodes alone (``explorer.analysis.theorem.node_outputs``), which every scoring needs; the
+ratio
 says what the exact metrics add to it. Wall and CPU seconds (all threads) are printed: a shared
 machine inflates wall time. Goal (issue 10, section 4; issue 17, section 6 for the guarantee's
 metrics): at most 10 s per checkpoint on 2 CPU cores.
@@ -56,7 +59,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from explorer import theorem
+from explorer.analysis import theorem
 from explorer.builders import load_splits
 from explorer.config import Config, build_config, list_presets
 from explorer.train import LossWindow, Trainer

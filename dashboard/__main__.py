@@ -24,11 +24,11 @@ def _warm_up() -> None:
     import plotly.subplots  # noqa: F401
     import pyarrow  # noqa: F401
 
-    import explorer.artifacts  # noqa: F401
     import explorer.builders  # noqa: F401  (torch, the data sets, models and losses)
-    import explorer.figures  # noqa: F401
-    import explorer.launcher  # noqa: F401
-    import explorer.overview  # noqa: F401
+    import explorer.readings.figures  # noqa: F401
+    import explorer.readings.overview  # noqa: F401
+    import explorer.rundir.artifacts  # noqa: F401
+    import explorer.rundir.launch  # noqa: F401
 
 
 def main(argv: list[str]) -> None:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from explorer.artifacts import analysed_epochs, load_all_analyses
 from explorer.config import Config
 from explorer.errors import UserError
-from explorer.launcher import open_named_run
-from explorer.runs import Run, list_runs
+from explorer.rundir.artifacts import analysed_epochs, load_all_analyses
+from explorer.rundir.launch import open_named_run
+from explorer.rundir.run import Run, list_runs
 
 if TYPE_CHECKING:  # explorer.data imports torch: the pages that list runs do not need it
     from explorer.data import ImageDataset

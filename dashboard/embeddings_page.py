@@ -11,14 +11,14 @@ from torch import Tensor
 
 from dashboard.common import analysed_checkpoints, chosen_run, dataset_splits
 from dashboard.hover import hover_html, sprite_rows, sprite_sheet
-from explorer.figures import (
+from explorer.readings.figures import (
     embedding_figure,
     embedding_traces,
     image_grid,
     per_class_figure,
     projector_features_label,
 )
-from explorer.gallery import checkpoint_features, class_mix, nearest_neighbours
+from explorer.readings.gallery import checkpoint_features, class_mix, nearest_neighbours
 
 st.title("Embeddings")
 st.caption("The test sample's backbone features h, or its projector features (for the spectral "

@@ -10,10 +10,11 @@ import numpy as np
 import streamlit as st
 
 from dashboard.grid_panel import grid_label, grid_section
-from explorer import graph_lab, grid_lab, shapes_lab
 from explorer.data.shapes import MAX_CLASS_CHANGE_P
-from explorer.graph import top_eigenpairs
-from explorer.graph_figures import (
+from explorer.graphs import class_change_curve, clusters, grid_reading
+from explorer.graphs.spectral import top_eigenpairs
+from explorer.graphs.table_training import TableTrainer
+from explorer.readings.graph_figures import (
     degradation_figure,
     eigenvector_heatmap,
     guarantee_figure,
@@ -22,8 +23,7 @@ from explorer.graph_figures import (
     training_loss_figure,
     weights_heatmap,
 )
-from explorer.graph_training import TableTrainer
-from explorer.guarantee_record import bracket_text, percent
+from explorer.rundir.guarantee_record import bracket_text, percent
 
 CHUNK, MAX_STEPS, TICK_S = 100, 3000, 0.25  # training: steps per tick, steps in all, tick period
 FIRST_STEPS, FIRST_CHUNK = 200, 20  # the fast start in small chunks, so the descent is seen
@@ -37,22 +37,24 @@ CURVE_POLL_S = 2.0
 
 # ("clusters", sizes, within, between, degree) or ("shapes", crop, rotate, color, class_change_p)
 Spec = tuple[Any, ...]
-Curve = graph_lab.DegradationCurve | shapes_lab.GuaranteeCurve
+Curve = clusters.DegradationCurve | class_change_curve.GuaranteeCurve
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)  # about 30 MB each
-def cached_family(crop_p: float, rotate_p: float, color_p: float) -> shapes_lab.ClassChangeFamily:
+def cached_family(
+    crop_p: float, rotate_p: float, color_p: float
+) -> class_change_curve.ClassChangeFamily:
     """The shapes graphs of these probabilities for every class_change_p (two exact graphs,
     about 1 s; then a graph costs a sum of three matrices)."""
-    return shapes_lab.class_change_family(crop_p, rotate_p, color_p)
+    return class_change_curve.class_change_family(crop_p, rotate_p, color_p)
 
 
-def build(spec: Spec, swept: float | None = None) -> graph_lab.LabGraph:
+def build(spec: Spec, swept: float | None = None) -> clusters.LabGraph:
     """The graph of ``spec``; ``swept`` replaces its between/within ratio."""
     if spec[0] == "clusters":
         _, sizes, within, between, degree = spec
         between = between if swept is None else swept * within
-        return graph_lab.cluster_graph(sizes, within, between, degree=degree)
+        return clusters.cluster_graph(sizes, within, between, degree=degree)
     _, crop_p, rotate_p, color_p, class_change_p = spec
     return cached_family(crop_p, rotate_p, color_p).graph(class_change_p)
 
@@ -65,17 +67,17 @@ def background() -> ThreadPoolExecutor:
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)  # a 2,000-node W is 32 MB
-def cached_graph(spec: Spec) -> graph_lab.LabGraph:
+def cached_graph(spec: Spec) -> clusters.LabGraph:
     return build(spec)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def cached_summary(spec: Spec) -> graph_lab.GraphSummary:
-    return graph_lab.summarize(cached_graph(spec))
+def cached_summary(spec: Spec) -> clusters.GraphSummary:
+    return clusters.summarize(cached_graph(spec))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def cached_guarantee(spec: Spec) -> shapes_lab.GuaranteePoint:
+def cached_guarantee(spec: Spec) -> class_change_curve.GuaranteePoint:
     """α, E(f*)'s bracket and the bound of a shapes graph (0.3 s where every vote holds, up to
     10 s where E(f*)'s lower side needs its mixed-integer program; cached: every training tick
     reruns the page)."""
@@ -84,20 +86,20 @@ def cached_guarantee(spec: Spec) -> shapes_lab.GuaranteePoint:
     W = cached_graph(spec).weights
     # a full eigh (0.3 s at 840 nodes), as the curve's: E(f*)'s lower side groups equal rows
     gammas, vectors = top_eigenpairs(W, len(family.classes) + 1)
-    return shapes_lab.guarantee_point(family, class_change_p, gammas, vectors, W)
+    return class_change_curve.guarantee_point(family, class_change_p, gammas, vectors, W)
 
 
 #: How far each pending shapes sweep has got, by its structure: (values done, values, start).
 SWEEP_PROGRESS: dict[Spec, tuple[int, int, float]] = {}
 
 
-def sweep_curve(structure: Spec, family: shapes_lab.ClassChangeFamily | None) -> Curve:
+def sweep_curve(structure: Spec, family: class_change_curve.ClassChangeFamily | None) -> Curve:
     """The curve depends on everything but the swept value (``structure`` has it set to None)."""
     if structure[0] == "clusters":
-        return graph_lab.degradation_curve(
-            lambda value: build(structure, value), graph_lab.CLUSTER_SWEEP
+        return clusters.degradation_curve(
+            lambda value: build(structure, value), clusters.CLUSTER_SWEEP
         )
-    shipped = shapes_lab.shipped_curve(*structure[1:4])
+    shipped = class_change_curve.shipped_curve(*structure[1:4])
     if shipped is not None:  # the default settings: computed once, shipped with the package
         return shipped
     started = time.monotonic()
@@ -105,12 +107,12 @@ def sweep_curve(structure: Spec, family: shapes_lab.ClassChangeFamily | None) ->
     def progress(i: int, n: int) -> None:
         SWEEP_PROGRESS[structure] = (i, n, started)
 
-    return shapes_lab.guarantee_curve(family, on_point=progress)
+    return class_change_curve.guarantee_curve(family, on_point=progress)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_curve(
-    structure: Spec, num_nodes: int, _family: shapes_lab.ClassChangeFamily | None = None
+    structure: Spec, num_nodes: int, _family: class_change_curve.ClassChangeFamily | None = None
 ) -> Future[Curve]:
     """The sweep of ``structure`` (``_family``: its shapes graphs, not hashed, being a function
     of ``structure``): solved at once on small graphs, beside the page above
@@ -120,7 +122,7 @@ def cached_curve(
     ``Future`` rather than ``st.cache_data``: the sweep runs in a thread, and a pending result
     cannot be pickled."""
     if num_nodes <= INLINE_CURVE_NODES or (
-        structure[0] == "shapes" and shapes_lab.shipped_curve(*structure[1:4]) is not None
+        structure[0] == "shapes" and class_change_curve.shipped_curve(*structure[1:4]) is not None
     ):
         done: Future[Curve] = Future()
         done.set_result(sweep_curve(structure, _family))
@@ -184,7 +186,7 @@ if kind == "Clusters":
         "normalised, so only between / within matters. 0: the "
         "clusters are the connected components",
     )
-    sizes = graph_lab.cluster_sizes(k, largest, max(2, round(largest * smallest / 100)))
+    sizes = clusters.cluster_sizes(k, largest, max(2, round(largest * smallest / 100)))
     spec: Spec = ("clusters", sizes, within, between, float(degree))
     structure: Spec = ("clusters", sizes, within, None, float(degree))
     swept_name, swept_now = "between / within weight", between / within
@@ -215,7 +217,7 @@ else:
     )
     grid = cols[4].selectbox(
         "images",
-        range(len(grid_lab.GRIDS)),
+        range(len(grid_reading.GRIDS)),
         format_func=grid_label,
         key="grid",
         help="the default sub-grid's 840 images (dense W: the table trainer and the sweep), or "
@@ -459,7 +461,7 @@ running = state is not None and state["running"]
 st.fragment(run_every=TICK_S if running else None)(training_panel)(state)
 
 
-def shapes_reading(curve: shapes_lab.GuaranteeCurve) -> str:
+def shapes_reading(curve: class_change_curve.GuaranteeCurve) -> str:
     """What the shapes curve shows, read from it (the numbers move with crop, rotation and
     colour)."""
     alpha, error, nxt = curve.alpha, curve.optimum_error, curve.gamma_next
@@ -527,7 +529,7 @@ def curve_panel(curve: Future[Curve], current: float, name: str, polling: bool, 
     if polling:
         st.rerun()  # drawn by a full run, which also stops this timer
     result = curve.result()
-    if isinstance(result, shapes_lab.GuaranteeCurve):
+    if isinstance(result, class_change_curve.GuaranteeCurve):
         st.plotly_chart(guarantee_figure(result, current, k), key="degradation")
         st.caption(shapes_reading(result))
     else:

@@ -1,7 +1,7 @@
 """The Graph page's Shapes mode beyond the dense sub-grid: larger sub-grids up to the whole grid,
-read matrix-free (explorer.grid_lab). The reading takes seconds (2-5 s for the whole grid's
-46,800 nodes on 2 cores), so it runs beside the page: the page answers at once and draws it on
-arrival."""
+read matrix-free (explorer.graphs.grid_reading). The reading takes seconds (2-5 s for the whole
+grid's 46,800 nodes on 2 cores), so it runs beside the page: the page answers at once and draws it
+on arrival."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import streamlit as st
 
-from explorer import grid_lab
-from explorer.graph_figures import class_weights_heatmap, features_heatmap, spectrum_bars
-from explorer.guarantee_record import bracket_text, percent
+from explorer.graphs import grid_reading
+from explorer.readings.graph_figures import class_weights_heatmap, features_heatmap, spectrum_bars
+from explorer.rundir.guarantee_record import bracket_text, percent
 
 #: How often a pending reading is looked for (a fragment rerun; it holds the GIL the solve needs).
 POLL_S = 1.0
@@ -26,18 +26,18 @@ def _worker() -> ThreadPoolExecutor:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def cached_reading(settings: Settings) -> Future[grid_lab.GridReading]:
+def cached_reading(settings: Settings) -> Future[grid_reading.GridReading]:
     """The reading of these settings, solved in a thread (a cached ``Future``: a pending
     result cannot be pickled)."""
-    return _worker().submit(grid_lab.grid_reading, *settings)
+    return _worker().submit(grid_reading.grid_reading, *settings)
 
 
 def grid_label(index: int) -> str:
     """The sub-grid's name and size, for the page's choice."""
-    return f"{grid_lab.GRIDS[index][0]} ({grid_lab.grid_tuples(index):,} natural tuples)"
+    return f"{grid_reading.GRIDS[index][0]} ({grid_reading.grid_tuples(index):,} natural tuples)"
 
 
-def reading_panel(reading: Future[grid_lab.GridReading], polling: bool) -> None:
+def reading_panel(reading: Future[grid_reading.GridReading], polling: bool) -> None:
     """The reading once solved; until then a note, looked at again every :data:`POLL_S`."""
     if not reading.done():
         st.info("Reading the graph matrix-free: its top eigenpairs, α and E(f*) (seconds; "
@@ -51,7 +51,7 @@ def reading_panel(reading: Future[grid_lab.GridReading], polling: bool) -> None:
     draw(reading.result())
 
 
-def draw(r: grid_lab.GridReading) -> None:
+def draw(r: grid_reading.GridReading) -> None:
     """The reading as the dense sub-grid's page shows its graph: the metrics, the guarantee, W
     (by class), the spectrum, f* (on a sample)."""
     k = len(r.classes)
@@ -107,8 +107,8 @@ def draw(r: grid_lab.GridReading) -> None:
         key="grid-eigenvectors",
     )
     left.caption(
-        f"f = D^-1/2 v on {grid_lab.SAMPLE_PER_CLASS} nodes drawn at random from each class, in "
-        "class order (the ARI and the probe above read every node). Without class change each "
+        f"f = D^-1/2 v on {grid_reading.SAMPLE_PER_CLASS} nodes drawn at random from each class, "
+        "in class order (the ARI and the probe above read every node). Without class change each "
         "column is constant on a class: cluster indicators up to a rotation."
     )
     right.info(

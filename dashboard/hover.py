@@ -18,7 +18,7 @@ import plotly
 import plotly.graph_objects as go
 from PIL import Image
 
-from explorer.figures import image_grid
+from explorer.readings.figures import image_grid
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 URL = "/app/static"

@@ -6,17 +6,17 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import analyses, chosen_run, runs_dir, show_analysis_errors
+from explorer.analysis.probe_run import LABELS, split_note
 from explorer.errors import UserError
-from explorer.evaluate import LABELS, split_note
-from explorer.figures import (
+from explorer.readings.figures import (
     confusion_figure,
     per_class_figure,
     probe_history,
     probe_history_figure,
     projector_features_label,
 )
-from explorer.run_tables import csv_text, per_class_table
-from explorer.runs import list_runs
+from explorer.readings.run_tables import csv_text, per_class_table
+from explorer.rundir.run import list_runs
 
 st.title("Probe")
 st.caption("Linear and kNN classifiers on frozen backbone features of the final checkpoint "

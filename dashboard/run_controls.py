@@ -2,7 +2,7 @@
 
 A click acts in the button's callback, which Streamlit runs before the rerun it triggers draws
 anything; the rerun then reads the new state back from the run's files (a ``STOP`` request, a
-launch record: :func:`explorer.launcher.launch_state`), so the button is already disabled and
+launch record: :func:`explorer.rundir.launch.launch_state`), so the button is already disabled and
 says "Stopping…" or "Resuming…" when it is drawn again, and stays so until the trainer has
 checkpointed and exited, or taken the run over. A second click cannot start a second trainer,
 and a trainer that exits without taking the run over has its log shown on the page.
@@ -17,14 +17,14 @@ import streamlit as st
 
 from dashboard.common import runs_dir
 from explorer.errors import UserError
-from explorer.launcher import (
+from explorer.rundir.launch import (
     forget_launch,
     launch_log,
     launch_state,
     resume_training,
     stop_training,
 )
-from explorer.runs import Run
+from explorer.rundir.run import Run
 
 _ERROR = "control-error-"  # + run name: what a click's callback could not do, shown once
 RERUN_APP = "rerun-app"  # set by a callback when the page outside the fragment is stale
@@ -102,8 +102,8 @@ def controls(run: Run, status: dict[str, Any], activity: str | None, slot: Any) 
                 "(starting or finishing); Resume is disabled until it exits."
             )
     elif state == "finished" and run.has_resume_state():
-        # the CLI's policy (explorer.checkpoint.resume_plan): a finished run trains on with more
-        # epochs; fewer or as many are refused with its message
+        # the CLI's policy (explorer.rundir.checkpoint.resume_plan): a finished run trains on with
+        # more epochs; fewer or as many are refused with its message
         resuming = pending == "resuming"
         trained = int(status.get("epoch") or 0)
         slot.number_input("Train on to epoch", min_value=1, value=trained + max(1, trained // 2),

@@ -14,9 +14,9 @@ from dashboard.common import pick_run, run_names, runs_dir
 from dashboard.memory import drop_missing, kept
 from explorer.config_docs import label
 from explorer.errors import UserError
-from explorer.figures import run_colors, share_overlay_figure, training_curves
-from explorer.overview import RunSummary, overlay_default, share_history, summaries
-from explorer.run_admin import (
+from explorer.readings.figures import run_colors, share_overlay_figure, training_curves
+from explorer.readings.overview import RunSummary, overlay_default, share_history, summaries
+from explorer.rundir.admin import (
     closest_preset,
     config_history,
     copy_name,
@@ -25,7 +25,7 @@ from explorer.run_admin import (
     rename_run,
     writer_pid,
 )
-from explorer.runs import Run
+from explorer.rundir.run import Run
 
 st.title("Runs")
 

@@ -24,7 +24,7 @@ from dashboard.serve import (  # noqa: E402
     start_server,
     stop_server,
 )
-from explorer.demo import DEMO_RUNS  # noqa: E402
+from explorer.rundir.demo import DEMO_RUNS  # noqa: E402
 
 
 def main(out: Path, only: list[str] | None = None) -> None:

@@ -7,20 +7,20 @@ from typing import Any
 import streamlit as st
 
 from dashboard.common import analysed_checkpoints, chosen_run
-from explorer.class_components import describe
+from explorer.analysis.class_components import describe
 from explorer.errors import UserError
-from explorer.figures import (
+from explorer.readings.figures import (
     class_components_figure,
     exact_progress_figure,
     reachable_optimum_figure,
     spectrum_figure,
     spectrum_metrics_figure,
 )
-from explorer.run_tables import csv_text, eigenvalue_table
-from explorer.spectrum_reading import NEAR_ONE, expectation, guarantee_reading, tie_reading
-from explorer.spectrum_table import STATIONARITY, spectrum_table
+from explorer.readings.run_tables import csv_text, eigenvalue_table
+from explorer.readings.spectrum import NEAR_ONE, expectation, guarantee_reading, tie_reading
+from explorer.readings.spectrum_table import STATIONARITY, spectrum_table
 
-# The page's terms, as the papers define them (explorer/analysis.py has the estimators).
+# The page's terms, as the papers define them (explorer/analysis/metrics.py has the estimators).
 TERMS = {
     "RankMe": "the effective rank of the matrix of all evaluated embeddings, exp(entropy of its "
               "normalised singular values) (Garrido et al. 2023): 1 for collapsed features, d "
@@ -178,7 +178,8 @@ st.caption(f"Counts of eigenvalues ≥ 0.5 and ≥ {NEAR_ONE} of each spectrum (
 
 
 def show_class_components(arrays: dict[str, Any], classes: list[str]) -> None:
-    """Do the classes behave as nearly disconnected components? (explorer.class_components)"""
+    """Do the classes behave as nearly disconnected components?
+    (explorer.analysis.class_components)"""
     st.subheader("Do the classes behave as components of the graph?")
     if "class_cosines" not in arrays:
         st.info("This analysis predates the class reading (or has over 100 classes): "

@@ -1,7 +1,7 @@
 """Sweeps: one sweep's runs side by side, the guarantee and the probes against the swept value.
 
-Thin: :mod:`explorer.sweep` reads the manifests and runs, :func:`explorer.figures.sweep_figure`
-draws.
+Thin: :mod:`explorer.rundir.sweep` reads the manifests and runs,
+:func:`explorer.readings.figures.sweep_figure` draws.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.common import runs_dir
-from explorer.figures import sweep_figure
-from explorer.sweep import display_rows, format_value, list_sweeps, sweep_table
+from explorer.readings.figures import sweep_figure
+from explorer.rundir.sweep import display_rows, format_value, list_sweeps, sweep_table
 
 st.title("Sweeps")
 

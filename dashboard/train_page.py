@@ -26,18 +26,18 @@ from explorer.config_docs import ESSENTIALS, FIELD_DOCS, GROUPS, fields_of, labe
 from explorer.data import list_datasets
 from explorer.errors import UserError
 from explorer.estimate import StepTiming, measure_steps, timing_key
-from explorer.figures import run_colors, spectrum_figure, training_curves
-from explorer.launcher import (
+from explorer.losses import LOSSES
+from explorer.models import list_backbones
+from explorer.readings.figures import run_colors, spectrum_figure, training_curves
+from explorer.readings.overview import RunSummary, summaries
+from explorer.rundir.launch import (
     launch_log,
     launch_state,
     launch_training,
     open_named_run,
     pending_launches,
 )
-from explorer.losses import LOSSES
-from explorer.models import list_backbones
-from explorer.overview import RunSummary, summaries
-from explorer.runs import Run, run_path
+from explorer.rundir.run import Run, run_path
 
 CHOICES: dict[str, list[str]] = {
     "dataset": list_datasets(),
@@ -126,6 +126,18 @@ def config_form(preset: str, bad_fields: set[str]) -> tuple[dict[str, Any], dict
             values.update({name: remembered_value(name, getattr(base, name), preset)
                            for name in names})
     return values, slots
+
+
+def changed_fields(preset: str, values: dict[str, Any]) -> str:
+    """The fields that differ from the preset, as the CLI's ``--set`` reads them
+    (``epochs=200 knn_every=0``), or "" when none do: folded groups hide what was typed there."""
+    try:
+        base = build_config(preset)
+    except UserError:
+        return ""
+    changed = [f"{name}={str(value).strip()}" for name, value in values.items()
+               if str(value).strip() != str(getattr(base, name))]
+    return " ".join(changed)
 
 
 def typed_values(preset: str) -> dict[str, Any]:
@@ -223,6 +235,10 @@ with st.expander("New run", expanded=True):
     values, slots = config_form(preset, {field for field, _ in early})
     config, problems = form_problems(preset, values)
     highlight(preset, problems, slots)
+    with st.container(key="form-changes"):  # what the server has read: a test awaits it
+        changes = changed_fields(preset, values)
+        st.caption(f"Changed from `{preset}`: `{changes}`" if changes
+                   else f"As the preset `{preset}` sets it.")
     held = name_held_by(name.strip())
     with st.container():  # one element whatever it holds: the Launch button keeps its place
         for field, message in config_warnings(config) if config else []:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from explorer.overview import RunSummary
+from explorer.readings.overview import RunSummary
 
 PICKER = "train-picker"
 #: The pages a finished run is read on: (script, label, icon).

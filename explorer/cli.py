@@ -15,7 +15,7 @@ from explorer.errors import UserError
 
 if TYPE_CHECKING:
     from explorer.config import Config
-    from explorer.runs import Run
+    from explorer.rundir.run import Run
 
 EPILOG_TRAIN = """examples:
   explorer train --preset shapes-demo
@@ -142,7 +142,7 @@ def _sweep(args: argparse.Namespace) -> int:
     """Validate every value's config, write the manifest, then train (or resume) the runs."""
     import os
 
-    from explorer import sweep
+    from explorer.rundir import sweep
 
     if all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):  # torchrun's
         # children would inherit these and wait for ranks that never come
@@ -173,7 +173,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _sweeps(args: argparse.Namespace) -> int:
-    from explorer import sweep
+    from explorer.rundir import sweep
 
     if args.name is None:
         print(sweep.sweeps_listing(args.runs_dir))
@@ -186,19 +186,20 @@ def _sweeps(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from explorer import distributed, runlock
+    from explorer import distributed
+    from explorer.rundir import lock
 
     try:
         return _train_run(args)
     finally:
-        runlock.release_all()  # the process exits next; main() may also run in a test's process
+        lock.release_all()  # the process exits next; main() may also run in a test's process
         distributed.cleanup()
 
 
 def _train_run(args: argparse.Namespace) -> int:
     from explorer import distributed
+    from explorer.analysis.probe_run import format_probe_table, probe_run
     from explorer.config import build_config, config_warnings
-    from explorer.evaluate import format_probe_table, probe_run
     from explorer.train import Trainer, analysis_mode
 
     if args.resume:
@@ -234,9 +235,9 @@ def _open_for_resume(args: argparse.Namespace) -> tuple[Run, Config]:
     changes; every check runs before the data loads and before anything is written."""
     from explorer import distributed
     from explorer.builders import resolve_device
-    from explorer.checkpoint import TrainState, resume_config, resume_plan
     from explorer.config import parse_overrides
-    from explorer.runs import open_run
+    from explorer.rundir.checkpoint import TrainState, resume_config, resume_plan
+    from explorer.rundir.run import open_run
 
     if args.preset or args.config or args.name:
         raise UserError(
@@ -271,7 +272,7 @@ def _create_run_on_rank0(args: argparse.Namespace, config: Config) -> Run:
     The other ranks only read the path (a ``STOP`` file), so on other machines it need not exist.
     """
     from explorer import distributed
-    from explorer.runs import Run, create_run
+    from explorer.rundir.run import Run, create_run
 
     created: Run | UserError | None = None
     if distributed.is_main():
@@ -306,8 +307,8 @@ def run_checkpoint(run: Run, given: str) -> Path:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from explorer.evaluate import format_probe_table, probe_run
-    from explorer.runs import open_run
+    from explorer.analysis.probe_run import format_probe_table, probe_run
+    from explorer.rundir.run import open_run
 
     run = open_run(args.run_dir)
     checkpoint = run_checkpoint(run, args.checkpoint) if args.checkpoint else None
@@ -319,9 +320,9 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from explorer.analyze import analyze_run, format_analysis_table
-    from explorer.projection import PROJECTIONS
-    from explorer.runs import open_run
+    from explorer.analysis.projection import PROJECTIONS
+    from explorer.analysis.run import analyze_run, format_analysis_table
+    from explorer.rundir.run import open_run
 
     run = open_run(args.run_dir)
     checkpoint = run_checkpoint(run, args.checkpoint) if args.checkpoint else None
@@ -341,7 +342,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def runs_table(runs_dir: str | Path) -> str:
-    from explorer.overview import summaries
+    from explorer.readings.overview import summaries
 
     header = ("name", "dataset", "backbone", "loss", "epochs", "state", "linear", "kNN")
     percent = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731

@@ -88,7 +88,7 @@ class Config:
     knn_temperature: float = 0.1
     probe: str = "auto"  # fast: on precomputed features; paper: augmented SGD protocol
     probe_epochs: int = 100
-    # per-checkpoint analysis (explorer.analyze): background on a GPU, end of run on a CPU
+    # per-checkpoint analysis (explorer.analysis.run): background on a GPU, end of run on a CPU
     analyze: str = "auto"  # off | end | background | auto
     analysis_samples: int = 5000  # images of each split in the fixed evaluation sample
     analysis_projection: str = "both"  # 2-D layouts: pca | umap | both

@@ -71,7 +71,8 @@ def clip_to_ball(z: ArrayOrTensor, mu: float) -> ArrayOrTensor:
 
     This is the projection the paper's code applies before the loss [0]; the gradient flows
     through the rescaling, as it does there. The one implementation of the clip: the exact
-    scores (:mod:`explorer.theorem`) and the ball's solver (:mod:`explorer.graph`) call it on
+    scores (:mod:`explorer.analysis.theorem`) and the ball's solver
+    (:mod:`explorer.graphs.spectral`) call it on
     NumPy tables, which are clipped in float64 the same way and returned as NumPy.
 
     Args:

@@ -14,11 +14,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from explorer.checkpoint import Diverged, TrainState
+from explorer.analysis.probes import extract_features, knn_probe
 from explorer.config import Config
 from explorer.data import ImageDataset
-from explorer.probe import extract_features, knn_probe
-from explorer.runs import Run
+from explorer.rundir.checkpoint import Diverged, TrainState
+from explorer.rundir.run import Run
 
 # Cap the kNN monitor's cost: it runs every few epochs on a fixed sample.
 MONITOR_TRAIN_SAMPLES = 5000

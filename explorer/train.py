@@ -7,8 +7,9 @@ lives on the training device as uint8 and is augmented there in batches, so no D
 Read :meth:`Trainer._loop` first: it is the whole loop. Around it, each concern has one home:
 :class:`StopRequests` here (signals, the ``STOP`` file, the ranks' joint decision);
 :mod:`explorer.reporting` (metrics lines, status record and log; the kNN monitor);
-:mod:`explorer.checkpoint` (the loop's position as a typed ``TrainState``, the guard that vets
-weights before they are written, what a resume may change); :mod:`explorer.runlock` (one writer
+:mod:`explorer.rundir.checkpoint` (the loop's position as a typed ``TrainState``, the guard that
+vets
+weights before they are written, what a resume may change); :mod:`explorer.rundir.lock` (one writer
 per run).
 
 Exact resume: the batch order of epoch ``e`` is a permutation drawn from its own generator seeded
@@ -30,22 +31,22 @@ from tqdm import tqdm
 
 from explorer import distributed
 from explorer.builders import build_model, build_views, load_splits, resolve_device
-from explorer.checkpoint import (
+from explorer.config import Config
+from explorer.data import ImageDataset
+from explorer.errors import UserError, first_line
+from explorer.losses import compute_loss
+from explorer.reporting import KnnMonitor, LossWindow, Reporter, Schedule
+from explorer.rundir.checkpoint import (
     Diverged,
     TrainState,
     config_changes,
     resume_config,
     unusable_weights,
 )
-from explorer.config import Config
-from explorer.data import ImageDataset
-from explorer.errors import UserError, first_line
-from explorer.losses import compute_loss
-from explorer.reporting import KnnMonitor, LossWindow, Reporter, Schedule
-from explorer.runs import Run
+from explorer.rundir.run import Run
 
 if TYPE_CHECKING:
-    from explorer.background import BackgroundAnalysis
+    from explorer.rundir.background import BackgroundAnalysis
 
 __all__ = ["Diverged", "LossWindow", "Trainer", "analysis_mode", "learning_rate", "load_splits"]
 
@@ -245,7 +246,7 @@ class Trainer:
         )
         self._background: BackgroundAnalysis | None = None
         if analysis_mode(self.config, self.device) == "background" and self.rank == 0:
-            from explorer.background import BackgroundAnalysis
+            from explorer.rundir.background import BackgroundAnalysis
 
             self._background = BackgroundAnalysis(self.run, str(self.device), self.log)
         try:
@@ -286,7 +287,7 @@ class Trainer:
 
         Called by the CLI after it has printed the probe table, so the table is not delayed.
         """
-        from explorer.analyze import analyze_run
+        from explorer.analysis.run import analyze_run
 
         self.log("analysing the checkpoints (analyze=end; analyze=off skips this)")
         self.run.set_phase("analysing")

@@ -8,7 +8,7 @@ from explorer.builders import build_model
 from explorer.config import Config
 from explorer.errors import UserError, first_line
 from explorer.models import ContrastiveModel
-from explorer.runs import Run
+from explorer.rundir.run import Run
 
 
 def load_trained_model(

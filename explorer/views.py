@@ -7,7 +7,7 @@ training items", and :func:`explorer.builders.build_views` answers it for the ru
   the stored uint8 images;
 - :class:`GraphViews` (``augment=graph``, ``shapes`` datasets only): each view re-renders the
   item's factor tuple with its nuisance factors resampled by the kernel of the exact augmentation
-  graph (:mod:`explorer.shapes_graph`), so the graph the analysis compares with *is* the
+  graph (:mod:`explorer.graphs.shapes`), so the graph the analysis compares with *is* the
   population augmentation graph of training (HaoChen et al. 2021, Section 3.1).
 
 Both draw only from torch's global generators (the device's), so a seed plus a saved RNG state
@@ -50,7 +50,7 @@ class GraphViews(nn.Module):
 
     Each view resamples the item's nuisance factors with :class:`ShapesKernel`'s probabilities
     (the same parts, the same uniform redraws over the same kept values as
-    :func:`explorer.shapes_graph.shapes_augmentation_graph`), then renders the tuple exactly as
+    :func:`explorer.graphs.shapes.shapes_augmentation_graph`), then renders the tuple exactly as
     :meth:`ShapesGrid.render_batch` does (alpha compositing, rounded to uint8) from a table of
     shape coverages held on the device, and normalises it with ``mean``/``std``.
 

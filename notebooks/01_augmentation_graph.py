@@ -34,7 +34,8 @@ import plotly.express as px
 import plotly.io as pio
 from scipy.sparse.csgraph import connected_components
 
-from explorer import graph, shapes_graph
+from explorer.graphs import shapes as shapes_graph
+from explorer.graphs import spectral as graph
 
 # JupyterLab renders the plotly mimetype offline; the HTML fallback loads plotly.js from a CDN.
 pio.renderers.default = "plotly_mimetype+notebook_connected"

@@ -34,7 +34,8 @@ from sklearn.cluster import SpectralClustering
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 
-from explorer import graph, shapes_graph
+from explorer.graphs import shapes as shapes_graph
+from explorer.graphs import spectral as graph
 
 pio.renderers.default = "plotly_mimetype+notebook_connected"
 FAST = os.environ.get("EXPLORER_FAST") == "1"

@@ -34,8 +34,10 @@ import plotly.io as pio
 import scipy.linalg
 import torch
 
-from explorer import figures, graph, shapes_graph
+from explorer.graphs import shapes as shapes_graph
+from explorer.graphs import spectral as graph
 from explorer.losses import clip_to_ball, spectral_contrastive_loss
+from explorer.readings import figures
 
 torch.manual_seed(0)  # the gradient-descent starts below are random
 pio.renderers.default = "plotly_mimetype+notebook_connected"

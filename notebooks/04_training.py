@@ -30,7 +30,7 @@
 #
 # The notebook
 # 1. trains the spectral loss ($\mu = 30$) and SimCLR beside it on those views;
-# 2. scores checkpoints with `explorer.theorem.exact_metrics`: the exact loss
+# 2. scores checkpoints with `explorer.analysis.theorem.exact_metrics`: the exact loss
 #    $\mathcal L(\mathrm{clip}(z))$ against the optimum, and how much of the class eigenspace the
 #    features span, over training;
 # 3. compares the eigenvalues of $\mathbb E_w[f f^\top]$ with the graph's $\gamma_i$;
@@ -60,12 +60,12 @@ from plotly.subplots import make_subplots
 
 with warnings.catch_warnings():  # tqdm warns that ipywidgets is missing: bars are off here
     warnings.simplefilter("ignore")
+    from explorer.analysis.probe_run import format_probe_table, probe_run
+    from explorer.analysis.theorem import exact_metrics, run_graph
     from explorer.builders import build_model, build_views
     from explorer.config import build_config
-    from explorer.evaluate import format_probe_table, probe_run
-    from explorer.figures import image_grid
-    from explorer.runs import create_run
-    from explorer.theorem import exact_metrics, run_graph
+    from explorer.readings.figures import image_grid
+    from explorer.rundir.run import create_run
     from explorer.train import Trainer, load_splits
     from explorer.trained_model import load_trained_model
 
@@ -119,7 +119,7 @@ fig.show()
 
 # %% [markdown]
 # ## Train through the package
-# Three runs, each a directory written by `explorer.runs` (the same runs open in the dashboard
+# Three runs, each a directory written by `explorer.rundir.run` (the same runs open in the dashboard
 # and the `explorer` command): the `shapes-demo` preset (spectral loss, $\mu = 30$), its SimCLR
 # twin `shapes-demo-simclr`, and `shapes-demo-image`, the spectral loss on image-space
 # augmentation (used in the last section). Only the length changes: 100 epochs instead of the
@@ -300,7 +300,7 @@ if not FAST:
 
 # %% [markdown]
 # ## Linear and kNN probes
-# `explorer.evaluate.probe_run` probes the frozen backbone's pooled features (before the
+# `explorer.analysis.probe_run.probe_run` probes the frozen backbone's pooled features (before the
 # projector, as in the paper) on the test split, the held-out 25% of the scenes, beside two
 # baselines: raw pixels and the same backbone at its random initialisation. Chance is
 # 1/6 ≈ 16.7%.

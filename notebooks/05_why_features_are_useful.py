@@ -36,7 +36,7 @@
 # So a small $\alpha$ can cost only a small error: the bound grows in proportion to $\alpha$.
 # Here `class_change_p` makes
 # $\alpha > 0$ in a controlled way, and every quantity is computed exactly on the graph with
-# `explorer.guarantee`:
+# `explorer.graphs.guarantee`:
 # 1. the mechanism: where a view is ambiguous, a ring, cross or star is drawn as its look-alike;
 #    the rate of class changes in sampled views is $\alpha$;
 # 2. $\alpha$, the spectrum, $\mathcal E(f^\star)$ and the bounds against `class_change_p`;
@@ -61,15 +61,15 @@ import plotly.io as pio
 import torch
 from threadpoolctl import threadpool_limits
 
-from explorer import downstream_error as DE
-from explorer import graph as G
-from explorer import guarantee as GU
-from explorer import sweep as sweeps
-from explorer.demo import DEMO_RUNS
+from explorer.graphs import downstream_error as DE
+from explorer.graphs import guarantee as GU
+from explorer.graphs import spectral as G
+from explorer.rundir import sweep as sweeps
+from explorer.rundir.demo import DEMO_RUNS
 
 with warnings.catch_warnings():  # tqdm warns that ipywidgets is missing: bars are off here
     warnings.simplefilter("ignore")
-    from explorer import theorem
+    from explorer.analysis import theorem
     from explorer.builders import graph_kernel, load_splits
     from explorer.config import build_config
     from explorer.data.shapes import (
@@ -80,9 +80,9 @@ with warnings.catch_warnings():  # tqdm warns that ipywidgets is missing: bars a
         ShapesKernel,
         ambiguity_table,
     )
-    from explorer.figures import image_grid
-    from explorer.runs import create_run
-    from explorer.shapes_graph import shapes_augmentation_graph
+    from explorer.graphs.shapes import shapes_augmentation_graph
+    from explorer.readings.figures import image_grid
+    from explorer.rundir.run import create_run
     from explorer.train import Trainer
     from explorer.trained_model import load_trained_model
     from explorer.views import GraphViews

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.artifacts import save_analysis
 from explorer.config import build_config
 from explorer.data import load_dataset
-from explorer.runs import Run, create_run
+from explorer.rundir.artifacts import save_analysis
+from explorer.rundir.run import Run, create_run
 
 
 def trace_values(trace: dict, key: str) -> list[float]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.analysis import (
+from explorer.analysis.metrics import (
     alignment,
     alpha_req,
     batch_spectra,
@@ -27,7 +27,7 @@ from explorer.analysis import (
     stationarity_residual,
     uniformity,
 )
-from explorer.projection import pca_2d
+from explorer.analysis.projection import pca_2d
 
 
 def _gaussian(n: int, d: int, seed: int = 0) -> torch.Tensor:

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import checkpoint_analysis
-from explorer.analyze import analyze_run
-from explorer.artifacts import load_all_analyses, load_analysis
+from explorer.analysis import checkpoint as checkpoint_analysis
+from explorer.analysis.checkpoint import analyze_checkpoint
+from explorer.analysis.run import analyze_run
+from explorer.analysis.sample import evaluation_sample
 from explorer.builders import build_model
-from explorer.checkpoint_analysis import analyze_checkpoint
 from explorer.config import build_config
 from explorer.data import load_dataset
-from explorer.evaluation_sample import evaluation_sample
-from explorer.runs import open_run
+from explorer.rundir.artifacts import load_all_analyses, load_analysis
+from explorer.rundir.run import open_run
 from tests.conftest import TINY, explorer
 
 ANALYSIS = ["analysis_projection=pca", "analysis_samples=128"]
@@ -146,7 +146,7 @@ def test_checkpoint_views_come_from_build_views_and_rankme_from_every_embedding(
 
 @pytest.mark.slow
 def test_umap_started_from_the_previous_layout_stays_close() -> None:
-    from explorer.projection import align_to, umap_2d
+    from explorer.analysis.projection import align_to, umap_2d
 
     rng = np.random.default_rng(0)
     kind, position = rng.integers(0, 4, 300), rng.random(300)

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.artifacts import (
+from explorer.config import build_config
+from explorer.errors import UserError
+from explorer.rundir.artifacts import (
     ANALYSIS_FORMAT_VERSION,
     analysed_epochs,
     has_analysis,
@@ -16,9 +18,7 @@ from explorer.artifacts import (
     load_analysis,
     save_analysis,
 )
-from explorer.config import build_config
-from explorer.errors import UserError
-from explorer.runs import Run, create_run
+from explorer.rundir.run import Run, create_run
 from tests.conftest import TINY
 
 

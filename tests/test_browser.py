@@ -32,15 +32,15 @@ from dashboard.serve import (
     start_server,
     stop_server,
 )
-from explorer.artifacts import load_all_analyses
 from explorer.config import build_config
 from explorer.config_docs import label
-from explorer.demo import DEMO_RUNS
-from explorer.launcher import launch_log
-from explorer.overview import summarize
-from explorer.run_admin import closest_preset, delete_run
-from explorer.run_tables import epoch_column
-from explorer.runs import Run, create_run, list_runs
+from explorer.readings.overview import summarize
+from explorer.readings.run_tables import epoch_column
+from explorer.rundir.admin import closest_preset, delete_run
+from explorer.rundir.artifacts import load_all_analyses
+from explorer.rundir.demo import DEMO_RUNS
+from explorer.rundir.launch import launch_log
+from explorer.rundir.run import Run, create_run, list_runs
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
 CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
@@ -146,15 +146,16 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes
     settings = {"train_limit": "512", "test_limit": "128", "epochs": "200",
                 "checkpoint_every": "1", "knn_every": "0", "batch_size": "64",
                 "projector_hidden_dim": "64", "projector_out_dim": "32"}
+    changes = page.locator(".st-key-form-changes")
     for field, value in settings.items():
         box = page.get_by_role("textbox", name=label(field), exact=True)
         box.fill(value)
         box.press("Enter")
+        # READY alone can hold before the Enter's rerun has started (Streamlit shows its status
+        # a moment late): a next change in that instant merges the two reruns and may drop
+        # one. The form's line of changes is drawn by the run that has read the value.
+        playwright_api.expect(changes).to_contain_text(f"{field}={value}", timeout=30_000)
         page.wait_for_function(READY)
-    # READY can hold before the last Enter's rerun starts; a page change in that instant is
-    # merged with it by Streamlit and drops the value (the user's Enter, then a click at once).
-    page.wait_for_timeout(2000)
-    page.wait_for_function(READY)
     navigate(page, "")  # Runs, and back: the same session, as a user moves
     navigate(page, "train")
     for group in groups:  # folded again: opened, they hold what was typed

@@ -1,4 +1,4 @@
-"""The class-component reading (explorer/class_components.py) against its closed form at a
+"""The class-component reading (explorer/analysis/class_components.py) against its closed form at a
 disconnected graph's minimiser, plain-loop references and NumPy."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.class_components import (
+from explorer.analysis.class_components import (
     MAX_CLASSES,
     class_arrays,
     class_moments,
@@ -103,13 +103,13 @@ def test_reading_names_merges_and_too_many_classes_store_nothing() -> None:
 def test_an_analysed_checkpoint_stores_the_reading_below_its_graph_estimate() -> None:
     """On a real analysis: M = E[f fᵀ] − Σ p_c Cov(f | c) ⪯ C = E[f fᵀ], so by Weyl every
     eigenvalue of M is at most C's of the same rank (C's eigenvalues are stored apart, by
-    explorer.analysis); the class shares are the view images' label counts."""
+    explorer.analysis.metrics); the class shares are the view images' label counts."""
     import torch
 
-    from explorer.checkpoint_analysis import analyze_checkpoint
+    from explorer.analysis.checkpoint import analyze_checkpoint
+    from explorer.analysis.sample import evaluation_sample
     from explorer.config import build_config
     from explorer.data import load_dataset
-    from explorer.evaluation_sample import evaluation_sample
     from explorer.train import build_model
     from tests.conftest import TINY
 
@@ -133,10 +133,10 @@ def test_the_shipped_class_change_run_merges_exactly_the_kernels_look_alikes() -
     """The demo sweep's network at class_change_p = 0.9 (a ring drawn as a circle, a cross as a
     square, a star as a triangle where the view is ambiguous): the classes it merges are the
     pairs the kernel joins (explorer.data.shapes.LOOKALIKE), and at class_change_p = 0 none."""
-    from explorer.artifacts import load_all_analyses
     from explorer.data.shapes import LOOKALIKE
-    from explorer.demo import DEMO_RUNS
-    from explorer.runs import open_run
+    from explorer.rundir.artifacts import load_all_analyses
+    from explorer.rundir.demo import DEMO_RUNS
+    from explorer.rundir.run import open_run
 
     def last_arrays(name: str) -> dict[str, np.ndarray]:
         analyses, errors = load_all_analyses(open_run(DEMO_RUNS / name))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from explorer.cli import main
-from explorer.runs import open_run
+from explorer.rundir.run import open_run
 from tests.conftest import TINY, explorer
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer import graph as G
 from explorer.config import Config, build_config, list_presets, parse_overrides
 from explorer.config_docs import FIELD_DOCS
 from explorer.errors import UserError
+from explorer.graphs import spectral as G
 
 
 def test_every_preset_builds(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_the_real_image_presets_differ_only_in_their_loss_and_leave_room_for_ten
     """The comparison on real images holds everything but the objective fixed; the spectral
     preset's ball tr E[f fᵀ] <= mu admits ten eigenvalues of 0.9, one per class
     (docs/THEORY.md, "The ball")."""
-    from explorer.spectrum_reading import NEAR_ONE, eigenvalue_cap
+    from explorer.readings.spectrum import NEAR_ONE, eigenvalue_cap
 
     spectral = build_config(f"{dataset}-demo")
     assert (spectral.dataset, spectral.augment, spectral.loss, spectral.train_limit,

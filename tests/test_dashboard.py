@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.artifacts import analysed_epochs, load_analysis
 from explorer.augment import RECIPES
 from explorer.data.shapes import ShapesKernel
 from explorer.errors import UserError
-from explorer.figures import embedding_traces, projector_features_label
-from explorer.launcher import stop_training, validate_launch
-from explorer.runs import Run, open_run
+from explorer.readings.figures import embedding_traces, projector_features_label
+from explorer.rundir.artifacts import analysed_epochs, load_analysis
+from explorer.rundir.launch import stop_training, validate_launch
+from explorer.rundir.run import Run, open_run
 from tests.conftest import ROOT, TINY, explorer
 from tests.dashboard_runs import corrupt_run, opened_groups, synthetic_run, trace_values
 
@@ -91,7 +91,7 @@ def test_runs_table_shows_the_probe_accuracy(page, runs_dir: Path) -> None:
 
 def test_runs_table_tells_runs_apart_and_gives_each_its_own_colour(page, runs_dir: Path) -> None:
     from explorer.config import build_config
-    from explorer.runs import create_run
+    from explorer.rundir.run import create_run
 
     config = build_config("shapes-demo", None, {"augment": "shapes", "lr": 0.05})
     create_run(runs_dir, config, name="young")  # created, not yet probed or analysed
@@ -116,7 +116,7 @@ def test_runs_table_tells_runs_apart_and_gives_each_its_own_colour(page, runs_di
 
 def test_runs_table_gives_mu_only_to_the_spectral_loss(page, runs_dir: Path) -> None:
     from explorer.config import build_config
-    from explorer.runs import create_run
+    from explorer.rundir.run import create_run
 
     create_run(runs_dir, build_config("shapes-demo", None, {"loss": "simclr"}), name="no-mu")
     try:
@@ -488,8 +488,8 @@ def test_hover_mode_serves_a_sprite_of_the_points_images(page, runs_dir: Path) -
     from PIL import Image
 
     from dashboard.hover import STATIC
-    from explorer.artifacts import load_analysis
     from explorer.builders import load_splits
+    from explorer.rundir.artifacts import load_analysis
 
     app = page("embeddings", run="trained")
     pointer = next(r for r in app.radio if "images on hover" in r.options)
@@ -510,8 +510,8 @@ def test_hover_mode_serves_a_sprite_of_the_points_images(page, runs_dir: Path) -
 
 
 def test_sweeps_page_plots_and_tabulates_a_sweeps_runs(page, runs_dir: Path) -> None:
-    from explorer.runs import write_json_atomic
-    from explorer.sweep import display_rows, manifest_path, read_manifest, sweep_table
+    from explorer.rundir.run import write_json_atomic
+    from explorer.rundir.sweep import display_rows, manifest_path, read_manifest, sweep_table
 
     # The two finished runs as a sweep over dataset (TINY's shapes, the synthetic run's
     # shapes-subgrid): one analysed on its exact graph, one without an exact record.
@@ -547,7 +547,7 @@ def test_sweeps_page_plots_and_tabulates_a_sweeps_runs(page, runs_dir: Path) -> 
 def test_the_demo_sweep_is_on_the_sweeps_page_of_a_fresh_runs_directory(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from explorer.demo import install_demo_runs
+    from explorer.rundir.demo import install_demo_runs
 
     runs = tmp_path / "runs"
     installed = install_demo_runs(runs)

@@ -25,7 +25,7 @@ from explorer import distributed, train
 from explorer.config import Config, build_config
 from explorer.errors import UserError
 from explorer.losses import compute_loss
-from explorer.runs import create_run, open_run
+from explorer.rundir.run import create_run, open_run
 from explorer.train import LossWindow, Trainer
 from tests.conftest import ROOT, TINY
 

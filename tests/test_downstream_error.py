@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from explorer import downstream_error as DE
-from explorer import guarantee as GU
+from explorer.graphs import downstream_error as DE
+from explorer.graphs import guarantee as GU
 
 SEEDS = range(120)
 

@@ -9,7 +9,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from explorer.config import build_config
 from explorer.data import load_dataset
-from explorer.figures import (
+from explorer.readings.figures import (
     NEAR_ONE,
     confusion_figure,
     embedding_figure,
@@ -28,7 +28,7 @@ from explorer.figures import (
     spectrum_metrics_figure,
     training_curves,
 )
-from explorer.gallery import class_mix, nearest_neighbours, positive_pairs
+from explorer.readings.gallery import class_mix, nearest_neighbours, positive_pairs
 
 
 def test_training_curves_overlay_every_run_and_part() -> None:

@@ -1,4 +1,5 @@
-"""explorer.graph against independent references: loops, NumPy eigh, scikit-learn, closed forms."""
+"""explorer.graphs.spectral against independent references: loops, NumPy eigh, scikit-learn, closed
+forms."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from sklearn.cluster import SpectralClustering
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 
-from explorer import graph, shapes_graph
+from explorer.graphs import shapes as shapes_graph
+from explorer.graphs import spectral as graph
 from explorer.losses import spectral_contrastive_loss
 
 

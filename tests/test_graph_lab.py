@@ -1,4 +1,5 @@
-"""explorer.graph_lab, explorer.graph_training and the Graph page's eigenvector figure against
+"""explorer.graphs.clusters, explorer.graphs.table_training and the Graph page's eigenvector figure
+against
 independent references: plain loops, NumPy's eigh, SciPy's connected components, scikit-learn,
 and closed forms (disconnected cliques, the shapes kernel's (1 - p)^2)."""
 
@@ -9,10 +10,11 @@ import pytest
 import scipy.linalg
 from scipy.sparse.csgraph import connected_components
 
-from explorer import graph_lab, graph_training
-from explorer.graph_figures import eigenvector_heatmap, weights_heatmap
-from explorer.graph_lab import cluster_graph
-from explorer.shapes_graph import shapes_augmentation_graph
+from explorer.graphs import clusters as graph_lab
+from explorer.graphs import table_training as graph_training
+from explorer.graphs.clusters import cluster_graph
+from explorer.graphs.shapes import shapes_augmentation_graph
+from explorer.readings.graph_figures import eigenvector_heatmap, weights_heatmap
 
 
 def abar_eigenvalues(W: np.ndarray) -> np.ndarray:

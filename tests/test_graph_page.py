@@ -1,7 +1,8 @@
 """The Graph page through Streamlit's AppTest: it renders, its sliders change what the spectrum
 counts before its largest gap (checked against NumPy on the same augmentation graph written out
 here), its eigenvector chart draws f = v / sqrt(w), d follows the class count, Train trains and
-says what the ball allows; on shapes, α, E(f*) and the bound match explorer.theorem's dense path,
+says what the ball allows; on shapes, α, E(f*) and the bound match explorer.analysis.theorem's dense
+path,
 and the curve is drawn against α (read off the kernel) under its bound."""
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def test_a_table_a_hair_below_the_optimum_reads_a_zero_gap(
 ) -> None:
     # the ball optimum is solved to about 1e-3, so a table can land a hair below it: the page
     # says 0.0%, not -0.0%
-    from explorer.graph_training import TableTrainer
+    from explorer.graphs.table_training import TableTrainer
 
     monkeypatch.setattr(TableTrainer, "gap", lambda self, point=None: -0.0004)
     app.button(key="train").click().run()
@@ -254,7 +255,7 @@ def seed0_split_gamma_7() -> float:
     """γ₇ of the shapes graph over the seed-0 training split's tuples (the Spectrum page's
     graph of a default run), from a dense eigh."""
     from explorer.data.shapes import SHAPES_GRID, SUBGRID, subgrid_split_factors
-    from explorer.shapes_graph import shapes_augmentation_graph
+    from explorer.graphs.shapes import shapes_augmentation_graph
 
     natural = subgrid_split_factors(SHAPES_GRID, SUBGRID, "train", 0)
     W = shapes_augmentation_graph(natural=natural).weights
@@ -263,7 +264,7 @@ def seed0_split_gamma_7() -> float:
 
 
 def test_shapes_graph_counts_its_classes_and_reads_the_guarantee(app: AppTest) -> None:
-    from explorer import theorem
+    from explorer.analysis import theorem
 
     app.radio(key="kind").set_value("Shapes").run()
     assert not app.exception
@@ -276,8 +277,8 @@ def test_shapes_graph_counts_its_classes_and_reads_the_guarantee(app: AppTest) -
     assert f"γ₇ is {seed0_split_gamma_7():.3f} on the seed-0 split, 0.250 here" in note
     app.slider(key="class_change").set_value(0.7).run()
     assert not app.exception
-    # against explorer.theorem's dense path on the same graph (key: uniform natural data, the
-    # kernel's probabilities, 0 for the dense sub-grid)
+    # against explorer.analysis.theorem's dense path on the same graph (key: uniform natural data,
+    # the kernel's probabilities, 0 for the dense sub-grid)
     known = theorem.graph_guarantee((None, (0.5, 0.5, 0.8, 0.7), 0), 6)
     alpha = known.task.alpha
     assert metric(app, "α (Assumption 3.5)") == f"{100 * alpha:.1f}%" == "20.7%"
@@ -298,7 +299,7 @@ def test_shapes_degradation_curve_arrives_after_the_page(app: AppTest) -> None:
     # 840 nodes: the sweep runs beside the page, which answers first and draws the curve when it
     # is done (a timer looks for it; AppTest runs the page again instead)
     from explorer.data.shapes import MAX_CLASS_CHANGE_P, SHAPES_GRID
-    from explorer.shapes_graph import shapes_augmentation_graph
+    from explorer.graphs.shapes import shapes_augmentation_graph
 
     app.radio(key="kind").set_value("Shapes").run()
     assert not app.exception
@@ -339,7 +340,7 @@ def test_the_whole_shapes_grid_is_read_matrix_free_and_drawn_when_solved(app: Ap
     """Shapes, "whole grid": the page answers at once with a note, then draws the reading of
     46,800 nodes; without class change its closed form (six components, γ₇ = (1 − 0.5)²,
     α = E(f*) = 0, W block diagonal by class). No table trainer: it needs the dense W."""
-    from explorer.grid_lab import GRIDS
+    from explorer.graphs.grid_reading import GRIDS
 
     app.radio(key="kind").set_value("Shapes").run()
     app.selectbox(key="grid").set_value(len(GRIDS) - 1).run()

@@ -20,9 +20,9 @@ from explorer.config import build_config, form_problems
 from explorer.data import default_image_size, load_dataset
 from explorer.data.mnist import IDX_FILES
 from explorer.errors import UserError
-from explorer.figures import image_grid
-from explorer.gallery import positive_pairs
-from explorer.runs import open_run
+from explorer.readings.figures import image_grid
+from explorer.readings.gallery import positive_pairs
+from explorer.rundir.run import open_run
 from tests.conftest import explorer
 
 # dataset -> (torchvision class, also its folder under data_root; title in messages)
@@ -214,7 +214,7 @@ def test_the_dashboard_shows_grey_images(grey_run: Path, monkeypatch: pytest.Mon
     from streamlit.testing.v1 import AppTest
 
     from dashboard.hover import STATIC
-    from explorer.artifacts import load_analysis
+    from explorer.rundir.artifacts import load_analysis
     from tests.conftest import ROOT
 
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(grey_run.parent))

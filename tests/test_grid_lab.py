@@ -1,5 +1,6 @@
 """The Graph page's matrix-free reading of shapes sub-grids up to the whole grid
-(explorer.grid_lab): equal to the dense path on the default sub-grid, the closed form on the
+(explorer.graphs.grid_reading): equal to the dense path on the default sub-grid, the closed form on
+the
 whole grid."""
 
 from __future__ import annotations
@@ -7,9 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer import graph_lab, guarantee, shapes_lab
-from explorer.grid_lab import GRIDS, grid_reading
-from explorer.shapes_graph import shapes_augmentation_graph
+from explorer.graphs import class_change_curve as shapes_lab
+from explorer.graphs import clusters as graph_lab
+from explorer.graphs import guarantee
+from explorer.graphs.grid_reading import GRIDS, grid_reading
+from explorer.graphs.shapes import shapes_augmentation_graph
 
 
 @pytest.mark.parametrize("class_change_p", [0.0, 0.7])
@@ -26,7 +29,7 @@ def test_the_reading_equals_the_dense_path_on_the_default_sub_grid(class_change_
     Y = np.eye(6)[np.asarray(dense.labels)]
     np.testing.assert_allclose(reading.class_weights, Y.T @ W @ Y, atol=1e-14)
     np.testing.assert_array_equal(reading.class_nodes, Y.sum(0))
-    # the guarantee from A formed densely (explorer.guarantee's dense functions)
+    # the guarantee from A formed densely (explorer.graphs.guarantee's dense functions)
     A, p, y = dense.natural_augmentation()
     assert reading.guarantee.alpha == pytest.approx(max(0.0, guarantee.alpha(A, p, y, 6)),
                                                     abs=1e-12)

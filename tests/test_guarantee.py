@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import graph as G
-from explorer import guarantee
 from explorer.builders import graph_kernel, load_splits
 from explorer.config import build_config
 from explorer.data.shapes import SUBGRID
-from explorer.shapes_graph import shapes_augmentation_graph
+from explorer.graphs import guarantee
+from explorer.graphs import spectral as G
+from explorer.graphs.shapes import shapes_augmentation_graph
 from explorer.views import GraphViews
 
 

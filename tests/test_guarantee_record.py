@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from explorer.guarantee_record import BEST_HEAD, ErrorRange, read_guarantee
+from explorer.rundir.guarantee_record import BEST_HEAD, ErrorRange, read_guarantee
 from tests.conftest import ROOT
 
 #: A record as the project wrote it before the bracket (the shipped sweep's class_change_p = 0.9

@@ -86,7 +86,7 @@ def test_presets_and_demo_runs_ship_with_the_wheel(installed: Path, tmp_path: Pa
 
     runs = tmp_path / "runs"
     copied = _run(installed / "python", "-c",
-                  f"from explorer.demo import install_demo_runs; "
+                  f"from explorer.rundir.demo import install_demo_runs; "
                   f"print(' '.join(install_demo_runs({str(runs)!r})))",
                   cwd=tmp_path, env=_clean_env()).stdout.split()
     demo = ROOT / "explorer" / "demo_runs"

@@ -1,4 +1,4 @@
-"""The matrix-free exact graph (explorer.kron_graph) against the dense path, a closed form and
+"""The matrix-free exact graph (explorer.graphs.kronecker) against the dense path, a closed form and
 pairs sampled from GraphViews (issue 20)."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import graph as G
-from explorer import theorem
+from explorer.analysis import theorem
 from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesKernel, grid_values
-from explorer.kron_graph import image_nodes, kron_graph, sparse_change_matrix
-from explorer.shapes_graph import _image_nodes, shapes_augmentation_graph
+from explorer.graphs import spectral as G
+from explorer.graphs.kronecker import image_nodes, kron_graph, sparse_change_matrix
+from explorer.graphs.shapes import _image_nodes, shapes_augmentation_graph
 from explorer.views import GraphViews
 
 #: A second sub-grid: other positions, scales and colours, all six shapes (merges circles/rings).

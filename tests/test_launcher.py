@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from explorer.config import parse_overrides
-from explorer.demo import install_demo_runs
 from explorer.errors import UserError
-from explorer.launcher import (
+from explorer.readings.overview import summarize
+from explorer.rundir.demo import install_demo_runs
+from explorer.rundir.launch import (
     LAUNCH_DIR,
     forget_launch,
     launch_log,
@@ -27,8 +28,7 @@ from explorer.launcher import (
     stop_training,
     validate_launch,
 )
-from explorer.overview import summarize
-from explorer.runs import Run, create_run, list_runs
+from explorer.rundir.run import Run, create_run, list_runs
 from tests.conftest import ROOT, TINY, explorer
 
 TINY_VALUES = parse_overrides([o for o in TINY if not o.startswith("log_every")])
@@ -133,7 +133,7 @@ def test_stop_then_resume_from_the_dashboard(tmp_path: Path) -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from explorer.runs import Run
+from explorer.rundir.run import Run
 Run(Path(sys.argv[1])).lock()
 print("locked", flush=True)
 time.sleep(600)
@@ -240,7 +240,7 @@ def test_demo_runs_go_into_an_empty_runs_directory_only(tmp_path: Path) -> None:
 
 def test_demo_sweep_manifests_are_installed_with_the_demo_runs(tmp_path: Path) -> None:
     from explorer.config import build_config
-    from explorer.sweep import list_sweeps, new_manifest
+    from explorer.rundir.sweep import list_sweeps, new_manifest
 
     source = tmp_path / "demo"
     manifest = new_manifest(source, "demo-sweep", "class_change_p", [0.0, 0.5], "shapes-demo",
@@ -257,7 +257,7 @@ def test_demo_sweep_manifests_are_installed_with_the_demo_runs(tmp_path: Path) -
 def test_a_finished_run_continues_with_more_epochs_from_the_dashboard_as_from_the_cli(
     tmp_path: Path,
 ) -> None:
-    """One resume policy (explorer.checkpoint.resume_plan): the dashboard's resume refuses a
+    """One resume policy (explorer.rundir.checkpoint.resume_plan): the dashboard's resume refuses a
     finished run without more epochs with the CLI's own message, and continues it with more."""
     runs = tmp_path / "runs"
     launch_training(runs, "done", "shapes-demo", {**TINY_VALUES, "epochs": 1})

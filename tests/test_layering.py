@@ -1,12 +1,16 @@
 """The package never imports Streamlit: only app.py and dashboard/ do (data flows one way); no
-module of the package imports another that imports it back."""
+module of the package imports another that imports it back; and every import goes down the layers
+that docs/ARCHITECTURE.md draws (the table is read from that page, so the page stays true)."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -54,7 +58,7 @@ def _static_imports(path: Path, modules: set[str]) -> set[str]:
             if node.level:  # relative: from . import x, from ..data import y
                 anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{anchor}.{base}" if base else anchor
-            for alias in node.names:  # from explorer import graph names a module
+            for alias in node.names:  # from explorer.graphs import spectral names a module
                 target = f"{base}.{alias.name}"
                 found.add(target if target in modules else base)
     return (found & modules) - {name}
@@ -96,6 +100,75 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if module not in index:
             visit(module)
     return found
+
+
+def architecture_layers(text: str) -> dict[str, int]:
+    """``{"graphs/": 5, "train.py": 10, ...}`` from the layer table of docs/ARCHITECTURE.md (rows
+    ``| N | `place`, `place` | ... |``)."""
+    layers: dict[str, int] = {}
+    for row in re.finditer(r"^\| (\d+) \| ([^|]+) \|", text, flags=re.MULTILINE):
+        for place in re.findall(r"`([^`]+)`", row.group(2)):
+            layers[place] = int(row.group(1))
+    return layers
+
+
+def layer_of(module: str, layers: dict[str, int]) -> int | None:
+    """The layer of ``explorer.graphs.spectral`` (its folder's, ``graphs/``) or of
+    ``explorer.train`` (its file's, ``train.py``); None when the page does not list it."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return 0  # explorer/__init__.py: a docstring, below everything
+    if len(parts) > 1 or (ROOT / "explorer" / parts[0]).is_dir():
+        return layers.get(f"{parts[0]}/")
+    return layers.get(f"{parts[0]}.py")
+
+
+@pytest.fixture(scope="module")
+def layers() -> dict[str, int]:
+    found = architecture_layers((ROOT / "docs" / "ARCHITECTURE.md").read_text())
+    assert len(found) >= 10, "docs/ARCHITECTURE.md has a layer table"
+    return found
+
+
+def test_every_module_is_in_a_layer_of_the_architecture_page(layers: dict[str, int]) -> None:
+    imports = _package_imports()
+    assert len(imports) > 40
+    unlisted = sorted(m for m in imports if layer_of(m, layers) is None)
+    assert unlisted == [], f"add these to the layer table of docs/ARCHITECTURE.md: {unlisted}"
+    listed_folders = {place for place in layers if place.endswith("/")}
+    folders = {f"{p.name}/" for p in (ROOT / "explorer").iterdir()
+               if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == listed_folders
+
+
+def test_imports_go_down_the_layers(layers: dict[str, int]) -> None:
+    """A module imports its own layer or a lower one: data flows config -> ... -> readings."""
+    imports = _package_imports()
+    upward = sorted(
+        f"{module} (layer {layer_of(module, layers)}) imports {other} "
+        f"(layer {layer_of(other, layers)})"
+        for module, others in imports.items() for other in others
+        if (layer_of(other, layers) or 0) > (layer_of(module, layers) or 0)
+    )
+    assert upward == []
+
+
+def test_the_layer_check_sees_an_upward_import() -> None:
+    text = "| 1 | `errors.py` | x |\n| 2 | `graphs/`, `train.py` | y |\n"
+    layers = architecture_layers(text)
+    assert layers == {"errors.py": 1, "graphs/": 2, "train.py": 2}
+    assert layer_of("explorer.graphs.spectral", layers) == 2
+    assert layer_of("explorer.errors", layers) == 1
+    assert layer_of("explorer.cli", layers) is None
+
+
+def test_the_package_has_at_most_twenty_top_level_modules() -> None:
+    """The rest live in subpackages that say what they own (issue 27)."""
+    top = sorted((ROOT / "explorer").glob("*.py"))
+    assert 0 < len(top) <= 20, [p.name for p in top]
+    for package in (ROOT / "explorer").glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(package.read_text()))
+        assert doc, f"{package.parent.name}/ says what it owns in its docstring"
 
 
 def test_the_reporter_does_not_import_the_trainer() -> None:

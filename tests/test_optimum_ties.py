@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer import graph as G
+from explorer.graphs import spectral as G
 
 
 def _three_blocks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

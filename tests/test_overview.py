@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.artifacts import analysed_epochs, load_analysis
 from explorer.config import build_config
-from explorer.demo import DEMO_RUNS
-from explorer.overview import optimum_share, share_history, summarize
-from explorer.runs import Run, create_run
+from explorer.readings.overview import optimum_share, share_history, summarize
+from explorer.rundir.artifacts import analysed_epochs, load_analysis
+from explorer.rundir.demo import DEMO_RUNS
+from explorer.rundir.run import Run, create_run
 from tests.conftest import ROOT
 from tests.dashboard_runs import trace_values
 
@@ -83,7 +83,7 @@ def test_the_runs_page_overlays_the_share_of_the_optimum_of_the_chosen_runs(
 def test_the_overlay_opens_on_the_demo_trio_and_the_newest_run(tmp_path) -> None:
     import os
 
-    from explorer.overview import overlay_default
+    from explorer.readings.overview import overlay_default
 
     names = ["a-mine", "shapes-image", "shapes-simclr", "shapes-simsiam", "shapes-spectral",
              "z-older"]

@@ -13,9 +13,8 @@ from sklearn.metrics import confusion_matrix
 from sklearn.neighbors import KNeighborsClassifier
 from torch import nn
 
-from explorer import probe
-from explorer.errors import UserError
-from explorer.probe import (
+from explorer.analysis import probes as probe
+from explorer.analysis.probes import (
     ProbeResult,
     extract_features,
     knn_predict,
@@ -24,6 +23,7 @@ from explorer.probe import (
     linear_probe_augmented,
     per_class_and_confusion,
 )
+from explorer.errors import UserError
 
 
 def _random_split(n: int, dim: int, num_classes: int, seed: int) -> tuple[torch.Tensor, ...]:
@@ -267,9 +267,9 @@ def test_the_augmented_probe_flips_only_when_told(flip_p: float, learns: bool) -
 
 
 def test_the_probe_flips_as_the_runs_recipe_does() -> None:
+    from explorer.analysis.probe_run import probe_flip_p
     from explorer.augment import RECIPES
     from explorer.config import build_config
-    from explorer.evaluate import probe_flip_p
 
     flips = {name: probe_flip_p(build_config(overrides=[f"dataset={name}"]))
              for name in ("mnist", "kmnist", "fashion-mnist", "cifar10", "shapes-subgrid")}

@@ -11,10 +11,10 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
-from explorer.checkpoint_analysis import analyze_checkpoint
+from explorer.analysis.checkpoint import analyze_checkpoint
+from explorer.analysis.sample import evaluation_sample
 from explorer.config import build_config
 from explorer.data import load_dataset
-from explorer.evaluation_sample import evaluation_sample
 from explorer.train import build_model
 from tests.conftest import TINY
 

@@ -1,7 +1,7 @@
 """Run management (issue 18): rename, delete (confirmed; never a running run), the demo runs
 reinstalled without overwriting anything, a run's full config with its resume changes, and its
 config copied into the Train form. On real run directories written by the package; a running run
-is a real child process holding the run's lock (explorer.runlock)."""
+is a real child process holding the run's lock (explorer.rundir.lock)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.checkpoint import config_changes, resume_config
 from explorer.config import build_config
-from explorer.demo import DEMO_RUNS
 from explorer.errors import UserError
-from explorer.launcher import LAUNCH_DIR
-from explorer.run_admin import (
+from explorer.rundir.admin import (
     closest_preset,
     config_history,
     delete_run,
@@ -28,13 +25,16 @@ from explorer.run_admin import (
     rename_run,
     writer_pid,
 )
-from explorer.runs import Run, create_run, list_runs
+from explorer.rundir.checkpoint import config_changes, resume_config
+from explorer.rundir.demo import DEMO_RUNS
+from explorer.rundir.launch import LAUNCH_DIR
+from explorer.rundir.run import Run, create_run, list_runs
 from tests.conftest import ROOT
 from tests.dashboard_runs import opened_groups
 
 DEMO_NAMES = [run.name for run in list_runs(DEMO_RUNS)]
-HOLD = ("import sys, time; from pathlib import Path; from explorer import runlock; "
-        "runlock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(120)")
+HOLD = ("import sys, time; from pathlib import Path; from explorer.rundir import lock; "
+        "lock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(120)")
 
 
 @pytest.fixture(autouse=True)
@@ -256,8 +256,8 @@ def test_copy_into_the_train_form_fills_its_fields_with_the_runs_config(
 
 
 def test_renaming_or_deleting_a_sweeps_run_updates_its_manifest(tmp_path: Path) -> None:
-    from explorer.demo import install_demo_runs
-    from explorer.sweep import manifest_path, read_manifest
+    from explorer.rundir.demo import install_demo_runs
+    from explorer.rundir.sweep import manifest_path, read_manifest
 
     runs = tmp_path / "runs"
     install_demo_runs(runs)

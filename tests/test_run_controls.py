@@ -15,8 +15,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.config import build_config
-from explorer.launcher import LAUNCH_DIR, forget_launch, launch_log, launch_state, resume_training
-from explorer.runs import Run, create_run, pid_alive, write_json_atomic
+from explorer.rundir.launch import (
+    LAUNCH_DIR,
+    forget_launch,
+    launch_log,
+    launch_state,
+    resume_training,
+)
+from explorer.rundir.run import Run, create_run, pid_alive, write_json_atomic
 from tests.conftest import ROOT
 
 
@@ -39,7 +45,8 @@ def stopped_run(runs: Path, name: str = "paused") -> Run:
 
 
 def resume_record(runs: Path, name: str, pid: int, log: str = "") -> None:
-    """The launch record :func:`explorer.launcher.resume_training` writes, for a process of ours."""
+    """The launch record :func:`explorer.rundir.launch.resume_training` writes, for a process of
+    ours."""
     folder = runs / LAUNCH_DIR
     folder.mkdir(exist_ok=True)
     command = [sys.executable, "-m", "explorer", "train", "--resume", str(runs / name)]

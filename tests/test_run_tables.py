@@ -7,9 +7,7 @@ import io
 
 import numpy as np
 
-from explorer.artifacts import load_all_analyses
-from explorer.demo import DEMO_RUNS
-from explorer.run_tables import (
+from explorer.readings.run_tables import (
     GAMMA,
     REACHABLE,
     csv_text,
@@ -17,7 +15,9 @@ from explorer.run_tables import (
     epoch_column,
     per_class_table,
 )
-from explorer.runs import Run
+from explorer.rundir.artifacts import load_all_analyses
+from explorer.rundir.demo import DEMO_RUNS
+from explorer.rundir.run import Run
 
 
 def test_the_eigenvalues_of_every_checkpoint_sit_beside_the_graphs_gammas() -> None:

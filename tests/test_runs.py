@@ -13,7 +13,7 @@ import torch
 
 from explorer.config import Config
 from explorer.errors import UserError
-from explorer.runs import FORMAT_VERSION, create_run, list_runs, open_run
+from explorer.rundir.run import FORMAT_VERSION, create_run, list_runs, open_run
 
 
 def test_create_never_reuses_a_directory(tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ def test_status_of_a_dead_process_reads_died(tmp_path: Path) -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from explorer.runs import Run
+from explorer.rundir.run import Run
 Run(Path(sys.argv[1])).lock()
 print("locked", flush=True)
 time.sleep(600)

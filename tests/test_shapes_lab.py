@@ -1,6 +1,7 @@
-"""explorer.shapes_lab against independent references: the exact shapes graph built afresh at
+"""explorer.graphs.class_change_curve against independent references: the exact shapes graph built
+afresh at
 each class_change_p, α read off the kernel's own class-change probabilities, E(f*) from
-explorer.theorem's dense path, SciPy's connected components, and the paper's inequality."""
+explorer.analysis.theorem's dense path, SciPy's connected components, and the paper's inequality."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import numpy as np
 import pytest
 from scipy.sparse.csgraph import connected_components
 
-from explorer import shapes_lab, theorem
+from explorer.analysis import theorem
 from explorer.data.shapes import MAX_CLASS_CHANGE_P, SHAPES_GRID
-from explorer.graph_figures import guarantee_figure
-from explorer.shapes_graph import shapes_augmentation_graph
+from explorer.graphs import class_change_curve as shapes_lab
+from explorer.graphs.shapes import shapes_augmentation_graph
+from explorer.readings.graph_figures import guarantee_figure
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,8 @@ def curve() -> shapes_lab.GuaranteeCurve:
     """The shipped curve of the default settings (the page draws it; computing it takes about a
     minute): :func:`test_the_shipped_curve_is_what_the_code_computes` recomputes some of it."""
     shipped = shapes_lab.shipped_curve(*shapes_lab.SHIPPED_SETTINGS)
-    assert shipped is not None, "python -m explorer.shapes_lab writes the shipped curve"
+    assert shipped is not None, (
+        "python -m explorer.graphs.class_change_curve writes the shipped curve")
     return shipped
 
 
@@ -47,7 +50,7 @@ def test_the_shipped_curve_is_what_the_code_computes(
 def test_the_family_is_the_exact_graph_at_every_class_change_p(
     family: shapes_lab.ClassChangeFamily, c: float
 ) -> None:
-    # built afresh by explorer.shapes_graph, nodes sorted by class as the family keeps them
+    # built afresh by explorer.graphs.shapes, nodes sorted by class as the family keeps them
     exact = shapes_augmentation_graph(class_change_p=c)
     order = np.argsort(exact.labels, kind="stable")
     lab = family.graph(c)

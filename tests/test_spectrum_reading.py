@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.spectrum_reading import NEAR_ONE, eigenvalue_cap, expectation
+from explorer.readings.spectrum import NEAR_ONE, eigenvalue_cap, expectation
 
 
 @pytest.mark.parametrize("mu", [0.5, 1.0, 2.7, 30.0])
@@ -53,7 +53,7 @@ def test_losses_without_mu_are_read_without_a_ball() -> None:
 
 
 def test_the_guarantee_says_when_a_network_is_outside_theorem_4_2() -> None:
-    from explorer.spectrum_reading import guarantee_reading
+    from explorer.readings.spectrum import guarantee_reading
 
     exact = {"class_r2": 0.86, "span_chance": 0.15, "guarantee": {
         "k": 128, "alpha": 0.05, "error": 0.02, "optimum_error": 0.0, "bound": 0.6,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.artifacts import load_analysis
-from explorer.demo import DEMO_RUNS
-from explorer.figures import NEAR_ONE, spectrum_figure
-from explorer.runs import Run
-from explorer.spectrum_table import COLUMNS, MISSING, STATIONARITY, spectrum_table
+from explorer.readings.figures import NEAR_ONE, spectrum_figure
+from explorer.readings.spectrum_table import COLUMNS, MISSING, STATIONARITY, spectrum_table
+from explorer.rundir.artifacts import load_analysis
+from explorer.rundir.demo import DEMO_RUNS
+from explorer.rundir.run import Run
 
 
 def _demo_artifact() -> dict:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from explorer.artifacts import save_analysis
-from explorer.figures import sweep_figure
-from explorer.runs import Run
-from explorer.sweep import read_manifest, sweep_run_names, sweep_table, value_slug
+from explorer.readings.figures import sweep_figure
+from explorer.rundir.artifacts import save_analysis
+from explorer.rundir.run import Run
+from explorer.rundir.sweep import read_manifest, sweep_run_names, sweep_table, value_slug
 from tests.conftest import explorer
 
 pytestmark = pytest.mark.slow

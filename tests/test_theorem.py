@@ -14,11 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from explorer import graph as G
-from explorer import theorem
+from explorer.analysis import theorem
+from explorer.analysis.checkpoint import ViewOutputs, add_view_metrics
 from explorer.builders import build_model, load_splits
-from explorer.checkpoint_analysis import ViewOutputs, add_view_metrics
 from explorer.config import Config, build_config
+from explorer.graphs import spectral as G
 
 
 def _optimum_table(W: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +230,7 @@ def test_spectral_projector_starts_inside_the_ball(loss: str, expected: float) -
 
 
 def test_the_analysis_table_reports_the_share_of_the_optimum() -> None:
-    from explorer.analyze import format_analysis_table
+    from explorer.analysis.run import format_analysis_table
 
     probes = {"knn": {"accuracy": 0.9}, "linear": {"accuracy": 1.0}}
     projector = {"rankme": 7.0, "alpha": None, "n_above_0.9": 6}

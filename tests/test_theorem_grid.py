@@ -16,12 +16,12 @@ import pytest
 import torch
 from torch import nn
 
-from explorer import guarantee as GU
-from explorer import theorem
+from explorer.analysis import theorem
 from explorer.builders import graph_kernel, load_splits
 from explorer.config import build_config
 from explorer.data.shapes import LOOKALIKE, SHAPES_GRID
-from explorer.kron_graph import image_nodes
+from explorer.graphs import guarantee as GU
+from explorer.graphs.kronecker import image_nodes
 
 K = 8  # the projector's output dimension
 
@@ -160,8 +160,8 @@ def test_a_trained_whole_grid_run_reads_on_the_spectrum_page(tmp_path, monkeypat
     optimum as bracketed where the ball binds."""
     from streamlit.testing.v1 import AppTest
 
-    from explorer.artifacts import load_analysis
-    from explorer.runs import open_run
+    from explorer.rundir.artifacts import load_analysis
+    from explorer.rundir.run import open_run
     from tests.conftest import ROOT, TINY, explorer
 
     overrides = [o for o in TINY if not o.startswith("projector_out_dim")]

@@ -15,12 +15,12 @@ import torch
 from tqdm import tqdm
 
 from explorer.builders import build_model, load_splits
-from explorer.checkpoint import TrainState
 from explorer.config import build_config
 from explorer.errors import UserError
 from explorer.models import ContrastiveModel
 from explorer.reporting import Reporter, Schedule
-from explorer.runs import Run, create_run, open_run
+from explorer.rundir.checkpoint import TrainState
+from explorer.rundir.run import Run, create_run, open_run
 from explorer.train import LossWindow, Trainer, learning_rate
 from tests.conftest import TINY, explorer, popen_explorer
 

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.config import Config, build_config, config_warnings, form_problems, problems
 from explorer.config_docs import ESSENTIALS, FIELD_DOCS, GROUPS, fields_of
 from explorer.errors import UserError
-from explorer.runs import Run, create_run, pid_alive
+from explorer.rundir.run import Run, create_run, pid_alive
 from tests.conftest import ROOT, TINY
 from tests.dashboard_runs import opened_groups, trace_values
 

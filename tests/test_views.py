@@ -12,7 +12,7 @@ from explorer.builders import build_views, graph_kernel, load_splits, recipe_nam
 from explorer.config import build_config
 from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesKernel, grid_values
 from explorer.errors import UserError
-from explorer.shapes_graph import kernel_weights
+from explorer.graphs.shapes import kernel_weights
 from explorer.views import GraphViews, ImageViews
 
 
@@ -149,7 +149,7 @@ def test_image_recipes_still_make_image_views(subgrid_splits) -> None:
 def test_every_test_image_of_graph_views_is_a_node_of_the_training_graph(subgrid_splits) -> None:
     """What the Probe page says: the training graph (views redraw every nuisance part) reaches
     every test tuple, so with graph views the split does not hold out augmentations."""
-    from explorer.evaluate import split_note
+    from explorer.analysis.probe_run import split_note
 
     train, test = subgrid_splits
     config = build_config(None, None, {"dataset": "shapes-subgrid"})

@@ -19,7 +19,8 @@ test split, not below it. Another seed gives other images.
 
 ``shapes-subgrid`` is the same renderer on :data:`SUBGRID` (1,080 factor tuples, 840 distinct
 images): small enough that the exact augmentation graph of training is a dense matrix
-(:mod:`explorer.shapes_graph`). Its splits hold *every* tuple of their scenes (810 train, 270 test).
+(:mod:`explorer.graphs.shapes`). Its splits hold *every* tuple of their scenes (810 train, 270
+test).
 
 :class:`ShapesKernel` is the augmentation of that graph: it resamples nuisance factors, so views
 drawn from it (``augment=graph``, :class:`explorer.views.GraphViews`) make the exact graph the
@@ -383,7 +384,7 @@ class ShapesKernel:
     2021, Assumption 3.5; docs/THEORY.md, "The downstream guarantee"). The natural datum's
     label stays its own shape.
 
-    :func:`explorer.shapes_graph.shapes_augmentation_graph` builds W from these matrices and
+    :func:`explorer.graphs.shapes.shapes_augmentation_graph` builds W from these matrices and
     :class:`explorer.views.GraphViews` draws views from the same distribution.
 
     Attributes:

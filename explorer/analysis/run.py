@@ -1,0 +1,150 @@
+"""`explorer analyze RUN_DIR`: analyse every checkpoint of a run not yet analysed, store artifacts.
+
+The orchestration: which checkpoints still need an artifact, the evaluation sample drawn
+once for all of them (:mod:`explorer.analysis.sample`), each checkpoint's model loaded and
+analysed (:mod:`explorer.analysis.checkpoint`), oldest first so that each 2-D layout starts from
+the previous one, and the artifacts written (:mod:`explorer.rundir.artifacts`), and the table the
+command
+prints (:func:`format_analysis_table`, as :mod:`explorer.analysis.probe_run` holds ``explorer
+probe``'s). A
+trainer runs this in a child process with :class:`explorer.rundir.background.BackgroundAnalysis`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from explorer.analysis.checkpoint import analyze_checkpoint
+from explorer.analysis.projection import PROJECTIONS
+from explorer.analysis.sample import evaluation_sample
+from explorer.data import ImageDataset
+from explorer.errors import UserError
+from explorer.rng import fork_rng
+from explorer.rundir.artifacts import has_analysis, load_all_analyses, load_analysis, save_analysis
+from explorer.rundir.run import Run
+from explorer.trained_model import load_trained_model
+
+
+def _stored_projections(run: Run, epoch: int) -> tuple[str, ...]:
+    """Layouts a readable artifact of ``epoch`` already has: a recomputation keeps them."""
+    try:
+        return tuple(load_analysis(run, epoch).get("projections", []))
+    except UserError:
+        return ()
+
+
+def _previous_arrays(run: Run, epoch: int) -> dict[str, np.ndarray] | None:
+    """Arrays of the latest readable artifact before ``epoch`` (seeds the aligned layouts)."""
+    loaded, _ = load_all_analyses(run)
+    earlier = [e for e in loaded if e < epoch]
+    return loaded[max(earlier)]["arrays"] if earlier else None
+
+
+def analyze_run(
+    run: Run,
+    *,
+    checkpoint: Path | None = None,
+    projections: tuple[str, ...] | None = None,
+    device: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    splits: tuple[ImageDataset, ImageDataset] | None = None,
+    on_checkpoint: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Analyse the run's checkpoints (or one) oldest first, skipping those already done.
+
+    Torch's global random stream is the same afterwards as before (models are built and views
+    drawn inside :func:`explorer.rng.fork_rng`), so a trainer may call this in-process.
+
+    Args:
+        run: the run.
+        checkpoint: one checkpoint file of the run; None: all of them.
+        projections: 2-D projections to compute; None: the config's ``analysis_projection``.
+        device: overrides the run's device.
+        force: recompute artifacts that exist.
+        progress: show a tqdm bar.
+        splits: the (train, test) datasets when the caller holds them already.
+        on_checkpoint: called as ``(i, n)`` before the i-th (from 1) of the n checkpoints to
+            analyse now (the trainer records it as its phase's progress).
+
+    Returns:
+        The records (without arrays) of every requested checkpoint, analysed now or before.
+    """
+    from tqdm import tqdm
+
+    from explorer.builders import load_splits, resolve_device
+
+    config = run.config()
+    if projections is None:
+        projections = (
+            PROJECTIONS if config.analysis_projection == "both" else (config.analysis_projection,)
+        )
+    checkpoints = run.weight_checkpoints()
+    if checkpoint is not None:
+        checkpoints = [(e, p) for e, p in checkpoints if p.resolve() == checkpoint.resolve()]
+        if not checkpoints:
+            raise UserError(f"{checkpoint} is not a model checkpoint of run {run.path}")
+    if not checkpoints:
+        raise UserError(f"run {run.path} has no model checkpoint yet; train it first")
+    todo = [(e, p) for e, p in checkpoints if force or not has_analysis(run, e, projections)]
+    records: dict[int, dict[str, Any]] = {}
+    if todo:
+        torch_device = resolve_device(device or config.device)
+        train, test = splits or load_splits(config)
+        sample = evaluation_sample(train, test, config.analysis_samples, config.seed)
+        previous = _previous_arrays(run, todo[0][0])
+        bar = tqdm(todo, desc=f"analyse {run.name}", unit="ckpt", disable=not progress)
+        for number, (epoch, path) in enumerate(bar, 1):
+            bar.set_postfix(epoch=epoch)
+            if on_checkpoint is not None:
+                on_checkpoint(number, len(todo))
+            with fork_rng(torch_device):  # building a model draws its random initialisation
+                model, _ = load_trained_model(run, config, train.images.shape[1], path)
+            record, arrays = analyze_checkpoint(
+                model,
+                sample,
+                config,
+                device=torch_device,
+                projections=(*projections, *_stored_projections(run, epoch)),
+                previous=previous,
+                training_set=train,
+            )
+            record.update(epoch=epoch, checkpoint=path.name)
+            save_analysis(run, epoch, record, arrays)
+            records[epoch] = record
+            previous = arrays
+    for epoch, _ in checkpoints:
+        if epoch not in records:
+            record = load_analysis(run, epoch)
+            record.pop("arrays")
+            records[epoch] = record
+    return [records[e] for e, _ in checkpoints]
+
+
+def format_analysis_table(records: list[dict[str, Any]]) -> str:
+    """What ``explorer analyze`` prints: one row per record of :func:`analyze_run`: epoch, RankMe
+    and α-ReQ of the spectral features, #eigenvalues > 0.9 of their batch Gram spectrum, kNN and
+    linear probe accuracy; for ``shapes`` runs also the share of the provable optimum reached,
+    1 − gap, and the class eigenspace's R² on the exact graph (:mod:`explorer.analysis.theorem`)."""
+    exact = any("exact" in r for r in records)
+    header = f"{'epoch':>5}{'RankMe':>9}{'alpha':>8}{'#eig>0.9':>10}{'kNN':>9}{'linear':>9}"
+    lines = [header + (f"{'optimum':>9}{'class R2':>10}" if exact else "")]
+    for r in records:
+        projector = r["metrics"]["projector"]
+        alpha = "-" if projector["alpha"] is None else f"{projector['alpha']:.2f}"
+        line = (
+            f"{r['epoch']:>5}{projector['rankme']:>9.2f}{alpha:>8}"
+            f"{projector['n_above_0.9']:>10}{100 * r['probes']['knn']['accuracy']:>8.1f}%"
+            f"{100 * r['probes']['linear']['accuracy']:>8.1f}%"
+        )
+        if "exact" in r:
+            line += f"{100 * (1 - r['exact']['gap']):>8.1f}%{r['exact']['class_r2']:>10.3f}"
+        lines.append(line)
+    if exact:
+        lines.append("optimum: share of the provable optimum -sum(gamma_i^2) that the exact "
+                     "population loss L(clip(z)) reaches on every node of the shapes graph")
+    return "\n".join(lines)
