@@ -19,6 +19,7 @@ from explorer.readings.figures import (
     projector_features_label,
 )
 from explorer.readings.gallery import checkpoint_features, class_mix, nearest_neighbours
+from explorer.rundir.records import as_analysis
 
 st.title("Embeddings")
 st.caption("The test sample's backbone features h, or its projector features (for the spectral "
@@ -36,8 +37,8 @@ epochs = sorted(by_epoch)
 left, right = st.columns([3, 1])
 epoch = (left.select_slider("Checkpoint (epoch)", epochs, value=epochs[-1])
          if len(epochs) > 1 else epochs[0])
-artifact = by_epoch[epoch]
-arrays, classes = artifact["arrays"], artifact["classes"]
+artifact = as_analysis(by_epoch[epoch])
+arrays, classes = artifact.arrays, list(artifact.classes)
 BACKBONE = "backbone h"
 stored = any(f"{name}_projector" in arrays for name in ("umap", "pca"))
 projector = (projector_features_label(artifact) if stored

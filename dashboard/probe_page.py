@@ -3,6 +3,8 @@ the checkpoints (backbone and projector features), and other runs."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import streamlit as st
 
 from dashboard.common import analyses, chosen_run, runs_dir, show_analysis_errors
@@ -16,6 +18,7 @@ from explorer.readings.figures import (
     projector_features_label,
 )
 from explorer.readings.run_tables import csv_text, per_class_table
+from explorer.rundir.records import as_analysis
 from explorer.rundir.run import list_runs
 
 st.title("Probe")
@@ -37,10 +40,11 @@ if probe is None:  # fall back on the latest analysed checkpoint's probes
     if not by_epoch:
         st.info(f"`{run.name}` has no probe results yet: run `explorer probe {run.path}`.")
         st.stop()
-    latest = by_epoch[max(by_epoch)]
-    probe = {"epoch": latest["epoch"], "classes": latest["classes"],
-             "methods": {"trained": latest["probes"]}}
-    source = f"the analysis of epoch {latest['epoch']} (its evaluation sample)"
+    latest = as_analysis(by_epoch[max(by_epoch)])
+    probe = {"epoch": latest.epoch, "classes": list(latest.classes),
+             "methods": {"trained": {kind: asdict(scores)
+                                     for kind, scores in latest.probes.items()}}}
+    source = f"the analysis of epoch {latest.epoch} (its evaluation sample)"
 
 classes = probe["classes"]
 methods = probe.get("methods", {})
@@ -77,13 +81,14 @@ right.plotly_chart(confusion_figure(methods[key][kind]["confusion"], classes), k
 left.caption("Rows are true classes, columns predictions; colour is the share of the row.")
 
 st.subheader("Probe accuracy over checkpoints")
-by_epoch, errors = analyses(run)
+loaded, errors = analyses(run)
+by_epoch = {e: as_analysis(a) for e, a in loaded.items()}
 if source == "probe.json":  # else shown above already
     show_analysis_errors(errors)
 if not by_epoch:
     st.caption(f"No analysed checkpoint yet: `explorer analyze {run.path}` probes each one.")
 else:
-    with_projector = [e for e in sorted(by_epoch) if by_epoch[e].get("probes_projector")]
+    with_projector = [e for e in sorted(by_epoch) if by_epoch[e].probes_projector]
     projector = (projector_features_label(by_epoch[with_projector[-1]], short=True)
                  if with_projector else "projector output")
     st.caption("The analysis sample's probes (`explorer analyze`), at every analysed checkpoint: "

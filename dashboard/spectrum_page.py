@@ -19,6 +19,7 @@ from explorer.readings.figures import (
 from explorer.readings.run_tables import csv_text, eigenvalue_table
 from explorer.readings.spectrum import NEAR_ONE, expectation, guarantee_reading, tie_reading
 from explorer.readings.spectrum_table import STATIONARITY, spectrum_table
+from explorer.rundir.records import ExactRecord, as_analysis
 
 # The page's terms, as the papers define them (explorer/analysis/metrics.py has the estimators).
 TERMS = {
@@ -51,7 +52,7 @@ st.caption(
 )
 
 run, config = chosen_run(analysed_only=True)
-by_epoch = analysed_checkpoints(run)
+by_epoch = {e: as_analysis(a) for e, a in analysed_checkpoints(run).items()}
 
 epochs = sorted(by_epoch)
 epoch = (st.select_slider("Checkpoint (epoch)", epochs, value=epochs[-1])
@@ -59,76 +60,88 @@ epoch = (st.select_slider("Checkpoint (epoch)", epochs, value=epochs[-1])
 artifact = by_epoch[epoch]
 
 
-def show_theorem(exact: dict[str, Any]) -> None:
+def number(value: float | None, spec: str) -> str:
+    """A record's number as the page prints it; "—" where an older record lacks it."""
+    return "—" if value is None else format(value, spec)
+
+
+def percent(share: float | None) -> str:
+    """A share as the page prints it, "91.9%"; "—" where an older record lacks it."""
+    return "—" if share is None else f"{100 * share:.1f}%"
+
+
+def show_theorem(exact: ExactRecord) -> None:
     """The checkpoint against the provable optimum of its exact graph, in numbers and figures."""
-    graph = exact["graph"]
+    graph = exact.graph
     st.subheader("The theorem, measured on every node of the exact graph")
-    if graph["own"]:
-        st.caption(f"Graph: {graph['description']}; {graph['nodes']:,} nodes, k = {graph['k']} "
-                   "features. L(f) below is exact, not a batch estimate.")
+    if graph.own:
+        st.caption(f"Graph: {graph.description}; {number(graph.nodes, ',')} nodes, "
+                   f"k = {graph.k} features. L(f) below is exact, not a batch estimate.")
     else:
         st.warning(f"This run did not train on an exact graph. It is scored on "
-                   f"{graph['description']} ({graph['nodes']} nodes): a reference, not its own "
+                   f"{graph.description} ({graph.nodes} nodes): a reference, not its own "
                    "population graph, so the numbers below say how far the network is from the "
                    "optimum of graph views, not from its own optimum. Train with augment=graph "
                    "for a run scored on its own graph.")
-    share = 1 - exact["gap"]
+    share = percent(exact.share)
     cols = st.columns(5)
-    cols[0].metric("of the provable optimum", f"{100 * share:.1f}%",
+    cols[0].metric("of the provable optimum", share,
                    help="L(f)/L* = 1 − (L − L*)/|L*|: 100% at the optimum, 0% for f = 0")
-    certified = exact.get("reachable_certified", True)
+    certified = exact.reachable_certified
     if certified:
-        cols[1].metric("of the reachable optimum", f"{100 * (1 - exact['reachable_gap']):.1f}%",
+        cols[1].metric("of the reachable optimum", percent(exact.reachable_share),
                        help="against the best loss with every ‖f(x)‖² ≤ μ")
     else:  # the whole grid: the ball's optimum is bracketed, not solved
         cols[1].metric("of the reachable optimum, at most",
-                       f"≤ {100 * (1 - exact['reachable_gap']):.1f}%",
+                       f"≤ {percent(exact.reachable_share)}",
                        help="against the best loss found with every ‖f(x)‖² ≤ μ (a feasible "
                             "point, so an upper bound on the ball's optimum): the true share is "
                             "between the share of the provable optimum and this")
-    cols[2].metric("population loss L(f)", f"{exact['loss']:.3f}")
-    cols[3].metric("optimum −Σγᵢ²", f"{exact['optimum']:.3f}",
-                   help=f"reachable inside the ball: {exact['reachable_optimum']:.3f}")
-    chance = exact.get("span_chance")
+    cols[2].metric("population loss L(f)", number(exact.loss, ".3f"))
+    cols[3].metric("optimum −Σγᵢ²", number(exact.optimum, ".3f"),
+                   help=f"reachable inside the ball: {number(exact.reachable_optimum, '.3f')}")
+    chance = exact.span_chance
     # the chance level in the value, not as a delta: an arrow read as an increase
     cols[4].metric("class span R²" + ("" if chance is None else f" (chance {chance:.2f})"),
-                   f"{exact['class_r2']:.3f}",
+                   number(exact.class_r2, ".3f"),
                    help="R² (mean squared cosine of the principal angles) of the γ = 1 block; "
                         "random features of the same rank r span r/n of it on average (chance)")
-    st.markdown(f"At epoch {epoch} the network is at **{100 * share:.1f}%** of the provable "
-                f"optimum of {'its own' if graph['own'] else 'this'} augmentation graph.")
-    if exact["mu"] is None:
+    st.markdown(f"At epoch {epoch} the network is at **{share}** of the provable "
+                f"optimum of {'its own' if graph.own else 'this'} augmentation graph.")
+    if exact.mu is None:
         st.caption(f"{config.loss} sees only u = z/‖z‖ and has no ball: its features are scored "
-                   f"as u at the best scale c·u for L (c = {exact['feature_scale']:.3g}, "
+                   f"as u at the best scale c·u for L (c = {number(exact.feature_scale, '.3g')}, "
                    "L(c·u) = −P²/N).")
         return
-    mu, largest = exact["mu"], exact["max_optimal_sq_norm"]
-    if exact["ball_binds"]:
-        cost = exact["reachable_optimum"] - exact["optimum"]
+    mu, largest = exact.mu, number(exact.max_optimal_sq_norm, ".3g")
+    optimum, reachable = number(exact.optimum, ".3f"), number(exact.reachable_optimum, ".3f")
+    if exact.ball_binds:
         if certified:
-            st.info(f"μ = {mu:g} is below max‖f*(x)‖² = {largest:.3g}: the ball cuts the "
-                    f"optimum off. The best reachable loss is {exact['reachable_optimum']:.3f} "
-                    f"instead of {exact['optimum']:.3f} (higher by {cost:.3g}); "
-                    f"μ ≥ {largest:.3g} leaves it free.")
+            cost = (number(exact.reachable_optimum - exact.optimum, ".3g")
+                    if exact.reachable_optimum is not None and exact.optimum is not None else "—")
+            st.info(f"μ = {mu:g} is below max‖f*(x)‖² = {largest}: the ball cuts the "
+                    f"optimum off. The best reachable loss is {reachable} "
+                    f"instead of {optimum} (higher by {cost}); "
+                    f"μ ≥ {largest} leaves it free.")
         else:
-            st.info(f"μ = {mu:g} is below max‖f*(x)‖² = {largest:.3g}: the ball cuts the "
+            st.info(f"μ = {mu:g} is below max‖f*(x)‖² = {largest}: the ball cuts the "
                     f"optimum off. On a graph this large the ball's optimum is bracketed, not "
-                    f"solved: it lies between {exact['optimum']:.3f} (no ball) and "
-                    f"{exact['reachable_optimum']:.3f}, the best loss a short descent found "
-                    f"inside the ball; μ ≥ {largest:.3g} leaves it free.")
+                    f"solved: it lies between {optimum} (no ball) and "
+                    f"{reachable}, the best loss a short descent found "
+                    f"inside the ball; μ ≥ {largest} leaves it free.")
             return
     else:
-        st.success(f"μ = {mu:g} ≥ max‖f*(x)‖² = {largest:.3g}: the ball leaves the optimum free.")
+        st.success(f"μ = {mu:g} ≥ max‖f*(x)‖² = {largest}: the ball leaves the optimum free.")
     if tie := tie_reading(exact):
         st.caption(tie)
-    curve = exact["ball_curve"]
-    if curve["mu"]:
-        st.plotly_chart(reachable_optimum_figure(curve["mu"], curve["loss"], exact["optimum"],
-                                                 mu_run=mu, max_sq_norm=largest),
+    mus, losses = exact.ball_curve
+    if mus and exact.optimum is not None:
+        st.plotly_chart(reachable_optimum_figure(mus, losses, exact.optimum,
+                                                 mu_run=mu, max_sq_norm=exact.max_optimal_sq_norm),
                         key="reachable")
 
 
-def show_guarantee(exact: dict[str, Any]) -> None:
+def show_guarantee(exact: ExactRecord) -> None:
     """Why the features are useful: α, E(f), E(f*) and the bound on this run's graph."""
     st.subheader("Why the features are useful: the downstream guarantee")
     try:
@@ -142,16 +155,16 @@ def show_guarantee(exact: dict[str, Any]) -> None:
     st.markdown(text)
 
 
-if "exact" in artifact:
-    show_theorem(artifact["exact"])
+if artifact.exact is not None:
+    show_theorem(artifact.exact)
     st.plotly_chart(exact_progress_figure(by_epoch), key="exact-progress")
-    if "guarantee" in artifact["exact"]:
-        show_guarantee(artifact["exact"])
+    if artifact.exact.guarantee is not None:
+        show_guarantee(artifact.exact)
 elif config.dataset.startswith("shapes"):
     st.info(f"No exact metrics in this artifact: `explorer analyze {run.path} --force` adds them.")
 
 st.subheader("Spectra")
-st.markdown(expectation(artifact, len(artifact.get("classes", []))).text)
+st.markdown(expectation(artifact, len(artifact.classes)).text)
 st.caption(f"Eigenvalues of the graph estimate from views ≥ {NEAR_ONE} are starred (★, their "
            "count in the legend). For shapes runs, the exact eigenvalues of E_w[f fᵀ] over every "
            "node sit beside the graph's γᵢ. The backbone's features h have no natural scale, so "
@@ -201,7 +214,7 @@ def show_class_components(arrays: dict[str, Any], classes: list[str]) -> None:
     )
 
 
-show_class_components(artifact.get("arrays", {}), list(artifact.get("classes", [])))
+show_class_components(dict(artifact.arrays), list(artifact.classes))
 
 eigen_rows = eigenvalue_table(by_epoch)
 if eigen_rows:

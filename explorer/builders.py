@@ -7,12 +7,14 @@ loop so that those need not import it (``explorer.train`` re-exports these names
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from explorer.augment import RECIPES, TwoViewAugment, recipe_for_dataset
 from explorer.config import GRAPH_AUGMENT, Config
-from explorer.data import ImageDataset, default_image_size, load_dataset
+from explorer.data import DatasetRequest, ImageDataset, default_image_size, load_request
 from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesKernel, grid_values
 from explorer.errors import UserError
 from explorer.models import ContrastiveModel
@@ -35,16 +37,18 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_splits(config: Config) -> tuple[ImageDataset, ImageDataset]:
-    """The training and test sets a config names, at its image size and limits."""
-    common = dict(
-        data_root=config.data_root,
+    """The training and test sets a config names, at its image size and limits (0: none)."""
+    train = DatasetRequest(
+        config.dataset,
+        "train",
+        data_root=Path(config.data_root),
         download=config.download,
         image_size=config.image_size or None,
         seed=config.seed,
+        limit=config.train_limit or None,
     )
-    train = load_dataset(config.dataset, "train", limit=config.train_limit or None, **common)
-    test = load_dataset(config.dataset, "test", limit=config.test_limit or None, **common)
-    return train, test
+    test = replace(train, split="test", limit=config.test_limit or None)
+    return load_request(train), load_request(test)
 
 
 def recipe_name(config: Config) -> str:

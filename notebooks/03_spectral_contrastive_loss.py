@@ -34,6 +34,7 @@ import plotly.io as pio
 import scipy.linalg
 import torch
 
+from explorer.graphs import optimum as opt
 from explorer.graphs import shapes as shapes_graph
 from explorer.graphs import spectral as graph
 from explorer.losses import clip_to_ball, spectral_contrastive_loss
@@ -136,11 +137,11 @@ assert np.isclose(regulariser, negative)
 # $[\sqrt{\gamma_1} v_1, \dots, \sqrt{\gamma_k} v_k]\,R$ for a rotation $R$ (when
 # $\gamma_k > \gamma_{k+1}$): spanning the top-$k$ eigenvectors is needed, and so is the scale
 # $\sqrt{\gamma_i}$ along each. One caveat the algebra makes visible: $w$ must be a
-# **probability** (sum 1) for the identity; `graph.population_spectral_loss` normalises $W$
+# **probability** (sum 1) for the identity; `opt.population_loss` normalises $W$
 # itself.
 
 # %%
-population = graph.population_spectral_loss(f, W)
+population = opt.population_loss(f, W)
 identity = graph.matrix_factorization_loss(U, W) - (Abar**2).sum()
 print(f"L(f) = {population:.6f};  ||Abar - FF^T||^2 - ||Abar||^2 = {identity:.6f}")
 assert np.isclose(population, identity)
@@ -161,11 +162,11 @@ optimizer = torch.optim.SGD([f_t], lr=1.0)
 history = []
 for _ in range(steps):
     optimizer.zero_grad()
-    loss = graph.population_spectral_loss(f_t, W_t)
+    loss = opt.population_loss(f_t, W_t)
     loss.backward()
     optimizer.step()
     history.append(loss.item())
-optimum = graph.optimal_population_loss(W, k)
+optimum = opt.optimal_population_loss(W, k)
 U_learned = graph.factor_from_embedding(f_t.detach().numpy(), W)
 vectors = graph.spectral_embedding(W, k)
 angles = np.degrees(scipy.linalg.subspace_angles(U_learned, vectors))
@@ -226,14 +227,14 @@ f_wrong = graph.embedding_from_factor(all_vectors[:, 1:] * np.sqrt(gammas[:k]), 
 f_saddle = graph.embedding_from_factor(all_vectors[:, 1:] * np.sqrt(gammas[1 : k + 1]), W)
 C_wrong = (w[:, None] * f_wrong).T @ f_wrong
 C_saddle, C_plus = (w[:, None] * f_saddle).T @ f_saddle, f_saddle.T @ W @ f_saddle
-loss_wrong = graph.population_spectral_loss(f_wrong, W)
+loss_wrong = opt.population_loss(f_wrong, W)
 print(f"top eigenvalues, wrong directions: eig E[f f^T] = {np.linalg.eigvalsh(C_wrong)[::-1]}, "
       f"L = {loss_wrong:.4f} > {optimum:.4f}")  # fmt: skip
 print(f"saddle: ||C+ - C^2|| = {np.linalg.norm(C_plus - C_saddle @ C_saddle):.1e}, "
-      f"L = {graph.population_spectral_loss(f_saddle, W):.4f}")  # fmt: skip
+      f"L = {opt.population_loss(f_saddle, W):.4f}")  # fmt: skip
 assert np.allclose(np.linalg.eigvalsh(C_wrong)[::-1], gammas[:k]) and loss_wrong > optimum + 1e-3
 assert np.allclose(C_plus, C_saddle @ C_saddle)
-assert graph.population_spectral_loss(f_saddle, W) > optimum + 1e-3
+assert opt.population_loss(f_saddle, W) > optimum + 1e-3
 
 # %% [markdown]
 # ## The mini-batch loss is unbiased
@@ -289,10 +290,10 @@ fs = (0.1 * torch.randn(shapes.num_nodes, 8, dtype=torch.float64)).requires_grad
 optimizer = torch.optim.Adam([fs], lr=0.05)
 for _ in range(150 if FAST else 300):
     optimizer.zero_grad()
-    loss = graph.population_spectral_loss(fs, Ws)
+    loss = opt.population_loss(fs, Ws)
     loss.backward()
     optimizer.step()
-optimum = graph.optimal_population_loss(shapes.weights, 8)
+optimum = opt.optimal_population_loss(shapes.weights, 8)
 print(f"L(f) = {loss.item():.4f}; optimum {optimum:.4f}")
 assert loss.item() - optimum < 0.02 * abs(optimum)
 # the learned features predict the class through a linear map: regress class indicators on f
@@ -342,10 +343,10 @@ assert np.isclose(mu * loss.item(), on_clip) and not np.isclose(mu * loss.item()
 # %%
 k_ball = 128
 gammas_s = graph.graph_spectrum(shapes.weights, k_ball + 1)
-f_star = graph.optimal_features(shapes.weights, k_ball)  # (n, k)
+f_star = opt.optimal_features(shapes.weights, k_ball)  # (n, k)
 w_s = graph.degrees(shapes.weights)
-max_sq = graph.max_optimal_sq_norm(shapes.weights, k_ball)
-unconstrained = graph.optimal_population_loss(shapes.weights, k_ball)
+max_sq = opt.max_optimal_sq_norm(shapes.weights, k_ball)
+unconstrained = opt.optimal_population_loss(shapes.weights, k_ball)
 mean_sq = (w_s * (f_star**2).sum(1)).sum()  # E_w||f*||^2
 print(f"{shapes.num_nodes} nodes, k = {k_ball}: max_x ||f*(x)||^2 = {max_sq:.2f};  "
       f"E_w||f*||^2 = {mean_sq:.2f} = sum gamma_i = {gammas_s[:k_ball].sum():.2f}")  # fmt: skip
@@ -359,7 +360,7 @@ assert np.isclose(mean_sq, gammas_s[:k_ball].sum())
 # returned. It is a $\mu$ that certainly suffices, not the least one (which is at least
 # $\mathbb E_w\|f^\star\|^2$).
 #
-# `graph.ball_constrained_optimum` solves $\min \mathcal L(f)$ s.t. $\|f(x)\|^2 \le \mu$ by
+# `opt.ball_constrained_optimum` solves $\min \mathcal L(f)$ s.t. $\|f(x)\|^2 \le \mu$ by
 # accelerated projected gradient on the table $f$, from the clipped $f^\star$; when $f^\star$ fits,
 # it returns $-\sum_{i\le k}\gamma_i^2$ without a solve. Its `lower_bound` is a Lagrangian dual
 # bound, so `loss - lower_bound` certifies how far from the true constrained optimum it can be.
@@ -370,7 +371,7 @@ assert np.isclose(mean_sq, gammas_s[:k_ball].sum())
 results = {}
 for mu in (1.0, 10.0, 30.0):
     started = time.perf_counter()
-    results[mu] = graph.ball_constrained_optimum(shapes.weights, k_ball, mu)
+    results[mu] = opt.ball_constrained_optimum(shapes.weights, k_ball, mu)
     r = results[mu]
     eigs = np.linalg.eigvalsh((w_s[:, None] * r.features).T @ r.features)[::-1]
     print(f"mu = {mu:4g}: reachable optimum {r.loss:8.4f} (certified >= {r.lower_bound:8.4f}), "
@@ -379,7 +380,7 @@ for mu in (1.0, 10.0, 30.0):
     assert (r.features**2).sum(1).max() <= mu * (1 + 1e-9)  # every row inside the ball
     assert unconstrained - 1e-9 <= r.loss <= 0  # between the optimum and f = 0
     assert r.loss - r.lower_bound < 1e-3 * abs(r.loss)  # certified near-optimal
-assert graph.population_spectral_loss(np.zeros_like(f_star), shapes.weights) == 0  # f = 0
+assert opt.population_loss(np.zeros_like(f_star), shapes.weights) == 0  # f = 0
 assert results[30.0].loss == unconstrained  # mu >= max ||f*||^2: exactly -sum gamma_i^2
 assert max_sq <= 30.0 and not results[30.0].binds
 # mu = 1: the six classes collapse onto orthogonal points of norm 1, each of weight 1/6:
@@ -392,7 +393,7 @@ assert np.isclose(results[1.0].loss, -2 + 1 / 6, atol=1e-6)
 
 # %%
 mus = np.geomspace(0.3, 40, 6 if FAST else 14)
-curve = graph.reachable_optimum_curve(shapes.weights, k_ball, mus, tol=1e-6, max_iterations=400)
+curve = opt.reachable_optimum_curve(shapes.weights, k_ball, mus, tol=1e-6, max_iterations=400)
 assert np.all(np.diff(curve) <= 1e-6)  # a larger ball never does worse
 assert np.all((curve >= unconstrained - 1e-9) & (curve < 0))
 print("mu:               ", mus.round(2))

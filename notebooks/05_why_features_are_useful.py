@@ -63,6 +63,7 @@ from threadpoolctl import threadpool_limits
 
 from explorer.graphs import downstream_error as DE
 from explorer.graphs import guarantee as GU
+from explorer.graphs import optimum as O
 from explorer.graphs import spectral as G
 from explorer.rundir import sweep as sweeps
 from explorer.rundir.demo import DEMO_RUNS
@@ -247,7 +248,7 @@ assert np.array_equal(views.render(drawn).numpy(), SHAPES_GRID.render_batch(draw
 # - $\alpha$ and the spectrum $\gamma_1 \ge \gamma_2 \ge \dots$ of $\bar A$;
 # - $\mathcal E(f^\star)$ for $k = 6$ (one feature per class), $k = 12 = 2r$ (Theorem 3.7's
 #   least $k$) and $k = 128$ (the projector of notebook 4), with $f^\star$ built from the top-$k$
-#   eigenpairs (checked against `graph.optimal_features` once);
+#   eigenpairs (checked against `optimum.optimal_features` once);
 # - the $\gamma_{k+1}$ form of the bound, $8\alpha/(1-\gamma_{k+1}) + 2\alpha$, for $k = 12$ and
 #   $k = 128$, and Theorem 3.7's order $\alpha \log k/\rho^2_{\lfloor k/2\rfloor}$ with the
 #   constant set to 1 and $\rho$ replaced by its certified lower bound $(1-\gamma_{k/2})/2$ (an
@@ -277,7 +278,7 @@ for q in GRID:
     gammas, vectors = G.top_eigenpairs(W, 129)
     features = {k: G.embedding_from_factor(vectors[:, :k] * np.sqrt(gammas[:k]), W) for k in KS}
     if q == 0.6:  # the same f* as the package's optimal_features (one eigen-decomposition each)
-        assert np.allclose(features[12], G.optimal_features(W, 12))
+        assert np.allclose(features[12], O.optimal_features(W, 12))
     alpha_q = GU.alpha(A, p, y, R)
     # for the explanation below: each natural datum's probability that its view changed class
     changed = (A * (graph_q.labels[None, :] != y[:, None])).sum(1)  # (m,)
@@ -602,7 +603,7 @@ rng = np.random.default_rng(0)
 for q, k in ((0.6, 12), (0.9, 128)):
     graph_q, A, p, y = exact_graph(q)
     W = graph_q.weights / graph_q.weights.sum()
-    f_star = G.optimal_features(W, k)
+    f_star = O.optimal_features(W, k)
     Q = rng.normal(size=(k, k))
     scale = np.exp(rng.normal(size=len(f_star)))  # positive, one per node
     assert np.linalg.cond(Q) < 1e6

@@ -141,7 +141,7 @@ def test_checkpoint_views_come_from_build_views_and_rankme_from_every_embedding(
     assert len(arrays["projector_eigs_mean"]) == 2  # batch spectra: min(B, d)
     # RankMe of the 128 x 32 matrix of every evaluated embedding: not capped at B = 2
     assert 2.5 < record["metrics"]["projector"]["rankme"] <= 32
-    assert record["metrics"]["projector"]["alpha"] is not None  # d = 32: ranks 11..32
+    assert record["metrics"]["projector"]["alpha_req"] is not None  # d = 32: ranks 11..32
 
 
 @pytest.mark.slow

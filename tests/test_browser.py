@@ -33,7 +33,7 @@ from dashboard.serve import (
     stop_server,
 )
 from explorer.config import build_config
-from explorer.config_docs import label
+from explorer.config_docs import ESSENTIALS, fields_of, label
 from explorer.readings.overview import summarize
 from explorer.readings.run_tables import epoch_column
 from explorer.rundir.admin import closest_preset, delete_run
@@ -130,6 +130,17 @@ def test_damaged_and_deleted_runs_do_not_break_pages(server: str, browser,
     page.close()
 
 
+def open_groups(page, groups: tuple[str, ...]) -> None:
+    """Open the Train form's folded groups, each once its field is drawn: an expander's click
+    reruns the page, and a click landing while that rerun redraws the form can be undone by it
+    (READY holds a moment before a rerun starts), so the next waits for the last one's field."""
+    for group in groups:
+        first = next(n for n in fields_of(group) if n not in ESSENTIALS)
+        page.get_by_text(f"More {group} settings").click()
+        page.locator(f".st-key-field-shapes-demo-{first} input").wait_for(timeout=30_000)
+        page.wait_for_function(READY)
+
+
 def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes(
     server: str, browser, runs_dir: Path, capsys
 ) -> None:
@@ -138,11 +149,7 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes
     Stop are disabled and say what they do at once; a double click starts one trainer."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     open_page(page, server, "train")
-    groups = ("data", "model", "run", "evaluation and analysis")
-    for group in groups:  # folded groups: their fields are drawn once opened
-        page.get_by_text(f"More {group} settings").click()
-        page.wait_for_function(READY)
-    page.get_by_role("textbox", name=label("train_limit"), exact=True).wait_for()
+    open_groups(page, ("data", "model", "run", "evaluation and analysis"))
     settings = {"train_limit": "512", "test_limit": "128", "epochs": "200",
                 "checkpoint_every": "1", "knn_every": "0", "batch_size": "64",
                 "projector_hidden_dim": "64", "projector_out_dim": "32"}
@@ -158,10 +165,7 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes
         page.wait_for_function(READY)
     navigate(page, "")  # Runs, and back: the same session, as a user moves
     navigate(page, "train")
-    for group in groups:  # folded again: opened, they hold what was typed
-        page.get_by_text(f"More {group} settings").click()
-        page.wait_for_function(READY)
-    page.get_by_role("textbox", name=label("train_limit"), exact=True).wait_for()
+    open_groups(page, ("data", "model", "run", "evaluation and analysis"))  # folded again
     for field, value in settings.items():
         assert page.locator(f".st-key-field-shapes-demo-{field} input").input_value() == value
     box = page.get_by_role("textbox", name="Run name")

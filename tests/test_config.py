@@ -10,7 +10,7 @@ import pytest
 from explorer.config import Config, build_config, list_presets, parse_overrides
 from explorer.config_docs import FIELD_DOCS
 from explorer.errors import UserError
-from explorer.graphs import spectral as G
+from explorer.graphs import optimum as O
 
 
 def test_every_preset_builds(tmp_path: Path) -> None:
@@ -104,8 +104,8 @@ def test_the_mu_help_gives_the_rule_for_the_optimum_s_largest_row() -> None:
     group = np.repeat(np.arange(6), 3)
     same_class = (group // 2)[:, None] == (group // 2)[None, :]
     W = np.where(group[:, None] == group[None, :], 1.0, np.where(same_class, 0.1, 0.0))
-    assert G.max_optimal_sq_norm(W, 3) == pytest.approx(3.0)  # the class block alone: r
-    assert G.max_optimal_sq_norm(W, 6) > 5.0  # with the sub-group eigenvectors (γ = 0.82)
+    assert O.max_optimal_sq_norm(W, 3) == pytest.approx(3.0)  # the class block alone: r
+    assert O.max_optimal_sq_norm(W, 6) > 5.0  # with the sub-group eigenvectors (γ = 0.82)
 
 
 def test_the_kernel_fields_reach_the_graph_views_kernel() -> None:

@@ -8,6 +8,8 @@ solid-colour images for imagefolder labels, scikit-learn for the linear-separabi
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 import pickle
 import time
@@ -21,14 +23,17 @@ from PIL import Image
 
 from explorer.data import (
     SHAPES_GRID,
+    DatasetRequest,
+    DatasetSpec,
     ImageDataset,
     ShapesGrid,
     default_image_size,
     list_datasets,
     load_dataset,
+    load_request,
 )
 from explorer.data import shapes as shapes_module
-from explorer.data.base import stratified_indices
+from explorer.data.base import DATASETS, stratified_indices
 from explorer.errors import UserError
 
 ALL = ["cifar10", "cifar100", "digits", "fashion-mnist", "imagefolder", "kmnist", "mnist", "shapes",
@@ -78,6 +83,69 @@ def test_unknown_dataset_names_the_closest_and_lists_all() -> None:
 def test_bad_arguments_are_user_errors(kwargs: dict, needle: str) -> None:
     with pytest.raises(UserError, match=needle):
         load_dataset("shapes", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [({"name": "shapez"}, "unknown dataset 'shapez'"), ({"split": "val"}, "unknown split 'val'"),
+     ({"limit": 0}, "limit must be"), ({"limit": 2.5}, "limit must be"),
+     ({"limit": True}, "limit must be"), ({"image_size": -1}, "image_size must be"),
+     ({"image_size": "32"}, "image_size must be")],
+)  # fmt: skip
+def test_a_request_with_a_bad_field_is_refused_in_one_line(fields: dict, needle: str) -> None:
+    with pytest.raises(UserError, match=needle) as err:
+        DatasetRequest(**{"name": "shapes", **fields})
+    assert "\n" not in str(err.value)
+
+
+def test_a_request_is_frozen_and_stores_one_spelling_of_each_field() -> None:
+    request = DatasetRequest("SHAPES", data_root="~/pictures", limit=np.int64(7))
+    assert request.name == "shapes" and request.image_size == 32 and request.limit == 7
+    assert request.data_root == Path.home() / "pictures" and request.split == "train"
+    assert request == DatasetRequest("shapes", data_root=Path.home() / "pictures", limit=7,
+                                     image_size=32)  # fmt: skip
+    assert DatasetRequest("cifar10").root == Path("data")  # the download folder by default
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.limit = 3  # type: ignore[misc]
+
+
+def test_every_loader_takes_one_request() -> None:
+    """The registry calls each loader with a single DatasetRequest, so no loader repeats (and
+    half ignores) a long argument list."""
+    assert sorted(DATASETS) == ALL
+    for name, spec in DATASETS.items():
+        parameters = inspect.signature(spec.loader, eval_str=True).parameters
+        assert list(parameters) == ["request"], name
+        assert parameters["request"].annotation is DatasetRequest, name
+
+
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [("shapes", {}), ("shapes", {"split": "test", "seed": 3, "limit": 40, "image_size": 16}),
+     ("digits", {}), ("digits", {"split": "train", "seed": 5, "limit": 30, "image_size": 20})],
+)  # fmt: skip
+def test_load_dataset_is_the_loader_given_the_same_request(name: str, fields: dict) -> None:
+    ours = load_dataset(name, **fields)
+    direct = DATASETS[name].loader(DatasetRequest(name, **fields))
+    assert len(ours) == fields.get("limit", len(ours)) > 0
+    assert ours.image_size == fields.get("image_size", 32)
+    assert torch.equal(ours.images, direct.images) and torch.equal(ours.labels, direct.labels)
+    assert (ours.classes, ours.mean, ours.std) == (direct.classes, direct.mean, direct.std)
+    assert (ours.factors is None) == (direct.factors is None)
+    assert ours.factors is None or torch.equal(ours.factors, direct.factors)
+
+
+def test_a_loader_that_ignores_the_limit_is_a_programming_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def everything(request: DatasetRequest) -> ImageDataset:
+        return ImageDataset(torch.zeros((10, 1, 4, 4), dtype=torch.uint8),
+                            torch.arange(10) % 2, ["a", "b"], (0.0,), (1.0,), "toy")  # fmt: skip
+
+    monkeypatch.setitem(DATASETS, "toy", DatasetSpec("toy", everything, 4, "ten blank images"))
+    assert len(load_request(DatasetRequest("toy"))) == 10
+    with pytest.raises(ValueError, match="returned 10 images"):
+        load_request(DatasetRequest("toy", limit=3))
 
 
 def test_stratified_indices_balances_classes_and_is_seeded() -> None:

@@ -158,11 +158,13 @@ def test_exact_progress_plots_one_minus_the_gaps_and_the_spans() -> None:
 
 
 def test_spectrum_metrics_follow_the_epochs() -> None:
-    artifacts = {e: {"metrics": {"projector": {"rankme": float(e), "alpha": 1.0},
+    artifacts = {e: {"metrics": {"projector": {"rankme": float(e), "alpha_req": e / 4},
                                  "graph": {"stationarity_residual": 1 / e}}} for e in (5, 1, 3)}
     fig = spectrum_metrics_figure(artifacts)
     rankme = next(t for t in fig.data if t.name == "projector")
     assert list(rankme.x) == [1, 3, 5] and list(rankme.y) == [1.0, 3.0, 5.0]
+    alpha = next(t for t in fig.data if t.name == "projector" and t.xaxis == "x2")  # α-ReQ's
+    assert list(alpha.y) == [0.25, 0.75, 1.25]
 
 
 def test_probe_history_draws_both_features_where_each_is_present() -> None:

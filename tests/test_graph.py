@@ -1,5 +1,5 @@
-"""explorer.graphs.spectral against independent references: loops, NumPy eigh, scikit-learn, closed
-forms."""
+"""explorer.graphs.spectral and explorer.graphs.optimum against independent references: loops,
+NumPy eigh, scikit-learn, closed forms."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sklearn.cluster import SpectralClustering
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 
+from explorer.graphs import optimum
 from explorer.graphs import shapes as shapes_graph
 from explorer.graphs import spectral as graph
 from explorer.losses import spectral_contrastive_loss
@@ -111,7 +112,7 @@ def test_identity_matrix_factorization_equals_population_loss_plus_constant() ->
     for k in (1, 4, 12):
         f = rng.normal(size=(10, k))
         lhs = graph.matrix_factorization_loss(graph.factor_from_embedding(f, W), W)
-        assert lhs == pytest.approx(graph.population_spectral_loss(f, W) + constant, rel=1e-10)
+        assert lhs == pytest.approx(optimum.population_loss(f, W) + constant, rel=1e-10)
         back = graph.embedding_from_factor(graph.factor_from_embedding(f, W), W)
         np.testing.assert_allclose(back, f, atol=1e-10)
 
@@ -124,7 +125,7 @@ def test_population_loss_matches_loops() -> None:
         -2 * W[i, j] * f[i] @ f[j] + w[i] * w[j] * (f[i] @ f[j]) ** 2
         for i, j in itertools.product(range(5), range(5))
     )
-    assert graph.population_spectral_loss(f, W) == pytest.approx(expected, rel=1e-12)
+    assert optimum.population_loss(f, W) == pytest.approx(expected, rel=1e-12)
 
 
 def test_gradient_descent_reaches_eckart_young_optimum() -> None:
@@ -136,14 +137,14 @@ def test_gradient_descent_reaches_eckart_young_optimum() -> None:
     optimizer = torch.optim.SGD([f], lr=0.5)
     for _ in range(1500):
         optimizer.zero_grad()
-        loss = graph.population_spectral_loss(f, W_t)
+        loss = optimum.population_loss(f, W_t)
         loss.backward()
         optimizer.step()
     gammas, vectors = np.linalg.eigh(graph.normalized_adjacency(W))
     gammas, vectors = gammas[::-1], vectors[:, ::-1]
     assert gammas[k - 1] - gammas[k] > 0.3  # a spectral gap, so the subspace is unique
     assert loss.item() == pytest.approx(-(gammas[:k] ** 2).sum(), abs=1e-6)
-    assert graph.optimal_population_loss(W, k) == pytest.approx(-(gammas[:k] ** 2).sum())
+    assert optimum.optimal_population_loss(W, k) == pytest.approx(-(gammas[:k] ** 2).sum())
     factor = graph.factor_from_embedding(f.detach().numpy(), W)
     angles = scipy.linalg.subspace_angles(factor, vectors[:, :k])
     assert angles.max() < 1e-3
@@ -154,7 +155,7 @@ def test_gradient_descent_reaches_eckart_young_optimum() -> None:
 def test_mini_batch_loss_is_unbiased() -> None:
     W = random_augmentation_graph(6, 10, seed=7)
     f = np.random.default_rng(8).normal(size=(10, 3))
-    exact = graph.population_spectral_loss(f, W)
+    exact = optimum.population_loss(f, W)
     rng = np.random.default_rng(9)
     mu = 1e8  # nothing is clipped: sqrt(mu) exceeds every norm
     f_t = torch.from_numpy(f)
@@ -240,14 +241,14 @@ def optimum_table_from_eigh(W: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
 def test_max_optimal_sq_norm_matches_eigh(k: int, seed: int) -> None:
     W = random_augmentation_graph(8, 12, seed=seed)
     gammas, table = optimum_table_from_eigh(W, k)
-    assert graph.max_optimal_sq_norm(W, k) == pytest.approx((table**2).sum(1).max(), rel=1e-10)
-    ours = graph.optimal_features(W, k)
+    assert optimum.max_optimal_sq_norm(W, k) == pytest.approx((table**2).sum(1).max(), rel=1e-10)
+    ours = optimum.optimal_features(W, k)
     np.testing.assert_allclose((ours**2).sum(1), (table**2).sum(1), atol=1e-10)
     rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
     np.testing.assert_allclose(((table @ rotation) ** 2).sum(1), (table**2).sum(1), atol=1e-10)
     w = W.sum(1) / W.sum()
     assert (w * (table**2).sum(1)).sum() == pytest.approx(gammas.sum())  # E_w||f*||^2
-    assert graph.population_spectral_loss(ours, W) == pytest.approx(-(gammas**2).sum())
+    assert optimum.population_loss(ours, W) == pytest.approx(-(gammas**2).sum())
 
 
 @pytest.mark.parametrize("k", [2, 5])
@@ -256,7 +257,7 @@ def test_ball_that_holds_the_optimum_returns_it_exactly(k: int) -> None:
     gammas, table = optimum_table_from_eigh(W, k)
     max_sq = (table**2).sum(1).max()
     for mu in (max_sq, 1.5 * max_sq):
-        result = graph.ball_constrained_optimum(W, k, mu)
+        result = optimum.ball_constrained_optimum(W, k, mu)
         assert result.loss == pytest.approx(-(gammas**2).sum(), abs=1e-9)
         assert result.unconstrained_loss == pytest.approx(-(gammas**2).sum(), abs=1e-9)
         assert not result.binds and result.iterations == 0 and result.cost == 0
@@ -284,7 +285,7 @@ def cliques_optimum(m: int, k: int, mu: float) -> float:
 @pytest.mark.parametrize(("m", "k", "mu"), [(3, 3, 0.5), (3, 5, 2.0), (6, 8, 1.0), (4, 2, 1.0)])
 def test_ball_on_disconnected_cliques_matches_closed_form(m: int, k: int, mu: float) -> None:
     W = graph.block_graph((4,) * m)
-    result = graph.ball_constrained_optimum(W, k, mu)
+    result = optimum.ball_constrained_optimum(W, k, mu)
     assert result.binds and result.converged
     assert result.loss == pytest.approx(cliques_optimum(m, k, mu), abs=1e-7)
     assert result.lower_bound == pytest.approx(cliques_optimum(m, k, mu), abs=1e-7)
@@ -300,8 +301,8 @@ def test_k_splitting_a_degenerate_eigenspace_still_reaches_the_optimum() -> None
     # four cliques, k = 2: eigenvalue 1 four times, so f* is one of many optimal tables, and
     # the one eigh returns need not fit the ball mu = k = 2 that a tight frame fits (see above)
     W = graph.block_graph((4, 4, 4, 4))
-    assert graph.max_optimal_sq_norm(W, 2) >= 2  # E_w||f*||^2 = 2: the maximum is no smaller
-    result = graph.ball_constrained_optimum(W, 2, 2.0)
+    assert optimum.max_optimal_sq_norm(W, 2) >= 2  # E_w||f*||^2 = 2: the maximum is no smaller
+    result = optimum.ball_constrained_optimum(W, 2, 2.0)
     assert result.loss == pytest.approx(-2.0, abs=1e-7)
 
 
@@ -333,28 +334,28 @@ def brute_force_ball_optimum(W: np.ndarray, k: int, mu: float, starts: int) -> f
 @pytest.mark.parametrize(("k", "fraction"), [(1, 0.5), (2, 0.3), (2, 0.7)])
 def test_ball_optimum_matches_brute_force_on_a_tiny_graph(k: int, fraction: float) -> None:
     W = random_augmentation_graph(4, 5, seed=10 + k)
-    mu = fraction * graph.max_optimal_sq_norm(W, k)
+    mu = fraction * optimum.max_optimal_sq_norm(W, k)
     brute = brute_force_ball_optimum(W, k, mu, starts=20)
-    result = graph.ball_constrained_optimum(W, k, mu)
+    result = optimum.ball_constrained_optimum(W, k, mu)
     assert result.binds and result.converged
     assert result.loss == pytest.approx(brute, abs=1e-6)
     assert result.lower_bound <= brute + 1e-9  # weak duality: a bound, whatever the solver did
     assert result.unconstrained_loss < result.loss < 0  # f = 0 scores 0; the ball costs
     assert (result.features**2).sum(1).max() <= mu * (1 + 1e-12)
-    assert graph.population_spectral_loss(result.features, W) == pytest.approx(result.loss)
+    assert optimum.population_loss(result.features, W) == pytest.approx(result.loss)
 
 
 def test_reachable_optimum_curve_is_monotone_and_bounded() -> None:
     W = graph.block_graph((5, 4, 6), between=0.05)
     k = 4
     mus = np.array([0.2, 1.0, 3.0, 0.5, 100.0])
-    curve = graph.reachable_optimum_curve(W, k, mus)
+    curve = optimum.reachable_optimum_curve(W, k, mus)
     order = np.argsort(mus)
     assert np.all(np.diff(curve[order]) <= 1e-9)  # a larger ball never does worse
-    unconstrained = graph.optimal_population_loss(W, k)
+    unconstrained = optimum.optimal_population_loss(W, k)
     assert np.all(curve >= unconstrained - 1e-12) and np.all(curve < 0)
     assert curve[-1] == pytest.approx(unconstrained, abs=1e-12)
-    single = graph.ball_constrained_optimum(W, k, 1.0).loss
+    single = optimum.ball_constrained_optimum(W, k, 1.0).loss
     assert curve[1] == pytest.approx(single, abs=1e-6)
     with pytest.raises(ValueError, match="mu"):
-        graph.ball_constrained_optimum(W, k, 0.0)
+        optimum.ball_constrained_optimum(W, k, 0.0)

@@ -11,6 +11,7 @@ from explorer.builders import graph_kernel, load_splits
 from explorer.config import build_config
 from explorer.data.shapes import SUBGRID
 from explorer.graphs import guarantee
+from explorer.graphs import optimum as O
 from explorer.graphs import spectral as G
 from explorer.graphs.shapes import shapes_augmentation_graph
 from explorer.views import GraphViews
@@ -33,7 +34,7 @@ def test_two_cliques_in_closed_form(crossing: float) -> None:
     gammas = G.graph_spectrum(W, 3)
     assert gammas[:3] == pytest.approx([1.0, (1 - 2 * crossing) ** 2, 0.0], abs=1e-9)
     # f* with k = 2 holds the class contrast: every image's class is read, the vote is right
-    f_star = G.optimal_features(W, 2)
+    f_star = O.optimal_features(W, 2)
     if crossing < 0.5 - 1e-9 and gammas[1] > 1e-9:
         assert guarantee.downstream_error(f_star, A, p, y, 2) == 0.0
     # k = 1 is the constant: one class for every image, so the other class is always wrong
@@ -99,7 +100,7 @@ def test_the_optimum_degrades_with_class_changes(train_factors) -> None:
         graph = shapes_augmentation_graph(subgrid=SUBGRID, natural=train_factors,
                                           class_change_p=class_change_p)
         A, p, y = graph.natural_augmentation()
-        f_star = G.optimal_features(graph.weights, 12)
+        f_star = O.optimal_features(graph.weights, 12)
         alpha = guarantee.alpha(A, p, y, 6)
         error = guarantee.downstream_error(f_star, A, p, y, 6)
         assert alpha >= previous_alpha and error >= previous_error - 1e-12
@@ -120,7 +121,7 @@ def test_the_bounds_of_two_cliques_in_closed_form(crossing: float) -> None:
         crossing * np.log(4) / (2 * crossing * (1 - crossing)) ** 2)
     # the proven γ_{k+1} form with k = 2: γ₃ = 0, so 8α/1 + 2α
     assert guarantee.eigenvalue_bound(crossing, gammas[2]) == pytest.approx(10 * crossing)
-    f_star = G.optimal_features(A.T @ np.diag(p) @ A, 2)
+    f_star = O.optimal_features(A.T @ np.diag(p) @ A, 2)
     assert guarantee.downstream_error(f_star, A, p, y, 2) <= 10 * crossing
 
 
@@ -140,7 +141,7 @@ def test_the_bound_is_never_below_the_optimums_error_on_shapes(train_factors) ->
         A, p, y = graph.natural_augmentation()
         k = 128
         gammas = G.graph_spectrum(graph.weights, k + 1)
-        f_star = G.optimal_features(graph.weights, k)
+        f_star = O.optimal_features(graph.weights, k)
         alpha = guarantee.alpha(A, p, y, 6)
         error = guarantee.downstream_error(f_star, A, p, y, 6)
         assert guarantee.eigenvalue_bound(alpha, gammas[k]) >= error

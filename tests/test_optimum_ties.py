@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from explorer.graphs import optimum as O
 from explorer.graphs import spectral as G
 
 
@@ -21,18 +22,18 @@ def _three_blocks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_a_tie_at_k_is_found_and_none_elsewhere() -> None:
     gammas = np.array([1.0, 1.0, 0.5, 0.5, 0.5, 0.2])
-    assert G.tied_block(gammas, 3) == range(2, 5)
-    assert G.tied_block(gammas, 2) is None  # γ₂ = 1 > γ₃: the top 2 are a whole eigenspace
-    assert G.tied_block(gammas, 5) is None
+    assert O.tied_block(gammas, 3) == range(2, 5)
+    assert O.tied_block(gammas, 2) is None  # γ₂ = 1 > γ₃: the top 2 are a whole eigenspace
+    assert O.tied_block(gammas, 5) is None
 
 
 def test_max_sq_norm_range_holds_every_basis_of_the_tied_block() -> None:
     W, gammas, vectors = _three_blocks()
     w = W.sum(1)
     k = 2  # splits the three eigenvalues 1
-    block = G.tied_block(gammas, k)
+    block = O.tied_block(gammas, k)
     assert block is not None and block.start == 0 and len(block) == 3
-    low, high = G.optimal_sq_norm_range(gammas, vectors, w, k)
+    low, high = O.optimal_sq_norm_range(gammas, vectors, w, k)
     rng = np.random.default_rng(0)
     seen = []
     for _ in range(200):  # random orthonormal bases of the block, the top k taken from each
@@ -48,17 +49,17 @@ def test_max_sq_norm_range_holds_every_basis_of_the_tied_block() -> None:
 
 def test_without_a_tie_the_range_is_one_number() -> None:
     W, gammas, vectors = _three_blocks()
-    low, high = G.optimal_sq_norm_range(gammas, vectors, W.sum(1), 3)
-    assert low == pytest.approx(high) == pytest.approx(G.max_optimal_sq_norm(W, 3))
+    low, high = O.optimal_sq_norm_range(gammas, vectors, W.sum(1), 3)
+    assert low == pytest.approx(high) == pytest.approx(O.max_optimal_sq_norm(W, 3))
 
 
 def test_the_ball_optimum_is_certified_only_when_its_bracket_closes() -> None:
     W = G.block_graph((5, 5, 5), within=1.0, between=0.05)
-    k, free = 4, G.optimal_population_loss(W, 4)
-    tight = G.ball_constrained_optimum(W, k, 1.0)
+    k, free = 4, O.optimal_population_loss(W, 4)
+    tight = O.ball_constrained_optimum(W, k, 1.0)
     assert tight.binds and tight.lower_bound >= free - 1e-12  # never below the free optimum
     assert tight.lower_bound <= tight.loss
     assert tight.loss - tight.lower_bound <= 1e-3 * abs(tight.loss)
     assert tight.certified  # FISTA converges on this small graph
-    stopped = G.ball_constrained_optimum(W, k, 1.0, max_iterations=1)
+    stopped = O.ball_constrained_optimum(W, k, 1.0, max_iterations=1)
     assert stopped.lower_bound <= tight.loss + 1e-9  # still a lower bound

@@ -47,7 +47,7 @@ def test_every_cell_is_readable() -> None:
 
 
 def test_a_metric_without_a_value_reads_as_a_dash() -> None:
-    artifact = {"metrics": {"projector": {"rankme": 3.0, "alpha": float("nan"),
+    artifact = {"metrics": {"projector": {"rankme": 3.0, "alpha_req": float("nan"),
                                           "n_above_0.5": 2, "n_above_0.9": 1}},
                 "arrays": {}}
     (row,) = spectrum_table(artifact)

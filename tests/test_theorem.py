@@ -18,7 +18,7 @@ from explorer.analysis import theorem
 from explorer.analysis.checkpoint import ViewOutputs, add_view_metrics
 from explorer.builders import build_model, load_splits
 from explorer.config import Config, build_config
-from explorer.graphs import spectral as G
+from explorer.graphs import optimum as O
 
 
 def _optimum_table(W: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +162,7 @@ def test_exact_metrics_inside_a_binding_ball(subgrid_run) -> None:
     assert record["max_optimal_sq_norm"] == pytest.approx(
         float((f_star**2).sum(1).max()), rel=1e-9)
     assert theorem._max_sq_norm(scored.key, k) == pytest.approx(
-        G.max_optimal_sq_norm(scored.graph.weights, k), rel=1e-12)
+        O.max_optimal_sq_norm(scored.graph.weights, k), rel=1e-12)
 
 
 def test_other_losses_are_scored_on_the_direction_at_its_best_scale(subgrid_run) -> None:

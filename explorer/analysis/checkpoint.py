@@ -169,7 +169,7 @@ def add_view_metrics(
     for name, matrix in (("projector", f), ("backbone", h)):
         metrics[name] = {
             "rankme": A.rankme(matrix),
-            "alpha": A.alpha_req(matrix),
+            "alpha_req": A.alpha_req(matrix),  # α-ReQ's decay, not Assumption 3.5's α
             **A.eigenvalue_counts(spectra[name][0]),
         }
     metrics["cross"] = A.eigenvalue_counts(spectra["cross"][0])

@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from explorer.graphs.optimum import best_scale_of_terms
+
 _UNIFORMITY_POINTS = 2048  # pairs grow quadratically; 2048 points give ~2M pairs, plenty
 
 
@@ -157,7 +159,7 @@ def best_scale(u1: Tensor, u2: Tensor) -> float:
     gram = u1 @ u2.T  # (B, B)
     negative = float((gram.square().sum() - gram.diagonal().square().sum())
                      / (len(u1) * (len(u1) - 1)))
-    return math.sqrt(positive / negative) if positive > 0 and negative > 0 else 0.0
+    return best_scale_of_terms(positive, negative)  # the population formula, on the batch's terms
 
 
 def loss_features(z1: Tensor, z2: Tensor, loss: str, mu: float) -> tuple[Tensor, Tensor, float]:

@@ -25,6 +25,7 @@ from explorer.data import ImageDataset
 from explorer.errors import UserError
 from explorer.rng import fork_rng
 from explorer.rundir.artifacts import has_analysis, load_all_analyses, load_analysis, save_analysis
+from explorer.rundir.records import FeatureMetrics, as_analysis
 from explorer.rundir.run import Run
 from explorer.trained_model import load_trained_model
 
@@ -126,25 +127,35 @@ def analyze_run(
 
 
 def format_analysis_table(records: list[dict[str, Any]]) -> str:
-    """What ``explorer analyze`` prints: one row per record of :func:`analyze_run`: epoch, RankMe
-    and α-ReQ of the spectral features, #eigenvalues > 0.9 of their batch Gram spectrum, kNN and
-    linear probe accuracy; for ``shapes`` runs also the share of the provable optimum reached,
-    1 − gap, and the class eigenspace's R² on the exact graph (:mod:`explorer.analysis.theorem`)."""
-    exact = any("exact" in r for r in records)
+    """What ``explorer analyze`` prints: one row per record of :func:`analyze_run` (any format,
+    read as :class:`explorer.rundir.records.AnalysisRecord`): epoch, RankMe and α-ReQ of the
+    spectral features, #eigenvalues > 0.9 of their batch Gram spectrum, kNN and linear probe
+    accuracy; for ``shapes`` runs also the share of the provable optimum reached, 1 − gap, and the
+    class eigenspace's R² on the exact graph (:mod:`explorer.analysis.theorem`); "-" where a
+    record lacks a value."""
+    typed = [as_analysis(r) for r in records]
+    exact = any(r.exact is not None for r in typed)
     header = f"{'epoch':>5}{'RankMe':>9}{'alpha':>8}{'#eig>0.9':>10}{'kNN':>9}{'linear':>9}"
     lines = [header + (f"{'optimum':>9}{'class R2':>10}" if exact else "")]
-    for r in records:
-        projector = r["metrics"]["projector"]
-        alpha = "-" if projector["alpha"] is None else f"{projector['alpha']:.2f}"
+    for r in typed:
+        projector = r.metrics.get("projector", FeatureMetrics())
         line = (
-            f"{r['epoch']:>5}{projector['rankme']:>9.2f}{alpha:>8}"
-            f"{projector['n_above_0.9']:>10}{100 * r['probes']['knn']['accuracy']:>8.1f}%"
-            f"{100 * r['probes']['linear']['accuracy']:>8.1f}%"
+            f"{r.epoch:>5}{_cell(projector.rankme, 9, '.2f')}{_cell(projector.alpha_req, 8, '.2f')}"
+            f"{_cell(projector.above.get(0.9), 10, 'd')}{_percent(r.accuracy('knn'))}"
+            f"{_percent(r.accuracy('linear'))}"
         )
-        if "exact" in r:
-            line += f"{100 * (1 - r['exact']['gap']):>8.1f}%{r['exact']['class_r2']:>10.3f}"
+        if r.exact is not None:
+            line += f"{_percent(r.exact.share)}{_cell(r.exact.class_r2, 10, '.3f')}"
         lines.append(line)
     if exact:
         lines.append("optimum: share of the provable optimum -sum(gamma_i^2) that the exact "
                      "population loss L(clip(z)) reaches on every node of the shapes graph")
     return "\n".join(lines)
+
+
+def _cell(value: float | None, width: int, spec: str) -> str:
+    return f"{'-' if value is None else format(value, spec):>{width}}"
+
+
+def _percent(value: float | None) -> str:
+    return f"{'-':>9}" if value is None else f"{100 * value:>8.1f}%"

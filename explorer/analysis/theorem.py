@@ -20,7 +20,7 @@ sub-grid's graph of graph views, which is not theirs.
 
 The ball: f = clip(z) lies in ‖f(x)‖² ≤ μ. When the optimum's largest ‖f*(x)‖² exceeds μ the ball
 cuts it off and the best reachable loss is
-:func:`explorer.graphs.spectral.ball_constrained_optimum`'s;
+:func:`explorer.graphs.optimum.ball_constrained_optimum`'s;
 the record holds both gaps. On the whole grid the ball's optimum is bracketed instead
 (``reachable_certified = false``): the best loss found inside the ball within a budget of
 descent steps (an upper bound) and the unconstrained optimum (a lower bound).
@@ -28,7 +28,8 @@ descent steps (an upper bound) and the unconstrained optimum (a lower bound).
 Losses without μ (SimCLR, SimSiam) see only the direction u = z/‖z‖ (their config's μ means
 nothing to them): their features are scored as u at the best scale c·u, for which
 L(c·u) = −P²/N with P = E[uᵀu⁺] and N = E[(uᵀu')²] (``feature_scale``), the rule the view metrics
-follow too (:func:`explorer.analysis.metrics.loss_features`).
+follow too (:func:`explorer.graphs.optimum.best_scale`; on view pairs,
+:func:`explorer.analysis.metrics.loss_features`).
 
 How much of an eigenspace the features span is an R² (:func:`span_r2`); features of rank r in
 general position span r/n of any subspace of the n-node space on average, so ``span_chance`` =
@@ -56,7 +57,7 @@ from explorer.data import ImageDataset
 from explorer.data.shapes import SUBGRID
 from explorer.graphs import downstream_error as DE
 from explorer.graphs import guarantee as GU
-from explorer.graphs import spectral as G
+from explorer.graphs import optimum as O
 from explorer.graphs.kronecker import KronGraph, graph_of_kernel
 from explorer.graphs.shapes import ShapesGraph, shapes_augmentation_graph
 from explorer.losses import clip_to_ball
@@ -73,8 +74,9 @@ class RunGraph:
 
     Attributes:
         graph: the dense :class:`ShapesGraph` of a sub-grid, or the matrix-free
-            :class:`KronGraph` of the whole grid; both give ``weights_product`` (W F with W
-            summing to 1), ``degrees``, ``labels``, ``classes`` and ``images``.
+            :class:`KronGraph` of the whole grid: both are
+            :class:`~explorer.graphs.interface.FiniteGraph` s, and give ``labels``,
+            ``classes`` and ``images``.
         own: True when the run's views are drawn from this graph's kernel (``augment=graph``):
             the graph is then the run's population augmentation graph; False when it models an
             image-space recipe.
@@ -152,8 +154,7 @@ def _decomposed_graph(key: GraphKey) -> tuple[ShapesGraph | KronGraph, np.ndarra
         class_change_p=class_change_p,
         natural=natural,
     )
-    gammas, vectors = G.top_eigenpairs(graph.weights, graph.num_nodes)
-    return graph, gammas, vectors
+    return (graph, *graph.top_eigenpairs(graph.num_nodes))
 
 
 #: Solver settings of the reachable-optimum curve: about 1e-3 accurate in the loss, and a few
@@ -172,7 +173,7 @@ class BallCurve:
     Attributes:
         mus: (m,) squared radii, ascending, the run's μ and max‖f*‖² among them.
         losses: (m,) the reachable optimum at each
-            (:func:`explorer.graphs.spectral.reachable_optimum_curve`).
+            (:func:`explorer.graphs.optimum.reachable_optimum_curve`).
         max_sq_norm: max_x ‖f*(x)‖²: from this μ on, the ball leaves the optimum free.
         c_eigs_at_mu: (k,) eigenvalues of E_w[f fᵀ] of the reachable optimum at the run's μ,
             largest first: what the network's eigenvalues meet when the ball binds.
@@ -199,18 +200,16 @@ def ball_curve(key: GraphKey, k: int, mu: float) -> BallCurve:
     if key[2]:
         return _grid_ball(key, k, mu)
     graph, gammas, vectors = _decomposed_graph(key)
-    W = graph.weights / graph.weights.sum()
     max_sq = _max_sq_norm(key, k)
     powers = [2.0**i for i in range(int(np.ceil(np.log2(max_sq))) + 1)]
     mus = sorted({m for m in [*powers, max_sq, mu] if m <= max_sq and np.isfinite(m)})
-    optima = G.reachable_optima(W, k, mus, eigenpairs=(gammas[:k], vectors[:, :k]),
+    optima = O.reachable_optima(graph.weights, k, mus, eigenpairs=(gammas[:k], vectors[:, :k]),
                                 tol=CURVE_TOLERANCE, max_iterations=CURVE_ITERATIONS)
     at_mu = optima[mus.index(mu)] if mu in mus else None
     c_eigs: tuple[float, ...] = ()
     if at_mu is not None:
-        w = W.sum(1)
         c_eigs = tuple(float(e) for e in
-                       np.linalg.eigvalsh((at_mu.features.T * w) @ at_mu.features)[::-1])
+                       np.linalg.eigvalsh(O.second_moment(at_mu.features, graph))[::-1])
     return BallCurve(tuple(mus), tuple(r.loss for r in optima), max_sq, c_eigs,
                      certified=all(r.certified for r in optima))
 
@@ -220,41 +219,33 @@ def _grid_ball(key: GraphKey, k: int, mu: float) -> BallCurve:
     reachable); else bracketed, from above by the best loss that :data:`GRID_BALL_ITERATIONS`
     steps of the matrix-free descent find from clip(f*), from below by the free optimum."""
     graph, gammas, vectors = _decomposed_graph(key)
-    w = graph.degrees
     f_star = _optimal_table(key, k)
     max_sq = _max_sq_norm(key, k)
-    free = float(-(np.clip(gammas[:k], 0, None) ** 2).sum())
+    free = O.optimal_loss(gammas[:k])
     if mu >= max_sq:
         c_eigs = tuple(float(g) for g in np.clip(gammas[:k], 0, None))  # E_w[f* f*ᵀ] = diag(γ)
         return BallCurve(tuple(sorted({mu, max_sq})), (free,) * len({mu, max_sq}), max_sq, c_eigs)
-    # as ball_constrained_optimum starts: clip(f*) nudged off the saddle it can sit on
-    noise = np.random.default_rng(0).normal(size=f_star.shape)
-    start = clip_to_ball(f_star, mu) + 1e-3 * np.sqrt(mu / k) * noise
-    f, _, _ = G.fista_in_ball(graph.weights_product, w, mu, start, CURVE_TOLERANCE,
-                              GRID_BALL_ITERATIONS)
-    found = population_loss(graph, f)
-    c_eigs = tuple(float(e) for e in np.linalg.eigvalsh((f.T * w) @ f)[::-1])
+    # as ball_constrained_optimum starts: from clip(f*), nudged off the saddle it can sit on
+    f, _, _ = O.fista_in_ball(graph.weights_product, graph.degrees, mu, f_star, CURVE_TOLERANCE,
+                              GRID_BALL_ITERATIONS, seed=0)
+    found = float(O.population_loss(f, graph))
+    c_eigs = tuple(float(e) for e in np.linalg.eigvalsh(O.second_moment(f, graph))[::-1])
     return BallCurve((mu, max_sq), (found, free), max_sq, c_eigs, certified=False)
 
 
 def _optimal_table(key: GraphKey, k: int) -> np.ndarray:
-    """f* (n, k) = D^{-1/2} V_k diag(√γ) from the cached eigenpairs: a top-k optimum."""
+    """f* (n, k) of the top k from the cached eigenpairs
+    (:func:`explorer.graphs.optimum.optimal_features`)."""
     graph, gammas, vectors = _decomposed_graph(key)
-    return G.features_of_eigenpairs(gammas[:k], vectors[:, :k], graph.degrees)
+    return O.optimal_features(graph, k, eigenpairs=(gammas, vectors))
 
 
 @functools.lru_cache(maxsize=16)
 def _max_sq_norm(key: GraphKey, k: int) -> float:
-    """max_x ||f*(x)||^2 (:func:`explorer.graphs.spectral.max_optimal_sq_norm`) from the cached
+    """max_x ||f*(x)||^2 (:func:`explorer.graphs.optimum.max_optimal_sq_norm`) from the cached
     eigenpairs: no second eigendecomposition."""
-    return float((_optimal_table(key, k) ** 2).sum(1).max())
-
-
-def population_loss(graph: ShapesGraph | KronGraph, f: np.ndarray) -> float:
-    """L(f) = −2 tr(fᵀ W f) + ‖E_w[f fᵀ]‖²_F on every node [0, Section 3.2], with only the
-    product W f (W summing to 1): :func:`explorer.graphs.spectral.population_spectral_loss`'s
-    value."""
-    return float(G.population_loss_of_product(f, graph.weights_product(f), graph.degrees))
+    graph, gammas, vectors = _decomposed_graph(key)
+    return O.max_optimal_sq_norm(graph, k, eigenpairs=(gammas, vectors))
 
 
 @dataclass(frozen=True)
@@ -320,7 +311,7 @@ def guarantee_record(
                        f"{name}_least_squares": bracket.least_squares})
     return {
         **record,
-        "tied": G.tied_block(scored.gammas, k) is not None,
+        "tied": O.tied_block(scored.gammas, k) is not None,
         "gamma_k1": gamma_next,
         "bound": GU.eigenvalue_bound(alpha, gamma_next),
         "per_view_bound": GU.per_view_bound(alpha, gamma_next),
@@ -346,23 +337,6 @@ def node_outputs(
         batch = run_graph.graph.images(nodes).to(device)
         outputs.append(model(normalize(batch, data.mean, data.std))[1].double().cpu())
     return torch.cat(outputs)
-
-
-def best_scale(u: np.ndarray, W: np.ndarray | ShapesGraph | KronGraph) -> float:
-    """The c ≥ 0 minimising L(c·u) = −2c²P + c⁴N on a graph: c² = P/N (0 when P ≤ 0).
-
-    Args:
-        u: (n, d) features of every node.
-        W: (n, n) the joint distribution of positive pairs (sums to 1), or a graph giving
-            ``weights_product`` and ``degrees``.
-    """
-    if isinstance(W, np.ndarray):
-        w, product = W.sum(1), W @ u
-    else:
-        w, product = W.degrees, W.weights_product(u)
-    positive = float((u * product).sum())  # P = E[u(x)ᵀu(x⁺)]
-    negative = float(np.sum(((u.T * w) @ u) ** 2))  # N = E[(u(x)ᵀu(x'))²] = ‖E_w[u uᵀ]‖²_F
-    return float(np.sqrt(positive / negative)) if positive > 0 and negative > 0 else 0.0
 
 
 def spectrum_blocks(gammas: np.ndarray, tolerance: float = BLOCK_TOLERANCE) -> list[range]:
@@ -414,20 +388,19 @@ def exact_metrics(
         f, scale = clip_to_ball(z, config.mu), 1.0
     else:  # u = z/‖z‖ as NT-Xent and SimSiam see it, at its best scale c² = P / N
         u = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-300)
-        scale = best_scale(u, scored.graph)
+        scale = O.best_scale(u, scored.graph)
         f = u * scale
-    loss = population_loss(scored.graph, f)
+    loss = float(O.population_loss(f, scored.graph))
     gammas = scored.gammas[:k]
-    optimum = float(-(np.clip(gammas, 0, None) ** 2).sum())
+    optimum = O.optimal_loss(gammas)
     if config.loss == "spectral":
         curve = ball_curve(scored.key, k, config.mu)
         reachable, max_sq_norm = curve.at(config.mu), curve.max_sq_norm
     else:  # no clip, no ball: the optimum is the reachable one, and no curve is needed
         curve = BallCurve((), (), _max_sq_norm(scored.key, k))
         reachable, max_sq_norm = optimum, curve.max_sq_norm
-    second_moment = (f.T * w) @ f  # E_w[f fᵀ], (d, d)
-    tie = G.tied_block(scored.gammas, k) if len(scored.gammas) > k else None
-    c_eigs = np.linalg.eigvalsh(second_moment)[::-1][:k].copy()
+    tie = O.tied_block(scored.gammas, k) if len(scored.gammas) > k else None
+    c_eigs = np.linalg.eigvalsh(O.second_moment(f, scored.graph))[::-1][:k].copy()  # E_w[f fᵀ]
     basis = span_basis(f * np.sqrt(w)[:, None])  # of u_x = √w_x f(x)
     # every eigenspace inside the top k (a block cut by k is reported as far as k reaches)
     blocks = [
@@ -449,7 +422,7 @@ def exact_metrics(
         # what holds for every optimal basis when k splits an eigenspace (docs/RUN_FORMAT.md)
         "tie": None if tie is None else {"first": tie.start + 1, "last": tie.stop,
                                          "gamma": float(gammas[k - 1])},
-        "max_optimal_sq_norm_range": list(G.optimal_sq_norm_range(
+        "max_optimal_sq_norm_range": list(O.optimal_sq_norm_range(
             scored.gammas, scored.vectors, w, k)) if len(scored.gammas) > k else None,
         "ball_binds": config.loss == "spectral" and max_sq_norm > config.mu,
         "ball_curve": {"mu": list(curve.mus), "loss": list(curve.losses)},

@@ -7,37 +7,36 @@
 Datasets: ``shapes`` (synthetic, on a public finite factor grid, see :mod:`explorer.data.shapes`),
 ``digits`` (scikit-learn), ``mnist``, ``fashion-mnist``, ``kmnist`` (28x28 grey, one channel),
 ``cifar10``, ``cifar100``, ``stl10`` (torchvision downloads) and ``imagefolder`` (your own
-images). New ones register with ``@register_dataset``.
+images). New ones register with ``@register_dataset``: a loader takes one
+:class:`DatasetRequest` (the split, its size, limit, seed and files, validated once).
 """
 
 from __future__ import annotations
 
-import difflib
-import numbers
 from pathlib import Path
 
 # Importing the dataset modules registers them.
 from explorer.data import digits, imagefolder, mnist, shapes, torchvision_sets  # noqa: F401
 from explorer.data.base import (
     DATASETS,
-    SPLITS,
+    DatasetRequest,
     DatasetSpec,
     ImageDataset,
+    dataset_spec,
     register_dataset,
-    resize_images,
-    stratified_indices,
 )
 from explorer.data.shapes import SHAPES_GRID, ShapesGrid
-from explorer.errors import UserError
 
 __all__ = [
     "SHAPES_GRID",
+    "DatasetRequest",
     "DatasetSpec",
     "ImageDataset",
     "ShapesGrid",
     "default_image_size",
     "list_datasets",
     "load_dataset",
+    "load_request",
     "register_dataset",
 ]
 
@@ -47,23 +46,30 @@ def list_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
-def _spec(name: str) -> DatasetSpec:
-    spec = DATASETS.get(str(name).lower())
-    if spec is None:
-        names = list_datasets()
-        close = difflib.get_close_matches(str(name).lower(), names, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UserError(f"unknown dataset '{name}'{hint}; choose one of: {', '.join(names)}")
-    return spec
-
-
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
-
-
 def default_image_size(name: str) -> int:
     """Side length of the images ``load_dataset(name)`` returns when no ``image_size`` is given."""
-    return _spec(name).default_image_size
+    return dataset_spec(name).default_image_size
+
+
+def load_request(request: DatasetRequest) -> ImageDataset:
+    """Load the split ``request`` asks for with its registered loader.
+
+    Returns:
+        An :class:`ImageDataset` with images uint8 (N, C, S, S), S = ``request.image_size``,
+        N at most ``request.limit``, and labels int64 (N,).
+
+    Raises:
+        UserError: missing or unreadable files (the request itself was validated when built).
+        ValueError: a loader that broke its contract (:class:`~explorer.data.base.DatasetLoader`).
+    """
+    dataset = DATASETS[request.name].loader(request)
+    too_many = request.limit is not None and len(dataset) > request.limit
+    if too_many or dataset.images.shape[-2:] != (request.image_size, request.image_size):
+        raise ValueError(
+            f"loader {request.name!r} returned {len(dataset)} images of "
+            f"{tuple(dataset.images.shape[1:])} for {request}"
+        )
+    return dataset
 
 
 def load_dataset(
@@ -97,23 +103,13 @@ def load_dataset(
     Raises:
         UserError: Unknown name or split, bad ``limit``/``image_size``, missing files.
     """
-    spec = _spec(name)
-    if split not in SPLITS:
-        raise UserError(f"unknown split '{split}'; choose one of: {', '.join(SPLITS)}")
-    if limit is not None and not _is_positive_int(limit):
-        raise UserError(f"limit must be a positive whole number of images, got {limit!r}")
-    if image_size is not None and not _is_positive_int(image_size):
-        raise UserError(f"image_size must be a positive whole number of pixels, got {image_size!r}")
-    size = int(image_size) if image_size is not None else spec.default_image_size
-    dataset = spec.loader(
+    request = DatasetRequest(
+        name,
         split,
-        data_root=Path(data_root).expanduser() if data_root is not None else None,
+        data_root=None if data_root is None else Path(data_root),
         download=download,
-        image_size=size,
+        image_size=image_size,
         seed=seed,
-        limit=None if limit is None else int(limit),
+        limit=limit,
     )
-    if limit is not None and len(dataset) > limit:
-        dataset = dataset.subset(stratified_indices(dataset.labels.numpy(), int(limit), seed))
-    dataset.images = resize_images(dataset.images, size)
-    return dataset
+    return load_request(request)

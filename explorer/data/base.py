@@ -1,19 +1,26 @@
-"""The in-memory dataset type, the dataset registry and the helpers every loader shares.
+"""The in-memory dataset type, the request a loader answers, the registry and the shared steps.
 
 Loaders register themselves with :func:`register_dataset` (the timm ``@register_model`` pattern);
-``explorer.data.load_dataset`` looks them up by name and applies ``limit`` and ``image_size``.
+``explorer.data.load_request`` looks one up by a :class:`DatasetRequest`'s name and calls it with
+the request. Every loader ends with :func:`fit_to_request` (the seeded class-stratified ``limit``,
+then the resize to ``image_size``); those that can choose before decoding or rendering call
+:func:`limit_indices` on the labels first.
 """
 
 from __future__ import annotations
 
+import difflib
+import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from explorer.errors import UserError
 
 SPLITS = ("train", "test")
 
@@ -91,23 +98,83 @@ class ImageDataset:
         )
 
 
-class DatasetLoader(Protocol):
-    """What a registered loader is called with; it returns an :class:`ImageDataset`.
+@dataclass(frozen=True)
+class DatasetRequest:
+    """One split of one registered dataset, as a loader is asked for it.
 
-    ``limit`` and ``image_size`` are hints a loader may use to save work (``shapes`` renders only
-    the selected images); :func:`explorer.data.load_dataset` enforces both afterwards anyway.
+    Validated once, when built (by :func:`explorer.data.load_dataset`,
+    :func:`explorer.builders.load_splits` or by hand), so a loader trusts every field and reads
+    only those it needs.
+
+    Attributes:
+        name: The registry name (``"shapes"``, ``"cifar10"``, ...), any case; stored lower-case.
+        split: ``"train"`` or ``"test"``.
+        data_root: Where files live: the folder ``imagefolder`` reads (required there), the
+            download folder of mnist, fashion-mnist, kmnist, cifar10, cifar100 and stl10 (None:
+            ``./data``, see :attr:`root`); ignored by the embedded ``shapes`` and ``digits``.
+            A str is accepted; it is stored as a :class:`~pathlib.Path` with ``~`` expanded.
+        download: Allow fetching missing files from the internet (the torchvision downloads).
+        image_size: Side S of the returned images (N, C, S, S); None asks for the dataset's
+            default (:attr:`DatasetSpec.default_image_size`), which the request then stores, so
+            a built request's ``image_size`` is always an int.
+        seed: Seeds synthetic generation (``shapes``) and the ``limit`` selection; the fixed
+            hold-outs of ``digits`` and ``imagefolder`` ignore it (:data:`HOLDOUT_SEED`).
+        limit: Keep at most this many images, a seeded class-stratified choice
+            (:func:`limit_indices`) so every class is represented; None keeps the whole split.
+
+    Raises:
+        UserError: an unknown name or split, or a ``limit`` or ``image_size`` that is not a
+            positive whole number (in that order; one line each).
     """
 
-    def __call__(
-        self,
-        split: str,
-        *,
-        data_root: Path | None,
-        download: bool,
-        image_size: int,
-        seed: int,
-        limit: int | None,
-    ) -> ImageDataset: ...
+    name: str
+    split: str = "train"
+    data_root: Path | None = None
+    download: bool = False
+    image_size: int | None = None
+    seed: int = 0
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        spec = dataset_spec(self.name)
+        if self.split not in SPLITS:
+            raise UserError(f"unknown split '{self.split}'; choose one of: {', '.join(SPLITS)}")
+        if self.limit is not None and not _is_positive_int(self.limit):
+            raise UserError(
+                f"limit must be a positive whole number of images, got {self.limit!r}"
+            )
+        if self.image_size is not None and not _is_positive_int(self.image_size):
+            raise UserError(
+                f"image_size must be a positive whole number of pixels, got {self.image_size!r}"
+            )
+        # Normalised once here (frozen, hence object.__setattr__), so loaders see one spelling
+        # of each value and equal requests compare equal.
+        size = spec.default_image_size if self.image_size is None else int(self.image_size)
+        normal = {
+            "name": spec.name,
+            "data_root": None if self.data_root is None else Path(self.data_root).expanduser(),
+            "image_size": size,
+            "limit": None if self.limit is None else int(self.limit),
+        }
+        for field, value in normal.items():
+            object.__setattr__(self, field, value)
+
+    @property
+    def root(self) -> Path:
+        """``data_root``, or ``./data`` when none was given: where downloadable datasets live."""
+        return self.data_root if self.data_root is not None else Path("data")
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
+
+
+class DatasetLoader(Protocol):
+    """A registered loader: the split a :class:`DatasetRequest` asks for, as an
+    :class:`ImageDataset` of at most ``request.limit`` images of side ``request.image_size``
+    (its last step is :func:`fit_to_request`)."""
+
+    def __call__(self, request: DatasetRequest) -> ImageDataset: ...
 
 
 @dataclass(frozen=True)
@@ -137,6 +204,17 @@ def register_dataset(
     return decorate
 
 
+def dataset_spec(name: str) -> DatasetSpec:
+    """The registry entry of ``name`` (any case); a UserError naming the closest and every name."""
+    spec = DATASETS.get(str(name).lower())
+    if spec is None:
+        names = sorted(DATASETS)
+        close = difflib.get_close_matches(str(name).lower(), names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserError(f"unknown dataset '{name}'{hint}; choose one of: {', '.join(names)}")
+    return spec
+
+
 def stratified_indices(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
     """Indices of ``limit`` items chosen so that every class is represented as evenly as possible.
 
@@ -156,6 +234,24 @@ def stratified_indices(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
         keys[rng.permutation(members)] = np.arange(len(members)) + rng.random()
     chosen = np.argsort(keys, kind="stable")[:limit]
     return np.sort(chosen).astype(np.int64)
+
+
+def limit_indices(labels: np.ndarray, request: DatasetRequest) -> np.ndarray:
+    """Indices (M,) int64, sorted, of the items of a split labelled ``labels`` (N,) that
+    ``request.limit`` keeps: :func:`stratified_indices` seeded with ``request.seed``, or all N
+    when there is no limit. Loaders call it on the labels alone to read or render only those."""
+    if request.limit is None:
+        return np.arange(len(labels), dtype=np.int64)
+    return stratified_indices(labels, request.limit, request.seed)
+
+
+def fit_to_request(dataset: ImageDataset, request: DatasetRequest) -> ImageDataset:
+    """``dataset`` cut to ``request.limit`` images (:func:`limit_indices`), then resized to
+    (N, C, S, S) with S = ``request.image_size`` (:func:`resize_images`): every loader's last
+    step. Either is a no-op where the loader already did it."""
+    if request.limit is not None and len(dataset) > request.limit:
+        dataset = dataset.subset(limit_indices(dataset.labels.numpy(), request))
+    return replace(dataset, images=resize_images(dataset.images, request.image_size))
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

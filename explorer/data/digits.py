@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from explorer.data.base import (
     HOLDOUT_SEED,
+    DatasetRequest,
     ImageDataset,
     channel_stats,
+    fit_to_request,
     register_dataset,
     stratified_holdout,
 )
@@ -34,26 +34,18 @@ def _all_digits(size: int) -> tuple[torch.Tensor, np.ndarray]:
 
 
 @register_dataset("digits", image_size=32, description="scikit-learn 8x8 digits, upsampled")
-def load_digits_dataset(
-    split: str,
-    *,
-    data_root: Path | None,
-    download: bool,
-    image_size: int,
-    seed: int,
-    limit: int | None,
-) -> ImageDataset:
+def load_digits_dataset(request: DatasetRequest) -> ImageDataset:
     """A fixed stratified 80/20 train/test split of the 1797 digits, upsampled to ``image_size``.
 
-    The split uses ``HOLDOUT_SEED``, not ``seed``, so every run is probed on the same test digits.
-    mean/std come from the training split (both splits report the same values).
+    The split uses ``HOLDOUT_SEED``, not ``request.seed``, so every run is probed on the same test
+    digits (the seed only picks a ``limit``). mean/std come from the training split (both splits
+    report the same values).
     """
-    del data_root, download, seed, limit  # embedded, small: load_dataset applies limit
-    images, labels = _all_digits(image_size)
+    images, labels = _all_digits(request.image_size)
     held = stratified_holdout(labels, TEST_FRACTION, HOLDOUT_SEED)
     mean, std = channel_stats(images[torch.from_numpy(~held)])
-    keep = torch.from_numpy(held if split == "test" else ~held)
-    return ImageDataset(
+    keep = torch.from_numpy(held if request.split == "test" else ~held)
+    dataset = ImageDataset(
         images=images[keep],
         labels=torch.from_numpy(labels)[keep],
         classes=[str(d) for d in range(10)],
@@ -61,3 +53,4 @@ def load_digits_dataset(
         std=std,
         name="digits",
     )
+    return fit_to_request(dataset, request)  # embedded and small: limit after building it all

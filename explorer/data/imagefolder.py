@@ -21,10 +21,12 @@ import torch
 
 from explorer.data.base import (
     HOLDOUT_SEED,
+    DatasetRequest,
     ImageDataset,
+    fit_to_request,
+    limit_indices,
     register_dataset,
     stratified_holdout,
-    stratified_indices,
 )
 from explorer.errors import UserError
 
@@ -108,34 +110,24 @@ def _split_files(root: Path, split: str) -> tuple[list[Path], np.ndarray, list[s
 
 
 @register_dataset("imagefolder", image_size=32, description="your own class-per-folder images")
-def load_imagefolder(
-    split: str,
-    *,
-    data_root: Path | None,
-    download: bool,
-    image_size: int,
-    seed: int,
-    limit: int | None,
-) -> ImageDataset:
+def load_imagefolder(request: DatasetRequest) -> ImageDataset:
     """Images (3, S, S) of ``data_root``'s class folders, S = ``image_size``; see the module doc."""
-    del download
-    if data_root is None:
+    root = request.data_root
+    if root is None:
         raise UserError(f"imagefolder needs data_root: {_EXPECTED}")
-    root = Path(data_root)
     if not root.exists():
         raise UserError(f"data_root {root} does not exist: point it at {_EXPECTED}")
     if not root.is_dir():
         raise UserError(f"data_root {root} is not a directory: point it at {_EXPECTED}")
-    files, labels, classes = _split_files(root, split)
-    if limit is not None:  # choose before decoding: only the kept images are read
-        chosen = stratified_indices(labels, limit, seed)
-        files, labels = [files[i] for i in chosen], labels[chosen]
+    files, labels, classes = _split_files(root, request.split)
+    chosen = limit_indices(labels, request)  # choose before decoding: only those are read
     mean, std = IMAGENET_STATS
-    return ImageDataset(
-        images=torch.stack([_decode(f, image_size) for f in files]),
-        labels=torch.from_numpy(labels),
+    dataset = ImageDataset(
+        images=torch.stack([_decode(files[i], request.image_size) for i in chosen]),
+        labels=torch.from_numpy(labels[chosen]),
         classes=classes,
         mean=mean,
         std=std,
         name="imagefolder",
     )
+    return fit_to_request(dataset, request)  # a no-op: already limited and decoded at size S

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from explorer.data.base import ImageDataset, register_dataset
+from explorer.data.base import DatasetRequest, ImageDataset, fit_to_request, register_dataset
 from explorer.errors import UserError, first_line
 
 #: The four IDX files every variant keeps in ``data_root/<Class>/raw/`` (torchvision's names).
@@ -120,15 +120,24 @@ def _download(dataset_class: type, fmt: _GreyFormat, root: Path) -> None:
         ) from err
 
 
-def load_grey(name: str, split: str, root: Path, download: bool) -> ImageDataset:
-    """One split of an MNIST-format dataset, images uint8 (N, 1, 28, 28), labels (N,) int64."""
+@register_dataset("mnist", image_size=28,
+                  description="MNIST handwritten digits (torchvision reader)")
+@register_dataset("fashion-mnist", image_size=28,
+                  description="Fashion-MNIST clothing (torchvision reader)")
+@register_dataset("kmnist", image_size=28,
+                  description="Kuzushiji-MNIST cursive Japanese (torchvision reader)")
+def load_grey(request: DatasetRequest) -> ImageDataset:
+    """One split of the MNIST-format dataset ``request.name`` (``mnist``, ``fashion-mnist`` or
+    ``kmnist``) from ``request.root``: 60000 train / 10000 test images uint8 (N, 1, 28, 28) of
+    10 classes, labels (N,) int64, then limited and resized as the request asks."""
     import torchvision.datasets  # lazily: torchvision is slow to import
 
+    name, split, root = request.name, request.split, request.root
     fmt = _FORMATS[name]
     dataset_class = getattr(torchvision.datasets, fmt.torchvision_class)
     raw = raw_folder(name, root)
     if _missing(raw):
-        if not download:
+        if not request.download:
             raise UserError(not_found_message(name, root) or f"{fmt.title}: files missing in {raw}")
         _download(dataset_class, fmt, root)
         if _missing(raw):
@@ -152,7 +161,7 @@ def load_grey(name: str, split: str, root: Path, download: bool) -> ImageDataset
     if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(classes):
         raise UserError(f"the {fmt.title} {split} labels in {raw} are not 0 to "
                         f"{len(classes) - 1}: delete the files and download again")
-    return ImageDataset(
+    dataset = ImageDataset(
         images=images.unsqueeze(1),  # (N, 1, H, W): a view, no copy
         labels=labels.to(torch.int64),
         classes=classes,
@@ -160,18 +169,4 @@ def load_grey(name: str, split: str, root: Path, download: bool) -> ImageDataset
         std=(fmt.std,),
         name=name,
     )
-
-
-def _register(name: str, description: str) -> None:
-    def load(split: str, *, data_root: Path | None, download: bool, image_size: int, seed: int,
-             limit: int | None) -> ImageDataset:  # fmt: skip
-        del image_size, seed, limit  # load_dataset resizes and limits
-        return load_grey(name, split, data_root or Path("data"), download)
-
-    load.__doc__ = f"{description}: 60000 train / 10000 test images (1, 28, 28), 10 classes."
-    register_dataset(name, image_size=28, description=description)(load)
-
-
-_register("mnist", "MNIST handwritten digits (torchvision reader)")
-_register("fashion-mnist", "Fashion-MNIST clothing (torchvision reader)")
-_register("kmnist", "Kuzushiji-MNIST cursive Japanese (torchvision reader)")
+    return fit_to_request(dataset, request)

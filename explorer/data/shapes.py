@@ -34,12 +34,18 @@ import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from explorer.data.base import ImageDataset, register_dataset, stratified_indices
+from explorer.data.base import (
+    DatasetRequest,
+    ImageDataset,
+    fit_to_request,
+    limit_indices,
+    register_dataset,
+    stratified_indices,
+)
 
 SHAPE_KINDS = ("circle", "square", "triangle", "cross", "ring", "star")
 #: Each shape's look-alike (circle and ring, square and cross, triangle and star), by index.
@@ -559,38 +565,21 @@ def subgrid_stats() -> tuple[tuple[float, ...], tuple[float, ...]]:
 @register_dataset(
     "shapes-subgrid", image_size=32, description="shapes on a 1,080-tuple sub-grid: exact graph"
 )
-def load_shapes_subgrid(
-    split: str,
-    *,
-    data_root: Path | None,
-    download: bool,
-    image_size: int,
-    seed: int,
-    limit: int | None,
-) -> ImageDataset:
+def load_shapes_subgrid(request: DatasetRequest) -> ImageDataset:
     """810 train / 270 test images: every tuple of the split's scenes of :data:`SUBGRID`."""
-    del data_root, download, image_size
-    factors = subgrid_split_factors(SHAPES_GRID, SUBGRID, split, seed)
-    if limit is not None:
-        factors = factors[stratified_indices(factors[:, 0], limit, seed)]
+    factors = subgrid_split_factors(SHAPES_GRID, SUBGRID, request.split, request.seed)
+    factors = factors[limit_indices(factors[:, 0], request)]  # select before rendering
     mean, std = subgrid_stats()
-    return _dataset(factors, mean, std, "shapes-subgrid")
+    return fit_to_request(_dataset(factors, mean, std, "shapes-subgrid"), request)
 
 
 @register_dataset("shapes", image_size=32, description="synthetic shapes on a finite factor grid")
-def load_shapes(
-    split: str,
-    *,
-    data_root: Path | None,
-    download: bool,
-    image_size: int,
-    seed: int,
-    limit: int | None,
-) -> ImageDataset:
-    """6000 train / 2000 test images (3, 32, 32) of six shape classes; nothing to download."""
-    del data_root, download, image_size  # embedded; load_dataset resizes if asked
-    factors = split_factors(SHAPES_GRID, split, seed, SPLIT_SIZES[split])
-    if limit is not None:  # select before rendering: the same images as the full split's
-        factors = factors[stratified_indices(factors[:, 0], limit, seed)]
+def load_shapes(request: DatasetRequest) -> ImageDataset:
+    """6000 train / 2000 test images (3, 32, 32) of six shape classes; nothing to download.
+
+    Rendered at the grid's 32 px, then resized to ``request.image_size`` if that differs."""
+    factors = split_factors(SHAPES_GRID, request.split, request.seed, SPLIT_SIZES[request.split])
+    # select before rendering: the same images as the full split's, rendered only once
+    factors = factors[limit_indices(factors[:, 0], request)]
     mean, std = SHAPES_GRID.channel_stats()
-    return _dataset(factors, mean, std, "shapes")
+    return fit_to_request(_dataset(factors, mean, std, "shapes"), request)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from explorer.data.base import ImageDataset, register_dataset
+from explorer.data.base import DatasetRequest, ImageDataset, fit_to_request, register_dataset
 from explorer.errors import UserError
 
 # Per-channel statistics of the training sets, as published with the SimCLR/SimSiam recipes.
@@ -158,12 +158,15 @@ _CIFAR = {
 }
 
 
-def _cifar(name: str, split: str, root: Path, download: bool) -> ImageDataset:
-    fmt = _CIFAR[name]
-    batches = fmt.train_files if split == "train" else fmt.test_files
-    base = _ensure_files(
-        root, fmt.folder, [*batches, fmt.meta_file], download, fmt.torchvision_class, fmt.title
-    )
+@register_dataset("cifar10", image_size=32, description="CIFAR-10 (torchvision download)")
+@register_dataset("cifar100", image_size=32, description="CIFAR-100 (torchvision download)")
+def load_cifar(request: DatasetRequest) -> ImageDataset:
+    """50000 train / 10000 test images (3, 32, 32) from ``request.root``: CIFAR-10's 10 classes
+    in ``cifar-10-batches-py``, or CIFAR-100's 100 fine classes in ``cifar-100-python``."""
+    fmt = _CIFAR[request.name]
+    batches = fmt.train_files if request.split == "train" else fmt.test_files
+    base = _ensure_files(request.root, fmt.folder, [*batches, fmt.meta_file], request.download,
+                         fmt.torchvision_class, fmt.title)
     data, labels = [], []
     for batch in batches:
         entry = read_cifar_batch(base / batch)
@@ -181,44 +184,15 @@ def _cifar(name: str, split: str, root: Path, download: bool) -> ImageDataset:
             f"{base / fmt.meta_file} has no '{fmt.names_key}': delete it and download again"
         )
     mean, std = fmt.stats
-    return ImageDataset(
+    dataset = ImageDataset(
         images=torch.from_numpy(np.concatenate(data)),
         labels=torch.from_numpy(np.concatenate(labels)),
         classes=_decode(names),
         mean=mean,
         std=std,
-        name=name,
+        name=request.name,
     )
-
-
-@register_dataset("cifar10", image_size=32, description="CIFAR-10 (torchvision download)")
-def load_cifar10(
-    split: str,
-    *,
-    data_root: Path | None,
-    download: bool,
-    image_size: int,
-    seed: int,
-    limit: int | None,
-) -> ImageDataset:
-    """50000 train / 10000 test images (3, 32, 32), 10 classes, in ``cifar-10-batches-py``."""
-    del image_size, seed, limit
-    return _cifar("cifar10", split, data_root or Path("data"), download)
-
-
-@register_dataset("cifar100", image_size=32, description="CIFAR-100 (torchvision download)")
-def load_cifar100(
-    split: str,
-    *,
-    data_root: Path | None,
-    download: bool,
-    image_size: int,
-    seed: int,
-    limit: int | None,
-) -> ImageDataset:
-    """50000 train / 10000 test images (3, 32, 32), 100 fine classes, in ``cifar-100-python``."""
-    del image_size, seed, limit
-    return _cifar("cifar100", split, data_root or Path("data"), download)
+    return fit_to_request(dataset, request)
 
 
 def read_stl10_images(path: Path) -> np.ndarray:
@@ -233,34 +207,19 @@ def read_stl10_images(path: Path) -> np.ndarray:
 @register_dataset(
     "stl10", image_size=96, description="STL-10 labelled splits (torchvision download)"
 )
-def load_stl10(
-    split: str,
-    *,
-    data_root: Path | None,
-    download: bool,
-    image_size: int,
-    seed: int,
-    limit: int | None,
-) -> ImageDataset:
+def load_stl10(request: DatasetRequest) -> ImageDataset:
     """5000 train / 8000 test images (3, 96, 96), 10 classes, from ``data_root/stl10_binary``."""
-    del image_size, seed, limit
-    root = data_root or Path("data")
-    prefix = "train" if split == "train" else "test"
-    base = _ensure_files(
-        root,
-        "stl10_binary",
-        [f"{prefix}_X.bin", f"{prefix}_y.bin", "class_names.txt"],
-        download,
-        "STL10",
-        "STL-10",
-    )
+    prefix = request.split  # the files are train_*.bin and test_*.bin
+    base = _ensure_files(request.root, "stl10_binary",
+                         [f"{prefix}_X.bin", f"{prefix}_y.bin", "class_names.txt"],
+                         request.download, "STL10", "STL-10")
     images = read_stl10_images(base / f"{prefix}_X.bin")
     labels = np.fromfile(base / f"{prefix}_y.bin", dtype=np.uint8).astype(np.int64) - 1  # 1-based
     if len(labels) != len(images):
         raise UserError(f"{base} has {len(images)} images but {len(labels)} labels: download again")
     classes = [c.strip() for c in (base / "class_names.txt").read_text().splitlines() if c.strip()]
     mean, std = STL10_STATS
-    return ImageDataset(
+    dataset = ImageDataset(
         images=torch.from_numpy(np.ascontiguousarray(images)),
         labels=torch.from_numpy(labels),
         classes=classes,
@@ -268,3 +227,4 @@ def load_stl10(
         std=std,
         name="stl10",
     )
+    return fit_to_request(dataset, request)

@@ -43,10 +43,11 @@ import numpy as np
 
 from explorer.data.shapes import MAX_CLASS_CHANGE_P
 from explorer.graphs import downstream_error, guarantee
-from explorer.graphs.clusters import LabGraph, probe_accuracy, spectral_features
+from explorer.graphs.clusters import LabGraph, probe_accuracy
 from explorer.graphs.downstream_error import ErrorBracket
+from explorer.graphs.optimum import eigenvector_features, optimal_features, tied_block
 from explorer.graphs.shapes import shapes_augmentation_graph
-from explorer.graphs.spectral import features_of_eigenpairs, tied_block, top_eigenpairs
+from explorer.graphs.spectral import top_eigenpairs
 
 #: The class_change_p values of the page's curve: every 0.05 up to 0.5, where only the
 #: eigenvalues move (continuously) and E(f*) is 0, then every 0.0125 up to the largest value,
@@ -151,7 +152,7 @@ class GuaranteePoint:
         theorem_order: Theorem 3.7's α log k / ρ²_{⌊k/2⌋} with ρ replaced by its lower bound and
             the constant set to 1 (an order of magnitude; ``inf`` when ⌊k/2⌋ components are
             exact, 0 when α = 0).
-        tied: γ_k = γ_{k+1} (:func:`explorer.graphs.spectral.tied_block`): f* is not unique, E(f*)
+        tied: γ_k = γ_{k+1} (:func:`explorer.graphs.optimum.tied_block`): f* is not unique, E(f*)
             is
             that of the eigensolver's choice (the bound holds for every choice).
     """
@@ -193,9 +194,8 @@ def guarantee_point(
     A, p, y = family.augmentation(class_change_p)
     k = len(family.classes)
     W = family.graph(class_change_p).weights if weights is None else weights
-    w = W.sum(1) / W.sum()
     gammas = np.where(gammas > 1.0 - ONE_TOLERANCE, 1.0, gammas)
-    f_star = features_of_eigenpairs(gammas[:k], vectors[:, :k], w)
+    f_star = optimal_features(W, k, eigenpairs=(gammas, vectors))
     task = guarantee.task_of_kernel(A, p, y, k)
     labelling = downstream_error.labelling_bound(task) if lower else None
     return GuaranteePoint(
@@ -268,7 +268,7 @@ def guarantee_curve(
         # of f* to 1e-15, which E(f*)'s lower side needs (it groups rows within 1e-9)
         gammas, vectors = top_eigenpairs(W, k + 1)
         point = guarantee_point(family, float(value), gammas, vectors, W)
-        probe = probe_accuracy(spectral_features(W, vectors[:, :k]), family.labels, seed=seed)
+        probe = probe_accuracy(eigenvector_features(W, vectors[:, :k]), family.labels, seed=seed)
         rows.append(
             (
                 point.alpha,

@@ -42,6 +42,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from explorer.graphs import spectral
+from explorer.graphs.interface import DenseGraph
+from explorer.graphs.optimum import eigenvector_features
 
 #: Up to this many nodes the spectrum is computed densely (all n eigenvalues); above, LOBPCG.
 DENSE_NODES = 400
@@ -95,8 +97,11 @@ class KernelFactor:
 
 
 @dataclass(frozen=True)
-class LabGraph:
+class LabGraph(DenseGraph):
     """An augmentation graph with known clusters, nodes ordered by cluster.
+
+    A dense :class:`~explorer.graphs.interface.FiniteGraph` whose eigenpairs come from
+    :func:`leading_eigenpairs` (LOBPCG through ``factor`` on large graphs).
 
     Attributes:
         weights: W (n, n) float64, symmetric, non-negative, summing to 1 (w(x, x') is the
@@ -106,14 +111,13 @@ class LabGraph:
         factor: W's factorisation K^T diag(p) K when known (cluster graphs), for fast products.
     """
 
-    weights: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
     factor: KernelFactor | None = None
 
-    @property
-    def num_nodes(self) -> int:
-        return len(self.labels)
+    def top_eigenpairs(self, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The k largest eigenpairs of Abar (:func:`leading_eigenpairs`, ``seed`` its start)."""
+        return leading_eigenpairs(self.weights, k, seed=seed, factor=self.factor)
 
     @property
     def k(self) -> int:
@@ -310,16 +314,6 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, *, seed: int = 0) -
     return float(head.fit(train_x, train_y).score(test_x, test_y))
 
 
-def spectral_features(W: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """f(x) = v(x) / sqrt(w_x) (D^{-1/2} v) for eigenvectors v (n, k) of Abar: the optimal
-    features f* of the spectral loss [0, Section 3.2] without their sqrt(gamma_i) per column,
-    which a linear head absorbs. On disconnected clusters the eigenvectors of the eigenvalue 1
-    are sqrt(w_x) times a function constant on each cluster, so these f are constant on each
-    cluster while v is not (where degrees vary)."""
-    w = spectral.degrees(W) / W.sum()
-    return vectors / np.sqrt(np.where(w > 0, w, 1.0))[:, None]
-
-
 def largest_gap(gammas: np.ndarray) -> tuple[int, float]:
     """Where a descending spectrum drops most: (i, gamma_i - gamma_{i+1}), i counted from 1.
 
@@ -365,7 +359,7 @@ def summarize(lab: LabGraph, *, num_eigenvalues: int = 12, seed: int = 0) -> Gra
     """
     n, k = lab.num_nodes, lab.k
     m = n if n <= DENSE_NODES else max(num_eigenvalues, k + 1)
-    gammas, vectors = leading_eigenpairs(lab.weights, m, seed=seed, factor=lab.factor)
+    gammas, vectors = lab.top_eigenpairs(m, seed=seed)
     top = vectors[:, :k]
     clusters = spectral.spectral_clustering(lab.weights, k, seed=seed, vectors=top, n_init=4)
     before_gap, gap = largest_gap(gammas)
@@ -375,7 +369,7 @@ def summarize(lab: LabGraph, *, num_eigenvalues: int = 12, seed: int = 0) -> Gra
         before_gap=before_gap,
         gap=gap,
         ari=float(adjusted_rand_score(lab.labels, clusters)),
-        probe_accuracy=probe_accuracy(spectral_features(lab.weights, top), lab.labels, seed=seed),
+        probe_accuracy=probe_accuracy(eigenvector_features(lab, top), lab.labels, seed=seed),
     )
 
 

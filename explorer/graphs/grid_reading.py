@@ -35,6 +35,7 @@ from explorer.graphs import downstream_error, guarantee, spectral
 from explorer.graphs.class_change_curve import ONE_TOLERANCE, GuaranteePoint
 from explorer.graphs.clusters import largest_gap, probe_accuracy
 from explorer.graphs.kronecker import KronGraph, kron_graph
+from explorer.graphs.optimum import eigenvector_features, optimal_features, tied_block
 
 #: Every value of each factor (explorer.data.shapes.SHAPES_GRID), by factor name.
 _ALL = dict(zip(ShapesGrid.FACTORS, grid_values(SHAPES_GRID, None), strict=True))
@@ -123,14 +124,14 @@ def optimum_guarantee(kron: KronGraph, gammas: np.ndarray, vectors: np.ndarray) 
     gammas = np.where(gammas > 1.0 - ONE_TOLERANCE, 1.0, gammas)
     mass, p, y = kron.label_mass()
     task = guarantee.DownstreamTask(mass, kron.natural_product, p, y)
-    f_star = spectral.features_of_eigenpairs(gammas[:k], vectors[:, :k], kron.degrees)
+    f_star = optimal_features(kron, k, eigenpairs=(gammas, vectors))
     return GuaranteePoint(
         alpha=task.alpha,
         optimum=downstream_error.error_bracket(f_star, task,
                                                downstream_error.labelling_bound(task)),
         bound=guarantee.eigenvalue_bound(task.alpha, float(gammas[k])),
         theorem_order=guarantee.theorem_bound(task.alpha, gammas, k),
-        tied=spectral.tied_block(gammas, k) is not None,
+        tied=tied_block(gammas, k) is not None,
     )
 
 
@@ -147,7 +148,7 @@ def grid_reading(
     gammas, vectors = kron.top_eigenpairs(min(COMPUTED, kron.num_nodes - 1), method="lobpcg",
                                           seed=seed)
     before_gap, gap = largest_gap(gammas)
-    features = vectors[:, :k] / np.sqrt(kron.degrees)[:, None]
+    features = eigenvector_features(kron, vectors[:, :k])
     clusters = spectral.spectral_clustering(None, k, seed=seed, vectors=vectors[:, :k], n_init=4)
     rng = np.random.default_rng(seed)
     sample = np.concatenate([

@@ -24,12 +24,13 @@ So W·F costs O(T · Σ m_part · d) for general part kernels and O(T · d · #p
 "keep or redraw uniformly" kernels used here (a part kernel (1 − q) I + q J/m is applied as a
 mean along its axis), plus O(T · d) for C and M; memory O(T · d).
 
-Conventions match the dense path exactly: W is normalised to sum 1 (the joint distribution of
-a positive pair, :func:`explorer.graphs.spectral.population_spectral_loss`), w = W·1 its marginal
-(the degrees), Ā = D^{-1/2} W D^{-1/2} with 0 rows for isolated nodes
-(:func:`explorer.graphs.spectral. normalized_adjacency`), L(f) = −2 tr(fᵀ W f) + ‖fᵀ diag(w) f‖²_F,
-and nodes numbered as :func:`explorer.graphs.shapes._image_nodes` numbers them (first appearance in
-row-major tuple order).
+A :class:`KronGraph` is a :class:`explorer.graphs.interface.FiniteGraph`, so the population
+loss, E_w[f fᵀ] and f* are :mod:`explorer.graphs.optimum`'s, as for a dense graph. Conventions
+match the dense path exactly: W is normalised to sum 1 (the joint distribution of a positive
+pair), w = W·1 its marginal (the degrees), Ā = D^{-1/2} W D^{-1/2} with 0 rows for isolated
+nodes (:func:`explorer.graphs.spectral.normalized_adjacency`), and nodes numbered as
+:func:`explorer.graphs.shapes._image_nodes` numbers them (first appearance in row-major tuple
+order).
 
 References:
     [0] HaoChen, Wei, Gaidon, Ma, "Provable Guarantees for Self-Supervised Deep Learning with
@@ -54,6 +55,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from explorer.data.shapes import LOOKALIKE, SHAPES_GRID, ShapesGrid, ShapesKernel, grid_values
+from explorer.graphs import spectral
 
 #: Columns of F pushed through the operator at a time: bounds its working memory to a few
 #: (T, COLUMN_CHUNK) float64 arrays (17 MB each on the whole grid) whatever d is.
@@ -154,7 +156,9 @@ def _apply_parts(parts: list[np.ndarray], X: np.ndarray, transpose: bool) -> np.
 
 @dataclass(frozen=True, eq=False)
 class KronGraph:
-    """The exact augmentation graph of a ``shapes`` (sub-)grid as an operator on node tables.
+    """The exact augmentation graph of a ``shapes`` (sub-)grid as an operator on node tables: a
+    :class:`~explorer.graphs.interface.FiniteGraph` (``num_nodes``, ``degrees``,
+    ``weights_product``, ``top_eigenpairs``) that never forms W.
 
     Attributes:
         kernel: the augmentation kernel (its ``values`` are the sub-grid).
@@ -297,10 +301,8 @@ class KronGraph:
         return values, phi_t(vectors) / np.sqrt(values)
 
     def inverse_sqrt_degrees(self) -> np.ndarray:
-        """(n,) 1/√w_x, 0 for isolated nodes (as
-        :func:`explorer.graphs.spectral.normalized_adjacency`)."""
-        w = self.degrees
-        return np.where(w > 0, 1.0 / np.sqrt(np.where(w > 0, w, 1.0)), 0.0)
+        """(n,) 1/√w_x, 0 for isolated nodes (:func:`explorer.graphs.spectral.inverse_sqrt`)."""
+        return spectral.inverse_sqrt(self.degrees)
 
     def adjacency_product(self, F: np.ndarray) -> np.ndarray:
         """Ā F = D^{-1/2} W D^{-1/2} F for F (n, d) or (n,) [0, Section 3.1]."""
@@ -373,11 +375,6 @@ class KronGraph:
         if residual > max(1e3 * tol, 1e-6):
             raise RuntimeError(f"{method} did not converge: residual {residual:.2e}")
         return values, vectors
-
-    def second_moment(self, f: np.ndarray) -> np.ndarray:
-        """E_w[f fᵀ] = fᵀ diag(w) f (d, d) for a table f (n, d), w the marginal of W
-        (``(f.T * w) @ f`` in :func:`explorer.analysis.theorem.exact_metrics`)."""
-        return (f.T * self.degrees) @ f
 
 
 def kron_graph(

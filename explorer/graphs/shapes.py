@@ -1,8 +1,10 @@
 """The exact augmentation graph of the ``shapes`` dataset, built from its finite factor grid.
 
 Nodes are the distinct images of a (sub-)grid of factor tuples; an augmentation resamples the
-nuisance factors (HaoChen et al. 2021 [0, Section 3.1]). The generic machinery (normalised
-adjacency, eigenpairs, population loss) is :mod:`explorer.graphs.spectral`.
+nuisance factors (HaoChen et al. 2021 [0, Section 3.1]). A :class:`ShapesGraph` is a dense
+graph (:class:`explorer.graphs.interface.DenseGraph`): the generic machinery (normalised
+adjacency, eigenpairs) is :mod:`explorer.graphs.spectral`'s, the population loss and the optimum
+:mod:`explorer.graphs.optimum`'s.
 
 References:
     [0] HaoChen, Wei, Gaidon, Ma, "Provable Guarantees for Self-Supervised Deep Learning with
@@ -18,14 +20,19 @@ import numpy as np
 import torch
 
 from explorer.data.shapes import SHAPES_GRID, SUBGRID, ShapesGrid, ShapesKernel, grid_values
+from explorer.graphs.interface import DenseGraph
 
 #: The default sub-grid (:data:`explorer.data.shapes.SUBGRID`): 1,080 tuples, 840 images.
 DEFAULT_SUBGRID = SUBGRID
 
 
 @dataclass(frozen=True)
-class ShapesGraph:
+class ShapesGraph(DenseGraph):
     """The exact augmentation graph of a sub-grid of ``shapes``; nodes are distinct images.
+
+    A dense :class:`~explorer.graphs.interface.FiniteGraph`: ``degrees``, ``weights_product``
+    (W F, W normalised to sum 1) and ``top_eigenpairs`` (a dense ``eigh``) are
+    :class:`DenseGraph`'s.
 
     Attributes:
         weights: W (n, n) float64, symmetric, sums to 1: w(x, x') of the augmentation model.
@@ -38,7 +45,6 @@ class ShapesGraph:
             over the kernel's grid).
     """
 
-    weights: np.ndarray
     labels: np.ndarray
     factors: np.ndarray
     multiplicity: np.ndarray
@@ -47,23 +53,8 @@ class ShapesGraph:
     natural: np.ndarray | None = None
 
     @property
-    def num_nodes(self) -> int:
-        return len(self.labels)
-
-    @property
     def classes(self) -> list[str]:
         return list(self.grid.shapes)
-
-    @functools.cached_property
-    def degrees(self) -> np.ndarray:
-        """(n,) w = W·1 of W normalised to sum 1: the marginal of a positive pair."""
-        return self.weights.sum(1) / self.weights.sum()
-
-    def weights_product(self, F: np.ndarray) -> np.ndarray:
-        """W F with W normalised to sum 1, for F (n, d) or (n,): the one product the exact
-        metrics need, as :meth:`explorer.graphs.kronecker.KronGraph.weights_product` computes it
-        without forming W."""
-        return self.weights @ F / self.weights.sum()
 
     def natural_augmentation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The augmentation kernel from natural data to nodes: ``(A, p, y)``.

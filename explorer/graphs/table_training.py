@@ -5,7 +5,7 @@ feature vector, positive pairs are drawn from w(x, x') and the loss is the paper
 (:func:`explorer.losses.spectral_contrastive_loss`: rows clipped to the ball of radius sqrt(mu),
 loss divided by mu). Its minimum over tables is -sum_{i<=d} gamma_i^2 when that optimum fits in
 the ball, else the ball-constrained optimum
-(:func:`explorer.graphs.spectral.ball_constrained_optimum`);
+(:func:`explorer.graphs.optimum.ball_constrained_optimum`);
 at the unconstrained optimum E_w[f f^T] has eigenvalues gamma_1..gamma_d [0, Section 3.2].
 Training runs in chunks so that a page can draw it live.
 
@@ -21,8 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.graphs import spectral
 from explorer.graphs.clusters import leading_eigenpairs
+from explorer.graphs.optimum import (
+    BallOptimum,
+    ball_constrained_optimum,
+    optimal_loss,
+    population_loss,
+    second_moment,
+)
 from explorer.losses import clip_to_ball, spectral_contrastive_loss
 
 
@@ -32,7 +38,8 @@ class TrainPoint:
 
     Attributes:
         step: optimiser steps taken so far.
-        loss: the exact population loss L(f) of f = clip(z) (``population_spectral_loss``).
+        loss: the exact population loss L(f) of f = clip(z)
+            (:func:`explorer.graphs.optimum.population_loss`).
         batch_loss: mu times the mean mini-batch loss of the chunk (an unbiased estimate of L
             at the chunk's tables).
         eigenvalues: (d,) eigenvalues of E_w[f f^T] = sum_x w_x f(x) f(x)^T, descending.
@@ -94,14 +101,13 @@ class TableTrainer:
         if mu <= 0:
             raise ValueError(f"mu must be > 0, got {mu}")
         self.joint = np.asarray(W, dtype=np.float64) / W.sum()  # nxn, sums to 1
-        self.w = self.joint.sum(1)  # (n,) degrees
         self.d, self.mu, self.batch_size = d, float(mu), batch_size
         gammas, vectors = eigenpairs if eigenpairs is not None else leading_eigenpairs(
             self.joint, d)
         self.eigenpairs = (np.asarray(gammas)[:d], np.asarray(vectors)[:, :d])
         self.gammas = self.eigenpairs[0]
-        self.optimum = float(-(np.clip(self.gammas, 0, None) ** 2).sum())
-        self._reachable: spectral.BallOptimum | None = None
+        self.optimum = optimal_loss(self.gammas)
+        self._reachable: BallOptimum | None = None
         self._sampler = PairSampler(self.joint)
         self._rng = np.random.default_rng(seed)
         generator = torch.Generator().manual_seed(seed)
@@ -113,10 +119,10 @@ class TableTrainer:
         self.step = 0
         self.history: list[TrainPoint] = []
 
-    def reachable(self) -> spectral.BallOptimum:
+    def reachable(self) -> BallOptimum:
         """The minimum of L over tables inside the ball (computed once, on the first call)."""
         if self._reachable is None:
-            self._reachable = spectral.ball_constrained_optimum(
+            self._reachable = ball_constrained_optimum(
                 self.joint, self.d, self.mu, eigenpairs=self.eigenpairs, tol=1e-6,
                 max_iterations=2000)
         return self._reachable
@@ -140,12 +146,11 @@ class TableTrainer:
             total += loss.item()
         self.step += steps
         f = self.features()
-        second = (self.w[:, None] * f).T @ f  # dxd, E_w[f f^T]
         point = TrainPoint(
             step=self.step,
-            loss=float(spectral.population_spectral_loss(f, self.joint)),
+            loss=float(population_loss(f, self.joint)),
             batch_loss=self.mu * total / max(steps, 1),
-            eigenvalues=np.linalg.eigvalsh(second)[::-1].copy(),
+            eigenvalues=np.linalg.eigvalsh(second_moment(f, self.joint))[::-1].copy(),
             max_sq_norm=float((f * f).sum(1).max()),
         )
         self.history.append(point)

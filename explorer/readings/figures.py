@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from explorer.readings.spectrum import NEAR_ONE, eigenvalue_cap
+from explorer.rundir.records import NEAR_ONE, AnalysisRecord, FeatureMetrics, as_analysis
 
 PALETTE = qualitative.Plotly + qualitative.D3
 
@@ -135,18 +135,25 @@ def rolling_median(values: Sequence[float], window: int) -> list[float]:
     return [float(v) for v in (*head, *inner, *tail)]
 
 
-def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
+#: An analysis record as the figures take it: typed, or the dict
+#: :func:`explorer.rundir.artifacts.load_analysis` returns (read through
+#: :func:`explorer.rundir.records.as_analysis`).
+Analysis = AnalysisRecord | Mapping[str, Any]
+
+
+def spectrum_figure(artifact: Analysis) -> go.Figure:
     """Eigenvalues of one checkpoint, largest first, on log axes.
 
     Args:
-        artifact: :func:`explorer.rundir.artifacts.load_analysis` output; uses the arrays
+        artifact: one checkpoint's analysis with its arrays; uses the arrays
             ``projector_eigs_mean/std`` (batch Gram of f = clip(z), (min(B, d),)),
             ``backbone_eigs_mean``, ``graph_c_eigs`` (the augmentation graph estimate from views,
             (d,)) and, for ``shapes`` runs, ``exact_c_eigs`` (eigenvalues of E_w[f fᵀ] over every
             node of the exact graph) beside ``exact_gammas`` (the graph's γᵢ, which they reach
             at the optimum).
     """
-    arrays = artifact["arrays"]
+    record = as_analysis(artifact)
+    arrays = record.arrays
     fig = go.Figure()
     mean, std = arrays["projector_eigs_mean"], arrays["projector_eigs_std"]
     index = np.arange(1, len(mean) + 1)
@@ -160,10 +167,8 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
                                  name="batch Gram, backbone (÷ λ₁)", line={"dash": "dot"}))
     graph = arrays["graph_c_eigs"]
     near = graph >= NEAR_ONE
-    features = artifact.get("metrics", {}).get("features", {})
-    mu = features.get("mu", artifact.get("mu")) if features.get("loss", "spectral") == "spectral" \
-        else None
-    cap = f"; at most {eigenvalue_cap(mu, NEAR_ONE)} fit in the ball μ = {mu:g}" if mu else ""
+    mu, fit = record.ball_mu, record.eigenvalue_cap
+    cap = f"; at most {fit} fit in the ball μ = {mu:g}" if mu else ""
     # The count of starred eigenvalues lives in the line's legend entry, which is always shown
     # (an empty star trace would drop out of the legend).
     fig.add_trace(go.Scatter(x=np.arange(1, len(graph) + 1), y=graph, mode="lines",
@@ -173,22 +178,22 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
                              marker={"size": 9, "symbol": "star"}, showlegend=False,
                              legendgroup="graph", name=f"estimate ≥ {NEAR_ONE}"))
     if "exact_c_eigs" in arrays:
-        record = artifact.get("exact", {})
-        own = record.get("graph", {}).get("own", False)
+        exact = record.exact
+        own = exact is not None and exact.graph.own
         which = "the run's own graph" if own else "the graph of graph views (not the run's)"
-        exact = arrays["exact_c_eigs"]
-        fig.add_trace(go.Scatter(x=np.arange(1, len(exact) + 1), y=exact, mode="lines",
+        c_eigs = arrays["exact_c_eigs"]
+        fig.add_trace(go.Scatter(x=np.arange(1, len(c_eigs) + 1), y=c_eigs, mode="lines",
                                  line={"width": 3}, name="exact: eig E_w[f fᵀ] over every node"))
         gammas = arrays["exact_gammas"]
         fig.add_trace(go.Scatter(x=np.arange(1, len(gammas) + 1), y=gammas, mode="markers",
                                  marker={"symbol": "x", "size": 6, "color": "black"},
                                  name=f"γᵢ of {which} (the optimum's eigenvalues)"))
-        reachable = np.asarray(record.get("reachable_c_eigs") or [], dtype=np.float64)
-        if record.get("ball_binds") and len(reachable):
+        if exact is not None and exact.ball_binds and exact.reachable_c_eigs:
+            reachable = np.asarray(exact.reachable_c_eigs, dtype=np.float64)
             fig.add_trace(go.Scatter(x=np.arange(1, len(reachable) + 1), y=reachable,
                                      mode="markers", marker={"symbol": "circle-open", "size": 7},
                                      name=f"the reachable optimum's eig E_w[f fᵀ] (ball μ = "
-                                          f"{record['mu']:g})"))
+                                          f"{exact.mu:g})"))
     # round-off tails (1e-19 and below) would squash the informative top: show 6 decades
     top = max(float(np.max(t.y)) for t in fig.data if t.y is not None and len(t.y))
     decades = [10.0**e for e in range(int(np.floor(np.log10(top))) - 6,
@@ -200,7 +205,7 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
     fig.update_xaxes(type="log", title_text="index i", tickvals=log_ticks(1, max(last, 1)),
                      minor={"ticks": ""})
     fig.update_layout(height=460, margin={"t": 30}, legend={"orientation": "h", "y": -0.2},
-                      title=f"epoch {artifact['epoch']}")
+                      title=f"epoch {record.epoch}")
     return fig
 
 
@@ -208,7 +213,7 @@ def spectrum_figure(artifact: dict[str, Any]) -> go.Figure:
 SPAN_BLOCKS_PLOTTED = 5
 
 
-def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
+def exact_progress_figure(artifacts: Mapping[int, Analysis]) -> go.Figure:
     """The exact metrics of every checkpoint against the epoch (``shapes`` runs).
 
     Left: the share of the provable optimum reached, L(f) / L* = 1 − gap (1 at the optimum, 0
@@ -217,32 +222,36 @@ def exact_progress_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
     first eigenspaces of the graph the features span (R², 1 = all), with the level that random
     features of the same rank reach (``span_chance``).
     """
-    epochs = [e for e in sorted(artifacts) if "exact" in artifacts[e]]
-    exact = [artifacts[e]["exact"] for e in epochs]
+    scored = {e: r.exact for e, r in sorted((e, as_analysis(a)) for e, a in artifacts.items())
+              if r.exact is not None}
+    epochs, exact = list(scored), list(scored.values())
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
         "share of the optimum reached, L(f)/L* (%)", "eigenspaces spanned by f (R²)"))
     # where the ball's optimum is only bracketed (the whole grid), the share of it is a bound
-    bracketed = any(not r.get("reachable_certified", True) for r in exact)
+    bracketed = any(not r.reachable_certified for r in exact)
     reachable = ("of the reachable optimum (ball; at most: bracketed)" if bracketed
                  else "of the reachable optimum (ball)")
-    for i, (key, name) in enumerate((("gap", "of −Σγᵢ² (unconstrained)"),
-                                     ("reachable_gap", reachable))):
-        fig.add_trace(go.Scatter(x=epochs, y=[100 * (1 - r[key]) for r in exact],
+    series = ([r.share for r in exact], [r.reachable_share for r in exact])
+    for i, (values, name) in enumerate(zip(series, ("of −Σγᵢ² (unconstrained)", reachable),
+                                           strict=True)):
+        fig.add_trace(go.Scatter(x=epochs, y=[None if v is None else 100 * v for v in values],
                                  mode="lines+markers",
                                  name=name, line={"color": _color(i)}), row=1, col=1)
-    blocks = min(len(exact[0]["blocks"]), SPAN_BLOCKS_PLOTTED) if exact else 0
+    blocks = min(len(exact[0].blocks), SPAN_BLOCKS_PLOTTED) if exact else 0
     for b in range(blocks):
-        first = exact[0]["blocks"][b]
-        where = "the classes" if b == 0 else f"from eigenvalue {first['first']}"
-        label = f"γ = {first['gamma']:.3g} (×{first['size']}, {where})"
-        fig.add_trace(go.Scatter(x=epochs, y=[r["blocks"][b]["r2"] for r in exact],
+        first = exact[0].blocks[b]
+        where = "the classes" if b == 0 else f"from eigenvalue {first.first}"
+        label = f"γ = {first.gamma:.3g} (×{first.size}, {where})"
+        # a record of an older format may list fewer blocks: a gap in the line there
+        fig.add_trace(go.Scatter(x=epochs, y=[r.blocks[b].r2 if b < len(r.blocks) else None
+                                              for r in exact],
                                  mode="lines+markers", name=label, line={"color": _color(2 + b)}),
                       row=1, col=2)
-    shares = [100 * (1 - r[key]) for r in exact for key in ("gap", "reachable_gap")]
+    shares = [100 * v for values in series for v in values if v is not None]
     low = min([0.0, *shares])  # a run worse than f = 0 has a negative share: show it
     fig.update_yaxes(range=[low - 5, max([100.0, *shares]) + 5], row=1, col=1)
     fig.add_hline(y=0, line={"color": "grey", "width": 1}, row=1, col=1)
-    chance = [r.get("span_chance") for r in exact]
+    chance = [r.span_chance for r in exact]
     if any(c is not None for c in chance):
         fig.add_trace(go.Scatter(x=epochs, y=chance, mode="lines", line={"dash": "dot",
                                  "color": "grey"}, name="chance: rank(f)/n (random features)"),
@@ -285,25 +294,24 @@ def share_overlay_figure(
     return fig
 
 
-def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figure:
+def spectrum_metrics_figure(artifacts: Mapping[int, Analysis]) -> go.Figure:
     """RankMe, α-ReQ and the C₊ = C² stationarity residual of every analysed checkpoint against
     the epoch (the residual is 0 at every critical point of the loss, not only the optimum)."""
-    epochs = sorted(artifacts)
+    records = {e: as_analysis(a) for e, a in artifacts.items()}
+    epochs = sorted(records)
     fig = make_subplots(rows=1, cols=3, subplot_titles=(
         "RankMe (effective rank)", "α-ReQ (eigenvalue decay)",
         "C₊ = C² residual (0: stationary)"))
     for i, part in enumerate(("projector", "backbone")):
-        def value(epoch: int, key: str, part: str = part) -> float | None:
-            return artifacts[epoch].get("metrics", {}).get(part, {}).get(key)
-
+        values = [records[e].metrics.get(part, FeatureMetrics()) for e in epochs]
         style = {"color": _color(i)}
-        fig.add_trace(go.Scatter(x=epochs, y=[value(e, "rankme") for e in epochs],
+        fig.add_trace(go.Scatter(x=epochs, y=[v.rankme for v in values],
                                  mode="lines+markers", name=part, line=style, legendgroup=part),
                       row=1, col=1)
-        fig.add_trace(go.Scatter(x=epochs, y=[value(e, "alpha") for e in epochs],
+        fig.add_trace(go.Scatter(x=epochs, y=[v.alpha_req for v in values],
                                  mode="lines+markers", name=part, line=style, legendgroup=part,
                                  showlegend=False), row=1, col=2)
-    residual = [artifacts[e].get("metrics", {}).get("graph", {}).get("stationarity_residual")
+    residual = [records[e].metrics.get("graph", FeatureMetrics()).stationarity_residual
                 for e in epochs]
     fig.add_trace(go.Scatter(x=epochs, y=residual, mode="lines+markers",
                              name="C₊ = C² residual (views)",
@@ -313,18 +321,18 @@ def spectrum_metrics_figure(artifacts: Mapping[int, dict[str, Any]]) -> go.Figur
     return fig
 
 
-#: The probes of an analysis record, by features: (record key, label).
-PROBE_FEATURES = (("probes", "backbone h"), ("probes_projector", "projector output"))
+#: The probes of an analysis record, by features: (on the projector's?, label).
+PROBE_FEATURES = ((False, "backbone h"), (True, "projector output"))
 
 
-def projector_features_label(record: Mapping[str, Any], *, short: bool = False) -> str:
+def projector_features_label(record: Analysis, *, short: bool = False) -> str:
     """What an analysis record's projector features are, from its ``projector_features``:
     "projector output f = clip(z) (the theorem's f, μ = 10)" for the spectral loss, "projector
     output z/‖z‖ (the direction the loss sees)" for SimCLR and SimSiam; ``short`` drops the
     parenthesis. A record without them (written before them): "projector output"."""
-    reading = (record.get("projector_features") or {}).get("reading")
+    typed = as_analysis(record)
+    reading, mu = typed.projector_reading, typed.projector_mu
     if reading == "clip(z)":
-        mu = record["projector_features"].get("mu")
         detail = "the theorem's f" + ("" if mu is None else f", μ = {mu:g}")
         return "projector output f = clip(z)" + ("" if short else f" ({detail})")
     if reading == "z/|z|":
@@ -332,23 +340,23 @@ def projector_features_label(record: Mapping[str, Any], *, short: bool = False) 
     return "projector output"
 
 
-def probe_history(artifacts: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+def probe_history(artifacts: Mapping[int, Analysis]) -> list[dict[str, Any]]:
     """The analysis sample's probe accuracies (in [0, 1]) at every analysed checkpoint, one row
     per epoch, oldest first: ``{"epoch", "backbone h linear", "backbone h kNN",
     "projector output linear", "projector output kNN"}``; a projector value is None where the
     artifact predates the projector probes (``probes_projector``)."""
     rows = []
     for epoch in sorted(artifacts):
+        record = as_analysis(artifacts[epoch])
         row: dict[str, Any] = {"epoch": epoch}
-        for key, label in PROBE_FEATURES:
-            probes = artifacts[epoch].get(key) or {}
+        for projector, label in PROBE_FEATURES:
             for kind, name in (("linear", "linear"), ("knn", "kNN")):
-                row[f"{label} {name}"] = (probes.get(kind) or {}).get("accuracy")
+                row[f"{label} {name}"] = record.accuracy(kind, projector=projector)
         rows.append(row)
     return rows
 
 
-def probe_history_figure(artifacts: Mapping[int, Mapping[str, Any]],
+def probe_history_figure(artifacts: Mapping[int, Analysis],
                          projector_label: str = "projector output") -> go.Figure:
     """Linear and kNN accuracy (%) of the analysis sample's probes against the epoch: backbone
     features h (solid) and projector features (dashed; only the checkpoints that have them, no

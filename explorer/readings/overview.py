@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.errors import UserError
-from explorer.rundir.artifacts import analysed_epochs, load_record
+from explorer.rundir.artifacts import analysed_epochs, read_record
 from explorer.rundir.run import Run, list_runs
 
 
@@ -71,27 +71,27 @@ def optimum_share(run: Run) -> tuple[float | None, int | None]:
     analysed by ``explorer analyze``), from its JSON record alone; ``(None, None)`` without one.
     1 at the optimum, 0 for f = 0, negative for features worse than f = 0."""
     for epoch in reversed(analysed_epochs(run)):
-        try:
-            exact = load_record(run, epoch).get("exact")
-        except UserError:  # a damaged or old artifact: an older checkpoint may still say
-            continue
-        if isinstance(exact, dict) and isinstance(exact.get("gap"), (int, float)):
-            return 1 - exact["gap"], epoch
+        share = _share(run, epoch)
+        if share is not None:
+            return share, epoch
     return None, None
+
+
+def _share(run: Run, epoch: int) -> float | None:
+    """L(f)/L* of one checkpoint from its JSON record; None without one, or for a damaged or
+    unknown artifact (an older checkpoint may still say)."""
+    try:
+        exact = read_record(run, epoch).exact
+    except UserError:
+        return None
+    return None if exact is None else exact.share
 
 
 def share_history(run: Run) -> list[tuple[int, float]]:
     """``(epoch, L(f)/L*)`` of every checkpoint scored on an exact graph, oldest first, from
     the JSON records alone (damaged ones are left out); empty for a run without any."""
-    history = []
-    for epoch in analysed_epochs(run):
-        try:
-            exact = load_record(run, epoch).get("exact")
-        except UserError:
-            continue
-        if isinstance(exact, dict) and isinstance(exact.get("gap"), (int, float)):
-            history.append((epoch, 1 - exact["gap"]))
-    return history
+    return [(epoch, share) for epoch in analysed_epochs(run)
+            if (share := _share(run, epoch)) is not None]
 
 
 def summaries(runs_dir: str | Path) -> list[RunSummary]:

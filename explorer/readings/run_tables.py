@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from explorer.rundir.records import AnalysisRecord, as_analysis
+
 GAMMA = "γᵢ (graph)"
 REACHABLE = "reachable optimum (ball)"
 
@@ -23,25 +25,29 @@ def epoch_column(epoch: int) -> str:
     return f"epoch {epoch}"
 
 
-def eigenvalue_table(artifacts: Mapping[int, dict[str, Any]]) -> list[dict[str, Any]]:
+def eigenvalue_table(
+    artifacts: Mapping[int, AnalysisRecord | Mapping[str, Any]],
+) -> list[dict[str, Any]]:
     """One row per index i (largest first): ``i``, the graph's γᵢ, the eigenvalue i of
     E_w[f fᵀ] at each checkpoint that has exact arrays (``epoch N``) and, when the ball cuts
     the optimum off at the latest one, the reachable optimum's eigenvalue i. Empty when no
     checkpoint was scored on an exact graph (only ``shapes`` runs are).
 
     Args:
-        artifacts: :func:`explorer.rundir.artifacts.load_analysis` outputs by epoch.
+        artifacts: each checkpoint's analysis with its arrays, by epoch (typed, or the dicts
+            :func:`explorer.rundir.artifacts.load_analysis` returns).
     """
-    epochs = [e for e in sorted(artifacts) if "exact_c_eigs" in artifacts[e]["arrays"]]
+    records = {e: as_analysis(a) for e, a in artifacts.items()}
+    epochs = [e for e in sorted(records) if "exact_c_eigs" in records[e].arrays]
     if not epochs:
         return []
-    latest = artifacts[epochs[-1]]
-    columns: dict[str, np.ndarray] = {GAMMA: np.asarray(latest["arrays"]["exact_gammas"])}
+    latest = records[epochs[-1]]
+    columns: dict[str, np.ndarray] = {GAMMA: np.asarray(latest.arrays["exact_gammas"])}
     for epoch in epochs:
-        columns[epoch_column(epoch)] = np.asarray(artifacts[epoch]["arrays"]["exact_c_eigs"])
-    exact = latest.get("exact", {})
-    if exact.get("ball_binds") and exact.get("reachable_c_eigs"):
-        columns[REACHABLE] = np.asarray(exact["reachable_c_eigs"], dtype=np.float64)
+        columns[epoch_column(epoch)] = np.asarray(records[epoch].arrays["exact_c_eigs"])
+    exact = latest.exact
+    if exact is not None and exact.ball_binds and exact.reachable_c_eigs:
+        columns[REACHABLE] = np.asarray(exact.reachable_c_eigs, dtype=np.float64)
     size = max(len(values) for values in columns.values())
     return [
         {"i": i + 1, **{name: float(values[i]) if i < len(values) else None

@@ -11,27 +11,24 @@ spectrum. This module turns that into the numbers and sentences the page shows; 
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from explorer.rundir.guarantee_record import percent, read_guarantee
+from explorer.rundir.guarantee_record import percent
+from explorer.rundir.records import (
+    NEAR_ONE,
+    AnalysisRecord,
+    ExactRecord,
+    as_analysis,
+    as_exact,
+    eigenvalue_cap,
+)
 
-#: Eigenvalues at or above this count as "near 1" (one per nearly disconnected component).
-NEAR_ONE = 0.9
-
-
-def eigenvalue_cap(mu: float, threshold: float) -> int:
-    """The most eigenvalues of E[f fᵀ] that can reach ``threshold`` when every ‖f(x)‖² ≤ μ.
-
-    The eigenvalues are non-negative and sum to tr E[f fᵀ] = E‖f‖² ≤ μ, so at most ⌊μ/t⌋ of them
-    are ≥ t.
-    """
-    if mu <= 0 or threshold <= 0:
-        raise ValueError(f"mu and threshold must be positive, got {mu} and {threshold}")
-    return math.floor(mu / threshold * (1 + 1e-12))
+__all__ = ["NEAR_ONE", "SpectrumExpectation", "eigenvalue_cap", "expectation",
+           "guarantee_reading", "tie_reading"]
 
 
 @dataclass(frozen=True)
@@ -54,44 +51,45 @@ class SpectrumExpectation:
     text: str
 
 
-def expectation(artifact: dict[str, Any], num_classes: int) -> SpectrumExpectation:
+def expectation(
+    artifact: AnalysisRecord | Mapping[str, Any], num_classes: int
+) -> SpectrumExpectation:
     """What a good run looks like, for one analysis artifact (its loss, μ and exact metrics).
 
     Args:
-        artifact: :func:`explorer.rundir.artifacts.load_analysis` output.
+        artifact: an :class:`~explorer.rundir.records.AnalysisRecord` (or the dict
+            :func:`explorer.rundir.artifacts.load_analysis` returns).
         num_classes: the dataset's class count.
     """
-    features = artifact.get("metrics", {}).get("features", {})
-    loss, mu = features.get("loss", "spectral"), features.get("mu", artifact.get("mu"))
-    exact = artifact.get("exact")
-    arrays = artifact.get("arrays", {})
-    if loss != "spectral" or mu is None:
-        text = (f"**What a good {loss} run looks like:** its loss sees only z/‖z‖, so its "
+    record = as_analysis(artifact)
+    mu, cap, exact = record.ball_mu, record.eigenvalue_cap, record.exact
+    if mu is None or cap is None:
+        text = (f"**What a good {record.loss} run looks like:** its loss sees only z/‖z‖, so its "
                 "features are read as z/‖z‖ at the scale that is best for the spectral loss "
                 "(no ball). Spanning the graph's top eigenvectors is what a linear probe needs "
                 "(Lemma 3.1: an invertible linear map changes no probe); eigenvalues of "
                 f"E[f fᵀ] near 1, one per class ({num_classes}), appear only if the features "
                 "also match the optimum's scale per direction, which NT-Xent does not ask for.")
         return SpectrumExpectation(None, None, False, text)
-    cap = eigenvalue_cap(mu, NEAR_ONE)
     cap_text = (f"With μ = {mu:g}, tr E[f fᵀ] = E‖f‖² ≤ μ lets at most {cap} eigenvalue"
                 f"{'s' if cap != 1 else ''} reach {NEAR_ONE}.")
     if exact is not None:
-        binds = bool(exact.get("ball_binds"))
-        reachable = np.asarray(exact.get("reachable_c_eigs") or [], dtype=np.float64)
-        gammas = np.asarray(arrays.get("exact_gammas", []), dtype=np.float64)
+        binds = exact.ball_binds
+        reachable = np.asarray(exact.reachable_c_eigs, dtype=np.float64)
+        gammas = np.asarray(record.arrays.get("exact_gammas", []), dtype=np.float64)
         target = reachable if binds and len(reachable) else gammas
         count = int(np.sum(target >= NEAR_ONE))
+        largest = _number(exact.max_optimal_sq_norm, ".3g")
         if binds:
             text = (f"**What a good run looks like here:** μ = {mu:g} is below max‖f*(x)‖² = "
-                    f"{exact['max_optimal_sq_norm']:.3g}, so the ball binds: the best features "
+                    f"{largest}, so the ball binds: the best features "
                     f"inside it have {count} eigenvalue{'s' if count != 1 else ''} of E_w[f fᵀ] "
                     f"≥ {NEAR_ONE} (the graph has {int(np.sum(gammas >= NEAR_ONE))} γᵢ ≥ "
                     f"{NEAR_ONE}); compare with that and with the reachable optimum, not with "
                     f"−Σγᵢ². {cap_text}")
         else:
             text = (f"**What a good run looks like here:** the optimum fits in the ball "
-                    f"(μ = {mu:g} ≥ max‖f*(x)‖² = {exact['max_optimal_sq_norm']:.3g}), so at the "
+                    f"(μ = {mu:g} ≥ max‖f*(x)‖² = {largest}), so at the "
                     f"optimum E_w[f fᵀ] has the graph's γᵢ as eigenvalues: {count} of them "
                     f"≥ {NEAR_ONE}, one per nearly disconnected component. {cap_text}")
         return SpectrumExpectation(count, cap, binds, text + _rest())
@@ -107,6 +105,11 @@ def expectation(artifact: dict[str, Any], num_classes: int) -> SpectrumExpectati
     return SpectrumExpectation(num_classes, cap, False, text + _rest())
 
 
+def _number(value: float | None, spec: str) -> str:
+    """A number as the page prints it; "—" where the record lacks it."""
+    return "—" if value is None else format(value, spec)
+
+
 def _rest() -> str:
     return (" The C₊ = C² residual falls towards 0 at any stationary point (the optimum or a "
             "saddle): it cannot tell them apart; the share of the optimum can. RankMe stays well "
@@ -114,21 +117,27 @@ def _rest() -> str:
 
 
 def guarantee_reading(
-    exact: dict[str, Any], loss: str, probe_accuracy: float | None = None
+    exact: ExactRecord | Mapping[str, Any], loss: str, probe_accuracy: float | None = None
 ) -> tuple[list[tuple[str, str, str]], str]:
     """The downstream guarantee of one checkpoint, for the page: ``(metrics, paragraph)``.
 
     Args:
-        exact: an analysis artifact's ``exact`` record (with its ``guarantee``, any format:
-            :func:`explorer.rundir.guarantee_record.read_guarantee`).
+        exact: an analysis artifact's exact record holding a guarantee, of any format
+            (:class:`~explorer.rundir.records.ExactRecord`, or the ``exact`` dict as written).
         loss: the run's loss.
         probe_accuracy: the run's linear probe accuracy on held-out images, shown beside E(f)
             as its error (another question than the paper's, said in the paragraph).
 
     Returns:
         metrics as ``(label, value, help)`` and a paragraph that says which theorem applies.
+
+    Raises:
+        ValueError: a record without a guarantee.
     """
-    g = read_guarantee(exact["guarantee"])
+    exact = as_exact(exact)
+    g = exact.guarantee
+    if g is None:
+        raise ValueError("this exact record holds no guarantee (analysis format 2)")
     net, opt = g.network, g.optimum
     what = ("the paper's downstream error (eq. 1): the best linear head on f, each natural "
             "datum of the training graph classified by the majority vote over its augmented "
@@ -161,11 +170,12 @@ def guarantee_reading(
         transfer = (f"The network's excess loss ε = L − L* = {regime['epsilon']:.3g} is far "
                     f"above γ_k² = {regime['gamma_k_sq']:.3g}: it is outside Theorem 4.2's "
                     "regime, so its E(f) is measured here, not guaranteed.")
+    r2 = exact.class_r2
+    chance = exact.span_chance if exact.span_chance is not None else float("nan")
     span = (f" A linear probe is unchanged by an invertible linear map of f and a positive "
             f"scale per datum (Lemma 3.1), so what the probe needs is that f *spans* the class "
-            f"eigenvectors: R² = {exact['class_r2']:.3f} here (chance "
-            f"{exact.get('span_chance', float('nan')):.2f}), whether or not their eigenvalues "
-            "sit near 1.")
+            f"eigenvectors: R² = {_number(r2, '.3f')} here (chance {chance:.2f}), whether or "
+            "not their eigenvalues sit near 1.")
     beside = (" E(f) and the probe answer two questions: E(f) votes over the augmented views "
               "of the training graph with a head fitted on every node, the probe fits a head on "
               "training images and tests it on held-out scenes; they need not agree.")
@@ -175,24 +185,25 @@ def guarantee_reading(
             f"class with probability α, the minimiser's linear head errs at most "
             f"8α/(1 − γ_(k+1)) + 2α; here α = {percent(g.alpha)}, E(f*) = {opt.text()}, the "
             f"bound {percent(g.bound)}. " + transfer + beside + older
-            + (span if loss != "spectral" or exact["class_r2"] < 0.99 else ""))
+            + (span if r2 is not None and (loss != "spectral" or r2 < 0.99) else ""))
     return metrics, text
 
 
-def tie_reading(exact: dict[str, Any]) -> str | None:
-    """One paragraph when k splits an eigenspace (γ_k = γ_{k+1}, ``exact["tie"]``): what depends
-    on the eigensolver's basis and what holds for every optimal one; None without a tie (and in
-    older records, which did not look)."""
-    tie = exact.get("tie")
-    if not tie:
+def tie_reading(exact: ExactRecord | Mapping[str, Any]) -> str | None:
+    """One paragraph when k splits an eigenspace (γ_k = γ_{k+1}, the record's ``tie``): what
+    depends on the eigensolver's basis and what holds for every optimal one; None without a tie
+    (and in older records, which did not look)."""
+    exact = as_exact(exact)
+    tie = exact.tie
+    if tie is None:
         return None
-    k = exact["graph"]["k"]
-    low, high = exact.get("max_optimal_sq_norm_range") or (None, None)
-    spread = ("" if low is None else
-              f" max‖f*(x)‖² is {exact['max_optimal_sq_norm']:.3g} for the eigensolver's basis "
-              f"and lies in [{low:.3g}, {high:.3g}] over every optimal basis;")
-    return (f"k = {k} splits the eigenspace of γ_{tie['first']}…γ_{tie['last']} = "
-            f"{tie['gamma']:.4g} (γ_k = γ_(k+1)), so the optimum f* is not unique beyond "
+    low_high = exact.max_optimal_sq_norm_range
+    spread = ("" if low_high is None else
+              f" max‖f*(x)‖² is {_number(exact.max_optimal_sq_norm, '.3g')} for the eigensolver's "
+              f"basis and lies in [{low_high[0]:.3g}, {low_high[1]:.3g}] over every optimal "
+              "basis;")
+    return (f"k = {exact.graph.k} splits the eigenspace of γ_{tie.first}…γ_{tie.last} = "
+            f"{tie.gamma:.4g} (γ_k = γ_(k+1)), so the optimum f* is not unique beyond "
             f"rotations:{spread} E(f*) is that of the eigensolver's basis. The optimum "
             "−Σγᵢ², the eigenvalues of E_w[f* f*ᵀ] and the bound 8α/(1 − γ_(k+1)) + 2α hold for "
             "every optimal basis.")

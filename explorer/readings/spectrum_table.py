@@ -14,11 +14,12 @@ whose size depends on that arbitrary scale; they are not shown.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from explorer.readings.figures import NEAR_ONE
+from explorer.rundir.records import NEAR_ONE, AnalysisRecord, FeatureMetrics, as_analysis
 
 MISSING = "—"
 #: The header of the C₊ = C² residual: a test of stationarity, not a distance to the optimum.
@@ -55,29 +56,30 @@ def _number(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-def spectrum_table(artifact: dict[str, Any]) -> list[dict[str, str]]:
+def spectrum_table(artifact: AnalysisRecord | Mapping[str, Any]) -> list[dict[str, str]]:
     """One row per kind of feature, every cell text (``MISSING`` where it does not apply).
 
     Args:
-        artifact: :func:`explorer.rundir.artifacts.load_analysis` output (``metrics`` and
-            ``arrays``).
+        artifact: one checkpoint's analysis, any format (its metrics and arrays): an
+            :class:`~explorer.rundir.records.AnalysisRecord` or the dict
+            :func:`explorer.rundir.artifacts.load_analysis` returns.
     """
-    metrics, arrays = artifact.get("metrics", {}), artifact.get("arrays", {})
+    record = as_analysis(artifact)
+    metrics, arrays = record.metrics, record.arrays
     rows = []
     for key, (label, array, relative) in ROWS.items():
-        values = metrics.get(key)
-        if not isinstance(values, dict) and array not in arrays:
+        if key not in metrics and array not in arrays:
             continue
-        values = values if isinstance(values, dict) else {}
+        values = metrics.get(key, FeatureMetrics())
         counts = []
         for threshold in THRESHOLDS:
             if array in arrays:
                 counts.append(str(count_at_least(arrays[array], threshold, relative=relative)))
-            elif not relative and f"n_above_{threshold}" in values:  # no arrays: the record's
-                counts.append(str(values[f"n_above_{threshold}"]))
+            elif not relative and threshold in values.above:  # no arrays: the record's
+                counts.append(str(values.above[threshold]))
             else:
                 counts.append(MISSING)
-        cells = [label, _number(values.get("rankme"), 1), _number(values.get("alpha"), 2),
-                 *counts, _number(values.get("stationarity_residual"), 3)]
+        cells = [label, _number(values.rankme, 1), _number(values.alpha_req, 2),
+                 *counts, _number(values.stationarity_residual, 3)]
         rows.append(dict(zip(COLUMNS, cells, strict=True)))
     return rows

@@ -9,8 +9,13 @@ Beside :mod:`explorer.rundir.run`, this module is the only code that reads or wr
 
 The arrays are written first and the JSON last, both atomically, so a JSON file marks a complete
 artifact. Arrays are read with ``allow_pickle=False``: an artifact cannot run code. A damaged or
-foreign artifact raises a :class:`~explorer.errors.UserError` naming the file;
-:func:`load_all_analyses` reports it per checkpoint and still returns the others.
+foreign artifact, or one of a format this explorer does not know, raises a
+:class:`~explorer.errors.UserError` naming the file; :func:`load_all_analyses` reports it per
+checkpoint and still returns the others.
+
+Every format the project wrote is read (:data:`~explorer.rundir.records.ANALYSIS_FORMATS`):
+``load_*`` give the JSON as it was written (a dict), ``read_*`` the same as an
+:class:`~explorer.rundir.records.AnalysisRecord`, one shape for every format.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from typing import Any
 import numpy as np
 
 from explorer.errors import UserError
+from explorer.rundir.records import (
+    ANALYSIS_FORMAT_VERSION,
+    ANALYSIS_FORMATS,
+    CURRENT_FEATURES_SINCE,
+    AnalysisRecord,
+    analysis_record,
+)
 from explorer.rundir.run import Run, _atomic_path, _read_json, _write_json
 
-# 3: the C+ = C^2 residual renamed stationarity_residual; SimCLR/SimSiam read as z/|z| at the
-# best scale (explorer.analysis.metrics.loss_features); every eigenspace's span and its chance level
-ANALYSIS_FORMAT_VERSION = 3
 ANALYSIS_DIR = "analysis"
 _STEM = re.compile(r"epoch-(\d+)")
 
@@ -85,21 +94,36 @@ def analysed_epochs(run: Run) -> list[int]:
     return sorted(epochs)
 
 
+def load_record(run: Run, epoch: int) -> dict[str, Any]:
+    """One checkpoint's JSON record alone, any format, as written, without its arrays (a few kB:
+    what a summary of the run needs, read every few seconds by the dashboard).
+    :func:`read_record` gives it typed.
+
+    Raises:
+        UserError: a missing, truncated or corrupt record, or an unknown format version.
+    """
+    json_path = _paths(run, epoch)[0]
+    record = _read_json(json_path)
+    version = record.get("format_version")
+    if isinstance(version, bool) or version not in ANALYSIS_FORMATS:
+        raise UserError(
+            f"{json_path} has analysis format version {version}, this explorer reads versions "
+            f"{ANALYSIS_FORMATS[0]} to {ANALYSIS_FORMATS[-1]}; recompute it with: explorer "
+            f"analyze {run.path} --force"
+        )
+    return record
+
+
 def load_analysis(run: Run, epoch: int) -> dict[str, Any]:
-    """One checkpoint's artifact: the JSON record with its arrays under ``"arrays"`` (a dict).
+    """One checkpoint's artifact, any format, as written: the JSON record with its arrays under
+    ``"arrays"`` (a dict). :func:`read_analysis` gives it typed.
 
     Raises:
         UserError: missing, truncated or corrupt files, an unknown format version, or a listed
             array missing from the ``.npz`` file; the message names the file.
     """
     json_path, npz_path = _paths(run, epoch)
-    record = _read_json(json_path)
-    version = record.get("format_version")
-    if version != ANALYSIS_FORMAT_VERSION:
-        raise UserError(
-            f"{json_path} has analysis format version {version}, this explorer reads version "
-            f"{ANALYSIS_FORMAT_VERSION}; recompute it with: explorer analyze {run.path} --force"
-        )
+    record = load_record(run, epoch)
     listed = record.get("arrays", [])
     try:
         with np.load(npz_path, allow_pickle=False) as data:
@@ -115,23 +139,30 @@ def load_analysis(run: Run, epoch: int) -> dict[str, Any]:
     return record
 
 
-def load_record(run: Run, epoch: int) -> dict[str, Any]:
-    """One checkpoint's JSON record alone, without its arrays (a few kB: what a summary of the
-    run needs, read every few seconds by the dashboard).
+def _typed(run: Run, epoch: int, record: dict[str, Any]) -> AnalysisRecord:
+    """``record`` read by :func:`explorer.rundir.records.analysis_record`; a record whose values
+    do not read (valid JSON, but not an analysis) is a UserError naming the file."""
+    try:
+        return analysis_record(record)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise UserError(f"{_paths(run, epoch)[0]} does not read as an analysis record ({err!r})"
+                        f"; recompute it with: explorer analyze {run.path} --force") from None
 
-    Raises:
-        UserError: a missing, truncated or corrupt record, or an unknown format version.
-    """
-    json_path = _paths(run, epoch)[0]
-    record = _read_json(json_path)
-    if record.get("format_version") != ANALYSIS_FORMAT_VERSION:
-        raise UserError(f"{json_path} has analysis format version {record.get('format_version')}"
-                        f", this explorer reads version {ANALYSIS_FORMAT_VERSION}")
-    return record
+
+def read_analysis(run: Run, epoch: int) -> AnalysisRecord:
+    """One checkpoint's artifact, any format, typed, with its arrays (:func:`load_analysis`'s
+    errors)."""
+    return _typed(run, epoch, load_analysis(run, epoch))
+
+
+def read_record(run: Run, epoch: int) -> AnalysisRecord:
+    """One checkpoint's record, any format, typed, without its arrays (:func:`load_record`'s
+    errors)."""
+    return _typed(run, epoch, load_record(run, epoch))
 
 
 def load_all_analyses(run: Run) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
-    """Every checkpoint's artifact: ``(artifacts by epoch, error messages by epoch)``.
+    """Every checkpoint's artifact as written: ``(artifacts by epoch, error messages by epoch)``.
 
     A damaged artifact lands in the second dict; the others still load.
     """
@@ -145,11 +176,27 @@ def load_all_analyses(run: Run) -> tuple[dict[int, dict[str, Any]], dict[int, st
     return loaded, errors
 
 
+def read_all_analyses(run: Run) -> tuple[dict[int, AnalysisRecord], dict[int, str]]:
+    """Every checkpoint's artifact typed: ``(records by epoch, error messages by epoch)``, as
+    :func:`load_all_analyses`."""
+    loaded: dict[int, AnalysisRecord] = {}
+    errors: dict[int, str] = {}
+    for epoch in analysed_epochs(run):
+        try:
+            loaded[epoch] = read_analysis(run, epoch)
+        except UserError as err:
+            errors[epoch] = str(err)
+    return loaded, errors
+
+
 def has_analysis(run: Run, epoch: int, projections: tuple[str, ...] = ()) -> bool:
-    """Whether ``epoch`` has a complete, readable artifact with every one of ``projections``
-    (a damaged one counts as missing, so that ``explorer analyze`` recomputes it)."""
+    """Whether ``epoch`` has a complete, readable artifact of the features as they are now
+    (format :data:`~explorer.rundir.records.CURRENT_FEATURES_SINCE` on) with every one of
+    ``projections``. A damaged one, or one of formats 1 and 2 (spectra of other features),
+    counts as missing, so that ``explorer analyze`` recomputes it."""
     try:
         record = load_analysis(run, epoch)
     except UserError:
         return False
-    return set(projections) <= set(record.get("projections", []))
+    return (record["format_version"] >= CURRENT_FEATURES_SINCE
+            and set(projections) <= set(record.get("projections", [])))

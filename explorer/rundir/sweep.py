@@ -29,8 +29,8 @@ from typing import Any
 
 from explorer.config import Config, build_config, parse_overrides
 from explorer.errors import UserError
-from explorer.rundir.artifacts import analysed_epochs, load_analysis
-from explorer.rundir.guarantee_record import read_guarantee
+from explorer.rundir.artifacts import analysed_epochs, read_analysis
+from explorer.rundir.records import ExactRecord
 from explorer.rundir.run import Run, _read_json, check_run_name, run_path, write_json_atomic
 
 SWEEP_FORMAT_VERSION = 1
@@ -208,28 +208,29 @@ def run_state(runs_dir: str | Path, name: str) -> str:
     return Run(path).status().get("state", "?") if path.is_dir() else "not started"
 
 
-def _latest_exact(run: Run) -> tuple[int | None, dict[str, Any]]:
-    """(epoch, ``exact`` record) of the latest readable analysed checkpoint, else (None, {})."""
+def _latest_exact(run: Run) -> tuple[int | None, ExactRecord | None]:
+    """(epoch, its exact record or None) of the latest readable analysed checkpoint, else
+    (None, None)."""
     for epoch in reversed(analysed_epochs(run)):
         try:
-            return epoch, load_analysis(run, epoch).get("exact") or {}
+            return epoch, read_analysis(run, epoch).exact
         except UserError:  # damaged: the one before still says something
             continue
-    return None, {}
+    return None, None
 
 
 def sweep_table(runs_dir: str | Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per value, in the manifest's order.
 
     Keys: ``value``, ``run``, ``state``, ``epoch`` (the analysed checkpoint read), and from its
-    ``exact`` record (read by :func:`explorer.rundir.guarantee_record.read_guarantee`) ``alpha``,
+    exact record (:class:`explorer.rundir.records.ExactRecord`, any format) ``alpha``,
     ``error`` and ``error_lower`` (the bracket of the network's E(f): the best head tried, and
     the bound for every head; ``error_lower`` None in older records, which hold the
     least-squares head's error only), ``optimum_error`` and ``optimum_error_lower`` (E(f*)),
     ``bound`` (the proven 8α/(1 − γ_{k+1}) + 2α), ``gamma_k1`` (γ_{k+1}) and ``share``
-    (1 − gap, the share of the optimum), then ``linear`` and ``knn`` from ``probe.json``. Rates
-    are fractions in [0, 1] as stored (the bound may exceed 1); ``None`` where the run lacks
-    them (still training, not a shapes run, ...).
+    (:attr:`~explorer.rundir.records.ExactRecord.share`, 1 − gap), then ``linear`` and ``knn``
+    from ``probe.json``. Rates are fractions in [0, 1] as stored (the bound may exceed 1);
+    ``None`` where the run lacks them (still training, not a shapes run, ...).
     """
     rows = []
     for value, name in zip(manifest["values"], manifest["runs"], strict=True):
@@ -241,12 +242,11 @@ def sweep_table(runs_dir: str | Path, manifest: dict[str, Any]) -> list[dict[str
             continue
         run = Run(run_path(runs_dir, name))
         row["epoch"], exact = _latest_exact(run)
-        if exact.get("guarantee"):
-            g = read_guarantee(exact["guarantee"])
+        if exact is not None and (g := exact.guarantee) is not None:
             row.update(alpha=g.alpha, error=g.network.upper, error_lower=g.network.lower,
                        optimum_error=g.optimum.upper, optimum_error_lower=g.optimum.lower,
                        bound=g.bound, gamma_k1=g.gamma_next)
-        row["share"] = 1 - exact["gap"] if isinstance(exact.get("gap"), int | float) else None
+        row["share"] = None if exact is None else exact.share
         try:
             trained = ((run.probe() or {}).get("methods") or {}).get("trained") or {}
         except (UserError, OSError):
