@@ -34,7 +34,6 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
-from sklearn.cluster import KMeans
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -174,6 +173,8 @@ def spectral_clustering(
     rows = vectors.detach().cpu().numpy() if _is_torch(vectors) else np.asarray(vectors)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     rows = rows / np.where(norms > 0, norms, 1.0)
+    from sklearn.cluster import KMeans  # here: scikit-learn costs a second to import
+
     labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(rows)
     labels = labels.astype(np.int64)
     return torch.from_numpy(labels) if _is_torch(W) else labels
