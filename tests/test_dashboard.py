@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -37,15 +36,6 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synthetic_run(runs, "synthetic", checkpoints=3, points=300)
     corrupt_run(runs, "half-written")
     return runs
-
-
-@pytest.fixture(autouse=True)
-def keep_main_module():
-    """AppTest leaves the page script as ``sys.modules["__main__"]``; multiprocessing's spawn
-    (the distributed tests) would then run that page in its children. Put the real one back."""
-    main = sys.modules["__main__"]
-    yield
-    sys.modules["__main__"] = main
 
 
 @pytest.fixture

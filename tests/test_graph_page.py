@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
 import time
 from typing import Any
 
@@ -23,14 +22,6 @@ from tests.conftest import ROOT
 from tests.dashboard_runs import trace_values
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def keep_main_module():
-    """AppTest leaves the page script as ``sys.modules["__main__"]``; put the real one back."""
-    main = sys.modules["__main__"]
-    yield
-    sys.modules["__main__"] = main
 
 
 @pytest.fixture

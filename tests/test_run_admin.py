@@ -37,14 +37,6 @@ HOLD = ("import sys, time; from pathlib import Path; from explorer.rundir import
         "lock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(120)")
 
 
-@pytest.fixture(autouse=True)
-def keep_main_module() -> Iterator[None]:
-    """AppTest leaves the page script as ``sys.modules["__main__"]``; put the real one back."""
-    main = sys.modules["__main__"]
-    yield
-    sys.modules["__main__"] = main
-
-
 @pytest.fixture
 def writer(tmp_path: Path) -> Iterator[tuple[Run, subprocess.Popen[str]]]:
     """A run written by a live process: a child holding its lock, as a trainer does."""

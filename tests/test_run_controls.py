@@ -26,14 +26,6 @@ from explorer.rundir.run import Run, create_run, pid_alive, write_json_atomic
 from tests.conftest import ROOT
 
 
-@pytest.fixture(autouse=True)
-def keep_main_module():
-    """AppTest leaves the page script as ``sys.modules["__main__"]``; put the real one back."""
-    main = sys.modules["__main__"]
-    yield
-    sys.modules["__main__"] = main
-
-
 def stopped_run(runs: Path, name: str = "paused") -> Run:
     run = create_run(runs, build_config("shapes-demo"), name=name)
     # the loop's counters (what a resume's policy reads) but no tensors: a trainer that takes

@@ -26,14 +26,6 @@ from tests.dashboard_runs import opened_groups, trace_values
 TINY_VALUES = dict(item.split("=") for item in TINY if not item.startswith("log_every"))
 
 
-@pytest.fixture(autouse=True)
-def keep_main_module():
-    """AppTest leaves the page script as ``sys.modules["__main__"]``; put the real one back."""
-    main = sys.modules["__main__"]
-    yield
-    sys.modules["__main__"] = main
-
-
 def train_page(runs_dir: Path, monkeypatch: pytest.MonkeyPatch, **state: object) -> AppTest:
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs_dir))
     app = AppTest.from_file(str(ROOT / "dashboard" / "train_page.py"), default_timeout=120)
