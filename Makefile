@@ -6,11 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup test lint browser app screenshots demo-runs bench notebooks clean
 
-# --no-compile: byte-compiling every file of torch's CUDA build took a third of the install;
-# Python compiles the modules a process imports, once, on first use.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
