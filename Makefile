@@ -50,6 +50,7 @@ bench: setup
 	$(PY) benchmarks/bench_loss.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_analysis.py
+	$(PY) benchmarks/bench_umap_process.py
 	$(PY) benchmarks/bench_theorem.py
 	$(PY) benchmarks/bench_graph_page.py
 
