@@ -75,12 +75,15 @@ FIT_AND_COUNT = textwrap.dedent("""
 
 
 def test_a_second_process_reads_umaps_compiled_code_from_the_cache() -> None:
-    """The first process may compile (a fresh installation); the next one reads the costly
-    functions from numba's cache (umap-learn alone compiles them in every process)."""
-    for _ in range(2):
+    """The first process may compile (a fresh installation); a later one reads the costly
+    functions from numba's cache (umap-learn alone compiles them in every process). Three tries:
+    another test process writing the same cache index at that instant can drop an entry."""
+    seen = []
+    for _ in range(4):
         result = subprocess.run([sys.executable, "-c", FIT_AND_COUNT], capture_output=True,
                                 text=True, timeout=300, check=True)
-    counts = json.loads(result.stdout)
-    for name in COSTLY:
-        compiled, read = counts[name]
-        assert compiled == 0 and read == 1, (name, compiled, read)
+        counts = json.loads(result.stdout)
+        seen.append({name: counts[name] for name in COSTLY})
+        if len(seen) > 1 and all(seen[-1][name] == [0, 1] for name in COSTLY):
+            return
+    raise AssertionError(f"every process compiled umap-learn's costly functions: {seen}")
