@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +37,8 @@ from explorer.rundir.records import (
     analysis_record,
 )
 from explorer.rundir.run import Run, _atomic_path, _read_json, _write_json
+
+T = TypeVar("T")
 
 ANALYSIS_DIR = "analysis"
 _STEM = re.compile(r"epoch-(\d+)")
@@ -166,24 +169,23 @@ def load_all_analyses(run: Run) -> tuple[dict[int, dict[str, Any]], dict[int, st
 
     A damaged artifact lands in the second dict; the others still load.
     """
-    loaded: dict[int, dict[str, Any]] = {}
-    errors: dict[int, str] = {}
-    for epoch in analysed_epochs(run):
-        try:
-            loaded[epoch] = load_analysis(run, epoch)
-        except UserError as err:
-            errors[epoch] = str(err)
-    return loaded, errors
+    return _every_epoch(run, load_analysis)
 
 
 def read_all_analyses(run: Run) -> tuple[dict[int, AnalysisRecord], dict[int, str]]:
     """Every checkpoint's artifact typed: ``(records by epoch, error messages by epoch)``, as
     :func:`load_all_analyses`."""
-    loaded: dict[int, AnalysisRecord] = {}
+    return _every_epoch(run, read_analysis)
+
+
+def _every_epoch(run: Run, read: Callable[[Run, int], T]) -> tuple[dict[int, T], dict[int, str]]:
+    """``read`` of every analysed epoch: what it returned, and the message of each that failed
+    with a :class:`UserError` (a damaged file stops nothing else)."""
+    loaded: dict[int, T] = {}
     errors: dict[int, str] = {}
     for epoch in analysed_epochs(run):
         try:
-            loaded[epoch] = read_analysis(run, epoch)
+            loaded[epoch] = read(run, epoch)
         except UserError as err:
             errors[epoch] = str(err)
     return loaded, errors
