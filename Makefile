@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check explorer tests benchmarks notebooks dashboard app.py
+	$(VENV)/bin/ruff check explorer explorer_dashboard tests benchmarks notebooks
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own here). Installed
 # when missing and apt-get is at hand; otherwise those tests skip and say why.
@@ -32,13 +32,14 @@ test: setup lint browser
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 		$(PY) -m pytest -q --numprocesses=auto --maxprocesses=4 --dist loadfile
 
-# The dashboard on http://127.0.0.1:8501 (an empty runs/ receives the shipped demo runs).
+# The dashboard on http://127.0.0.1:8501 (an empty runs/ receives the shipped demo runs); the
+# same command a pip install gives: explorer app --help.
 app: setup
-	$(VENV)/bin/python -m dashboard
+	$(VENV)/bin/explorer app
 
 # Screenshots of every page on the demo runs, into assets/ (for the README).
 screenshots: setup browser
-	$(PY) dashboard/screenshots.py assets
+	$(PY) -m explorer_dashboard.screenshots assets
 
 # Rebuild explorer/demo_runs from the shapes-demo presets and the class-change sweep (about 40
 # minutes on 2 CPU cores).

@@ -44,6 +44,16 @@ alone: torchrun --nproc_per_node=N -m explorer train --name NAME-VALUE ... (a fi
 the sweep's name is skipped by explorer sweep --resume)."""
 
 
+EPILOG_APP = """examples:
+  explorer app                                   # runs/ here, on http://127.0.0.1:8501
+  explorer app --runs-dir ~/experiments/runs --port 8600
+  explorer app --host 0.0.0.0 --read-only        # others on the network may look, not act
+The dashboard can start training processes and delete runs: --host other than this machine
+exposes that to whoever reaches the port; pair it with --read-only."""
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="explorer",
@@ -135,7 +145,56 @@ def _parser() -> argparse.ArgumentParser:
     sweeps.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
 
     commands.add_parser("presets", help="list the presets", description="List the presets.")
+
+    app = commands.add_parser(
+        "app", help="open the dashboard on a runs folder",
+        epilog=EPILOG_APP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve the dashboard (Streamlit) on http://HOST:PORT, showing the runs\n"
+        "under --runs-dir; an empty folder receives the shipped demo runs. Ctrl-C stops it.")
+    app.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
+    app.add_argument("--port", type=int, default=8501, help="port to listen on (default: 8501)")
+    app.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                     help="address to listen on (default: 127.0.0.1, this machine only)")
+    app.add_argument("--read-only", action="store_true",
+                     help="every page readable; launch, stop, resume, rename, delete, import and "
+                     "reinstall refused (nothing is written to the runs folder)")
     return parser
+
+
+def _app(args: argparse.Namespace) -> int:
+    """Check the options, then become ``python -m explorer_dashboard`` (Streamlit serving the
+    dashboard package shipped beside this one; this package never imports it)."""
+    import os
+    import socket
+
+    runs = Path(args.runs_dir).expanduser().resolve()
+    if runs.exists() and not runs.is_dir():
+        raise UserError(f"--runs-dir {runs} is a file; name a folder of runs")
+    if args.read_only and not runs.is_dir():
+        raise UserError(f"--runs-dir {runs} does not exist, and a read-only dashboard creates "
+                        "nothing; name a folder of runs, or drop --read-only")
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port} is not a port; use 1 to 65535 (default 8501)")
+    try:
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.bind((args.host, args.port))
+    except OSError as err:
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({err.strerror or err}); "
+                        "another server holds it, or the address is not this machine's: "
+                        "pick another --port or --host") from None
+    if args.host not in LOOPBACK:
+        print(f"warning: listening on {args.host}: anyone who reaches port {args.port} "
+              + ("can read every run." if args.read_only else
+                 "can launch training and delete runs; add --read-only to allow reading only."),
+              file=sys.stderr)
+    env = {**os.environ, "EXPLORER_RUNS_DIR": str(runs),
+           "EXPLORER_READ_ONLY": "1" if args.read_only else ""}
+    command = [sys.executable, "-m", "explorer_dashboard", f"--server.port={args.port}",
+               f"--server.address={args.host}"]
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)  # Streamlit takes over this process (and Ctrl-C)
+    return 0  # not reached
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -375,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "runs":
             print(runs_table(args.runs_dir))
             return 0
+        if args.command == "app":
+            return _app(args)
         if args.command == "presets":
             from explorer.config import list_presets
 

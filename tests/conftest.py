@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = ROOT / "explorer_dashboard"  # the pages, app.py and static/ (AppTest opens them)
 
 # A CI-sized training config: every code path, a few seconds per run.
 TINY = [

@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.serve import (
+from explorer.config import build_config
+from explorer.config_docs import ESSENTIALS, fields_of, label
+from explorer.readings.overview import summarize
+from explorer.readings.run_tables import epoch_column
+from explorer.rundir.admin import closest_preset, delete_run
+from explorer.rundir.artifacts import load_all_analyses
+from explorer.rundir.demo import DEMO_RUNS
+from explorer.rundir.launch import launch_log
+from explorer.rundir.run import Run, create_run, list_runs
+from explorer_dashboard.serve import (
     CHROMIUM_ARGS,
     PAGES,
     READY,
@@ -32,15 +41,6 @@ from dashboard.serve import (
     start_server,
     stop_server,
 )
-from explorer.config import build_config
-from explorer.config_docs import ESSENTIALS, fields_of, label
-from explorer.readings.overview import summarize
-from explorer.readings.run_tables import epoch_column
-from explorer.rundir.admin import closest_preset, delete_run
-from explorer.rundir.artifacts import load_all_analyses
-from explorer.rundir.demo import DEMO_RUNS
-from explorer.rundir.launch import launch_log
-from explorer.rundir.run import Run, create_run, list_runs
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
 CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))

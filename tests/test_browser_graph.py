@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.serve import CHROMIUM_ARGS, READY, open_page, start_server, stop_server
+from explorer_dashboard.serve import CHROMIUM_ARGS, READY, open_page, start_server, stop_server
 
 CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
 pytestmark = [

@@ -20,7 +20,7 @@ from explorer.readings.figures import embedding_traces, projector_features_label
 from explorer.rundir.artifacts import analysed_epochs, load_analysis
 from explorer.rundir.launch import stop_training, validate_launch
 from explorer.rundir.run import Run, open_run
-from tests.conftest import ROOT, TINY, explorer
+from tests.conftest import DASHBOARD, ROOT, TINY, explorer
 from tests.dashboard_runs import corrupt_run, opened_groups, synthetic_run, trace_values
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def page(runs_dir: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs_dir))
 
     def load(name: str, run: str | None = None) -> AppTest:
-        app = AppTest.from_file(str(ROOT / "dashboard" / f"{name}_page.py"), default_timeout=120)
+        app = AppTest.from_file(str(DASHBOARD / f"{name}_page.py"), default_timeout=120)
         if run is not None:
             app.session_state["selected_run"] = run
         app.run()
@@ -298,7 +298,7 @@ def test_pages_say_how_to_get_the_projector_view_of_older_analyses(
     shutil.copytree(ROOT / "explorer" / "demo_runs" / "shapes-spectral",
                     tmp_path / "runs" / "shapes-spectral")
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path / "runs"))
-    app = AppTest.from_file(str(ROOT / "dashboard" / "probe_page.py"), default_timeout=120)
+    app = AppTest.from_file(str(DASHBOARD / "probe_page.py"), default_timeout=120)
     app.run()
     assert not app.exception
     assert not any("--force" in i.value for i in app.info)
@@ -445,7 +445,7 @@ def test_a_deleted_run_is_handled_on_every_page(page, runs_dir: Path) -> None:
 def test_the_app_ships_the_demo_runs_into_an_empty_runs_directory(tmp_path: Path,
                                                                    monkeypatch) -> None:
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path / "runs"))
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=120)
     app.run()
     assert not app.exception
     shipped = sorted(p.name for p in (ROOT / "explorer" / "demo_runs").iterdir())
@@ -463,7 +463,7 @@ def test_every_page_icon_is_a_material_icon() -> None:
 
     from streamlit.material_icon_names import ALL_MATERIAL_ICONS
 
-    tree = ast.parse((ROOT / "app.py").read_text())
+    tree = ast.parse((DASHBOARD / "app.py").read_text())
     icons = [kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
              for kw in node.keywords if kw.arg in ("icon", "page_icon")
              and isinstance(kw.value, ast.Constant)]
@@ -477,9 +477,9 @@ def test_hover_mode_serves_a_sprite_of_the_points_images(page, runs_dir: Path) -
     import numpy as np
     from PIL import Image
 
-    from dashboard.hover import STATIC
     from explorer.builders import load_splits
     from explorer.rundir.artifacts import load_analysis
+    from explorer_dashboard.hover import STATIC
 
     app = page("embeddings", run="trained")
     pointer = next(r for r in app.radio if "images on hover" in r.options)
@@ -545,7 +545,7 @@ def test_the_demo_sweep_is_on_the_sweeps_page_of_a_fresh_runs_directory(
                                                          "0.9")]
     assert set(sweep_runs) <= set(installed)
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
-    app = AppTest.from_file(str(ROOT / "dashboard" / "sweep_page.py"), default_timeout=60)
+    app = AppTest.from_file(str(DASHBOARD / "sweep_page.py"), default_timeout=60)
     app.run()
     assert not app.exception and app.selectbox[0].value == "shapes-class-change"
     table = app.dataframe[0].value
@@ -572,7 +572,7 @@ def test_the_demo_sweep_is_on_the_sweeps_page_of_a_fresh_runs_directory(
 
 def test_sweeps_page_says_how_to_start_a_sweep(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path))
-    app = AppTest.from_file(str(ROOT / "dashboard" / "sweep_page.py"), default_timeout=60)
+    app = AppTest.from_file(str(DASHBOARD / "sweep_page.py"), default_timeout=60)
     app.run()
     assert not app.exception and not app.get("plotly_chart")
     assert "explorer sweep --runs-dir" in app.info[0].value

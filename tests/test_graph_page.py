@@ -18,7 +18,7 @@ import pytest
 from scipy.sparse.csgraph import connected_components
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import DASHBOARD
 from tests.dashboard_runs import trace_values
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def app() -> AppTest:
-    page = AppTest.from_file(str(ROOT / "dashboard" / "graph_page.py"), default_timeout=120)
+    page = AppTest.from_file(str(DASHBOARD / "graph_page.py"), default_timeout=120)
     page.run()
     assert not page.exception, [e.message for e in page.exception]
     return page
@@ -134,7 +134,7 @@ def test_default_graph_and_the_between_slider(app: AppTest) -> None:
 def test_the_count_follows_the_largest_gap_where_a_threshold_counted_one(k: int) -> None:
     # issue 18: at the default weights the clusters' eigenvalues (0.89 at k = 6, 0.86 at k = 8)
     # sit below 0.9, which counted 1; the largest drop still comes after the k-th
-    page = AppTest.from_file(str(ROOT / "dashboard" / "graph_page.py"), default_timeout=120)
+    page = AppTest.from_file(str(DASHBOARD / "graph_page.py"), default_timeout=120)
     page.session_state["k"] = k
     page.run()
     assert not page.exception

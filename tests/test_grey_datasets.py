@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from explorer.builders import build_augment, build_model, recipe_name
 from explorer.config import build_config, form_problems
 from explorer.data import default_image_size, load_dataset
@@ -23,7 +22,7 @@ from explorer.errors import UserError
 from explorer.readings.figures import image_grid
 from explorer.readings.gallery import positive_pairs
 from explorer.rundir.run import open_run
-from tests.conftest import explorer
+from tests.conftest import DASHBOARD, explorer
 
 # dataset -> (torchvision class, also its folder under data_root; title in messages)
 GREY = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("FashionMNIST", "Fashion-MNIST"),
@@ -210,12 +209,10 @@ def _flat(state: object, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
 def test_the_dashboard_shows_grey_images(grey_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hover sprite, a clicked point's picture and neighbours, the augmentation triples and the
     per-digit probe, on the grey run: one-channel pictures throughout."""
+    from explorer.rundir.artifacts import load_analysis
+    from explorer_dashboard.hover import STATIC
     from PIL import Image
     from streamlit.testing.v1 import AppTest
-
-    from dashboard.hover import STATIC
-    from explorer.rundir.artifacts import load_analysis
-    from tests.conftest import ROOT
 
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(grey_run.parent))
     run = open_run(grey_run)
@@ -223,7 +220,7 @@ def test_the_dashboard_shows_grey_images(grey_run: Path, monkeypatch: pytest.Mon
     test = load_dataset("mnist", "test", data_root=run.config().data_root)
 
     def page(name: str, **state: object) -> AppTest:
-        app = AppTest.from_file(str(ROOT / "dashboard" / f"{name}_page.py"), default_timeout=120)
+        app = AppTest.from_file(str(DASHBOARD / f"{name}_page.py"), default_timeout=120)
         app.session_state["selected_run"] = "grey"
         for key, value in state.items():
             app.session_state[key] = value

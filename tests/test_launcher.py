@@ -29,7 +29,7 @@ from explorer.rundir.launch import (
     validate_launch,
 )
 from explorer.rundir.run import Run, create_run, list_runs
-from tests.conftest import ROOT, TINY, explorer
+from tests.conftest import DASHBOARD, ROOT, TINY, explorer
 
 TINY_VALUES = parse_overrides([o for o in TINY if not o.startswith("log_every")])
 
@@ -176,7 +176,7 @@ def test_the_train_page_disables_resume_and_launch_for_a_held_run(
     main = sys.modules["__main__"]  # AppTest replaces it with the page script
 
     def train_page(run_name: str) -> AppTest:
-        app = AppTest.from_file(str(ROOT / "dashboard" / "train_page.py"), default_timeout=120)
+        app = AppTest.from_file(str(DASHBOARD / "train_page.py"), default_timeout=120)
         app.session_state["selected_run"] = "held"
         app.session_state["run-name-preset"] = "shapes-demo"
         app.session_state["run-name"] = run_name

@@ -1,6 +1,6 @@
-"""The package never imports Streamlit: only app.py and dashboard/ do (data flows one way); no
-module of the package imports another that imports it back; and every import goes down the layers
-that docs/ARCHITECTURE.md draws (the table is read from that page, so the page stays true)."""
+"""The package never imports Streamlit or its dashboard: only explorer_dashboard/ does (data flows
+one way); no module of the package imports another that imports it back; and every import goes
+down the layers that docs/ARCHITECTURE.md draws (the table is read from that page, so the page stays true)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import DASHBOARD, ROOT
 
 CHECK = """
 import importlib, pkgutil, sys
@@ -30,9 +30,20 @@ def test_no_package_module_imports_streamlit() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_no_package_module_imports_the_dashboard() -> None:
+    """``explorer app`` starts the dashboard as a process; no module imports it."""
+    modules = sorted((ROOT / "explorer").rglob("*.py"))
+    assert modules
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "explorer_dashboard" for n in names), path
+
+
 def test_the_dashboard_imports_only_the_package_and_streamlit() -> None:
     """No page reaches into another page: each is a module of its own over the package."""
-    for page in (ROOT / "dashboard").glob("*_page.py"):
+    for page in DASHBOARD.glob("*_page.py"):
         imports = [line for line in page.read_text().splitlines()
                    if line.startswith(("import ", "from "))]
         for line in imports:

@@ -15,7 +15,7 @@ from explorer.readings.overview import optimum_share, share_history, summarize
 from explorer.rundir.artifacts import analysed_epochs, load_analysis
 from explorer.rundir.demo import DEMO_RUNS
 from explorer.rundir.run import Run, create_run
-from tests.conftest import ROOT
+from tests.conftest import DASHBOARD
 from tests.dashboard_runs import trace_values
 
 
@@ -58,7 +58,7 @@ def test_the_runs_page_overlays_the_share_of_the_optimum_of_the_chosen_runs(
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
     main = sys.modules["__main__"]  # AppTest replaces it with the page script
     try:
-        app = AppTest.from_file(str(ROOT / "dashboard" / "runs_page.py"), default_timeout=60)
+        app = AppTest.from_file(str(DASHBOARD / "runs_page.py"), default_timeout=60)
         app.run()
     finally:
         sys.modules["__main__"] = main

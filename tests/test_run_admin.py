@@ -29,7 +29,7 @@ from explorer.rundir.checkpoint import config_changes, resume_config
 from explorer.rundir.demo import DEMO_RUNS
 from explorer.rundir.launch import LAUNCH_DIR
 from explorer.rundir.run import Run, create_run, list_runs
-from tests.conftest import ROOT
+from tests.conftest import DASHBOARD, ROOT
 from tests.dashboard_runs import opened_groups
 
 DEMO_NAMES = [run.name for run in list_runs(DEMO_RUNS)]
@@ -141,7 +141,7 @@ def test_config_history_lists_each_resume_change(tmp_path: Path) -> None:
 # -- the Runs page -----------------------------------------------------------------------------
 def runs_page(runs: Path, monkeypatch: pytest.MonkeyPatch, run: str) -> AppTest:
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
-    app = AppTest.from_file(str(ROOT / "dashboard" / "runs_page.py"), default_timeout=120)
+    app = AppTest.from_file(str(DASHBOARD / "runs_page.py"), default_timeout=120)
     app.session_state["selected_run"] = run
     return app.run()
 
@@ -230,7 +230,7 @@ def test_copy_into_the_train_form_fills_its_fields_with_the_runs_config(
     resumed_run(runs)
     config = json.loads((runs / "resumed" / "config.json").read_text())["config"]
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=120)
     app.session_state["selected_run"] = "resumed"
     for key, is_open in opened_groups().items():  # the Train form draws open groups' fields
         app.session_state[key] = is_open

@@ -23,7 +23,7 @@ from explorer.rundir.launch import (
     resume_training,
 )
 from explorer.rundir.run import Run, create_run, pid_alive, write_json_atomic
-from tests.conftest import ROOT
+from tests.conftest import DASHBOARD
 
 
 def stopped_run(runs: Path, name: str = "paused") -> Run:
@@ -51,7 +51,7 @@ def resume_record(runs: Path, name: str, pid: int, log: str = "") -> None:
 
 def train_page(runs: Path, monkeypatch: pytest.MonkeyPatch, watched: str) -> AppTest:
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
-    app = AppTest.from_file(str(ROOT / "dashboard" / "train_page.py"), default_timeout=120)
+    app = AppTest.from_file(str(DASHBOARD / "train_page.py"), default_timeout=120)
     app.session_state["selected_run"] = watched
     app.run()
     assert not app.exception, [e.message for e in app.exception]

@@ -162,7 +162,7 @@ def test_a_trained_whole_grid_run_reads_on_the_spectrum_page(tmp_path, monkeypat
 
     from explorer.rundir.artifacts import load_analysis
     from explorer.rundir.run import open_run
-    from tests.conftest import ROOT, TINY, explorer
+    from tests.conftest import DASHBOARD, TINY, explorer
 
     overrides = [o for o in TINY if not o.startswith("projector_out_dim")]
     explorer("train", "--runs-dir", "runs", "--name", "grid", "--no-progress", "--no-probe",
@@ -175,7 +175,7 @@ def test_a_trained_whole_grid_run_reads_on_the_spectrum_page(tmp_path, monkeypat
     assert exact["ball_binds"] and not exact["reachable_certified"]  # μ = 2 < max‖f*‖²
     assert exact["optimum"] <= exact["reachable_optimum"]
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path / "runs"))
-    app = AppTest.from_file(str(ROOT / "dashboard" / "spectrum_page.py"), default_timeout=120)
+    app = AppTest.from_file(str(DASHBOARD / "spectrum_page.py"), default_timeout=120)
     app.session_state["selected_run"] = "grid"
     app.run()
     assert not app.exception

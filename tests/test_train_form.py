@@ -20,7 +20,7 @@ from explorer.config import Config, build_config, config_warnings, form_problems
 from explorer.config_docs import ESSENTIALS, FIELD_DOCS, GROUPS, fields_of
 from explorer.errors import UserError
 from explorer.rundir.run import Run, create_run, pid_alive
-from tests.conftest import ROOT, TINY
+from tests.conftest import DASHBOARD, TINY
 from tests.dashboard_runs import opened_groups, trace_values
 
 TINY_VALUES = dict(item.split("=") for item in TINY if not item.startswith("log_every"))
@@ -28,7 +28,7 @@ TINY_VALUES = dict(item.split("=") for item in TINY if not item.startswith("log_
 
 def train_page(runs_dir: Path, monkeypatch: pytest.MonkeyPatch, **state: object) -> AppTest:
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs_dir))
-    app = AppTest.from_file(str(ROOT / "dashboard" / "train_page.py"), default_timeout=120)
+    app = AppTest.from_file(str(DASHBOARD / "train_page.py"), default_timeout=120)
     for key, value in state.items():
         app.session_state[key] = value
     app.run()
@@ -231,7 +231,7 @@ def test_a_phase_is_believed_only_while_its_process_holds_the_run(
     try:
         assert run.activity() == "analysing checkpoint 2/5"
         monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path))
-        runs_page = AppTest.from_file(str(ROOT / "dashboard" / "runs_page.py"),
+        runs_page = AppTest.from_file(str(DASHBOARD / "runs_page.py"),
                                       default_timeout=120).run()
         assert not runs_page.exception
         states = list(runs_page.dataframe[0].value["state"])

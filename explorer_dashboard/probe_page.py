@@ -7,7 +7,6 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from dashboard.common import analyses, chosen_run, runs_dir, show_analysis_errors
 from explorer.analysis.probe_run import LABELS, split_note
 from explorer.errors import UserError
 from explorer.readings.figures import (
@@ -20,6 +19,7 @@ from explorer.readings.figures import (
 from explorer.readings.run_tables import csv_text, per_class_table
 from explorer.rundir.records import as_analysis
 from explorer.rundir.run import list_runs
+from explorer_dashboard.common import analyses, chosen_run, runs_dir, show_analysis_errors
 
 st.title("Probe")
 st.caption("Linear and kNN classifiers on frozen backbone features of the final checkpoint "

@@ -6,7 +6,6 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.common import analysed_checkpoints, chosen_run
 from explorer.analysis.class_components import describe
 from explorer.errors import UserError
 from explorer.readings.figures import (
@@ -20,6 +19,7 @@ from explorer.readings.run_tables import csv_text, eigenvalue_table
 from explorer.readings.spectrum import NEAR_ONE, expectation, guarantee_reading, tie_reading
 from explorer.readings.spectrum_table import STATIONARITY, spectrum_table
 from explorer.rundir.records import ExactRecord, as_analysis
+from explorer_dashboard.common import analysed_checkpoints, chosen_run
 
 # The page's terms, as the papers define them (explorer/analysis/metrics.py has the estimators).
 TERMS = {

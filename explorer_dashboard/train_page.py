@@ -8,10 +8,6 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.common import analyses, run_names, runs_dir
-from dashboard.memory import KEPT_PREFIX, kept, restore
-from dashboard.run_controls import RERUN_APP, controls, dismiss
-from dashboard.watch import finished_summary, watch_picker
 from explorer.config import (
     ANALYSIS_PROJECTIONS,
     ANALYZE_MODES,
@@ -38,6 +34,17 @@ from explorer.rundir.launch import (
     pending_launches,
 )
 from explorer.rundir.run import Run, run_path
+from explorer_dashboard.common import (
+    READ_ONLY_HELP,
+    analyses,
+    read_only,
+    refusal,
+    run_names,
+    runs_dir,
+)
+from explorer_dashboard.memory import KEPT_PREFIX, kept, restore
+from explorer_dashboard.run_controls import RERUN_APP, controls, dismiss
+from explorer_dashboard.watch import finished_summary, watch_picker
 
 CHOICES: dict[str, list[str]] = {
     "dataset": list_datasets(),
@@ -202,6 +209,9 @@ def fresh_name(preset: str) -> str:
 
 def launch(name: str, preset: str, values: dict[str, Any]) -> None:
     """Start the run (an empty name gets a fresh one), or say why not."""
+    if message := refusal("launch training"):
+        st.error(message)
+        return
     try:
         launched = launch_training(runs_dir(), name or fresh_name(preset), preset, values)
     except UserError as err:
@@ -251,7 +261,9 @@ with st.expander("New run", expanded=True):
             st.info(f"A trainer (process {held if held > 0 else '?'}) is writing run "
                     f"`{name.strip()}`; choose another name.")
     buttons = st.columns([1, 1, 4])
-    if buttons[0].button("Launch", type="primary", disabled=held is not None):
+    # A read-only server refuses in launch() (refusal), saying why on the click.
+    if buttons[0].button("Launch", type="primary", disabled=held is not None,
+                         help=READ_ONLY_HELP if read_only() else None):
         st.session_state.pop("launched", None)
         if problems:  # every bad field at once, each message naming its field
             for _, message in problems:

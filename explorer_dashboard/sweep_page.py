@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import runs_dir
 from explorer.readings.figures import sweep_figure
 from explorer.rundir.sweep import display_rows, format_value, list_sweeps, sweep_table
+from explorer_dashboard.common import runs_dir
 
 st.title("Sweeps")
 

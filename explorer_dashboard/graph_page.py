@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard.grid_panel import grid_label, grid_section
 from explorer.data.shapes import MAX_CLASS_CHANGE_P
 from explorer.graphs import class_change_curve, clusters, grid_reading
 from explorer.graphs.spectral import top_eigenpairs
@@ -24,6 +23,7 @@ from explorer.readings.graph_figures import (
     weights_heatmap,
 )
 from explorer.rundir.guarantee_record import bracket_text, percent
+from explorer_dashboard.grid_panel import grid_label, grid_section
 
 CHUNK, MAX_STEPS, TICK_S = 100, 3000, 0.25  # training: steps per tick, steps in all, tick period
 FIRST_STEPS, FIRST_CHUNK = 200, 20  # the fast start in small chunks, so the descent is seen

@@ -15,7 +15,6 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.common import runs_dir
 from explorer.errors import UserError
 from explorer.rundir.launch import (
     forget_launch,
@@ -25,6 +24,7 @@ from explorer.rundir.launch import (
     stop_training,
 )
 from explorer.rundir.run import Run
+from explorer_dashboard.common import READ_ONLY_HELP, read_only, refusal, runs_dir
 
 _ERROR = "control-error-"  # + run name: what a click's callback could not do, shown once
 RERUN_APP = "rerun-app"  # set by a callback when the page outside the fragment is stale
@@ -43,6 +43,9 @@ def _after(name: str, message: str) -> None:
 
 
 def _stop(run: Run) -> None:
+    if message := refusal("stop training"):
+        st.session_state[_ERROR + run.name] = message
+        return
     try:
         stop_training(run)
     except UserError as err:
@@ -52,6 +55,9 @@ def _stop(run: Run) -> None:
 
 
 def _resume(run: Run, more_epochs: bool = False) -> None:
+    if message := refusal("resume training"):
+        st.session_state[_ERROR + run.name] = message
+        return
     if launch_state(runs_dir(), run.name) == "resuming":  # a second click, before the redraw
         return
     changes = ({"epochs": int(st.session_state[f"epochs-{run.name}"])} if more_epochs else {})
@@ -65,6 +71,9 @@ def _resume(run: Run, more_epochs: bool = False) -> None:
 
 def dismiss(name: str) -> None:
     """Forget a launch that failed (a callback: gone before the rerun it triggers draws)."""
+    if message := refusal("forget launches"):
+        st.session_state[_ERROR + name] = message
+        return
     with contextlib.suppress(UserError):  # dismissed from another tab, or it went on after all
         forget_launch(runs_dir(), name)
 
@@ -74,12 +83,15 @@ def controls(run: Run, status: dict[str, Any], activity: str | None, slot: Any) 
     name, state = run.name, status.get("state", "?")
     pending = launch_state(runs_dir(), name)
     writer = run.locked_by()  # a trainer holds the run: no second one may start on it
+    locked = read_only()  # the callbacks refuse too (see refusal); disabled says so at once
+    why = READ_ONLY_HELP if locked else None
     if state == "running":
         stopping = run.stop_requested()
         slot.button(
             "Stopping…" if stopping else "Stop",
             key=f"stop-{name}",
-            disabled=stopping,
+            disabled=stopping or locked,
+            help=why,
             on_click=_stop,
             args=(run,),
         )
@@ -90,7 +102,8 @@ def controls(run: Run, status: dict[str, Any], activity: str | None, slot: Any) 
         slot.button(
             "Resuming…" if resuming else "Resume",
             key=f"resume-{name}",
-            disabled=resuming or writer is not None,
+            disabled=resuming or writer is not None or locked,
+            help=why,
             on_click=_resume,
             args=(run,),
         )
@@ -111,7 +124,8 @@ def controls(run: Run, status: dict[str, Any], activity: str | None, slot: Any) 
         slot.button(
             "Resuming…" if resuming else "Continue training",
             key=f"continue-{name}",
-            disabled=resuming or writer is not None,
+            disabled=resuming or writer is not None or locked,
+            help=why,
             on_click=_resume,
             args=(run, True),
         )

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 import streamlit as st
 
-from dashboard.common import chosen_run, dataset_splits
 from explorer.augment import RECIPES
 from explorer.builders import graph_kernel, recipe_name
 from explorer.config import GRAPH_AUGMENT
 from explorer.readings.figures import grouped_grid
 from explorer.readings.gallery import positive_pairs
+from explorer_dashboard.common import chosen_run, dataset_splits
 
 st.title("Augmentations")
 st.caption("Each triple: an image, then two views drawn from the run's augmentation recipe. "

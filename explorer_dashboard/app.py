@@ -1,7 +1,9 @@
-"""The dashboard: ``streamlit run app.py`` (or ``make app``), then open http://127.0.0.1:8501.
+"""The dashboard's Streamlit script: ``explorer app`` (or ``make app``) serves it on
+http://127.0.0.1:8501 through :mod:`explorer_dashboard.__main__`.
 
 Runs live in ``$EXPLORER_RUNS_DIR`` (default ``runs/``); an empty one receives the shipped demo
-runs. Each page is a module under ``dashboard/``; the ``explorer`` package does the work.
+runs, unless the server is read-only. Each page is a module beside this one; the ``explorer``
+package does the work.
 """
 
 from __future__ import annotations
@@ -12,20 +14,22 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.common import runs_dir
 from explorer.rundir.demo import install_demo_runs
+from explorer_dashboard.common import read_only, runs_dir
 
 # The icon from this repository, served by the dashboard itself: a Material icon would be fetched
 # from Google's font server, which fails offline.
 st.set_page_config(page_title="Spectral contrastive explorer",
-                   page_icon=str(Path(__file__).resolve().parent / "assets" / "favicon.png"),
+                   page_icon=str(Path(__file__).resolve().parent / "favicon.png"),
                    layout="wide")
 
 
 @st.cache_resource(show_spinner=False)
 def _first_start() -> dict[str, Any]:
-    """Once per server: ship the demo runs into an empty runs directory."""
-    return {"installed": install_demo_runs(runs_dir()), "announced": False}
+    """Once per server: ship the demo runs into an empty runs directory (a read-only server
+    writes nothing)."""
+    installed = [] if read_only() else install_demo_runs(runs_dir())
+    return {"installed": installed, "announced": False}
 
 
 @st.cache_resource(show_spinner=False)
@@ -52,21 +56,21 @@ if first_start["installed"] and not first_start["announced"]:  # said once, not 
 
 PAGES = [
     # The default page is served at "/" only; the hidden twin answers a link to /runs.
-    st.Page("dashboard/runs_page.py", title="Runs", icon=":material/list:", default=True),
-    st.Page("dashboard/runs_page.py", title="Runs", icon=":material/list:", url_path="runs",
+    st.Page("runs_page.py", title="Runs", icon=":material/list:", default=True),
+    st.Page("runs_page.py", title="Runs", icon=":material/list:", url_path="runs",
             visibility="hidden"),
-    st.Page("dashboard/train_page.py", title="Train", icon=":material/rocket_launch:",
+    st.Page("train_page.py", title="Train", icon=":material/rocket_launch:",
             url_path="train"),
-    st.Page("dashboard/embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:",
+    st.Page("embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:",
             url_path="embeddings"),
-    st.Page("dashboard/spectrum_page.py", title="Spectrum", icon=":material/ssid_chart:",
+    st.Page("spectrum_page.py", title="Spectrum", icon=":material/ssid_chart:",
             url_path="spectrum"),
-    st.Page("dashboard/probe_page.py", title="Probe", icon=":material/target:",
+    st.Page("probe_page.py", title="Probe", icon=":material/target:",
             url_path="probe"),
-    st.Page("dashboard/augmentations_page.py", title="Augmentations", icon=":material/shuffle:",
+    st.Page("augmentations_page.py", title="Augmentations", icon=":material/shuffle:",
             url_path="augmentations"),
-    st.Page("dashboard/graph_page.py", title="Graph", icon=":material/hub:", url_path="graph"),
-    st.Page("dashboard/sweep_page.py", title="Sweeps", icon=":material/tune:",
+    st.Page("graph_page.py", title="Graph", icon=":material/hub:", url_path="graph"),
+    st.Page("sweep_page.py", title="Sweeps", icon=":material/tune:",
             url_path="sweeps"),
 ]
 page = st.navigation(PAGES)
@@ -75,10 +79,13 @@ st.sidebar.caption(
     "(HaoChen, Wei, Gaidon, Ma, NeurIPS 2021): the loss learns the top eigenvectors of the "
     "augmentation graph."
 )
-if st.get_option("server.address") not in ("127.0.0.1", "localhost", "::1"):
+if read_only():
+    st.sidebar.info("Read-only: every page reads the runs; launching, stopping, resuming, "
+                    "renaming, deleting and importing are refused (started with --read-only).")
+elif st.get_option("server.address") not in ("127.0.0.1", "localhost", "::1"):
     st.sidebar.warning("This server listens beyond this machine: anyone who reaches it can launch "
-                       "training. Start it from the repository root (its .streamlit/config.toml "
-                       "binds 127.0.0.1) or pass --server.address 127.0.0.1.")
+                       "training and delete runs. Restart it with `explorer app --read-only`, or "
+                       "without --host to listen on 127.0.0.1 only.")
 try:
     page.run()
 finally:  # also after st.stop(): the first page is drawn, now load the others' imports

@@ -20,7 +20,7 @@ from PIL import Image
 
 from explorer.readings.figures import image_grid
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
+STATIC = Path(__file__).resolve().parent / "static"
 URL = "/app/static"
 TILE = 96  # pixels of the hover thumbnail
 

@@ -1,6 +1,6 @@
 """Screenshots of every dashboard page on the shipped demo runs: ``make screenshots`` (into
-assets/, for the README). Usage: python dashboard/screenshots.py OUT_DIR [URL_PATH ...] (default:
-every page)"""
+assets/, for the README). Usage: python -m explorer_dashboard.screenshots OUT_DIR [URL_PATH ...]
+(default: every page; needs Playwright and Chromium, as the browser tests do)"""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from playwright.sync_api import sync_playwright
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from dashboard.serve import (  # noqa: E402
+from explorer.rundir.demo import DEMO_RUNS
+from explorer_dashboard.serve import (
     CHROMIUM_ARGS,
     PAGES,
     READY,
@@ -24,7 +23,6 @@ from dashboard.serve import (  # noqa: E402
     start_server,
     stop_server,
 )
-from explorer.rundir.demo import DEMO_RUNS  # noqa: E402
 
 
 def main(out: Path, only: list[str] | None = None) -> None:

@@ -9,8 +9,6 @@ import numpy as np
 import streamlit as st
 from torch import Tensor
 
-from dashboard.common import analysed_checkpoints, chosen_run, dataset_splits
-from dashboard.hover import hover_html, sprite_rows, sprite_sheet
 from explorer.readings.figures import (
     embedding_figure,
     embedding_traces,
@@ -20,6 +18,8 @@ from explorer.readings.figures import (
 )
 from explorer.readings.gallery import checkpoint_features, class_mix, nearest_neighbours
 from explorer.rundir.records import as_analysis
+from explorer_dashboard.common import analysed_checkpoints, chosen_run, dataset_splits
+from explorer_dashboard.hover import hover_html, sprite_rows, sprite_sheet
 
 st.title("Embeddings")
 st.caption("The test sample's backbone features h, or its projector features (for the spectral "

@@ -15,9 +15,9 @@ from explorer.readings.overview import RunSummary
 PICKER = "train-picker"
 #: The pages a finished run is read on: (script, label, icon).
 RUN_PAGES = [
-    ("dashboard/spectrum_page.py", "Spectrum: the theorem, measured", ":material/ssid_chart:"),
-    ("dashboard/embeddings_page.py", "Embeddings", ":material/scatter_plot:"),
-    ("dashboard/probe_page.py", "Probe", ":material/target:"),
+    ("spectrum_page.py", "Spectrum: the theorem, measured", ":material/ssid_chart:"),
+    ("embeddings_page.py", "Embeddings", ":material/scatter_plot:"),
+    ("probe_page.py", "Probe", ":material/target:"),
 ]
 
 

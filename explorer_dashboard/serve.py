@@ -39,7 +39,7 @@ def free_port() -> int:
 
 
 def start_server(runs_dir: Path, timeout: float = 90) -> tuple[subprocess.Popen[str], str]:
-    """``python -m dashboard`` (``streamlit run app.py``, as ``make app`` starts it) on a free
+    """``python -m explorer_dashboard`` (as ``explorer app`` starts it) on a free
     port of 127.0.0.1, showing ``runs_dir``; the server's output goes to ``server.log`` beside
     ``runs_dir`` (a pipe nobody reads would fill and stall it)."""
     port = free_port()
@@ -47,7 +47,7 @@ def start_server(runs_dir: Path, timeout: float = 90) -> tuple[subprocess.Popen[
     log_path = runs_dir.parent / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dashboard", "--server.port", str(port),
+            [sys.executable, "-m", "explorer_dashboard", "--server.port", str(port),
              "--server.headless", "true"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
         )

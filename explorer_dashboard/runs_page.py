@@ -10,8 +10,6 @@ from typing import Any
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from dashboard.common import pick_run, run_names, runs_dir
-from dashboard.memory import drop_missing, kept
 from explorer.config_docs import label
 from explorer.errors import UserError
 from explorer.readings.figures import run_colors, share_overlay_figure, training_curves
@@ -26,6 +24,15 @@ from explorer.rundir.admin import (
     writer_pid,
 )
 from explorer.rundir.run import Run
+from explorer_dashboard.common import (
+    READ_ONLY_HELP,
+    pick_run,
+    read_only,
+    refusal,
+    run_names,
+    runs_dir,
+)
+from explorer_dashboard.memory import drop_missing, kept
 
 st.title("Runs")
 
@@ -134,6 +141,9 @@ def _say(kind: str, text: str) -> None:
 
 
 def _rename(old: str) -> None:
+    if message := refusal("rename runs"):
+        _say("error", message)
+        return
     new = str(st.session_state.get(NEW_NAME, "")).strip()
     try:
         rename_run(runs_dir(), old, new)
@@ -156,6 +166,9 @@ def _ask_delete(name: str) -> None:
 
 def _delete(name: str) -> None:
     st.session_state.pop(CONFIRM, None)
+    if message := refusal("delete runs"):
+        _say("error", message)
+        return
     try:
         delete_run(runs_dir(), name)
     except UserError as err:
@@ -172,6 +185,9 @@ def _cancel() -> None:
 
 
 def _reinstall() -> None:
+    if message := refusal("reinstall the demo runs"):
+        _say("error", message)
+        return
     try:
         restored, skipped = reinstall_demo_runs(runs_dir())
     except (UserError, OSError) as err:
@@ -228,7 +244,7 @@ def copy_into_form(run: Run) -> None:
     st.session_state["run-name-preset"] = preset  # else the form gives the name a fresh default
     st.session_state["train-notice"] = f"The form holds the config of {run.name} (preset {preset})"
     try:
-        st.switch_page("dashboard/train_page.py")
+        st.switch_page("train_page.py")
     except StreamlitPageNotFoundError:  # this page run on its own (tests): no Train page
         st.info(f"Copied the config of `{run.name}` into the Train form.")
 
@@ -248,10 +264,13 @@ def manage() -> None:
                      help="Open the Train page with this run's config in its fields (under a "
                           "new name), to launch a variant of it"):
             copy_into_form(run)
+        # A read-only server refuses in the callbacks too (refusal): disabled only says it first.
+        locked = read_only()
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         left.text_input("New name", key=NEW_NAME, placeholder=run.name,
                         help="letters, digits, '.', '_' or '-'; never a name already taken")
-        right.button("Rename", on_click=_rename, args=(run.name,), disabled=pid is not None)
+        right.button("Rename", on_click=_rename, args=(run.name,),
+                     disabled=pid is not None or locked, help=READ_ONLY_HELP if locked else None)
         if st.session_state.get(CONFIRM) == run.name and pid is None:
             st.warning(f"Delete `{run.name}` for good: its checkpoints, metrics and analyses?")
             yes, no = st.columns(2)
@@ -259,11 +278,14 @@ def manage() -> None:
                        args=(run.name,))
             no.button("Cancel", on_click=_cancel)
         else:
-            st.button("Delete…", on_click=_ask_delete, args=(run.name,), disabled=pid is not None,
-                      help="Asks to confirm; a running run cannot be deleted")
-    st.button("Reinstall the demo runs", on_click=_reinstall,
-              help="Copies back the shipped demo runs that are missing; a run of yours with a "
-                   "demo run's name is never overwritten")
+            st.button("Delete…", on_click=_ask_delete, args=(run.name,),
+                      disabled=pid is not None or locked,
+                      help=READ_ONLY_HELP if locked else
+                      "Asks to confirm; a running run cannot be deleted")
+    st.button("Reinstall the demo runs", on_click=_reinstall, disabled=read_only(),
+              help=READ_ONLY_HELP if read_only() else
+              "Copies back the shipped demo runs that are missing; a run of yours with a "
+              "demo run's name is never overwritten")
 
 
 # Folded at first; then open or closed as the user left it (a constant ``expanded``).

@@ -18,11 +18,30 @@ if TYPE_CHECKING:  # explorer.data imports torch: the pages that list runs do no
     from explorer.data import ImageDataset
 
 RUNS_DIR_ENV = "EXPLORER_RUNS_DIR"
+READ_ONLY_ENV = "EXPLORER_READ_ONLY"
+READ_ONLY_HELP = "This dashboard is read-only (started with --read-only)"
 
 
 def runs_dir() -> Path:
     """The directory the dashboard shows: ``$EXPLORER_RUNS_DIR``, else ``runs`` here."""
     return Path(os.environ.get(RUNS_DIR_ENV, "runs")).expanduser()
+
+
+def read_only() -> bool:
+    """Whether this server refuses every action (``explorer app --read-only``)."""
+    return os.environ.get(READ_ONLY_ENV, "") not in ("", "0")
+
+
+def refusal(action: str) -> str | None:
+    """What a read-only server answers when asked to ``action`` (e.g. "delete runs"), else None.
+
+    Every action's handler asks this before it acts: the buttons are disabled too, but a
+    request can reach the server without them, so the refusal is here, on the server side.
+    """
+    if not read_only():
+        return None
+    return (f"{READ_ONLY_HELP}: it does not {action}. Start `explorer app` without --read-only "
+            "to do that.")
 
 
 def run_names() -> list[str]:
