@@ -1,11 +1,13 @@
 """The Graph page's Shapes mode beyond the dense sub-grid: larger sub-grids up to the whole grid,
 read matrix-free (explorer.graphs.grid_reading). The reading takes seconds (2-5 s for the whole
-grid's 46,800 nodes on 2 cores), so it runs beside the page: the page answers at once and draws it
-on arrival."""
+grid's 46,800 nodes on 2 quiet cores, a minute under load), so it runs beside the page: the page
+answers at once, shows the stage under way and the time spent, and draws the reading on arrival.
+A newer slider value supersedes the reading of the last one (:mod:`explorer_dashboard.latest`)."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+import uuid
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -13,6 +15,7 @@ import streamlit as st
 from explorer.graphs import grid_reading
 from explorer.readings.graph_figures import class_weights_heatmap, features_heatmap, spectrum_bars
 from explorer.rundir.guarantee_record import bracket_text, percent
+from explorer_dashboard.latest import Job, LatestReadings
 
 #: How often a pending reading is looked for (a fragment rerun; it holds the GIL the solve needs).
 POLL_S = 1.0
@@ -20,16 +23,19 @@ POLL_S = 1.0
 Settings = tuple[int, float, float, float, float]  # grid, crop, rotation, colour, class change
 
 
+def _read(settings: Settings, on_stage: Callable[[int, str], None]) -> grid_reading.GridReading:
+    return grid_reading.grid_reading(*settings, on_stage=on_stage)
+
+
 @st.cache_resource(show_spinner=False)
-def _worker() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-reading")
+def readings() -> LatestReadings[grid_reading.GridReading]:
+    """One per server: the readings asked for, solved one at a time in a thread."""
+    return LatestReadings(_read, keep=8, name="grid-reading")
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def cached_reading(settings: Settings) -> Future[grid_reading.GridReading]:
-    """The reading of these settings, solved in a thread (a cached ``Future``: a pending
-    result cannot be pickled)."""
-    return _worker().submit(grid_reading.grid_reading, *settings)
+def viewer() -> str:
+    """This browser session, for :meth:`LatestReadings.request`."""
+    return st.session_state.setdefault("grid-viewer", uuid.uuid4().hex)
 
 
 def grid_label(index: int) -> str:
@@ -37,16 +43,23 @@ def grid_label(index: int) -> str:
     return f"{grid_reading.GRIDS[index][0]} ({grid_reading.grid_tuples(index):,} natural tuples)"
 
 
-def reading_panel(reading: Future[grid_reading.GridReading], polling: bool) -> None:
-    """The reading once solved; until then a note, looked at again every :data:`POLL_S`."""
+def reading_panel(job: Job[grid_reading.GridReading], polling: bool) -> None:
+    """The reading once solved; until then its stage and the time spent, looked at again every
+    :data:`POLL_S`."""
+    reading = job.future
     if not reading.done():
-        st.info("Reading the graph matrix-free: its top eigenpairs, α and E(f*) (seconds; "
-                "once for these settings)…")
+        stages = grid_reading.STAGES
+        index, name = job.stage or (-1, "waiting for the reading before it")
+        st.progress(max(index, 0) / len(stages), text=(
+            f"Reading the graph matrix-free, once for these settings: step {index + 1} of "
+            f"{len(stages)}, {name} ({job.elapsed():.0f} s)" if index >= 0 else
+            f"Reading the graph matrix-free: {name}…"))
         return
     if polling:
         st.rerun()  # drawn by a full run, which also stops this timer
-    if reading.exception() is not None:
-        st.error(f"The reading failed: {reading.exception()}. Choose a smaller sub-grid.")
+    if reading.cancelled() or reading.exception() is not None:
+        st.error(f"The reading failed: {reading.exception() if not reading.cancelled() else ''}"
+                 ". Choose a smaller sub-grid.")
         return
     draw(reading.result())
 
@@ -120,7 +133,7 @@ def draw(r: grid_reading.GridReading) -> None:
 
 def grid_section(settings: Settings) -> None:
     """The matrix-free reading of ``settings`` (answering at once, drawn when solved)."""
-    reading = cached_reading(settings)
-    st.fragment(run_every=None if reading.done() else POLL_S)(reading_panel)(
-        reading, not reading.done()
+    job = readings().request(settings, viewer())
+    st.fragment(run_every=None if job.future.done() else POLL_S)(reading_panel)(
+        job, not job.future.done()
     )

@@ -1,6 +1,7 @@
 """The package never imports Streamlit or its dashboard: only explorer_dashboard/ does (data flows
 one way); no module of the package imports another that imports it back; and every import goes
-down the layers that docs/ARCHITECTURE.md draws (the table is read from that page, so the page stays true)."""
+down the layers that docs/ARCHITECTURE.md draws (the table is read from that page, so the page
+stays true)."""
 
 from __future__ import annotations
 
