@@ -131,7 +131,7 @@ def show_analysis_errors(errors: dict[int, str]) -> None:
         st.warning(f"Analysis of epoch {epoch} is unreadable: {message}")
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
+@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…", show_time=True)
 def _cached_splits(config_json: str) -> tuple[ImageDataset, ImageDataset]:
     import json
 

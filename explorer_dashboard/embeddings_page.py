@@ -133,7 +133,7 @@ if rows and epoch != kept.get("epoch", epoch):
                "(double-click the chart's background to clear it).")
 
 
-@st.cache_data(max_entries=4, show_spinner="Computing the checkpoint's features…")
+@st.cache_data(max_entries=4, show_spinner="Computing the checkpoint's features…", show_time=True)
 def _features(run_path: str, epoch: int, config_json: str, indices_key: bytes) -> np.ndarray:
     del config_json  # part of the key: another config, other features
     splits = dataset_splits(config)

@@ -179,7 +179,7 @@ def name_held_by(name: str) -> int | None:
     return Run(path).locked_by() if path.is_dir() else None
 
 
-@st.cache_data(show_spinner="Timing a few training steps…", max_entries=32)
+@st.cache_data(show_spinner="Timing a few training steps…", show_time=True, max_entries=32)
 def step_timing(key: tuple[tuple[str, Any], ...]) -> StepTiming:
     """Measured once per config shape and device, for every session (explorer.estimate)."""
     return measure_steps(Config(**dict(key)))
