@@ -76,8 +76,10 @@ def projector_out_scale(config: Config) -> float:
     return 1.0
 
 
-def build_model(config: Config, in_channels: int) -> ContrastiveModel:
-    """The network a config names, for images of ``in_channels`` channels (random init)."""
+def build_model(config: Config, in_channels: int, projector_spec: str = "") -> ContrastiveModel:
+    """The network a config names, for images of ``in_channels`` channels (random init);
+    ``projector_spec``: an imported run's projector (:func:`explorer.models.projector_from_spec`,
+    recorded in its ``config.json``'s ``imported``), else the config's."""
     return ContrastiveModel(
         config.backbone,
         projector_hidden_dim=config.projector_hidden_dim,
@@ -86,6 +88,7 @@ def build_model(config: Config, in_channels: int) -> ContrastiveModel:
         predictor_hidden_dim=config.predictor_hidden_dim if config.loss == "simsiam" else None,
         in_channels=in_channels,
         projector_out_scale=projector_out_scale(config),
+        projector_spec=projector_spec,
     )
 
 

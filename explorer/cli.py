@@ -158,7 +158,51 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("--read-only", action="store_true",
                      help="every page readable; launch, stop, resume, rename, delete, import and "
                      "reinstall refused (nothing is written to the runs folder)")
+
+    imp = commands.add_parser(
+        "import", help="an encoder trained elsewhere (weights or features) as an analysed run",
+        description="Make a run of FILE: weights (.pth/.pt/.ckpt read as weights only, or "
+        ".safetensors) of the --arch network, analysed on the dataset key=value names; or an "
+        ".npz of features (N x d) and labels (N), optionally split, classes, images or paths. "
+        "The run is analysed and probed like a trained one (docs/RUN_FORMAT.md, Imported runs).")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("overrides", nargs="*", metavar="key=value",
+                     help="config as for explorer train, e.g. dataset=cifar10 data_root=...")
+    imp.add_argument("--arch", help="the network of a weights file: a backbone (resnet18, ...) "
+                     "or a torchvision classification model (vit_b_16, torchvision:NAME)")
+    imp.add_argument("--name", help="run name (default: FILE's stem and the dataset)")
+    imp.add_argument("--runs-dir", default="runs", help="where runs live (default: runs)")
+    imp.add_argument("--device", help="where to analyse (auto, cpu, cuda, mps)")
+    imp.__class__ = _OptionsAnywhere  # FILE --arch NAME key=value, in any order
     return parser
+
+
+class _OptionsAnywhere(argparse.ArgumentParser):
+    """A subcommand's parser whose options may come between its positionals' values."""
+
+    _plain = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        if self._plain:  # the intermixed parse's own two passes
+            return super().parse_known_args(args, namespace)
+        self._plain = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._plain = False
+
+
+def _import(args: argparse.Namespace) -> int:
+    from explorer.analysis.probe_run import format_probe_table
+    from explorer.analysis.run import format_analysis_table
+    from explorer.encoder_import import describe, import_encoder
+
+    result = import_encoder(args.file, arch=args.arch, overrides=args.overrides, name=args.name,
+                            runs_dir=args.runs_dir, device=args.device)
+    print(describe(result))
+    print(format_analysis_table(result.records))
+    print(format_probe_table(result.probe))
+    return 0
 
 
 def _app(args: argparse.Namespace) -> int:
@@ -436,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "app":
             return _app(args)
+        if args.command == "import":
+            return _import(args)
         if args.command == "presets":
             from explorer.config import list_presets
 

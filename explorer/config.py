@@ -243,11 +243,12 @@ def problems(config: Config) -> list[Problem]:
     from explorer.data import list_datasets
     from explorer.data.shapes import MAX_CLASS_CHANGE_P
     from explorer.losses import LOSSES
-    from explorer.models import list_backbones
+    from explorer.models import backbone_problem
 
+    backbone = backbone_problem(config.backbone)
     found = [
         _choice("dataset", config.dataset, list_datasets()),
-        _choice("backbone", config.backbone, list_backbones()),
+        None if backbone is None else ("backbone", backbone),
         _choice("loss", config.loss, LOSSES),
         _choice("device", config.device, DEVICES),
         _choice("probe", config.probe, PROBES),

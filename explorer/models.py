@@ -38,8 +38,43 @@ def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]
 
 
 def list_backbones() -> list[str]:
-    """Names of every registered backbone, sorted."""
+    """Names of every registered backbone, sorted (``torchvision:NAME`` not listed)."""
     return sorted(_BACKBONES)
+
+
+#: A backbone named ``torchvision:NAME`` is torchvision's classification model NAME without its
+#: last linear layer (:func:`torchvision_backbone`).
+TORCHVISION_PREFIX = "torchvision:"
+#: The backbone of a run imported as precomputed features (``explorer import FEATURES.npz``):
+#: there is no network, so building it is refused.
+PRECOMPUTED = "precomputed"
+
+
+def torchvision_models() -> list[str]:
+    """Names of torchvision's classification models (``resnet18``, ``vit_b_16``, ...)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def backbone_problem(name: str) -> str | None:
+    """Why ``name`` is not a backbone (one line), or None: a registered name, ``torchvision:``
+    and a torchvision classification model, or :data:`PRECOMPUTED`."""
+    if name in _BACKBONES or name == PRECOMPUTED:
+        return None
+    if name.startswith(TORCHVISION_PREFIX):
+        arch = name[len(TORCHVISION_PREFIX):]
+        names = torchvision_models()
+        if arch in names:
+            return None
+        close = difflib.get_close_matches(arch, names, n=1)
+        hint = f" (did you mean '{TORCHVISION_PREFIX}{close[0]}'?)" if close else ""
+        return f"unknown torchvision classification model '{arch}'{hint}"
+    names = list_backbones()
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return (f"unknown backbone '{name}'{hint}; choose one of: {', '.join(names)}, or "
+            f"{TORCHVISION_PREFIX}NAME for a torchvision classification model")
 
 
 def create_backbone(name: str, in_channels: int = 3) -> nn.Module:
@@ -51,12 +86,16 @@ def create_backbone(name: str, in_channels: int = 3) -> nn.Module:
     Raises:
         UserError: ``name`` is not registered (the message suggests the closest name).
     """
-    if name not in _BACKBONES:
-        names = list_backbones()
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UserError(f"unknown backbone '{name}'{hint}; choose one of: {', '.join(names)}")
-    backbone = _BACKBONES[name](in_channels)
+    problem = backbone_problem(name)
+    if problem is not None:
+        raise UserError(problem)
+    if name == PRECOMPUTED:
+        raise UserError("this run holds precomputed features (explorer import of an .npz): "
+                        "there is no network to build")
+    if name.startswith(TORCHVISION_PREFIX):
+        backbone = torchvision_backbone(name[len(TORCHVISION_PREFIX):], in_channels)
+    else:
+        backbone = _BACKBONES[name](in_channels)
     if not isinstance(getattr(backbone, "feature_dim", None), int):
         raise ValueError(f"backbone {name!r} does not set an integer feature_dim")
     return backbone
@@ -106,6 +145,68 @@ def _resnet(arch: str, in_channels: int, cifar_stem: bool) -> nn.Module:
     model.fc = nn.Identity()
     model.feature_dim = feature_dim
     return model
+
+
+def torchvision_backbone(arch: str, in_channels: int = 3) -> nn.Module:
+    """torchvision's classification model ``arch`` (random init) with its last ``nn.Linear``
+    (the classifier: ``fc``, ``classifier[-1]``, ``heads.head``, ...) replaced by the identity,
+    so it maps (B, 3, H, W) to the features the classifier read, (B, feature_dim).
+
+    Raises:
+        UserError: images of other than 3 channels, or a model without a linear classifier.
+    """
+    import torchvision
+
+    if in_channels != 3:
+        raise UserError(f"backbone {TORCHVISION_PREFIX}{arch} reads RGB images, the dataset has "
+                        f"{in_channels} channel(s); choose an RGB dataset")
+    extra = {"aux_logits": False, "init_weights": True} if arch in ("googlenet",
+                                                                     "inception_v3") else {}
+    model = torchvision.models.get_model(arch, weights=None, **extra)
+    linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    if not linears:
+        raise UserError(f"torchvision model {arch} has no linear classifier to remove; choose "
+                        "another architecture")
+    parent_name, _, child = linears[-1].rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    feature_dim = int(getattr(parent, child).in_features)
+    setattr(parent, child, nn.Identity())
+    model.feature_dim = feature_dim
+    return model
+
+
+#: The tokens of a projector spec (:func:`projector_from_spec`).
+SPEC_TOKENS = ("identity", "linear:OUT", "linear:OUT:bias", "bn", "bn:noaffine", "relu")
+
+
+def projector_from_spec(spec: str, in_dim: int) -> nn.Module:
+    """A projector described by ``spec``: ``"identity"`` (z = h), or comma-separated layers
+    ``linear:OUT[:bias]``, ``bn[:noaffine]`` (BatchNorm1d of the previous width) and ``relu``,
+    e.g. ``"linear:2048:bias,bn,relu,linear:128:bias"`` (solo-learn's SimCLR head). An imported
+    encoder's projector is rebuilt so (``explorer import``); the layers' indices are their
+    positions in the spec.
+
+    Raises:
+        UserError: a token not in :data:`SPEC_TOKENS`.
+    """
+    if spec == "identity":
+        return nn.Identity()
+    layers: list[nn.Module] = []
+    width = in_dim
+    for token in spec.split(","):
+        kind, *args = token.strip().split(":")
+        if kind == "linear" and len(args) in (1, 2) and args[0].isdigit() and args[1:] in (
+                [], ["bias"]):
+            layers.append(nn.Linear(width, int(args[0]), bias=args[1:] == ["bias"]))
+            width = int(args[0])
+        elif kind == "bn" and args in ([], ["noaffine"]):
+            layers.append(nn.BatchNorm1d(width, affine=not args))
+        elif kind == "relu" and not args:
+            layers.append(nn.ReLU())
+        else:
+            raise UserError(f"projector spec token '{token}' is not one of "
+                            f"{', '.join(SPEC_TOKENS)}")
+    return nn.Sequential(*layers)
 
 
 @register_backbone("cnn-small")
@@ -193,6 +294,8 @@ class ContrastiveModel(nn.Module):
         predictor_hidden_dim: Hidden width of a SimSiam :class:`Predictor`; None for none.
         in_channels: Channels of the input images.
         projector_out_scale: Initial weight of the projector's last BN (see :class:`Projector`).
+        projector_spec: when given, the projector is :func:`projector_from_spec`'s instead of
+            the :class:`Projector` above (an imported encoder's: ``"identity"`` or its layers).
     """
 
     def __init__(
@@ -204,10 +307,12 @@ class ContrastiveModel(nn.Module):
         predictor_hidden_dim: int | None = None,
         in_channels: int = 3,
         projector_out_scale: float = 1.0,
+        projector_spec: str = "",
     ) -> None:
         super().__init__()
         self.backbone = create_backbone(backbone, in_channels)
-        self.projector = Projector(
+        self.projector: nn.Module = projector_from_spec(
+            projector_spec, self.backbone.feature_dim) if projector_spec else Projector(
             self.backbone.feature_dim,
             projector_hidden_dim,
             projector_out_dim,

@@ -14,7 +14,8 @@ from explorer.rundir.run import Run
 def load_trained_model(
     run: Run, config: Config, in_channels: int, checkpoint: Path | None = None
 ) -> tuple[ContrastiveModel, int]:
-    """The model at ``checkpoint`` (default: the latest); returns it with its epoch.
+    """The model at ``checkpoint`` (default: the latest); returns it with its epoch. An imported
+    run's projector is the one its ``config.json`` records (``imported.projector_spec``).
 
     Building the model draws a random initialisation from torch's global RNG before the weights
     replace it: callers that must keep their random stream wrap this in
@@ -27,7 +28,8 @@ def load_trained_model(
         epoch, checkpoint = checkpoints[-1]
     else:
         epoch = next((e for e, p in checkpoints if p == checkpoint), -1)
-    model = build_model(config, in_channels)
+    imported = run.imported() or {}
+    model = build_model(config, in_channels, imported.get("projector_spec") or "")
     try:
         model.load_state_dict(run.load_weights(checkpoint))
     except RuntimeError as err:

@@ -36,8 +36,8 @@ from explorer.data import shapes as shapes_module
 from explorer.data.base import DATASETS, stratified_indices
 from explorer.errors import UserError
 
-ALL = ["cifar10", "cifar100", "digits", "fashion-mnist", "imagefolder", "kmnist", "mnist", "shapes",
-       "shapes-subgrid", "stl10"]
+ALL = ["cifar10", "cifar100", "digits", "fashion-mnist", "imagefolder", "kmnist", "mnist", "npz",
+       "shapes", "shapes-subgrid", "stl10"]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_registry_lists_every_dataset_with_its_default_size() -> None:
     assert list_datasets() == ALL
     assert {name: default_image_size(name) for name in ALL} == {
         "cifar10": 32, "cifar100": 32, "digits": 32, "fashion-mnist": 28, "imagefolder": 32,
-        "kmnist": 28, "mnist": 28, "shapes": 32, "shapes-subgrid": 32, "stl10": 96,
+        "kmnist": 28, "mnist": 28, "npz": 32, "shapes": 32, "shapes-subgrid": 32, "stl10": 96,
     }  # fmt: skip
 
 

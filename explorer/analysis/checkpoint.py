@@ -116,9 +116,15 @@ def projector_features(
     """
     z = torch.cat([model.projector(chunk.to(device)).float().cpu()
                    for chunk in backbone_features.split(batch_size)])  # (N, d)
+    return read_projector_output(z, config)
+
+
+def read_projector_output(z: Tensor, config: Config) -> Tensor:
+    """Projector outputs z (N, d) read as the run's loss reads them (:data:`PROJECTOR_READING`):
+    clip(z) with the run's μ, or z/‖z‖; (N, d) float32."""
     if PROJECTOR_READING[config.loss] == "clip(z)":
         return A.spectral_features(z, config.mu).float()
-    return torch.nn.functional.normalize(z, dim=1)
+    return torch.nn.functional.normalize(z.float(), dim=1)
 
 
 def add_class_components(
@@ -252,6 +258,27 @@ def analyze_checkpoint(
     )
     clock.lap("projector_probes")
 
+    add_layouts(test_x, test_f, projections, previous, arrays, clock)
+    arrays["labels"] = test.labels.numpy().astype(np.int64)
+    arrays["indices"] = sample.test_indices.numpy().astype(np.int64)
+
+    # Further stages go here, each filling `record` and `arrays` and ending with a clock lap.
+    if theorem.applies(config):  # shapes: every node of the exact graph, against its optimum
+        exact, exact_arrays = theorem.exact_metrics(model, config, training_set or train, device)
+        record["exact"] = exact
+        arrays.update(exact_arrays)
+        clock.lap("exact")
+
+    record["seconds"], record["timings"] = sum(clock.laps.values()), clock.laps
+    return json_ready(record), arrays
+
+
+def add_layouts(
+    test_x: Tensor, test_f: Tensor, projections: tuple[str, ...],
+    previous: dict[str, np.ndarray] | None, arrays: dict[str, np.ndarray], clock: _Clock,
+) -> None:
+    """2-D layouts of the test sample's backbone features ``test_x`` (M, D) and projector
+    features ``test_f`` (M, d), each started from ``previous``'s layout of the same features."""
     previous = previous or {}
     # The projector's PCA layout always (milliseconds), its UMAP where the backbone gets one: a
     # second UMAP per checkpoint costs as much as the first (8 s of 2,000 points on 2 cores).
@@ -263,16 +290,72 @@ def analyze_checkpoint(
         if "umap" in wanted:
             arrays[f"umap{suffix}"] = umap_2d(features.numpy(), previous.get(f"umap{suffix}"))
             clock.lap(f"umap{suffix}")
-    arrays["labels"] = test.labels.numpy().astype(np.int64)
-    arrays["indices"] = sample.test_indices.numpy().astype(np.int64)
 
-    # Further stages go here, each filling `record` and `arrays` and ending with a clock lap.
-    if theorem.applies(config):  # shapes: every node of the exact graph, against its optimum
-        exact, exact_arrays = theorem.exact_metrics(model, config, training_set or train, device)
-        record["exact"] = exact
-        arrays.update(exact_arrays)
-        clock.lap("exact")
 
+#: What an analysis of given features (no network, so no views) lacks, in the record's words.
+WITHOUT_VIEWS = ("given features, no network: no augmented views, so no cross-view spectrum, "
+                 "no C+ = E[f(x) f(x+)^T] and no stationarity residual, no alignment or "
+                 "uniformity; the batch spectra, RankMe, alpha-ReQ and C = E[f f^T] are of the "
+                 "clean (unaugmented) training sample")
+
+
+def analyze_features(
+    train_h: Tensor, train_labels: Tensor, test_h: Tensor, test_labels: Tensor,
+    test_indices: Tensor, classes: list[str], config: Config, *,
+    projections: tuple[str, ...] = PROJECTIONS, previous: dict[str, np.ndarray] | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Given features analysed as far as they go without a network (an imported ``.npz``).
+
+    The projector is the identity (z = h = the given features) and f is z read as the run's
+    loss reads it (:func:`read_projector_output`). What needs two views of an image is left
+    out and the record says so (``views`` = :data:`WITHOUT_VIEWS`, ``n_views`` 0); the rest has
+    :func:`analyze_checkpoint`'s keys, computed on the clean training sample instead of view 1.
+
+    Args:
+        train_h: (N, D) float features of the training sample; ``train_labels`` (N,) int64.
+        test_h: (M, D) of the test sample; ``test_labels`` (M,); ``test_indices`` (M,) int64,
+            their rows in the test split.
+        classes: the class names; ``config``: the run's (batch size, loss, μ, probe settings).
+        projections, previous: as :func:`analyze_checkpoint`'s.
+    """
+    clock = _Clock()
+    train_h, test_h = train_h.float(), test_h.float()
+    record: dict[str, Any] = {
+        "classes": list(classes), "n_train": len(train_h), "n_test": len(test_h),
+        "projected_split": "test", "batch_size": config.batch_size, "mu": config.mu,
+        "seed": None, "projections": [p for p in PROJECTIONS if p in projections],
+        "n_views": 0, "views": WITHOUT_VIEWS,
+    }
+    arrays: dict[str, np.ndarray] = {}
+    train_f, test_f = read_projector_output(train_h, config), read_projector_output(test_h, config)
+    b = config.batch_size
+    spectra = {"projector": A.batch_spectra(train_f, batch_size=b),
+               "backbone": A.batch_spectra(train_h, batch_size=b)}
+    metrics: dict[str, Any] = {}
+    for name, matrix in (("projector", train_f), ("backbone", train_h)):
+        mean, std = spectra[name]
+        arrays[f"{name}_eigs_mean"], arrays[f"{name}_eigs_std"] = mean.numpy(), std.numpy()
+        metrics[name] = {"rankme": A.rankme(matrix), "alpha_req": A.alpha_req(matrix),
+                         **A.eigenvalue_counts(mean)}
+    arrays["graph_c_eigs"] = A.eigenvalues(A.second_moment(train_f)).numpy()
+    metrics["graph"] = A.eigenvalue_counts(torch.from_numpy(arrays["graph_c_eigs"]))
+    reading = PROJECTOR_READING[config.loss]
+    mu = config.mu if reading == "clip(z)" else None
+    metrics["features"] = {"loss": config.loss, "scale": 1.0 if mu is not None else None,
+                           "mu": mu}
+    record["metrics"] = metrics
+    arrays.update(class_arrays(train_f.numpy(), train_labels.numpy(), len(classes)))
+    clock.lap("spectra")
+    probe = {"knn_k": config.knn_k, "knn_temperature": config.knn_temperature}
+    record["probes"] = probe_features(train_h, train_labels, test_h, test_labels, len(classes),
+                                      **probe)
+    record["projector_features"] = {"reading": reading, "mu": mu}
+    record["probes_projector"] = probe_features(train_f, train_labels, test_f, test_labels,
+                                                len(classes), **probe)
+    clock.lap("probes")
+    add_layouts(test_h, test_f, projections, previous, arrays, clock)
+    arrays["labels"] = test_labels.numpy().astype(np.int64)
+    arrays["indices"] = test_indices.numpy().astype(np.int64)
     record["seconds"], record["timings"] = sum(clock.laps.values()), clock.laps
     return json_ready(record), arrays
 

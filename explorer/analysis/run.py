@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from explorer.analysis.checkpoint import analyze_checkpoint
+from explorer.analysis.checkpoint import analyze_checkpoint, analyze_features
 from explorer.analysis.projection import PROJECTIONS
-from explorer.analysis.sample import evaluation_sample
+from explorer.analysis.sample import evaluation_sample, sample_indices
 from explorer.data import ImageDataset
 from explorer.errors import UserError
+from explorer.models import PRECOMPUTED
 from explorer.rng import fork_rng
 from explorer.rundir.artifacts import has_analysis, load_all_analyses, load_analysis, save_analysis
 from explorer.rundir.records import FeatureMetrics, as_analysis
@@ -84,6 +86,8 @@ def analyze_run(
         projections = (
             PROJECTIONS if config.analysis_projection == "both" else (config.analysis_projection,)
         )
+    if config.backbone == PRECOMPUTED:  # an imported .npz: its features, no network
+        return [analyze_given_features(run, projections=projections, force=force)]
     checkpoints = run.weight_checkpoints()
     if checkpoint is not None:
         checkpoints = [(e, p) for e, p in checkpoints if p.resolve() == checkpoint.resolve()]
@@ -124,6 +128,41 @@ def analyze_run(
             record.pop("arrays")
             records[epoch] = record
     return [records[e] for e, _ in checkpoints]
+
+
+#: The epoch of an imported run's one checkpoint or set of given features.
+IMPORTED_EPOCH = 1
+
+
+def analyze_given_features(
+    run: Run, *, projections: tuple[str, ...] = PROJECTIONS, force: bool = False
+) -> dict[str, Any]:
+    """Analyse a run imported from precomputed features (``imported/features.npz``: no network,
+    :func:`explorer.analysis.checkpoint.analyze_features`) on the run's evaluation sample of its
+    rows (at most ``analysis_samples`` of each split, seeded as for images); stored as the
+    artifact of epoch :data:`IMPORTED_EPOCH`. Returns the record (without arrays)."""
+    from explorer.data.npz import split_rows
+
+    epoch = IMPORTED_EPOCH
+    if force or not has_analysis(run, epoch, projections):
+        config = run.config()
+        data = run.load_features()
+        features = torch.from_numpy(np.asarray(data["features"], dtype=np.float32))
+        labels = torch.from_numpy(data["labels"].astype(np.int64))
+        train_rows, test_rows = (torch.from_numpy(rows) for rows in
+                                 split_rows(data["labels"], data["split"]))
+        train_idx, test_idx = sample_indices(len(train_rows), len(test_rows),
+                                             config.analysis_samples, config.seed)
+        train, test = train_rows[train_idx], test_rows[test_idx]
+        classes = [str(name) for name in data["classes"]]
+        record, arrays = analyze_features(
+            features[train], labels[train], features[test], labels[test], test_idx, classes,
+            config, projections=(*projections, *_stored_projections(run, epoch)))
+        record.update(epoch=epoch, checkpoint="imported/features.npz")
+        save_analysis(run, epoch, record, arrays)
+    record = load_analysis(run, epoch)
+    record.pop("arrays")
+    return record
 
 
 def format_analysis_table(records: list[dict[str, Any]]) -> str:

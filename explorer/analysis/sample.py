@@ -36,12 +36,19 @@ class EvaluationSample:
         return list(self.train.classes)
 
 
+def sample_indices(n_train: int, n_test: int, samples: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Indices (int64) of the seeded subsets of at most ``samples`` items of each split: the
+    training sample's in drawn order, the test sample's ascending (thumbnails read best in split
+    order). The same for images (:func:`evaluation_sample`) and given features."""
+    generator = torch.Generator().manual_seed(seed)
+    train_idx = torch.randperm(n_train, generator=generator)[: min(samples, n_train)]
+    test_idx = torch.randperm(n_test, generator=generator)[: min(samples, n_test)]
+    return train_idx, test_idx.sort().values
+
+
 def evaluation_sample(
     train: ImageDataset, test: ImageDataset, samples: int, seed: int
 ) -> EvaluationSample:
     """A seeded subset of at most ``samples`` images of each split (all of a smaller split)."""
-    generator = torch.Generator().manual_seed(seed)
-    train_idx = torch.randperm(len(train), generator=generator)[: min(samples, len(train))]
-    test_idx = torch.randperm(len(test), generator=generator)[: min(samples, len(test))]
-    test_idx = test_idx.sort().values  # thumbnails read best in split order
+    train_idx, test_idx = sample_indices(len(train), len(test), samples, seed)
     return EvaluationSample(train.subset(train_idx), test.subset(test_idx), test_idx)

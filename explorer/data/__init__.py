@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # Importing the dataset modules registers them.
-from explorer.data import digits, imagefolder, mnist, shapes, torchvision_sets  # noqa: F401
+from explorer.data import digits, imagefolder, mnist, npz, shapes, torchvision_sets  # noqa: F401
 from explorer.data.base import (
     DATASETS,
     DatasetRequest,

@@ -27,7 +27,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,10 @@ STATES = ("created", "running", "finished", "stopped", "failed")
 # What the trainer process is doing (status.json's ``phase``): training, then, after a finished
 # run's ``state`` says so, probing and analysing its checkpoints, then done (it exits).
 PHASES = ("training", "probing", "analysing", "done")
+#: An imported run's given features (explorer import FEATURES.npz), inside the run.
+FEATURES_FILE = "imported/features.npz"
+#: Where ``explorer import`` builds a run before it appears whole (:func:`staged_run`).
+STAGING_DIR = ".staging"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -320,6 +324,37 @@ class Run:
         except Exception as err:  # torch raises several types for damaged files
             raise UserError(f"checkpoint {path} is corrupt: {first_line(err)}") from None
 
+    # -- imported runs (explorer import) ----------------------------------------------------------
+    def imported(self) -> dict[str, Any] | None:
+        """``config.json``'s ``imported`` record (where the encoder or features came from, what
+        was loaded, the projector's spec), or None for a trained run."""
+        record = _read_json(self.path / "config.json").get("imported")
+        return record if isinstance(record, dict) else None
+
+    def save_features(self, arrays: dict[str, Any]) -> None:
+        """Write ``imported/features.npz`` atomically: an imported run's given features
+        (``features`` (N, d), ``labels`` (N,), ``split`` (N,): 0 train, 1 test)."""
+        import numpy as np
+
+        path = self.path / FEATURES_FILE
+        path.parent.mkdir(exist_ok=True)
+        with _atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    def load_features(self) -> dict[str, Any]:
+        """``imported/features.npz`` as NumPy arrays, read without pickle."""
+        import numpy as np
+
+        path = self.path / FEATURES_FILE
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
+        except FileNotFoundError:
+            raise UserError(f"{path} is missing: run {self.path} holds no imported features"
+                            ) from None
+        except (ValueError, OSError, EOFError, KeyError) as err:
+            raise UserError(f"{path} is corrupt ({first_line(err)})") from None
+
     # -- probe results -------------------------------------------------------------------------
     def save_probe(self, results: dict[str, Any]) -> None:
         write_json_atomic(self.path / "probe.json", {"format_version": FORMAT_VERSION, **results})
@@ -351,11 +386,13 @@ def run_path(runs_dir: str | Path, name: str) -> Path:
 
 
 def create_run(
-    runs_dir: str | Path, config: Config, name: str | None = None, *, lock: bool = False
+    runs_dir: str | Path, config: Config, name: str | None = None, *, lock: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> Run:
     """Make a new run directory; never reuses an existing one.
 
     ``lock``: take the writer's lock (:meth:`Run.lock`) before writing anything in it.
+    ``extra``: further top-level keys of ``config.json`` (``imported``: :meth:`Run.imported`).
     """
     name = _default_name(config) if name is None else name
     path = run_path(runs_dir, name)
@@ -378,10 +415,43 @@ def create_run(
             "config": config.to_dict(),
             "versions": package_versions(),
             "created": time.time(),
+            **(extra or {}),
         },
     )
     run.update_status(state="created", epoch=0, total_epochs=config.epochs, step=0)
     return run
+
+
+@contextmanager
+def staged_run(
+    runs_dir: str | Path, config: Config, name: str, extra: dict[str, Any] | None = None
+) -> Iterator[Run]:
+    """A new run built out of sight, then moved into ``runs_dir/name`` whole.
+
+    The run is made in ``runs_dir/.staging/`` (which :func:`list_runs` does not look into, as it
+    does not look into ``.launches``) and renamed into place when the block ends without an
+    error; after an error the staged folder is deleted. So a half-written run never looks like
+    a run, and an existing run is never overwritten (refused before and after).
+    """
+    import shutil
+
+    target = run_path(runs_dir, name)
+    if target.exists():
+        raise UserError(f"run directory {target} already exists; choose another --name")
+    staging = Path(runs_dir) / STAGING_DIR
+    run = create_run(staging, config, f"{name}.{os.getpid()}", extra=extra)
+    try:
+        yield run
+        try:
+            target.mkdir()  # claims the name: a run made meanwhile stops us here
+        except FileExistsError:
+            raise UserError(f"run directory {target} appeared meanwhile; choose another --name"
+                            ) from None
+        os.replace(run.path, target)  # onto the empty folder we made: atomic
+    finally:
+        shutil.rmtree(run.path, ignore_errors=True)
+        with suppress(OSError):  # another import is staging there, or it is gone
+            staging.rmdir()
 
 
 def open_run(path: str | Path) -> Run:
