@@ -119,7 +119,9 @@ def read_tensors(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
         what = f" (it holds a {found.group(1)} object)" if found else ""
         raise UserError(f"{path} needs code to unpickle{what}; explorer loads weights only: "
-                        "save model.state_dict() with torch.save, or as .safetensors") from None
+                        "save its state_dict alone (if you trust the file: torch.save(torch.load("
+                        "FILE, weights_only=False)['state_dict'], 'weights.pth')), or as "
+                        ".safetensors") from None
     except Exception as err:  # torch raises several types for damaged files
         raise UserError(f"{path} is not a readable PyTorch file ({first_line(err)})") from None
     meta: dict[str, Any] = {}
