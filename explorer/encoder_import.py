@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,29 +307,35 @@ def import_encoder(
     runs_dir: str | Path = "runs",
     device: str | None = None,
     progress: bool = False,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Make a run of an encoder's weights file (with ``arch``) or of a features ``.npz``, analyse
     it and probe it (module doc). ``overrides``: ``key=value`` strings or a dict, as for
     ``explorer train`` (``dataset``, ``data_root``, ``image_size``, ``loss``, ``mu``, ...).
-    ``name``: the run's (default ``STEM-DATASET``). Returns the published run and its readings.
+    ``name``: the run's (default ``STEM-DATASET``). ``on_stage(what)`` hears each stage as it
+    starts (a page shows it). Returns the published run and its readings.
     """
+    tell = on_stage or (lambda what: None)
     path = Path(file).expanduser()
     overrides = overrides or []
     if path.suffix in FEATURE_SUFFIXES:
         if arch is not None:
             raise UserError("--arch is for weights files; a features .npz has no network: "
                             "drop --arch")
-        return _import_features(path, overrides, name, runs_dir)
+        return _import_features(path, overrides, name, runs_dir, tell)
     if path.suffix not in WEIGHT_SUFFIXES:
         raise UserError(f"{path}: explorer imports {', '.join(WEIGHT_SUFFIXES)} weights or "
                         f"{', '.join(FEATURE_SUFFIXES)} features, not '{path.suffix}'")
     if arch is None:
         raise UserError(f"{path} holds weights: say which network with --arch (e.g. resnet18, "
                         "or any torchvision classification model)")
+    tell(f"reading {path.name}")
     tensors, meta = read_tensors(path)
     config = import_config(overrides, backbone=resolve_arch(arch))
+    tell(f"loading the data set {config.dataset}")
     train, test = load_splits(config)
     in_channels = int(train.images.shape[1])
+    tell(f"fitting the weights to {config.backbone}")
     loaded = fit_weights(path, tensors, config, in_channels)
     _check_forward(config, in_channels, loaded, train.images[:2])
     epoch = meta.get("epoch")
@@ -346,7 +353,9 @@ def import_encoder(
 
         run.save_weights(IMPORTED_EPOCH, loaded.state)
         _finished(run)
+        tell("analysing the checkpoint: spectra, probes, layouts")
         records = analyze_run(run, device=device, progress=progress, splits=(train, test))
+        tell("probing the backbone (linear and kNN)")
         probe = probe_run(run, device=device, progress=progress)
     return ImportResult(Run(run_path(runs_dir, name)), imported, records, probe)
 
@@ -372,10 +381,11 @@ def _finished(run: Run) -> None:
 
 
 def _import_features(path: Path, overrides: list[str] | dict[str, Any], name: str | None,
-                     runs_dir: str | Path) -> ImportResult:
+                     runs_dir: str | Path, tell: Callable[[str], None]) -> ImportResult:
     """A run of the given features (module doc)."""
     from explorer.data.npz import check_labels, class_names, read_npz, split_rows
 
+    tell(f"reading {path.name}")
     data = read_npz(path)
     features = data.get("features")
     if features is None or features.ndim != 2 or features.dtype.kind not in "fiu":
@@ -407,6 +417,7 @@ def _import_features(path: Path, overrides: list[str] | dict[str, Any], name: st
                            "labels": data["labels"].astype(np.int64), "split": split,
                            "classes": np.array(classes)})
         _finished(run)
+        tell("analysing the features: spectra, probes, layouts")
         records = analyze_run(run)
         x = torch.from_numpy(features.astype(np.float32))
         y = torch.from_numpy(data["labels"].astype(np.int64))

@@ -32,6 +32,7 @@ from explorer_dashboard.common import (
     run_names,
     runs_dir,
 )
+from explorer_dashboard.import_form import import_form
 from explorer_dashboard.memory import drop_missing, kept
 
 st.title("Runs")
@@ -291,3 +292,11 @@ def manage() -> None:
 # Folded at first; then open or closed as the user left it (a constant ``expanded``).
 with st.expander("Manage a run: its config, copy, rename, delete"):
     manage()
+
+# Drawn only when opened: its list of networks imports torch and torchvision, which the Runs
+# page, the first a visitor sees, otherwise does without.
+importing = st.expander("Import an encoder trained elsewhere", key="import-open",
+                        on_change="rerun")
+if importing.open:
+    with importing:
+        import_form()

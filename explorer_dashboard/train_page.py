@@ -47,7 +47,8 @@ from explorer_dashboard.run_controls import RERUN_APP, controls, dismiss
 from explorer_dashboard.watch import finished_summary, watch_picker
 
 CHOICES: dict[str, list[str]] = {
-    "dataset": list_datasets(),
+    # npz holds an imported run's given features (explorer import): nothing to train on
+    "dataset": [name for name in list_datasets() if name != "npz"],
     "backbone": list_backbones(),
     "loss": list(LOSSES),
     "augment": list(AUGMENTS),

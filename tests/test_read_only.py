@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -143,6 +144,18 @@ def test_the_train_page_refuses_launch_stop_and_resume(running: Run, read_only: 
     assert snapshot(read_only) == before
     assert not (read_only / LAUNCH_DIR).exists()
     assert sorted(p.name for p in read_only.iterdir()) == ["busy", "paused"]
+
+
+def test_the_import_form_refuses_on_a_read_only_server(read_only: Path) -> None:
+    features = read_only.parent / "features.npz"
+    np.savez(features, features=np.eye(6, dtype=np.float32), labels=np.arange(6) % 2)
+    app = AppTest.from_file(str(DASHBOARD / "runs_page.py"), default_timeout=120)
+    app.session_state["import-open"] = True
+    app.run()
+    app.text_input(key="import-file").set_value(str(features))
+    app.button(key="import-go").click().run()
+    assert f"{REFUSED} import encoders" in errors(app)
+    assert not app.exception and list(read_only.iterdir()) == []
 
 
 def test_a_read_only_server_installs_no_demo_runs_and_says_it_is_read_only(
