@@ -287,6 +287,7 @@ class Trainer:
 
         Called by the CLI after it has printed the probe table, so the table is not delayed.
         """
+        from explorer.analysis.checkpoint import STAGES
         from explorer.analysis.run import analyze_run
 
         self.log("analysing the checkpoints (analyze=end; analyze=off skips this)")
@@ -298,6 +299,7 @@ class Trainer:
                 progress=self.progress,
                 splits=(self.train_set, self.test_set),
                 on_checkpoint=lambda done, total: self.run.set_phase("analysing", done, total),
+                on_stage=lambda index, name: self.run.set_stage(index, len(STAGES), name),
             )
         except Exception as err:  # the run itself finished; keep it so
             self.log(f"analysis failed: {type(err).__name__}: {err}")

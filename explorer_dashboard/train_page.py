@@ -314,8 +314,7 @@ def show_run(name: str, summary: RunSummary | None = None) -> None:
                 if state == "running" and eta else "")
     activity = run.activity(status)  # what its process does now: training, probing, analysing
     if activity and state != "running":  # trained; the process still probes or analyses
-        done, count = status.get("phase_done"), status.get("phase_total")
-        progress = (done - 1) / count if isinstance(done, int) and count else 0.0
+        progress = run.phase_fraction(status) or 0.0
         eta_text += f" · now {activity} (process {status.get('pid')})"
     st.progress(min(progress, 1.0), text=f"**{name}**: {state}, epoch {epoch}/{total}{eta_text}")
     controls(run, status, activity, st.columns(6)[0])

@@ -161,3 +161,45 @@ def test_umap_started_from_the_previous_layout_stays_close() -> None:
     shift = np.median(np.linalg.norm(started - first, axis=1))
     assert shift < 0.3 * scale
     assert shift < np.median(np.linalg.norm(fresh - first, axis=1))
+
+
+def test_the_analysis_reports_its_stages_and_the_train_page_shows_them(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28, item 2: a checkpoint's analysis names each stage as it starts, in order; the
+    trainer's record of it reads as the stage and the seconds spent, on the Train page too."""
+    import os
+    import re
+
+    from streamlit.testing.v1 import AppTest
+
+    from explorer.analysis.checkpoint import STAGES
+    from explorer.rundir import lock
+    from tests.conftest import DASHBOARD
+
+    explorer("train", *TINY, "epochs=1", "analyze=off", *ANALYSIS, "--name", "staged",
+             "--no-probe", "--no-progress", cwd=workdir, check=True)
+    run = open_run(workdir / "runs" / "staged")
+    heard: list[tuple[int, str]] = []
+    analyze_run(run, progress=False, force=True,
+                on_stage=lambda index, name: heard.append((index, name)))
+    exact = run.config().dataset.startswith("shapes")  # its exact graph is the last stage
+    assert heard == list(enumerate(STAGES))[: 4 if exact else 3], heard
+
+    # the record the trainer keeps while it analyses, as this process holding the run
+    lock.acquire(run.path)
+    run.update_status(state="finished", pid=os.getpid())
+    run.set_phase("analysing", 2, 4)
+    run.set_stage(2, len(STAGES), STAGES[2])
+    status = run.status()
+    assert re.fullmatch(r"analysing checkpoint 2/4: 2-D layouts \(\d+ s\)", run.activity(status))
+    assert run.phase_fraction(status) == pytest.approx((1 + 2 / len(STAGES)) / 4)
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(workdir / "runs"))
+    page = AppTest.from_file(str(DASHBOARD / "train_page.py"), default_timeout=120)
+    page.session_state["selected_run"] = "staged"
+    page.run()
+    assert not page.exception, [e.message for e in page.exception]
+    bars = [bar for bar in page.get("progress") if "staged" in bar.text]
+    assert bars and "now analysing checkpoint 2/4: 2-D layouts (" in bars[0].text
+    assert abs(bars[0].value - 100 * (1 + 2 / len(STAGES)) / 4) <= 1  # a whole percent
+    lock.release(run.path)

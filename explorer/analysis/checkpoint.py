@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +190,12 @@ def add_view_metrics(
     metrics["uniformity"] = A.uniformity(out.z1)
 
 
+#: What :func:`analyze_checkpoint` does, in order (``on_stage`` hears each as it starts); the
+#: last only for a ``shapes`` run, whose exact graph is known.
+STAGES = ("two views: spectra and class components", "features and probes", "2-D layouts",
+          "the exact graph: L(f) against its optimum and the guarantee")
+
+
 def analyze_checkpoint(
     model: ContrastiveModel,
     sample: EvaluationSample,
@@ -198,6 +205,7 @@ def analyze_checkpoint(
     projections: tuple[str, ...] = PROJECTIONS,
     previous: dict[str, np.ndarray] | None = None,
     training_set: ImageDataset | None = None,
+    on_stage: Callable[[int, str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every metric of one checkpoint: ``(JSON-ready record, arrays)`` for
     :func:`explorer.rundir.artifacts.save_analysis`.
@@ -212,7 +220,10 @@ def analyze_checkpoint(
             ``pca_projector``/``umap_projector``) seed this one's.
         training_set: the whole training split, whose factor tuples are the natural data of a
             ``shapes`` run's exact graph (:mod:`explorer.analysis.theorem`); default: the sample's.
+        on_stage: called as ``(i, name)`` when stage i of :data:`STAGES` starts (the trainer
+            records it, and the Train page shows it while it waits).
     """
+    tell = on_stage or (lambda index, name: None)
     device = torch.device(device)
     model = model.to(device).eval()
     clock = _Clock()
@@ -229,6 +240,7 @@ def analyze_checkpoint(
     }
     arrays: dict[str, np.ndarray] = {}
 
+    tell(0, STAGES[0])
     outputs = two_view_outputs(model, sample, config, device)
     record["n_views"] = len(outputs.z1)
     clock.lap("views")
@@ -237,6 +249,7 @@ def analyze_checkpoint(
     add_class_components(outputs, train.labels, len(sample.classes), config, arrays)
     clock.lap("classes")
 
+    tell(1, STAGES[1])
     train_x = extract_features(model.backbone, train.images, train.mean, train.std, device=device)
     test_x = extract_features(model.backbone, test.images, train.mean, train.std, device=device)
     clock.lap("features")
@@ -258,12 +271,14 @@ def analyze_checkpoint(
     )
     clock.lap("projector_probes")
 
+    tell(2, STAGES[2])
     add_layouts(test_x, test_f, projections, previous, arrays, clock)
     arrays["labels"] = test.labels.numpy().astype(np.int64)
     arrays["indices"] = sample.test_indices.numpy().astype(np.int64)
 
     # Further stages go here, each filling `record` and `arrays` and ending with a clock lap.
     if theorem.applies(config):  # shapes: every node of the exact graph, against its optimum
+        tell(3, STAGES[3])
         exact, exact_arrays = theorem.exact_metrics(model, config, training_set or train, device)
         record["exact"] = exact
         arrays.update(exact_arrays)

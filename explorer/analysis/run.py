@@ -57,6 +57,7 @@ def analyze_run(
     progress: bool = True,
     splits: tuple[ImageDataset, ImageDataset] | None = None,
     on_checkpoint: Callable[[int, int], None] | None = None,
+    on_stage: Callable[[int, str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Analyse the run's checkpoints (or one) oldest first, skipping those already done.
 
@@ -73,6 +74,8 @@ def analyze_run(
         splits: the (train, test) datasets when the caller holds them already.
         on_checkpoint: called as ``(i, n)`` before the i-th (from 1) of the n checkpoints to
             analyse now (the trainer records it as its phase's progress).
+        on_stage: called as ``(i, name)`` as each checkpoint's stage i starts
+            (:data:`explorer.analysis.checkpoint.STAGES`).
 
     Returns:
         The records (without arrays) of every requested checkpoint, analysed now or before.
@@ -117,6 +120,7 @@ def analyze_run(
                 projections=(*projections, *_stored_projections(run, epoch)),
                 previous=previous,
                 training_set=train,
+                on_stage=on_stage,
             )
             record.update(epoch=epoch, checkpoint=path.name)
             save_analysis(run, epoch, record, arrays)

@@ -152,9 +152,9 @@ class Run:
         return status
 
     def activity(self, status: dict[str, Any] | None = None) -> str | None:
-        """What the run's trainer process is doing now, e.g. ``"analysing checkpoint 3/10"``;
-        ``None`` when no process works on the run (its ``phase`` is only true while the pid
-        that wrote it is alive and holds the run's lock)."""
+        """What the run's trainer process is doing now, e.g. ``"analysing checkpoint 3/10:
+        2-D layouts (12 s)"``; ``None`` when no process works on the run (its ``phase`` is only
+        true while the pid that wrote it is alive and holds the run's lock)."""
         status = self.status() if status is None else status
         phase, pid = status.get("phase"), status.get("pid")
         if phase not in PHASES or phase == "done" or not pid_alive(pid):
@@ -165,15 +165,41 @@ class Run:
             return "training" if status.get("state") == "running" else None
         done, total = status.get("phase_done"), status.get("phase_total")
         if phase == "analysing":
-            if isinstance(done, int) and isinstance(total, int) and total:
-                return f"analysing checkpoint {done}/{total}"
-            return "analysing the checkpoints"
-        return "probing the last checkpoint"
+            what = (f"analysing checkpoint {done}/{total}"
+                    if isinstance(done, int) and isinstance(total, int) and total
+                    else "analysing the checkpoints")
+            stage, started = status.get("stage"), status.get("stage_started")
+            if isinstance(stage, str) and isinstance(started, (int, float)):
+                return f"{what}: {stage} ({max(0.0, time.time() - started):.0f} s)"
+            return what
+        started = status.get("phase_started")
+        spent = (f" ({max(0.0, time.time() - started):.0f} s)"
+                 if isinstance(started, (int, float)) else "")
+        return f"probing the last checkpoint{spent}"
+
+    def phase_fraction(self, status: dict[str, Any]) -> float | None:
+        """How far the probing or analysing phase is, from 0 to 1 (None: not counted): the
+        checkpoints analysed, and the stages of the one under way."""
+        done, total = status.get("phase_done"), status.get("phase_total")
+        if status.get("phase") != "analysing" or not isinstance(done, int) or not total:
+            return None
+        index, count = status.get("stage_index"), status.get("stage_count")
+        within = index / count if isinstance(index, int) and isinstance(count, int) and count \
+            else 0.0
+        return min(1.0, (done - 1 + within) / total)
 
     def set_phase(self, phase: str, done: int | None = None, total: int | None = None) -> None:
         """Record the trainer's phase (one of :data:`PHASES`), with ``done`` of ``total``
         items when it counts them (the checkpoint being analysed of all to analyse)."""
-        self.update_status(phase=phase, phase_done=done, phase_total=total)
+        self.update_status(phase=phase, phase_done=done, phase_total=total,
+                           phase_started=time.time(), stage=None, stage_index=None,
+                           stage_count=None, stage_started=None)
+
+    def set_stage(self, index: int, count: int, name: str) -> None:
+        """Record the stage under way within the phase's item (stage ``index`` of ``count``,
+        from 0), with the time it started: a page shows it and the seconds spent."""
+        self.update_status(stage=name, stage_index=index, stage_count=count,
+                           stage_started=time.time())
 
     def update_status(self, **fields: Any) -> dict[str, Any]:
         path = self.path / "status.json"
