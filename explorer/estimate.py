@@ -98,3 +98,100 @@ def measure_steps(
             sync()  # each step waits for the device, so the clock sees its real cost
         seconds = (time.perf_counter() - started) / timed
     return StepTiming(device.type, trainer.steps_per_epoch, seconds, timed)
+
+
+#: The fields that make one run's analysis and probe cost what another's does.
+FINISHING_FIELDS = ("dataset", "backbone", "analysis_samples", "analysis_projection",
+                    "projector_out_dim", "train_limit", "test_limit", "probe")
+
+
+def analysed_checkpoints(config: Config) -> int:
+    """How many checkpoints a run of ``config`` analyses: every one it keeps (each
+    ``checkpoint_every`` epochs and the last), none with ``analyze=off``."""
+    if config.analyze == "off":
+        return 0
+    return config.epochs // config.checkpoint_every + (config.epochs % config.checkpoint_every > 0)
+
+
+@dataclass(frozen=True)
+class FinishingTime:
+    """What comes after training (the probe, then the analysis of each checkpoint), read from
+    the records of the newest comparable run already analysed (:data:`FINISHING_FIELDS` equal).
+
+    The first checkpoint of a process pays one-off costs (imports, JIT compilation, the exact
+    graph), so it is counted apart from the others.
+    """
+
+    source: str  # the run whose records are read
+    first_s: float  # its first analysed checkpoint
+    next_s: float | None  # the median of its other checkpoints (None: it analysed one)
+    probe_s: float | None  # its probe, when recorded
+    checkpoints: int  # how many the new config analyses
+
+    def analysis_seconds(self) -> float:
+        if self.checkpoints == 0:
+            return 0.0
+        return self.first_s + (self.checkpoints - 1) * (self.next_s or self.first_s)
+
+    def describe(self) -> str:
+        """One line, e.g. ``the probe about 20 s, the analysis of 6 checkpoints about 1.5 min
+        (as measured on run shapes-spectral)``."""
+        parts = []
+        if self.probe_s is not None:
+            parts.append(f"the probe {_amount(self.probe_s)}")
+        parts.append(f"the analysis of {self.checkpoints} checkpoint"
+                     f"{'s' if self.checkpoints != 1 else ''} {_amount(self.analysis_seconds())}"
+                     if self.checkpoints else "no analysis (analyze=off)")
+        return f"{', '.join(parts)} (as measured on run {self.source})"
+
+
+def _amount(seconds: float) -> str:
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
+
+
+def finishing_time(runs: list[Any], config: Config) -> FinishingTime | None:
+    """The :class:`FinishingTime` of ``config`` from the newest of ``runs``
+    (:class:`explorer.rundir.run.Run`) analysed with the same :data:`FINISHING_FIELDS`, or None
+    when none was."""
+    import statistics
+
+    from explorer.errors import UserError
+    from explorer.rundir.artifacts import analysed_epochs, load_record
+
+    wanted = {name: getattr(config, name) for name in FINISHING_FIELDS}
+    candidates = []
+    for run in runs:
+        try:
+            theirs = run.config()
+        except (UserError, OSError):
+            continue
+        if all(getattr(theirs, name) == value for name, value in wanted.items()):
+            epochs = analysed_epochs(run)
+            if epochs:
+                candidates.append((run.path.stat().st_mtime, run, epochs))
+    for _, run, epochs in sorted(candidates, key=lambda c: c[0], reverse=True):
+        seconds = []
+        for epoch in epochs:
+            try:
+                value = load_record(run, epoch).get("seconds")
+            except UserError:
+                continue
+            if isinstance(value, (int, float)):
+                seconds.append(float(value))
+        if seconds:
+            probe = _probe_seconds(run.path / "probe.json")
+            later = statistics.median(seconds[1:]) if len(seconds) > 1 else None
+            return FinishingTime(run.name, seconds[0], later, probe, analysed_checkpoints(config))
+    return None
+
+
+def _probe_seconds(path: Any) -> float | None:
+    """The probe record's ``seconds``, or None (missing, unreadable, or written before it was
+    kept)."""
+    import json
+
+    try:
+        value = json.loads(path.read_text()).get("seconds")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None

@@ -21,7 +21,13 @@ from explorer.config import (
 from explorer.config_docs import ESSENTIALS, FIELD_DOCS, GROUPS, fields_of, label
 from explorer.data import list_datasets
 from explorer.errors import UserError
-from explorer.estimate import StepTiming, measure_steps, timing_key
+from explorer.estimate import (
+    StepTiming,
+    analysed_checkpoints,
+    finishing_time,
+    measure_steps,
+    timing_key,
+)
 from explorer.losses import LOSSES
 from explorer.models import list_backbones
 from explorer.readings.figures import run_colors, spectrum_figure, training_curves
@@ -33,7 +39,7 @@ from explorer.rundir.launch import (
     open_named_run,
     pending_launches,
 )
-from explorer.rundir.run import Run, run_path
+from explorer.rundir.run import Run, list_runs, run_path
 from explorer_dashboard.common import (
     READ_ONLY_HELP,
     analyses,
@@ -196,8 +202,12 @@ def estimate(config: Config) -> None:
         except UserError as err:
             st.warning(f"Cannot time this config: {err}")
     if key in timings:
-        st.info(f"Training time: {timings[key].describe(config.epochs)}; checkpoints, the probe "
-                "and the analysis come on top.")
+        training = timings[key].describe(config.epochs)
+        after = finishing_time(list_runs(runs_dir()), config)
+        st.info(f"Training: {training}; then {after.describe()}." if after else
+                f"Training: {training}; then the probe and the analysis of "
+                f"{analysed_checkpoints(config)} checkpoints, not estimated: no run of this "
+                "data set, network and analysis size has been analysed here yet.")
     else:
         st.caption("Training time: press **Estimate time** to time a few real steps of this "
                    "model and batch on the chosen device (a few seconds).")

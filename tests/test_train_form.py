@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -176,12 +178,42 @@ def test_the_training_time_is_measured_on_the_chosen_device(
     print(f"\nestimate measured in {time.perf_counter() - started:.1f} s")
     assert not app.exception, [e.message for e in app.exception]
     steps = 6 * (256 // 64)  # epochs x (train_limit // batch_size): the last partial batch drops
-    line = next(i.value for i in app.info if i.value.startswith("Training time"))
+    line = next(i.value for i in app.info if i.value.startswith("Training: "))
     print(line)
     assert f"on cpu ({steps} steps at" in line and "measured" in line
+    assert "not estimated: no run of this data set" in line  # nothing analysed here yet
     field(app, "epochs").set_value("60").run()  # same shape: rescaled, not measured again
-    line = next(i.value for i in app.info if i.value.startswith("Training time"))
+    line = next(i.value for i in app.info if i.value.startswith("Training: "))
     assert f"on cpu ({10 * steps} steps at" in line
+
+
+def test_the_estimate_adds_the_probe_and_analysis_an_analysed_run_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28, item 2: the estimate covers what follows training, from the records of a run
+    analysed here with the same data, network and analysis size."""
+    from explorer.rundir.artifacts import save_analysis
+
+    runs = tmp_path / "runs"
+    values = {**TINY_VALUES, "dataset": "shapes", "epochs": "6", "augment": "auto",
+              "checkpoint_every": "4", "analyze": "end"}
+    done = create_run(runs, build_config("shapes-demo", None, values), name="done-before")
+    seconds = {2: 30.0, 4: 3.0, 6: 5.0, 8: 4.0}  # the first pays the one-off costs
+    for epoch, spent in seconds.items():
+        save_analysis(done, epoch, {"seconds": spent}, {"labels": np.zeros(2)})
+    done.save_probe({"epoch": 8, "classes": [], "n_train": 0, "n_test": 0, "methods": {},
+                     "seconds": 12.0})
+    app = train_page(runs, monkeypatch, **ALL_OPEN)
+    for key, value in values.items():
+        field(app, key).set_value(value)
+    app.run()
+    next(b for b in app.button if b.label == "Estimate time").click().run()
+    assert not app.exception, [e.message for e in app.exception]
+    line = next(i.value for i in app.info if i.value.startswith("Training: "))
+    kept = [e for e in range(1, 7) if e % 4 == 0 or e == 6]  # checkpoints of 6 epochs, every 4
+    analysis = 30.0 + (len(kept) - 1) * 4.0  # the first, then the median of the others
+    assert (f"then the probe about 12 s, the analysis of {len(kept)} checkpoints about "
+            f"{analysis:.0f} s (as measured on run done-before)") in line, line
 
 
 def test_stop_clears_the_launched_banner_and_the_launched_name(
@@ -237,7 +269,7 @@ def test_a_phase_is_believed_only_while_its_process_holds_the_run(
         states = list(runs_page.dataframe[0].value["state"])
         assert states == ["finished, now analysing checkpoint 2/5"]
         run.set_phase("probing")
-        assert run.activity() == "probing the last checkpoint"
+        assert re.fullmatch(r"probing the last checkpoint \(\d+ s\)", run.activity() or "")
         run.set_phase("training")  # finished: training is over whatever the phase says
         assert run.activity() is None
         run.update_status(state="running")
