@@ -153,9 +153,15 @@ if len(rows) == 1:
     picture = thumbnails(np.array([row]), 1)
     if picture is not None:
         st.image(picture, width=128)
-    if epoch in dict(run.weight_checkpoints()):
-        features = _features(str(run.path), epoch, json.dumps(config.to_dict(), sort_keys=True),
-                             indices.astype(np.int64).tobytes())
+    given = run.imported() or {}
+    if given.get("kind") == "features" or epoch in dict(run.weight_checkpoints()):
+        if given.get("kind") == "features":  # explorer import of an .npz: no network to run
+            stored = run.load_features()
+            features = stored["features"][stored["split"] == 1][indices]
+        else:
+            features = _features(str(run.path), epoch,
+                                 json.dumps(config.to_dict(), sort_keys=True),
+                                 indices.astype(np.int64).tobytes())
         nearest = nearest_neighbours(features, row, k=12)
         st.markdown("**Nearest neighbours** (cosine similarity of backbone features h, "
                     "whichever layout is shown; nearest first): "

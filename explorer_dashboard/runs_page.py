@@ -119,7 +119,11 @@ if rows:
                    "pushes apart views of different images. SimCLR and SimSiam losses sit on "
                    "their own scales, each on its own axis (right of the loss panel).")
     elif chosen:
-        st.info("No metrics logged yet.")
+        imported = [n for n in chosen if Run(runs_dir() / n).path.is_dir()
+                    and Run(runs_dir() / n).imported() is not None]
+        st.info("No training curves: " + ("imported runs were trained elsewhere "
+                f"({', '.join(imported)}); their readings are on the other pages."
+                if imported else "no metrics logged yet."))
     histories = {name: share_history(Run(runs_dir() / name)) for name in chosen}
     histories = {name: history for name, history in histories.items() if history}
     if histories:

@@ -56,6 +56,28 @@ def test_a_features_file_imported_from_the_page_is_read_by_the_other_pages(
         page.run()
         assert not page.exception, (name, [e.message for e in page.exception])
 
+    # a clicked point's neighbours come from the file's features (there is no network)
+    test_features = data["features"][test_rows].astype(np.float64)
+    unit = test_features / np.linalg.norm(test_features, axis=1, keepdims=True)
+    similarity = unit @ unit[0]
+    similarity[0] = -np.inf
+    nearest = np.argsort(-similarity, kind="stable")[:12]
+    page = AppTest.from_file(str(DASHBOARD / "embeddings_page.py"), default_timeout=180)
+    page.session_state["selected_run"] = "from-the-page"
+    page.session_state["embedding-selection"] = {"run": "from-the-page", "epoch": 1,
+                                                 "images": [0]}
+    page.run()
+    assert not page.exception, [e.message for e in page.exception]
+    said = next(m.value for m in page.markdown if m.value.startswith("**Nearest neighbours**"))
+    classes = [str(c) for c in data["classes"]]
+    want = ", ".join(classes[data["labels"][test_rows][n]] for n in nearest)
+    assert said.endswith(want), (said, want)
+
+    runs_table = AppTest.from_file(str(DASHBOARD / "runs_page.py"), default_timeout=180)
+    runs_table.run()
+    assert any("imported runs were trained elsewhere (from-the-page)" in i.value
+               for i in runs_table.info)
+
 
 def test_a_mistake_in_the_form_is_one_line_and_makes_no_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
