@@ -122,6 +122,29 @@ def test_lightning_checkpoint_with_backbone_prefix_and_projector(
     assert record["imported"]["kind"] == "weights" and record["config"]["loss"] == "simclr"
     assert [r.name for r in list_runs(tmp_path / "runs")] == ["solo"]
     assert not (tmp_path / "runs" / ".staging").exists()
+    every_page_reads(tmp_path / "runs", "solo")
+
+
+def every_page_reads(runs: Path, name: str) -> None:
+    """The pages a run is read on (issue 29: Runs, Embeddings, Spectrum, Probe) draw the
+    imported run without an exception, each with its chart or table."""
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import DASHBOARD
+
+    os.environ["EXPLORER_RUNS_DIR"] = str(runs)
+    try:
+        for page in ("runs_page", "embeddings_page", "spectrum_page", "probe_page"):
+            app = AppTest.from_file(str(DASHBOARD / f"{page}.py"), default_timeout=180)
+            app.session_state["selected_run"] = name
+            app.run()
+            assert not app.exception, (page, [e.message for e in app.exception])
+            drawn = len(app.get("plotly_chart")) + len(app.dataframe)
+            assert drawn, f"{page} drew no chart or table of {name}"
+    finally:
+        del os.environ["EXPLORER_RUNS_DIR"]
 
 
 def test_plain_state_dict_with_module_prefix(folder: Path, encoder: nn.Module,
