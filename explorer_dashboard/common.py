@@ -88,7 +88,30 @@ def chosen_run(*, analysed_only: bool = False) -> tuple[Run, Config]:
     config = run_config(run) if run is not None else None
     if run is None or config is None:
         st.stop()
+    imported_note(run, config)
     return run, config
+
+
+def imported_note(run: Run, config: Config) -> None:
+    """For a run of ``explorer import``: where it came from and what its pages cannot show."""
+    try:
+        imported = run.imported()
+    except (UserError, OSError):
+        return
+    if not imported:
+        return
+    source = Path(str(imported.get("source", "?"))).name
+    reading = ("z/‖z‖" if config.loss != "spectral" else f"clip(z) at μ = {config.mu:g}")
+    if imported.get("kind") == "features":
+        st.info(f"Imported features (`{source}`, explorer import): no network and no views, so "
+                "no training curves, no cross-view spectrum and no graph estimate from views; "
+                f"the features are read as {reading} (loss={config.loss}, chosen at import).",
+                icon=":material/input:")
+    else:
+        st.info(f"Imported encoder `{imported.get('backbone', config.backbone)}` from `{source}` "
+                f"(explorer import), trained elsewhere: no training curves; its projector: "
+                f"{imported.get('projector', '?')}; its output read as {reading} "
+                f"(loss={config.loss}, chosen at import).", icon=":material/input:")
 
 
 def analysed_checkpoints(run: Run) -> dict[int, dict[str, Any]]:

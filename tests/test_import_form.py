@@ -55,6 +55,8 @@ def test_a_features_file_imported_from_the_page_is_read_by_the_other_pages(
         page.session_state["selected_run"] = "from-the-page"
         page.run()
         assert not page.exception, (name, [e.message for e in page.exception])
+        assert any(i.value.startswith("Imported features (`embeddings.npz`") and "no views" in
+                   i.value for i in page.info), name  # what this run cannot show, said
 
     # a clicked point's neighbours come from the file's features (there is no network)
     test_features = data["features"][test_rows].astype(np.float64)
