@@ -43,6 +43,7 @@ References:
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from explorer.analysis import graph_cache
 from explorer.augment import normalize
 from explorer.builders import graph_kernel, recipe_name
 from explorer.config import GRAPH_AUGMENT, Config
@@ -138,23 +140,69 @@ def _decomposed_graph(key: GraphKey) -> tuple[ShapesGraph | KronGraph, np.ndarra
     """The graph over the natural tuples (bytes of a sorted (N, 6) int64 array; None: uniform)
     with the kernel's (crop_p, rotate_p, color_p, class_change_p) and its eigenpairs: the dense
     :data:`SUBGRID` graph with all of them, or the whole grid's matrix-free graph with its top
-    ``key[2]`` (:meth:`KronGraph.top_eigenpairs`). Cached: a run's checkpoints share one graph."""
+    ``key[2]`` (:meth:`KronGraph.top_eigenpairs`). Cached: a run's checkpoints share one graph;
+    the eigenpairs are kept on disk too (:func:`_graph_identity`), since they cost more than the
+    graph (which a process builds anyway: its W and its images are needed)."""
     natural_key, (crop_p, rotate_p, color_p, class_change_p), kept = key
     natural = None if natural_key is None else np.frombuffer(natural_key, np.int64).reshape(-1, 6)
+    graph: ShapesGraph | KronGraph
     if kept:
         config = Config(dataset="shapes", crop_p=crop_p, rotate_p=rotate_p, color_p=color_p,
                         class_change_p=class_change_p)
-        kron = graph_of_kernel(graph_kernel(config), natural)
-        return (kron, *kron.top_eigenpairs(min(kept, len(kron.support))))
-    graph = shapes_augmentation_graph(
-        subgrid=SUBGRID,
-        crop_p=crop_p,
-        rotate_p=rotate_p,
-        color_p=color_p,
-        class_change_p=class_change_p,
-        natural=natural,
-    )
-    return (graph, *graph.top_eigenpairs(graph.num_nodes))
+        graph = graph_of_kernel(graph_kernel(config), natural)
+        count = min(kept, len(graph.support))
+    else:
+        graph = shapes_augmentation_graph(
+            subgrid=SUBGRID,
+            crop_p=crop_p,
+            rotate_p=rotate_p,
+            color_p=color_p,
+            class_change_p=class_change_p,
+            natural=natural,
+        )
+        count = graph.num_nodes
+    n = graph.num_nodes
+
+    def decode(arrays: graph_cache.Arrays, _: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        gammas, vectors = arrays["gammas"], arrays["vectors"]
+        if gammas.shape != (count,) or vectors.shape != (n, count):
+            raise ValueError("eigenpairs of another shape")
+        return gammas, vectors
+
+    gammas, vectors = graph_cache.cached(
+        "eigenpairs", {**_graph_identity(key, graph), "count": count},
+        lambda: graph.top_eigenpairs(count),
+        lambda pairs: ({"gammas": pairs[0], "vectors": pairs[1]}, {}), decode)
+    return graph, gammas, vectors
+
+
+def _graph_identity(key: GraphKey, graph: ShapesGraph | KronGraph) -> dict[str, Any]:
+    """What identifies a graph in the disk cache (:mod:`explorer.analysis.graph_cache`): its
+    key, with the natural tuples hashed, and a fingerprint of the graph itself (W of a dense
+    graph, the degrees and the kernel's support of the matrix-free one), so that a change in
+    how the graph is built never reads another graph's entry."""
+    natural_key, probabilities, kept = key
+    own = (graph_cache.fingerprint(graph.weights) if isinstance(graph, ShapesGraph)
+           else graph_cache.fingerprint(np.asarray(graph.degrees), graph.support))
+    return {"natural": None if natural_key is None else hashlib.sha256(natural_key).hexdigest(),
+            "probabilities": [float(p) for p in probabilities], "kept": int(kept),
+            "graph": own}
+
+
+@functools.lru_cache(maxsize=4)
+def _identity(key: GraphKey) -> dict[str, Any]:
+    """:func:`_graph_identity` of a cached graph, hashed once per process."""
+    return _graph_identity(key, _decomposed_graph(key)[0])
+
+
+def clear_caches() -> None:
+    """Empty this process's caches of graphs and their quantities, as a new process starts
+    (the disk cache stays): for benchmarks and tests."""
+    from explorer.graphs.shapes import _image_nodes
+
+    for cached in (_decomposed_graph, _identity, ball_curve, _max_sq_norm, graph_guarantee,
+                   _image_nodes):
+        cached.cache_clear()
 
 
 #: Solver settings of the reachable-optimum curve: about 1e-3 accurate in the loss, and a few
@@ -195,8 +243,34 @@ class BallCurve:
 @functools.lru_cache(maxsize=16)
 def ball_curve(key: GraphKey, k: int, mu: float) -> BallCurve:
     """The reachable-optimum curve of a cached graph (:func:`run_graph`'s ``key``) at powers of
-    two, ``mu`` and max‖f*‖²; cached, since every checkpoint of a run asks the same question.
-    On the whole grid only ``mu`` and max‖f*‖² (:func:`_grid_ball`)."""
+    two, ``mu`` and max‖f*‖²; cached in the process and on disk
+    (:mod:`explorer.analysis.graph_cache`), since every checkpoint of a run asks the same
+    question. On the whole grid only ``mu`` and max‖f*‖² (:func:`_grid_ball`)."""
+    # the solver's settings are read at call time (a benchmark may cut them): part of the key
+    parts = {**_identity(key), "k": int(k), "mu": float(mu), "tolerance": CURVE_TOLERANCE,
+             "iterations": CURVE_ITERATIONS if not key[2] else GRID_BALL_ITERATIONS}
+    return graph_cache.cached("ball-curve", parts, lambda: _ball_curve(key, k, mu),
+                              _encode_curve, _decode_curve)
+
+
+def _encode_curve(curve: BallCurve) -> tuple[graph_cache.Arrays, dict[str, Any]]:
+    arrays = {"mus": np.array(curve.mus, dtype=np.float64),
+              "losses": np.array(curve.losses, dtype=np.float64),
+              "c_eigs_at_mu": np.array(curve.c_eigs_at_mu, dtype=np.float64)}
+    return arrays, {"max_sq_norm": curve.max_sq_norm, "certified": curve.certified}
+
+
+def _decode_curve(arrays: graph_cache.Arrays, meta: dict[str, Any]) -> BallCurve:
+    mus, losses, c_eigs = arrays["mus"], arrays["losses"], arrays["c_eigs_at_mu"]
+    if mus.ndim != 1 or mus.shape != losses.shape or c_eigs.ndim != 1:
+        raise ValueError("a ball curve of another shape")
+    return BallCurve(tuple(float(m) for m in mus), tuple(float(v) for v in losses),
+                     float(meta["max_sq_norm"]), tuple(float(e) for e in c_eigs),
+                     certified=bool(meta["certified"]))
+
+
+def _ball_curve(key: GraphKey, k: int, mu: float) -> BallCurve:
+    """:func:`ball_curve`, computed."""
     if key[2]:
         return _grid_ball(key, k, mu)
     graph, gammas, vectors = _decomposed_graph(key)
@@ -272,18 +346,56 @@ class GraphGuarantee:
 @functools.lru_cache(maxsize=4)
 def graph_guarantee(key: GraphKey, k: int) -> GraphGuarantee:
     """α, the labelling bound and E(f*) of a cached graph (:func:`run_graph`'s ``key``) for k
-    features."""
+    features. The task is rebuilt from the graph (cheap); the labelling bound and E(f*) (a
+    search, a MIP and fitted heads: seconds) are kept on disk too
+    (:mod:`explorer.analysis.graph_cache`)."""
     graph, _, _ = _decomposed_graph(key)
     if isinstance(graph, KronGraph):  # A is (6,000, 46,800): never formed
         mass, p, y = graph.label_mass()
         task = GU.DownstreamTask(mass, graph.natural_product, p, y)
-        labelling = None
     else:
         A, p, y = graph.natural_augmentation()
         task = GU.task_of_kernel(A, p, y, len(graph.classes))
-        labelling = DE.labelling_bound(task)
-    return GraphGuarantee(task, labelling,
-                          DE.error_bracket(_optimal_table(key, k), task, labelling))
+
+    def compute() -> tuple[DE.LabellingBound | None, DE.ErrorBracket]:
+        labelling = None if task.kernel is None else DE.labelling_bound(task)
+        return labelling, DE.error_bracket(_optimal_table(key, k), task, labelling)
+
+    def decode(arrays: graph_cache.Arrays, meta: dict[str, Any]
+               ) -> tuple[DE.LabellingBound | None, DE.ErrorBracket]:
+        labelling = None
+        if meta["labelling"] is not None:
+            nodes = arrays["labelling"]
+            if nodes.shape != (graph.num_nodes,) or nodes.dtype.kind != "i":
+                raise ValueError("a labelling of another graph")
+            bound = meta["labelling"]
+            labelling = DE.LabellingBound(float(bound["lower"]), float(bound["best_found"]),
+                                          nodes, bool(bound["exact"]), str(bound["method"]))
+        bracket = meta["optimum"]
+        return labelling, DE.ErrorBracket(
+            float(bracket["upper"]), str(bracket["head"]), float(bracket["lower"]),
+            str(bracket["lower_method"]), float(bracket["least_squares"]))
+
+    parts = {**_identity(key), "k": int(k)}
+    labelling, optimum = graph_cache.cached("guarantee", parts, compute, _encode_guarantee,
+                                            decode)
+    return GraphGuarantee(task, labelling, optimum)
+
+
+def _encode_guarantee(
+    value: tuple[DE.LabellingBound | None, DE.ErrorBracket],
+) -> tuple[graph_cache.Arrays, dict[str, Any]]:
+    labelling, optimum = value
+    # plain JSON values (the solvers may hand back NumPy scalars)
+    bracket = {"upper": float(optimum.upper), "head": str(optimum.head),
+               "lower": float(optimum.lower), "lower_method": str(optimum.lower_method),
+               "least_squares": float(optimum.least_squares)}
+    if labelling is None:
+        return {}, {"labelling": None, "optimum": bracket}
+    bound = {"lower": float(labelling.lower), "best_found": float(labelling.best_found),
+             "exact": bool(labelling.exact), "method": str(labelling.method)}
+    return ({"labelling": np.asarray(labelling.labelling, dtype=np.int64)},
+            {"labelling": bound, "optimum": bracket})
 
 
 #: ``exact.guarantee``'s format: E(f) as the paper defines it (the best head), bracketed.
