@@ -8,9 +8,10 @@ so the browser caches them and a page rerun sends only the figure.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,31 +26,39 @@ URL = "/app/static"
 TILE = 96  # pixels of the hover thumbnail
 
 
+def _served(relative: str, payload: Callable[[], bytes], mime: str) -> str:
+    """The URL of ``static/relative``, written once from ``payload()``. Where the package's
+    folder cannot be written (an installation owned by another user), a ``data:`` URL instead:
+    the page carries the bytes itself, uncached, and still fetches nothing from elsewhere."""
+    target = STATIC / relative
+    try:
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(payload())
+            tmp.replace(target)
+        return f"{URL}/{relative}"
+    except OSError:
+        return f"data:{mime};base64,{base64.b64encode(payload()).decode()}"
+
+
 def ensure_plotly_js() -> str:
-    """Copy plotly.min.js into static/ once; returns its URL."""
-    target = STATIC / "plotly.min.js"
-    if not target.exists():
-        STATIC.mkdir(exist_ok=True)
-        source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-        tmp = target.with_suffix(".tmp")
-        shutil.copyfile(source, tmp)
-        tmp.replace(target)
-    return f"{URL}/plotly.min.js"
+    """plotly.min.js from static/ (copied there once); returns its URL."""
+    source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    return _served("plotly.min.js", source.read_bytes, "text/javascript")
 
 
 def sprite_sheet(images: np.ndarray) -> tuple[str, int]:
-    """Write uint8 thumbnails (M, C, H, W) as one PNG in static/; returns (URL, columns)."""
+    """Uint8 thumbnails (M, C, H, W) as one PNG in static/; returns (URL, columns)."""
     columns = int(np.ceil(np.sqrt(len(images))))
     digest = hashlib.sha1(images.tobytes()).hexdigest()[:16]
-    target = STATIC / "sprites" / f"{digest}.png"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
+
+    def png() -> bytes:
         buffer = io.BytesIO()
         Image.fromarray(image_grid(images, columns, pad=0)).save(buffer, format="PNG")
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(target)
-    return f"{URL}/sprites/{digest}.png", columns
+        return buffer.getvalue()
+
+    return _served(f"sprites/{digest}.png", png, "image/png"), columns
 
 
 def hover_html(figure: go.Figure, sprite_url: str, columns: int, rows: int) -> str:
