@@ -176,3 +176,13 @@ def test_a_second_process_reads_what_the_first_computed(cache: Path) -> None:
     np.testing.assert_array_equal(read_gammas, gammas)
     assert tuple(losses) == curve.losses
     assert (upper, lower) == (known.optimum.upper, known.optimum.lower)
+
+
+def test_the_guarantee_on_one_blas_thread_is_the_same_reading(cache: Path) -> None:
+    """exact_metrics computes the network's guarantee with BLAS on one thread (ten times faster
+    on a loaded machine): the record is the one computed with the machine's threads."""
+    graph, gammas, vectors = theorem._decomposed_graph(KEY)
+    scored = theorem.RunGraph(graph, True, "", gammas, vectors, KEY)
+    f = np.random.default_rng(0).normal(size=(graph.num_nodes, K))
+    assert theorem._one_blas_thread(theorem.guarantee_record, scored, f, -1.0, -2.0) == (
+        theorem.guarantee_record(scored, f, -1.0, -2.0))

@@ -275,3 +275,28 @@ def test_the_probe_flips_as_the_runs_recipe_does() -> None:
              for name in ("mnist", "kmnist", "fashion-mnist", "cifar10", "shapes-subgrid")}
     assert flips == {"mnist": 0.0, "kmnist": 0.0, "fashion-mnist": RECIPES["fashion"].flip_p,
                      "cifar10": 0.5, "shapes-subgrid": RECIPES["shapes"].flip_p}
+
+
+def test_the_linear_probe_fits_on_one_thread_and_gives_the_caller_its_count_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A small full-batch fit gains nothing from a second thread, and a loaded machine's
+    spin-waits made it many times slower: it runs on one, then restores the caller's count."""
+    seen: list[int] = []
+    original = probe.F.cross_entropy
+
+    def counted(*args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(probe.F, "cross_entropy", counted)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        (train_x, train_y), (test_x, test_y) = (_random_split(200, 8, 3, 0),
+                                                _random_split(50, 8, 3, 1))
+        probe.linear_probe(train_x, train_y, test_x, test_y, 3)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

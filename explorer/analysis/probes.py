@@ -16,7 +16,8 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,6 +268,22 @@ def knn_probe(
     return _result(predictions, test_labels, num_classes)
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one CPU thread inside, the caller's count restored after.
+
+    A small full-batch solve (a few MFLOP per pass, a hundred passes) gains nothing from a
+    second thread on 2 cores, and on a loaded machine the threads' spin-waits make it 5-15
+    times slower (bench_analysis.py: the linear probe 0.8 s on one thread, 5-13 s on two).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def linear_probe(
     train_features: Tensor,
     train_labels: Tensor,
@@ -285,7 +302,7 @@ def linear_probe(
     problem scikit-learn's ``LogisticRegression(C=1 / (weight_decay * N))`` solves, so the result
     is deterministic and needs no learning rate. A few dozen passes over the features suffice
     (well under a second for 6000 x 256 on two cores); ``weight_decay > 0`` keeps the optimum
-    finite on separable data.
+    finite on separable data. On the CPU it runs on one thread (:func:`one_thread`).
 
     Args:
         train_features: Tensor of shape (N, D); train_labels: Tensor of shape (N,).
@@ -325,7 +342,7 @@ def linear_probe(
         loss.backward()
         return loss
 
-    with torch.enable_grad():
+    with torch.enable_grad(), one_thread() if x.device.type == "cpu" else nullcontext():
         optimizer.step(closure)
     with torch.no_grad():
         test = (test_features.detach().float().to(x.device) - mean) / std  # MxD

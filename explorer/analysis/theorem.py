@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from explorer.analysis import graph_cache
 from explorer.augment import normalize
@@ -475,6 +476,12 @@ def span_r2(basis: np.ndarray, vectors: np.ndarray) -> float:
     return float(((basis.T @ vectors) ** 2).sum()) / vectors.shape[1]
 
 
+def _one_blas_thread(function: Any, *args: Any) -> Any:
+    """``function(*args)`` with NumPy's and SciPy's BLAS and OpenMP on one thread."""
+    with threadpool_limits(1):
+        return function(*args)
+
+
 def exact_metrics(
     model: ContrastiveModel, config: Config, train: ImageDataset, device: torch.device
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -543,7 +550,9 @@ def exact_metrics(
         "span_chance": basis.shape[1] / scored.graph.num_nodes,
         "blocks": blocks,
         "reachable_c_eigs": list(curve.c_eigs_at_mu),
-        "guarantee": guarantee_record(scored, f, loss, optimum),
+        # small fits (scikit-learn's, HiGHS's) on one BLAS thread: a second gains nothing at
+        # this size, and a loaded machine's spin-waits made them ten times slower
+        "guarantee": _one_blas_thread(guarantee_record, scored, f, loss, optimum),
         "seconds": time.perf_counter() - started,
     }
     return record, {"exact_gammas": gammas.copy(), "exact_c_eigs": c_eigs}
