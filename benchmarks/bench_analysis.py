@@ -19,12 +19,14 @@ its random initialisation (the cost does not depend on the weights), on two data
 Two pipelines run in the same process, their checkpoints interleaved (a shared machine's load
 then weighs on both alike; the ratio is what to read):
 
-- **before**: no disk cache of the exact graph's graph-only quantities (``EXPLORER_CACHE_DIR=off``)
-  and 200 UMAP epochs from the previous layout (``projection.SEEDED_EPOCHS = 200``): the code as
-  it was;
+- **before**: no disk cache of the exact graph's graph-only quantities (``EXPLORER_CACHE_DIR=off``),
+  200 UMAP epochs from the previous layout (``projection.SEEDED_EPOCHS = 200``), the linear probe
+  and the exact graph's guarantee on the process's threads (``probes.one_thread`` and
+  ``theorem._one_blas_thread`` replaced by no-ops): the code as it was;
 - **now**: the disk cache (:mod:`explorer.analysis.graph_cache`, here in a scratch folder filled
-  once, untimed, as the first analysis of this graph anywhere fills it) and
-  :data:`~explorer.analysis.projection.SEEDED_EPOCHS` from the previous layout.
+  once, untimed, as the first analysis of this graph anywhere fills it),
+  :data:`~explorer.analysis.projection.SEEDED_EPOCHS` from the previous layout, and those small
+  solves on one thread.
 
 Three checkpoints each: the first of a run (UMAP from PCA) in a new process, the next one in the
 same process (``analyze=end`` and ``inline``: the process's caches are warm), and the next one in a
@@ -54,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from explorer.analysis import projection, theorem
+from explorer.analysis import probes, projection, theorem
 from explorer.analysis.checkpoint import analyze_checkpoint
 from explorer.analysis.graph_cache import CACHE_ENV
 from explorer.analysis.projection import warm_up_umap
@@ -65,16 +67,31 @@ from explorer.rundir.artifacts import load_all_analyses, save_analysis
 from explorer.rundir.run import create_run
 from explorer.train import build_model
 
-SEEDED_EPOCHS = projection.SEEDED_EPOCHS  # the new value, before a pipeline sets its own
+# the new settings, before a pipeline sets its own
+SEEDED_EPOCHS = projection.SEEDED_EPOCHS
+ONE_THREAD, ONE_BLAS_THREAD = probes.one_thread, theorem._one_blas_thread
+
+
+@contextmanager
+def _all_threads() -> Iterator[None]:
+    yield
+
+
+def _with_all_threads(function: Any, *args: Any) -> Any:
+    return function(*args)
 
 
 @contextmanager
 def pipeline(name: str, cache: str) -> Iterator[None]:
-    """The settings of one pipeline: ``before`` (no disk cache, 200 seeded UMAP epochs) or
-    ``now`` (the disk cache in ``cache``, :data:`SEEDED_EPOCHS`)."""
+    """The settings of one pipeline: ``before`` (no disk cache, 200 seeded UMAP epochs, small
+    solves on every thread) or ``now`` (the disk cache in ``cache``, :data:`SEEDED_EPOCHS`, small
+    solves on one thread)."""
     saved = os.environ.get(CACHE_ENV), projection.SEEDED_EPOCHS
-    os.environ[CACHE_ENV] = "off" if name == "before" else cache
-    projection.SEEDED_EPOCHS = 200 if name == "before" else SEEDED_EPOCHS
+    before = name == "before"
+    os.environ[CACHE_ENV] = "off" if before else cache
+    projection.SEEDED_EPOCHS = 200 if before else SEEDED_EPOCHS
+    probes.one_thread = _all_threads if before else ONE_THREAD
+    theorem._one_blas_thread = _with_all_threads if before else ONE_BLAS_THREAD
     try:
         yield
     finally:
@@ -83,6 +100,7 @@ def pipeline(name: str, cache: str) -> Iterator[None]:
         else:
             os.environ[CACHE_ENV] = saved[0]
         projection.SEEDED_EPOCHS = saved[1]
+        probes.one_thread, theorem._one_blas_thread = ONE_THREAD, ONE_BLAS_THREAD
 
 
 def timed_analysis(
