@@ -45,7 +45,7 @@ from torch import Tensor
 from explorer.analysis import metrics as A
 from explorer.analysis import theorem
 from explorer.analysis.class_components import class_arrays
-from explorer.analysis.probes import extract_features, probe_features
+from explorer.analysis.probes import extract_features, one_thread, probe_features
 from explorer.analysis.projection import PROJECTIONS, pca_2d, umap_2d
 from explorer.analysis.sample import EvaluationSample
 from explorer.builders import build_views
@@ -244,7 +244,8 @@ def analyze_checkpoint(
     outputs = two_view_outputs(model, sample, config, device)
     record["n_views"] = len(outputs.z1)
     clock.lap("views")
-    add_view_metrics(outputs, config, record, arrays)
+    with one_thread():  # small eigen-decompositions: a second thread only spin-waits under load
+        add_view_metrics(outputs, config, record, arrays)
     clock.lap("spectra")
     add_class_components(outputs, train.labels, len(sample.classes), config, arrays)
     clock.lap("classes")
