@@ -4,6 +4,7 @@ assets/, for the README). Usage: python -m explorer_dashboard.screenshots OUT_DI
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tempfile
@@ -12,7 +13,9 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
+from explorer.graphs.grid_reading import GRIDS
 from explorer.rundir.demo import DEMO_RUNS
+from explorer_dashboard.grid_panel import grid_label
 from explorer_dashboard.serve import (
     CHROMIUM_ARGS,
     PAGES,
@@ -50,7 +53,9 @@ def main(out: Path, only: list[str] | None = None) -> None:
                         page.wait_for_function(READY)
                     if path == "graph":  # a trained table: its loss at the optimum line
                         page.get_by_role("button", name="Train").click()
-                        page.get_by_text("Step 3,000 of 3,000").wait_for(timeout=120_000)
+                        # stopped at convergence, or at the last step
+                        page.get_by_text(re.compile(r"^Stopped at step|^Step 3,000 of 3,000")) \
+                            .first.wait_for(timeout=180_000)
                         page.wait_for_function(READY)
                     page.screenshot(path=str(out / f"{title.lower()}.png"), full_page=True)
                     print(f"saved {out / f'{title.lower()}.png'}")
@@ -71,7 +76,7 @@ def whole_grid(page: Any, path: Path) -> None:
         slider.get_by_role("slider").press("ArrowRight")
     page.wait_for_timeout(1000)
     page.wait_for_function(READY)
-    choose(page, "images", "whole grid (64,800 tuples)")
+    choose(page, "images", grid_label(len(GRIDS) - 1))
     page.get_by_text("W by class").first.wait_for(timeout=120_000)
     page.wait_for_function(READY)
     page.screenshot(path=str(path), full_page=True)

@@ -307,3 +307,18 @@ def test_each_loss_gets_its_own_axis_and_short_runs_start_at_zero() -> None:
     assert fig.layout.yaxis5.overlaying == "y" and fig.layout.yaxis5.title.text == "simclr loss"
     assert fig.layout.yaxis.title.text == "spectral loss"
     assert fig.layout.xaxis.rangemode == "nonnegative"
+
+
+def test_three_losses_axes_stand_between_the_panels_not_over_the_next() -> None:
+    """SimCLR's and SimSiam's axes beside the spectral loss: each right of the loss panel and
+    left of the kNN panel, with room for its tick labels (about 0.06 of the width)."""
+    record = [{"kind": "step", "epoch": 1.0, "loss": 1.0, "lr": 0.1, "images_per_s": 9.0}]
+    names = {"a": "spectral", "b": "simclr", "c": "simsiam"}
+    fig = training_curves({name: record for name in names}, losses=names)
+    loss_right, knn_left = fig.layout.xaxis.domain[1], fig.layout.xaxis2.domain[0]
+    extra = [fig.layout.yaxis5, fig.layout.yaxis6]
+    assert [axis.title.text for axis in extra] == ["simclr loss", "simsiam loss"]
+    positions = [loss_right if axis.anchor == "x" else axis.position for axis in extra]
+    assert positions[0] == pytest.approx(loss_right) and positions[1] > positions[0]
+    assert all(loss_right <= p and p + 0.06 <= knn_left for p in positions), (positions,
+                                                                              knn_left)

@@ -70,12 +70,17 @@ def training_curves(
     """
     titles = ("loss (dashed: positive part, dotted: negative part)", "kNN accuracy (monitor, %)",
               "learning rate", f"images / s (median of {SPEED_WINDOW} logged steps)")
-    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.16)
+    kinds = list(dict.fromkeys((losses or {}).get(name, "") for name in metrics_by_run))
+    # Each further loss's axis stands right of the loss panel, one beside the other: the gap
+    # between the columns widens to hold them, so none is drawn over the kNN panel.
+    gap = 0.1 + 0.1 * max(0, len(kinds) - 2)
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.16,
+                        horizontal_spacing=gap)
+    panel_right = (1 - gap) / 2  # where the loss panel ends, in paper coordinates
     # (metric key, subplot row, col, line dash, record kind)
     panels = [("loss", 1, 1, "solid", "step"), ("positive", 1, 1, "dash", "step"),
               ("negative", 1, 1, "dot", "step"), ("knn_accuracy", 1, 2, "solid", "epoch"),
               ("lr", 2, 1, "solid", "step"), ("images_per_s", 2, 2, "solid", "step")]
-    kinds = list(dict.fromkeys((losses or {}).get(name, "") for name in metrics_by_run))
     loss_axis = {kind: "y" if i == 0 else f"y{4 + i}" for i, kind in enumerate(kinds)}
     for name, records in metrics_by_run.items():
         for key, row, col, dash, kind in panels:
@@ -103,8 +108,9 @@ def training_curves(
             fig.update_yaxes(title_text=title, row=1, col=1)
             continue
         fig.update_layout({f"yaxis{4 + i}": {
-            "overlaying": "y", "side": "right", "title": {"text": title}, "showgrid": False,
-            "anchor": "x" if i == 1 else "free", "autoshift": i > 1, "shift": 8 * (i - 1)}})
+            "overlaying": "y", "side": "right", "title": {"text": title, "standoff": 2},
+            "showgrid": False, "anchor": "x" if i == 1 else "free",
+            "position": min(1.0, panel_right + 0.08 * (i - 1))}})
     if not any(t.xaxis == "x2" for t in fig.data):  # an empty panel says why it is empty
         fig.add_annotation(text="no kNN accuracy yet: it is measured at the end of every "
                                 "knn_every-th epoch (never when 0)",
