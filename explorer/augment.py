@@ -154,13 +154,17 @@ RECIPES: dict[str, AugmentRecipe] = {
     ),
     # Fashion-MNIST's grey clothes: a mirrored shirt or shoe is still one, so flips stay; the
     # images are grey and centred, so brightness and contrast only, and crops a little deeper
-    # than the digits' (a sleeve or a sole still names the class).
+    # than the digits' (a sleeve or a sole still names the class). A garment's brightness and
+    # contrast say little of its class but make two views of one image easy to match, so they
+    # are jittered strongly and always: on 3-epoch pilots, no jitter probed 3 points lower
+    # (84.9% linear) than (0.4, 0.4) with p 0.8 (87.8%), and (0.8, 0.8) always 0.3 higher
+    # (88.1%); crop scales of 0.2-1 and 0.7-1 moved it by at most 0.5 (README, "Fashion-MNIST").
     "fashion": AugmentRecipe(
         crop_scale=(0.4, 1.0),
         crop_ratio=(0.8, 1.25),
         flip_p=0.5,
-        jitter=(0.4, 0.4, 0.0, 0.0),
-        jitter_p=0.8,
+        jitter=(0.8, 0.8, 0.0, 0.0),
+        jitter_p=1.0,
         grayscale_p=0.0,
         blur_p=0.0,
     ),

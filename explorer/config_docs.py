@@ -36,7 +36,9 @@ FIELD_DOCS: dict[str, FieldDoc] = {
                           "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
                           "t10k-labels-idx1-ubyte, or their .gz) from data_root/MNIST/raw, "
                           "data_root/FashionMNIST/raw or data_root/KMNIST/raw (torchvision's "
-                          "layout); otherwise turn on Download (download=true)."),
+                          "layout), or from data_root itself (as Debian's packages install "
+                          "them, e.g. /usr/share/datasets/fashion-mnist); otherwise turn on "
+                          "Download (download=true)."),
     "download": FieldDoc("data", "Download", "Download mnist, fashion-mnist, kmnist, cifar10, "
                          "cifar100 or stl10 into data_root when they are not there yet (needs "
                          "internet)."),
@@ -60,9 +62,10 @@ FIELD_DOCS: dict[str, FieldDoc] = {
                                "drawn as circle, square or triangle with this probability times "
                                "its ambiguity; 0 keeps the classes disconnected, at most 0.9."),
     # model
-    "backbone": FieldDoc("model", "Backbone", "The network whose features are probed: cnn-small "
-                         "and cnn-narrow (a third of its step time) train in minutes on a CPU; "
-                         "the ResNets are the paper's."),
+    "backbone": FieldDoc("model", "Backbone", "The network whose features are probed: cnn-small, "
+                         "cnn-narrow (a third of its step time) and cnn-wide (1,024 features, "
+                         "about 2.3 times its step time) train in minutes on a CPU; the ResNets "
+                         "are the paper's."),
     "projector_hidden_dim": FieldDoc("model", "Projector width", "Width of the projector's "
                                      "hidden layers (the MLP between backbone and loss)."),
     "projector_out_dim": FieldDoc("model", "Feature dimension d", "Size of the projector's "

@@ -224,6 +224,15 @@ def cnn_narrow(in_channels: int = 3) -> nn.Module:
     return SmallCNN(in_channels, widths=(8, 16, 32, 256))
 
 
+@register_backbone("cnn-wide")
+def cnn_wide(in_channels: int = 3) -> nn.Module:
+    """``cnn-small`` with 1,024 channels in its last block (1,024 features): fashion-mnist-demo's.
+    At 28x28 the last block runs at 2x2 pixels, so its width is cheap (a training step costs about
+    2.3 times cnn-small's on 2 CPU cores), and on Fashion-MNIST the linear probe grows with it
+    where more epochs of cnn-small do not (README, "Fashion-MNIST")."""
+    return SmallCNN(in_channels, widths=(32, 64, 128, 1024))
+
+
 @register_backbone("resnet18-cifar")
 def resnet18_cifar(in_channels: int = 3) -> nn.Module:
     """ResNet-18 with a CIFAR stem (3x3 stride 1, no max-pool), 512 features: the paper's."""

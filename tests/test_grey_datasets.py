@@ -2,7 +2,8 @@
 torchvision's own reader reads them, kept one channel from the files to a trained run.
 
 The files are the published format (gzip'd idx3 images and idx1 labels, big-endian sizes) in
-torchvision's layout ``<root>/<Class>/raw/``; nothing here reads a real copy of the datasets.
+torchvision's layout ``<root>/<Class>/raw/`` or flat in ``<root>`` (Debian's packages' layout);
+nothing here reads a real copy of the datasets.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from explorer.builders import build_augment, build_model, recipe_name
 from explorer.config import build_config, form_problems
 from explorer.data import default_image_size, load_dataset
@@ -38,17 +40,18 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_idx_set(
-    root: Path, folder: str, seed: int, *, packed: bool = True
+    root: Path, folder: str | None, seed: int, *, packed: bool = True
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Write the four files of one MNIST-format dataset under ``root/folder/raw``, gzip'd as
-    published (``packed``) or as torchvision leaves them after a download.
+    """Write the four files of one MNIST-format dataset under ``root/folder/raw`` (torchvision's
+    layout), or straight in ``root`` when ``folder`` is None (Debian's), gzip'd as published
+    (``packed``) or as torchvision leaves them after a download.
 
     Returns:
         split -> (images (N, 28, 28) uint8, labels (N,) uint8), N = 40 train, 20 test, every
         class equally often in a shuffled order.
     """
     rng = np.random.default_rng(seed)
-    raw = root / folder / "raw"
+    raw = root if folder is None else root / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     written = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
@@ -112,12 +115,72 @@ def test_missing_files_say_what_to_put_in_data_root(name: str, tmp_path: Path) -
     assert found == []
 
 
-def test_files_straight_in_data_root_get_a_hint(tmp_path: Path) -> None:
-    write_idx_set(tmp_path, "MNIST", seed=2)
-    for gz in (tmp_path / "MNIST" / "raw").iterdir():
-        gz.rename(tmp_path / gz.name)
-    with pytest.raises(UserError, match=r"MNIST/raw \(they are in .* itself: move them there\)"):
+@pytest.mark.parametrize("name", list(GREY))
+def test_flat_layout_is_read_where_it_is(name: str, tmp_path: Path) -> None:
+    """The four files straight in data_root, gzip'd, as Debian's packages install them (e.g.
+    /usr/share/datasets/fashion-mnist/): read back exactly, nothing written beside them."""
+    written = write_idx_set(tmp_path, None, seed=10 + len(name))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert before == sorted(f"{f}.gz" for f in IDX_FILES)
+    for split in ("train", "test"):
+        ours = load_dataset(name, split, data_root=str(tmp_path))
+        images, labels = written[split]
+        assert ours.images.dtype == torch.uint8 and ours.images.shape == (SIZES[split], 1, 28, 28)
+        assert np.array_equal(ours.images[:, 0].numpy(), images)
+        assert ours.labels.dtype == torch.int64 and ours.labels.tolist() == labels.tolist()
+        assert ours.name == name and len(ours.classes) == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no unpacked copies
+    # the same classes and statistics as torchvision's layout gives
+    write_idx_set(tmp_path / "tv", GREY[name][0], seed=0)
+    reference = load_dataset(name, "test", data_root=str(tmp_path / "tv"))
+    assert (ours.classes, ours.mean, ours.std) == (reference.classes, reference.mean, reference.std)
+    # and the form finds them
+    _, found = form_problems(None, {"dataset": name, "data_root": str(tmp_path)})
+    assert found == []
+
+
+def test_flat_layout_uncompressed_and_mixed(tmp_path: Path) -> None:
+    written = write_idx_set(tmp_path, None, seed=6, packed=False)
+    gz = tmp_path / "t10k-labels-idx1-ubyte"  # one file gzip'd, the others not
+    (tmp_path / f"{gz.name}.gz").write_bytes(gzip.compress(gz.read_bytes()))
+    gz.unlink()
+    test = load_dataset("fashion-mnist", "test", data_root=str(tmp_path), limit=10)
+    assert test.images.shape == (10, 1, 28, 28) and torch.bincount(test.labels).tolist() == [1] * 10
+    full = load_dataset("fashion-mnist", "test", data_root=str(tmp_path))
+    assert np.array_equal(full.images[:, 0].numpy(), written["test"][0])
+    assert full.labels.tolist() == written["test"][1].tolist()
+
+
+def test_torchvision_layout_wins_over_flat(tmp_path: Path) -> None:
+    write_idx_set(tmp_path, None, seed=7)
+    written = write_idx_set(tmp_path, "FashionMNIST", seed=8)
+    ours = load_dataset("fashion-mnist", "train", data_root=str(tmp_path))
+    assert np.array_equal(ours.images[:, 0].numpy(), written["train"][0])
+
+
+def test_some_files_straight_in_data_root_say_which_are_missing(tmp_path: Path) -> None:
+    write_idx_set(tmp_path, None, seed=2)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(UserError) as err:
         load_dataset("mnist", data_root=str(tmp_path))
+    message = str(err.value)
+    assert "\n" not in message and all(f in message for f in IDX_FILES)
+    assert f"in {tmp_path / 'MNIST' / 'raw'} (torchvision's layout) or in {tmp_path}" in message
+    assert message.endswith(f"; {tmp_path} lacks t10k-labels-idx1-ubyte")
+
+
+def test_a_damaged_flat_file_is_a_user_error(tmp_path: Path) -> None:
+    write_idx_set(tmp_path, None, seed=9)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"not an idx file"))
+    with pytest.raises(UserError, match="train-images-idx3-ubyte.gz is not an IDX file"):
+        load_dataset("kmnist", "train", data_root=str(tmp_path))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(UserError, match="cannot read .*t10k-labels-idx1-ubyte.gz"):
+        load_dataset("kmnist", "test", data_root=str(tmp_path))
+    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (5, 28, 28))
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + bytes(100)))
+    with pytest.raises(UserError, match="holds 100 bytes of data, not the 3920"):
+        load_dataset("kmnist", "train", data_root=str(tmp_path))
 
 
 def test_a_damaged_file_is_a_user_error(tmp_path: Path) -> None:
@@ -209,10 +272,11 @@ def _flat(state: object, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
 def test_the_dashboard_shows_grey_images(grey_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hover sprite, a clicked point's picture and neighbours, the augmentation triples and the
     per-digit probe, on the grey run: one-channel pictures throughout."""
-    from explorer.rundir.artifacts import load_analysis
-    from explorer_dashboard.hover import STATIC
     from PIL import Image
     from streamlit.testing.v1 import AppTest
+
+    from explorer.rundir.artifacts import load_analysis
+    from explorer_dashboard.hover import STATIC
 
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(grey_run.parent))
     run = open_run(grey_run)

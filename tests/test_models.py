@@ -17,8 +17,8 @@ from explorer.models import (
 )
 
 # Pooled feature sizes of the architectures (ResNet paper, Table 1; ours for the CNNs).
-FEATURE_DIMS = {"cnn-small": 256, "cnn-narrow": 256, "resnet18-cifar": 512, "resnet18": 512,
-                "resnet50": 2048}
+FEATURE_DIMS = {"cnn-small": 256, "cnn-narrow": 256, "cnn-wide": 1024, "resnet18-cifar": 512,
+                "resnet18": 512, "resnet50": 2048}
 
 
 def test_the_registry_lists_the_documented_backbones() -> None:

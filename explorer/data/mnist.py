@@ -1,12 +1,20 @@
 """``mnist``, ``fashion-mnist`` and ``kmnist``: 28x28 grey images in the IDX format, one channel.
 
-The three share one format and one reader: torchvision's ``MNIST``, ``FashionMNIST`` and
-``KMNIST`` classes, which read the four uncompressed IDX files from ``data_root/<Class>/raw/``
-(``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
-``t10k-labels-idx1-ubyte``) and, with ``download=true``, fetch and unpack them there first.
-Unlike the CIFAR classes they check no md5 when reading, so the small files the tests write go
-through exactly the code real files do. Files that are there only gzip'd (as they are published)
-are unpacked beside themselves, as torchvision's own download would after fetching them.
+The three share one format, four IDX files (``train-images-idx3-ubyte``,
+``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each
+uncompressed or as published, ``.gz``), and two layouts under ``data_root``:
+
+- torchvision's, ``data_root/<Class>/raw/`` (``MNIST``, ``FashionMNIST``, ``KMNIST``): read by
+  torchvision's ``MNIST``, ``FashionMNIST`` and ``KMNIST`` classes, which with ``download=true``
+  fetch and unpack the files there first. Unlike the CIFAR classes they check no md5 when
+  reading, so the small files the tests write go through exactly the code real files do. Files
+  that are there only gzip'd are unpacked beside themselves, as torchvision's own download would
+  after fetching them.
+- flat: the four files straight in ``data_root``, as Debian's packages install them (e.g.
+  ``dataset-fashion-mnist`` in ``/usr/share/datasets/fashion-mnist/``, gzip'd and read-only).
+  :func:`read_idx` reads them where they are, ``.gz`` or not, and writes nothing.
+
+torchvision's layout wins when both are complete.
 
 Images stay (N, 1, 28, 28): one channel end to end (models take ``in_channels=1``, the augmentation
 skips saturation, hue and grayscale, the dashboard draws grey pictures), never an RGB copy.
@@ -15,6 +23,7 @@ skips saturation, hue and grayscale, the dashboard draws grey pictures), never a
 from __future__ import annotations
 
 import gzip
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +68,62 @@ def raw_folder(name: str, root: Path) -> Path:
     return root / _FORMATS[name].torchvision_class / "raw"
 
 
+def _has(folder: Path, name: str) -> bool:
+    """Whether IDX file ``name`` is in ``folder``, uncompressed or as ``.gz``."""
+    return (folder / name).is_file() or (folder / f"{name}.gz").is_file()
+
+
+def files_folder(name: str, root: Path) -> Path | None:
+    """The folder that holds all four of dataset ``name``'s IDX files (each uncompressed or
+    ``.gz``): torchvision's ``root/<Class>/raw``, else ``root`` itself (the flat layout of
+    Debian's packages), else None. Reads and writes nothing."""
+    for folder in (raw_folder(name, root), root):
+        if all(_has(folder, f) for f in IDX_FILES):
+            return folder
+    return None
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """The uint8 array of IDX file ``path`` (uncompressed, or gzip'd when ``path`` ends in
+    ``.gz``): magic ``00 00 08 ndim``, ``ndim`` big-endian int32 sizes, then the bytes in C order.
+
+    Raises:
+        UserError: the file cannot be read, is not an IDX file of unsigned bytes, or is short.
+    """
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as file:
+            data = file.read()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise UserError(f"cannot read {path} ({first_line(err)})") from err
+    ndim = data[3] if len(data) >= 4 else 0
+    if data[:3] != b"\x00\x00\x08" or not 1 <= ndim <= 3 or len(data) < 4 + 4 * ndim:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes (its header reads "
+                        f"{data[:4].hex() or 'nothing'}, not 000008 and 1 to 3 dimensions)")
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    size = math.prod(shape)
+    if len(data) != 4 + 4 * ndim + size:
+        raise UserError(f"{path} holds {len(data) - 4 - 4 * ndim} bytes of data, not the "
+                        f"{size} of its header's shape {tuple(shape)}")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=4 + 4 * ndim).view(shape)
+
+
+def _read_flat(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split's (images (N, H, W) uint8, labels (N,) int64) from the flat layout in
+    ``folder``: each file as it is, the uncompressed one when both are there."""
+    prefix = "train" if split == "train" else "t10k"
+
+    def path(kind: str) -> Path:
+        plain = folder / f"{prefix}-{kind}-ubyte"
+        return plain if plain.is_file() else plain.with_name(plain.name + ".gz")
+
+    images, labels = read_idx(path("images-idx3")), read_idx(path("labels-idx1"))
+    if images.dim() != 3 or labels.dim() != 1:
+        raise UserError(f"the {split} files in {folder} hold arrays of shape "
+                        f"{tuple(images.shape)} and {tuple(labels.shape)}, not images (N, H, W) "
+                        f"and labels (N,)")
+    return images, labels.to(torch.int64)
+
+
 def _unpack(gz: Path, target: Path) -> None:
     """Decompress ``gz`` to ``target`` (through a temporary name: no half-written file stays)."""
     partial = target.with_name(target.name + ".partial")
@@ -88,17 +153,20 @@ GREY_DATASETS = tuple(_FORMATS)
 
 def not_found_message(name: str, root: Path) -> str | None:
     """Why dataset ``name`` cannot be read from ``root`` without a download (one line), or None
-    when each of the four files is there, uncompressed or as ``.gz``. Reads and writes nothing:
-    the Train form asks before it launches a run."""
-    fmt, raw = _FORMATS[name], raw_folder(name, root)
-    if all((raw / f).is_file() or (raw / f"{f}.gz").is_file() for f in IDX_FILES):
+    when one of the two layouts holds each of the four files, uncompressed or as ``.gz``. Reads
+    and writes nothing: the Train form asks before it launches a run."""
+    if files_folder(name, root) is not None:
         return None
-    # A common slip: the four files straight in data_root rather than in torchvision's layout.
-    flat = any((root / f).is_file() or (root / f"{f}.gz").is_file() for f in IDX_FILES)
-    hint = f" (they are in {root} itself: move them there)" if flat else ""
+    fmt, raw = _FORMATS[name], raw_folder(name, root)
+    # Where some of the files are already, say which ones are still missing there.
+    partial = [
+        f"{folder} lacks {', '.join(f for f in IDX_FILES if not _has(folder, f))}"
+        for folder in (raw, root) if any(_has(folder, f) for f in IDX_FILES)
+    ]  # fmt: skip
     return (
         f"{fmt.title} not found under {root}: pass download=true (needs internet) or put "
-        f"{', '.join(IDX_FILES)} (or their .gz) in {raw}{hint}"
+        f"{', '.join(IDX_FILES)} (or their .gz) in {raw} (torchvision's layout) or in {root} "
+        f"itself (Debian's)" + (f"; {'; '.join(partial)}" if partial else "")
     )
 
 
@@ -136,6 +204,10 @@ def load_grey(request: DatasetRequest) -> ImageDataset:
     fmt = _FORMATS[name]
     dataset_class = getattr(torchvision.datasets, fmt.torchvision_class)
     raw = raw_folder(name, root)
+    if files_folder(name, root) == root:  # the flat layout: read where they are, writing nothing
+        images, labels = _read_flat(root, split)
+        classes = list(fmt.classes or dataset_class.classes)  # a class attribute in torchvision
+        return _checked(fmt, split, root, images, labels, classes, request)
     if _missing(raw):
         if not request.download:
             raise UserError(not_found_message(name, root) or f"{fmt.title}: files missing in {raw}")
@@ -152,7 +224,15 @@ def load_grey(request: DatasetRequest) -> ImageDataset:
             f"({first_line(err)}): delete them and download again"
         ) from err
     images, labels = source.data, source.targets  # (N, H, W) uint8, (N,) int64
-    classes = list(fmt.classes or source.classes)
+    return _checked(fmt, split, raw, images, labels, list(fmt.classes or source.classes), request)
+
+
+def _checked(
+    fmt: _GreyFormat, split: str, raw: Path, images: torch.Tensor, labels: torch.Tensor,
+    classes: list[str], request: DatasetRequest,
+) -> ImageDataset:  # fmt: skip
+    """The split read from folder ``raw`` as an :class:`ImageDataset`, once its arrays are
+    checked; limited and resized as ``request`` asks."""
     if images.dtype != torch.uint8 or images.dim() != 3 or len(images) != len(labels):
         raise UserError(
             f"the {fmt.title} {split} files in {raw} hold {tuple(images.shape)} {images.dtype} "
@@ -167,6 +247,6 @@ def load_grey(request: DatasetRequest) -> ImageDataset:
         classes=classes,
         mean=(fmt.mean,),
         std=(fmt.std,),
-        name=name,
+        name=request.name,
     )
     return fit_to_request(dataset, request)
