@@ -54,6 +54,7 @@ bench: setup
 	$(PY) benchmarks/bench_umap_process.py
 	$(PY) benchmarks/bench_theorem.py
 	$(PY) benchmarks/bench_graph_page.py
+	$(PY) benchmarks/bench_pages.py
 
 # The tutorials in JupyterLab (installs JupyterLab into the venv on first use).
 notebooks: setup
