@@ -119,7 +119,7 @@ if rows:
                    "pushes apart views of different images. SimCLR and SimSiam losses sit on "
                    "their own scales, each on its own axis (right of the loss panel).")
     elif chosen:
-        imported = [n for n in chosen if Run(runs_dir() / n).path.is_dir()
+        imported = [n for n in chosen if (runs_dir() / n / "config.json").is_file()
                     and Run(runs_dir() / n).imported() is not None]
         st.info("No training curves: " + ("imported runs were trained elsewhere "
                 f"({', '.join(imported)}); their readings are on the other pages."
