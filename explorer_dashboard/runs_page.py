@@ -38,6 +38,14 @@ from explorer_dashboard.memory import drop_missing, kept
 st.title("Runs")
 
 
+def was_imported(run: Run) -> bool:
+    """Whether ``run`` came from ``explorer import`` (False for a damaged or vanished run)."""
+    try:
+        return run.imported() is not None
+    except (UserError, OSError):
+        return False
+
+
 def _state(summary: RunSummary) -> str:
     """A finished run may still be probed and analysed by its live process: say so."""
     if summary.activity in (None, "training"):
@@ -119,8 +127,7 @@ if rows:
                    "pushes apart views of different images. SimCLR and SimSiam losses sit on "
                    "their own scales, each on its own axis (right of the loss panel).")
     elif chosen:
-        imported = [n for n in chosen if (runs_dir() / n / "config.json").is_file()
-                    and Run(runs_dir() / n).imported() is not None]
+        imported = [n for n in chosen if was_imported(Run(runs_dir() / n))]
         st.info("No training curves: " + ("imported runs were trained elsewhere "
                 f"({', '.join(imported)}); their readings are on the other pages."
                 if imported else "no metrics logged yet."))
