@@ -25,10 +25,11 @@ st.set_page_config(page_title="Spectral contrastive explorer",
 
 
 @st.cache_resource(show_spinner=False)
-def _first_start() -> dict[str, Any]:
-    """Once per server: ship the demo runs into an empty runs directory (a read-only server
+def _first_start(runs: str, writable: bool) -> dict[str, Any]:
+    """Once per server (per runs directory and mode, which a server never changes; a test
+    process runs many): ship the demo runs into an empty runs directory (a read-only server
     writes nothing)."""
-    installed = [] if read_only() else install_demo_runs(runs_dir())
+    installed = install_demo_runs(runs) if writable else []
     return {"installed": installed, "announced": False}
 
 
@@ -49,7 +50,7 @@ def _warm_up() -> threading.Thread:
     return thread
 
 
-first_start = _first_start()
+first_start = _first_start(str(runs_dir()), not read_only())
 if first_start["installed"] and not first_start["announced"]:  # said once, not on every page
     first_start["announced"] = True
     st.toast(f"Installed the demo runs {', '.join(first_start['installed'])} into {runs_dir()}")
