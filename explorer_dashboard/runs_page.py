@@ -239,7 +239,7 @@ def config_tables(run: Run) -> dict[str, Any] | None:
 
 
 def copy_into_form(run: Run) -> None:
-    """Fill the Train form (the values its widgets get back: dashboard.memory) with the run's
+    """Fill the Train form (the values its widgets get back: :mod:`.memory`) with the run's
     config, under the closest preset and a free name, then open the Train page."""
     try:
         config = run.config()
@@ -250,9 +250,8 @@ def copy_into_form(run: Run) -> None:
         return
     for field, value in config.to_dict().items():  # as the form holds them: text, bool, choice
         values[f"field-{preset}-{field}"] = value if isinstance(value, bool) else str(value)
-    for key, value in values.items():
-        st.session_state.pop(key, None)  # a widget value left over would win over the kept one
-        st.session_state[f"kept:{key}"] = value
+    for key, value in values.items():  # drawn with these values when the Train page opens
+        st.session_state[key] = value
     st.session_state["run-name-preset"] = preset  # else the form gives the name a fresh default
     st.session_state["train-notice"] = f"The form holds the config of {run.name} (preset {preset})"
     try:

@@ -48,7 +48,7 @@ from explorer_dashboard.common import (
     run_names,
     runs_dir,
 )
-from explorer_dashboard.memory import KEPT_PREFIX, kept, restore
+from explorer_dashboard.memory import kept, restore
 from explorer_dashboard.run_controls import RERUN_APP, controls, dismiss
 from explorer_dashboard.watch import finished_summary, watch_picker
 
@@ -73,7 +73,7 @@ st.session_state.pop(RERUN_APP, None)  # this run redraws the whole page
 
 def field_widget(name: str, default: Any, preset: str) -> Any:
     """One field's widget, filled from the preset (or what the user typed before, on any page
-    visit: dashboard.memory), with its one-line help; returns the value as typed (text is parsed
+    visit: :mod:`.memory`), with its one-line help; returns the value as typed (text is parsed
     and checked by :func:`form_problems`, with the CLI's messages)."""
     key, text, help_text = f"field-{preset}-{name}", label(name), FIELD_DOCS[name].help
     if isinstance(default, bool):
@@ -89,10 +89,10 @@ def field_widget(name: str, default: Any, preset: str) -> Any:
 
 def remembered_value(name: str, default: Any, preset: str) -> Any:
     """A field's value while its group is folded (its widget not drawn): what the user typed on
-    an earlier visit (dashboard.memory), else the preset's, as :func:`field_widget` gives it."""
+    an earlier visit (:mod:`.memory`), else the preset's, as :func:`field_widget` gives it."""
     key = f"field-{preset}-{name}"
     default = default if isinstance(default, bool) or name in CHOICES else str(default)
-    return st.session_state.get(key, st.session_state.get(KEPT_PREFIX + key, default))
+    return st.session_state.get(key, default)
 
 
 def group_key(group: str) -> str:
