@@ -2,25 +2,26 @@
 commit, one after the other on the same machine (issue 28, item 8).
 
 A user opens the form's folded groups, types eight fields, each with Enter and without waiting
-for the server to read it, waits 3 s, opens Runs and comes back. Each value typed must come
-back. Busy processes (``--hogs``, default 3 on 2 cores) load the machine as a test suite does.
+for the server to read it, waits ``--pause`` seconds (default 3; 0: at once), opens Runs and
+comes back. Each value typed must come back. Busy processes (``--hogs``, default 3 on 2 cores)
+load the machine as a test suite does.
 
-What it showed (2 cores, 3 busy processes): the baseline, whose form kept a copy of each value
-in the widget's ``on_change`` callback, lost values in some attempts (``train_limit`` and
-``epochs`` back at the preset's 0 and 360). Streamlit's fast reruns start a new script thread for
-each change while the previous run is still stopping; a change reached session state with its
-callback never called. Now the widgets are persisted by Streamlit itself
-(``persist_state="session"``, :mod:`explorer_dashboard.memory`): nothing was lost. The loss
-depends on thread scheduling, so it shows as a rate over attempts, not in every attempt: that is
-why this is a script and not a test.
+The baseline, ``7aa97d8``, kept a copy of each value, taken in the widget's ``on_change``
+callback. Streamlit's fast reruns start a new script thread for each change while the previous
+run is still stopping, and a change could reach session state with its callback never called.
+The widgets are now persisted by Streamlit itself (``persist_state="session"``,
+:mod:`explorer_dashboard.memory`). The loss depends on thread scheduling, so it shows as a rate
+over attempts: that is why this is a script and not a test.
 
-Not covered, and left to Streamlit: a page change sent within the instant before the server
-begins the rerun of the Enter (a few milliseconds; hundreds under heavy load) carries no widget
-values, and Streamlit drops the unapplied request with what it carried. The 3 s wait keeps that
-case out of this count.
+Left to Streamlit, and counted with ``--pause 0``: a page change carries no widget values, and
+when it overtakes a rerun whose script thread has not begun (milliseconds; hundreds under this
+load) Streamlit drops that rerun with the values typed since the last one that began. Tried and
+not kept: handing the overtaken rerun's values to the page change (they are applied, but not
+persisted, by a run of the other page), and one script thread per session
+(``runner.fastReruns=false``, which lost more, unloaded).
 
     .venv/bin/python benchmarks/stress_form_memory.py                   # baseline 7aa97d8
-    .venv/bin/python benchmarks/stress_form_memory.py --attempts 10 --hogs 4
+    .venv/bin/python benchmarks/stress_form_memory.py --pause 0 --attempts 10 --hogs 4
 
 Needs Playwright and Chromium (``make browser``), as the browser tests do.
 """
@@ -50,7 +51,7 @@ from explorer_dashboard.serve import (  # noqa: E402
     stop_server,
 )
 
-#: The commit before the form's values were persisted by Streamlit.
+#: The commit before the form's values were persisted by Streamlit (issue 28, item 8).
 BASELINE = "7aa97d8"
 GROUPS = ("data", "model", "run", "evaluation and analysis")
 TYPED = {"train_limit": "512", "test_limit": "128", "epochs": "200", "checkpoint_every": "1",
@@ -66,8 +67,11 @@ def open_groups(page) -> None:  # type: ignore[no-untyped-def]
         page.wait_for_function(READY, timeout=120_000)
 
 
-def attempt(browser, url: str) -> dict[str, tuple[str, str]]:  # type: ignore[no-untyped-def]
-    """One user's visit; the fields that came back wrong: ``{field: (typed, shown)}``."""
+def attempt(  # type: ignore[no-untyped-def]
+    browser, url: str, pause: float
+) -> dict[str, tuple[str, str]]:
+    """One user's visit, ``pause`` seconds between the last Enter and the page change; the
+    fields that came back wrong: ``{field: (typed, shown)}``."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     open_page(page, url, "train", timeout_ms=180_000)
     open_groups(page)
@@ -76,7 +80,7 @@ def attempt(browser, url: str) -> dict[str, tuple[str, str]]:  # type: ignore[no
         box.fill(value)
         box.press("Enter")
         page.wait_for_function(READY, timeout=120_000)
-    time.sleep(3)
+    time.sleep(pause)
     navigate(page, "", timeout_ms=180_000)
     navigate(page, "train", timeout_ms=180_000)
     open_groups(page)
@@ -86,7 +90,9 @@ def attempt(browser, url: str) -> dict[str, tuple[str, str]]:  # type: ignore[no
     return {f: (v, shown[f]) for f, v in TYPED.items() if shown[f] != v}
 
 
-def measure(tree: Path, work: Path, attempts: int, browser) -> int:  # type: ignore[no-untyped-def]
+def measure(  # type: ignore[no-untyped-def]
+    tree: Path, work: Path, attempts: int, pause: float, browser
+) -> int:
     """How many of ``attempts`` lost a typed value, with the dashboard of ``tree``."""
     runs = work / "runs"
     runs.mkdir(parents=True)
@@ -94,7 +100,7 @@ def measure(tree: Path, work: Path, attempts: int, browser) -> int:  # type: ign
     lost = 0
     try:
         for i in range(attempts):
-            wrong = attempt(browser, url)
+            wrong = attempt(browser, url, pause)
             lost += bool(wrong)
             print(f"  {tree.name or tree}: attempt {i + 1}/{attempts}: "
                   f"{'lost ' + str(wrong) if wrong else 'every value back'}", flush=True)
@@ -108,6 +114,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default=BASELINE, help=f"commit (default {BASELINE})")
     parser.add_argument("--attempts", type=int, default=5, help="visits per side (default 5)")
+    parser.add_argument("--pause", type=float, default=3.0,
+                        help="seconds from the last Enter to the page change (default 3; "
+                             "0: at once)")
     parser.add_argument("--hogs", type=int, default=3,
                         help="busy processes loading the machine (default 3)")
     args = parser.parse_args()
@@ -126,8 +135,8 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
                                                  args=CHROMIUM_ARGS)
-            old = measure(old_tree, work / "old", args.attempts, browser)
-            new = measure(ROOT, work / "new", args.attempts, browser)
+            old = measure(old_tree, work / "old", args.attempts, args.pause, browser)
+            new = measure(ROOT, work / "new", args.attempts, args.pause, browser)
             browser.close()
     finally:
         for hog in hogs:
@@ -135,7 +144,8 @@ def main() -> None:
         subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT,
                        check=False)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"attempts that lost a typed value, {args.hogs} busy processes: "
+    print(f"attempts that lost a typed value, {args.hogs} busy processes, {args.pause:g} s "
+          "before the page change: "
           f"baseline {args.baseline} {old}/{args.attempts}, now {new}/{args.attempts}")
 
 

@@ -133,11 +133,21 @@ def test_damaged_and_deleted_runs_do_not_break_pages(server: str, browser,
 def open_groups(page, groups: tuple[str, ...]) -> None:
     """Open the Train form's folded groups, each once its field is drawn: an expander's click
     reruns the page, and a click landing while that rerun redraws the form can be undone by it
-    (READY holds a moment before a rerun starts), so the next waits for the last one's field."""
+    (READY holds a moment before a rerun starts), so the next waits for the last one's field,
+    and a group found closed again is clicked again, as a user would."""
     for group in groups:
         first = next(n for n in fields_of(group) if n not in ESSENTIALS)
-        page.get_by_text(f"More {group} settings").click()
-        page.locator(f".st-key-field-shapes-demo-{first} input").wait_for(timeout=30_000)
+        field = page.locator(f".st-key-field-shapes-demo-{first} input")
+        details = page.locator(f'details:has(> summary:has-text("More {group} settings"))')
+        for attempt in range(3):
+            if not details.evaluate("element => element.open"):
+                page.get_by_text(f"More {group} settings").click()
+            try:
+                field.wait_for(timeout=20_000)
+                break
+            except playwright_api.TimeoutError:
+                if attempt == 2:
+                    raise
         page.wait_for_function(READY)
 
 
@@ -158,9 +168,10 @@ def test_the_form_survives_other_pages_and_launches_a_run_that_stops_and_resumes
         box = page.get_by_role("textbox", name=label(field), exact=True)
         box.fill(value)
         box.press("Enter")
-        # READY alone can hold before the Enter's rerun has started (Streamlit shows its status
-        # a moment late): a next change in that instant merges the two reruns and may drop
-        # one. The form's line of changes is drawn by the run that has read the value.
+        # Each value has reached a run before the page changes: a page change that overtakes a
+        # rerun whose script thread has not begun makes Streamlit drop that rerun with the
+        # values it carried (issue 28, item 8; README). The form's line of changes is drawn by
+        # the run that has read the value.
         playwright_api.expect(changes).to_contain_text(f"{field}={value}", timeout=30_000)
         page.wait_for_function(READY)
     navigate(page, "")  # Runs, and back: the same session, as a user moves
