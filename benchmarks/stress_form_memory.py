@@ -17,8 +17,8 @@ Left to Streamlit, and counted with ``--pause 0``: a page change carries no widg
 when it overtakes a rerun whose script thread has not begun (milliseconds; hundreds under this
 load) Streamlit drops that rerun with the values typed since the last one that began. Tried and
 not kept: handing the overtaken rerun's values to the page change (they are applied, but not
-persisted, by a run of the other page), and one script thread per session
-(``runner.fastReruns=false``, which lost more, unloaded).
+persisted, by a run of the other page), with and without one script thread per session
+(``runner.fastReruns=false``; with it, values were lost even unloaded).
 
     .venv/bin/python benchmarks/stress_form_memory.py                   # baseline 7aa97d8
     .venv/bin/python benchmarks/stress_form_memory.py --pause 0 --attempts 10 --hogs 4
