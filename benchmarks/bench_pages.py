@@ -20,6 +20,7 @@ Needs Playwright and Chromium (``make browser``), as the browser tests do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -28,7 +29,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -95,34 +98,42 @@ def measure(tree: Path, work: Path, rounds: int, browser: object) -> dict[str, l
     return times
 
 
+@contextlib.contextmanager
+def beside_baseline(commit: str, prefix: str) -> Iterator[tuple[Path, Path, Any]]:
+    """A work folder, ``commit`` checked out in a git worktree inside it, and a headless
+    Chromium: ``(work, baseline_tree, browser)``; all removed afterwards."""
+    if not CHROMIUM.exists():
+        raise SystemExit(f"no Chromium at {CHROMIUM}: run `make browser` (apt-get install "
+                         "chromium) or set EXPLORER_CHROMIUM")
+    from playwright.sync_api import sync_playwright
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    tree = work / "baseline"
+    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), commit],
+                   cwd=ROOT, check=True)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                 args=CHROMIUM_ARGS)
+            yield work, tree, browser
+            browser.close()
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                       check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default=BASELINE, help=f"commit (default {BASELINE})")
     parser.add_argument("--rounds", type=int, default=3, help="visits per page (default 3)")
     args = parser.parse_args()
-    if not CHROMIUM.exists():
-        raise SystemExit(f"no Chromium at {CHROMIUM}: run `make browser` (apt-get install "
-                         "chromium) or set EXPLORER_CHROMIUM")
-    from playwright.sync_api import sync_playwright
-
-    work = Path(tempfile.mkdtemp(prefix="bench-pages-"))
-    old_tree = work / "baseline"
-    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(old_tree),
-                    args.baseline], cwd=ROOT, check=True)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                                 args=CHROMIUM_ARGS)
-            (work / "old").mkdir()
-            (work / "new").mkdir()
-            old = measure(old_tree, work / "old", args.rounds, browser)
-            new = measure(ROOT, work / "new", args.rounds, browser)
-            browser.close()
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT,
-                       check=False)
-        shutil.rmtree(work, ignore_errors=True)
+    with beside_baseline(args.baseline, "bench-pages-") as (work, old_tree, browser):
+        (work / "old").mkdir()
+        (work / "new").mkdir()
+        old = measure(old_tree, work / "old", args.rounds, browser)
+        new = measure(ROOT, work / "new", args.rounds, browser)
 
     print(f"render time per page, median of {args.rounds} visits (first visit: once); "
           f"20 checkpoints x 5,000 points; baseline {args.baseline}")

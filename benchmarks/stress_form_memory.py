@@ -29,10 +29,8 @@ Needs Playwright and Chromium (``make browser``), as the browser tests do.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,11 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_pages import CHROMIUM, serve  # noqa: E402
+from bench_pages import beside_baseline, serve  # noqa: E402
 
 from explorer.config_docs import ESSENTIALS, fields_of, label  # noqa: E402
 from explorer_dashboard.serve import (  # noqa: E402
-    CHROMIUM_ARGS,
     READY,
     navigate,
     open_page,
@@ -120,30 +117,15 @@ def main() -> None:
     parser.add_argument("--hogs", type=int, default=3,
                         help="busy processes loading the machine (default 3)")
     args = parser.parse_args()
-    if not CHROMIUM.exists():
-        raise SystemExit(f"no Chromium at {CHROMIUM}: run `make browser` (apt-get install "
-                         "chromium) or set EXPLORER_CHROMIUM")
-    from playwright.sync_api import sync_playwright
-
-    work = Path(tempfile.mkdtemp(prefix="stress-form-"))
-    old_tree = work / "baseline"
-    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(old_tree),
-                    args.baseline], cwd=ROOT, check=True)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
             for _ in range(args.hogs)]
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                                 args=CHROMIUM_ARGS)
+        with beside_baseline(args.baseline, "stress-form-") as (work, old_tree, browser):
             old = measure(old_tree, work / "old", args.attempts, args.pause, browser)
             new = measure(ROOT, work / "new", args.attempts, args.pause, browser)
-            browser.close()
     finally:
         for hog in hogs:
             hog.kill()
-        subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT,
-                       check=False)
-        shutil.rmtree(work, ignore_errors=True)
     print(f"attempts that lost a typed value, {args.hogs} busy processes, {args.pause:g} s "
           "before the page change: "
           f"baseline {args.baseline} {old}/{args.attempts}, now {new}/{args.attempts}")
