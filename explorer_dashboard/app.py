@@ -14,14 +14,42 @@ from typing import Any
 
 import streamlit as st
 
-from explorer.rundir.demo import install_demo_runs
-from explorer_dashboard.common import read_only, runs_dir
+from explorer_dashboard.preload import PLOTLY, TABLES_AND_CURVES, preload
 
 # The icon from this repository, served by the dashboard itself: a Material icon would be fetched
 # from Google's font server, which fails offline.
 st.set_page_config(page_title="Spectral contrastive explorer",
                    page_icon=str(Path(__file__).resolve().parent / "favicon.png"),
                    layout="wide")
+PAGES = [
+    # The default page is served at "/" only; the hidden twin answers a link to /runs.
+    st.Page("runs_page.py", title="Runs", icon=":material/list:", default=True),
+    st.Page("runs_page.py", title="Runs", icon=":material/list:", url_path="runs",
+            visibility="hidden"),
+    st.Page("train_page.py", title="Train", icon=":material/rocket_launch:",
+            url_path="train"),
+    st.Page("embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:",
+            url_path="embeddings"),
+    st.Page("spectrum_page.py", title="Spectrum", icon=":material/ssid_chart:",
+            url_path="spectrum"),
+    st.Page("probe_page.py", title="Probe", icon=":material/target:",
+            url_path="probe"),
+    st.Page("augmentations_page.py", title="Augmentations", icon=":material/shuffle:",
+            url_path="augmentations"),
+    st.Page("graph_page.py", title="Graph", icon=":material/hub:", url_path="graph"),
+    st.Page("sweep_page.py", title="Sweeps", icon=":material/tune:",
+            url_path="sweeps"),
+]
+page = st.navigation(PAGES)
+# On the Runs page, the first thing drawn, before the imports that read runs (torch, scipy: about
+# 1 s at first): the browser loads the page's table and chart code while the server reads runs.
+# Other pages have it loaded once they are drawn, not while they draw.
+runs_page_first = page.title == "Runs"
+if runs_page_first:
+    preload(TABLES_AND_CURVES)
+
+from explorer.rundir.demo import install_demo_runs  # noqa: E402
+from explorer_dashboard.common import read_only, runs_dir  # noqa: E402
 
 
 @st.cache_resource(show_spinner=False)
@@ -55,26 +83,6 @@ if first_start["installed"] and not first_start["announced"]:  # said once, not 
     first_start["announced"] = True
     st.toast(f"Installed the demo runs {', '.join(first_start['installed'])} into {runs_dir()}")
 
-PAGES = [
-    # The default page is served at "/" only; the hidden twin answers a link to /runs.
-    st.Page("runs_page.py", title="Runs", icon=":material/list:", default=True),
-    st.Page("runs_page.py", title="Runs", icon=":material/list:", url_path="runs",
-            visibility="hidden"),
-    st.Page("train_page.py", title="Train", icon=":material/rocket_launch:",
-            url_path="train"),
-    st.Page("embeddings_page.py", title="Embeddings", icon=":material/scatter_plot:",
-            url_path="embeddings"),
-    st.Page("spectrum_page.py", title="Spectrum", icon=":material/ssid_chart:",
-            url_path="spectrum"),
-    st.Page("probe_page.py", title="Probe", icon=":material/target:",
-            url_path="probe"),
-    st.Page("augmentations_page.py", title="Augmentations", icon=":material/shuffle:",
-            url_path="augmentations"),
-    st.Page("graph_page.py", title="Graph", icon=":material/hub:", url_path="graph"),
-    st.Page("sweep_page.py", title="Sweeps", icon=":material/tune:",
-            url_path="sweeps"),
-]
-page = st.navigation(PAGES)
 st.sidebar.caption(
     f"Runs directory: `{runs_dir()}`  \nSpectral contrastive learning "
     "(HaoChen, Wei, Gaidon, Ma, NeurIPS 2021): the loss learns the top eigenvectors of the "
@@ -91,3 +99,5 @@ try:
     page.run()
 finally:  # also after st.stop(): the first page is drawn, now load the others' imports
     _warm_up()
+    # and, in the browser, the other pages' chart code
+    preload(PLOTLY if runs_page_first else TABLES_AND_CURVES + PLOTLY, after_drawn=True)

@@ -12,7 +12,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 
 from explorer.config_docs import label
 from explorer.errors import UserError
-from explorer.readings.figures import run_colors, share_overlay_figure, training_curves
+from explorer.readings.curves import run_colors, share_overlay, training_curves
 from explorer.readings.overview import RunSummary, overlay_default, share_history, summaries
 from explorer.rundir.admin import (
     closest_preset,
@@ -121,7 +121,8 @@ if rows:
     if any(metrics.values()):
         # Colours by place among every run (the Train page's too), not by the chosen ones.
         losses = {s.name: s.loss or "" for s in rows}
-        st.plotly_chart(training_curves(metrics, run_colors(run_names()), losses), key="curves")
+        st.vega_lite_chart(training_curves(metrics, run_colors(run_names()), losses),
+                           key="curves")
         st.caption("The spectral loss is −2·E[z·z⁺] + E[(z·z′)²] (HaoChen et al. 2021, eq. 5): "
                    "its positive part pulls two views of one image together, its negative part "
                    "pushes apart views of different images. SimCLR and SimSiam losses sit on "
@@ -135,7 +136,7 @@ if rows:
     histories = {name: history for name, history in histories.items() if history}
     if histories:
         st.subheader("Share of the provable optimum")
-        st.plotly_chart(share_overlay_figure(histories, run_colors(run_names())), key="shares")
+        st.vega_lite_chart(share_overlay(histories, run_colors(run_names())), key="shares")
         st.caption("L(f)/L* on each run's exact augmentation graph (shapes runs, analysed "
                    "checkpoints): 100% at the optimum −Σγᵢ², 0% for f = 0. A run scored on a "
                    "graph it did not train on (the image-space run) can sit below 0. The "

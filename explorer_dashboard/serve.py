@@ -20,15 +20,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 PAGES = {"": "Runs", "train": "Train", "embeddings": "Embeddings", "spectrum": "Spectrum",
          "probe": "Probe", "augmentations": "Augmentations", "graph": "Graph",
          "sweeps": "Sweeps"}
-# A page is drawn when the script is done, no spinner or skeleton is left, and every Plotly
-# chart holds its plot.
+# A page is drawn when the script is done, no spinner or skeleton is left, every Plotly chart
+# holds its plot and every Vega-Lite chart its canvas.
 READY = """() => !document.querySelector('[data-testid="stStatusWidget"]')
     && !document.querySelector('[data-testid="stSpinner"]')
     && !document.querySelector('[data-testid="stSkeleton"]')
     && document.querySelectorAll('[data-testid="stPlotlyChart"]').length
-       === document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot').length"""
+       === document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot').length
+    && document.querySelectorAll('[data-testid="stVegaLiteChart"]').length
+       === document.querySelectorAll('[data-testid="stVegaLiteChart"] canvas, '
+                                     + '[data-testid="stVegaLiteChart"] svg.marks').length"""
 # What each page draws once ready: a chart, a picture, a table, a message or the Train form.
-DRAWN = ('[data-testid="stPlotlyChart"], [data-testid="stImage"], [data-testid="stDataFrame"], '
+DRAWN = ('[data-testid="stPlotlyChart"], [data-testid="stVegaLiteChart"], '
+         '[data-testid="stImage"], [data-testid="stDataFrame"], '
          'button:has-text("Launch"), [data-testid="stAlert"]')
 
 

@@ -30,7 +30,8 @@ from explorer.estimate import (
 )
 from explorer.losses import LOSSES
 from explorer.models import list_backbones
-from explorer.readings.figures import run_colors, spectrum_figure, training_curves
+from explorer.readings.curves import run_colors, training_curves
+from explorer.readings.figures import spectrum_figure
 from explorer.readings.overview import RunSummary, summaries
 from explorer.rundir.launch import (
     launch_log,
@@ -340,7 +341,7 @@ def show_run(name: str, summary: RunSummary | None = None) -> None:
         st.caption(note)
     if metrics:
         colors = run_colors(run_names())  # as on the Runs page
-        st.plotly_chart(training_curves({name: metrics}, colors), key=f"curves-{name}")
+        st.vega_lite_chart(training_curves({name: metrics}, colors), key=f"curves-{name}")
     by_epoch, _ = analyses(run)
     if by_epoch and state == "running":  # a finished run's spectra: the Spectrum page
         st.plotly_chart(spectrum_figure(by_epoch[max(by_epoch)]), key=f"spectrum-{name}")

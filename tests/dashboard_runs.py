@@ -8,8 +8,10 @@ speed goal names) from a seeded generator: what the pages must draw quickly, wha
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +27,17 @@ def trace_values(trace: dict, key: str) -> list[float]:
     if isinstance(data, dict) and "bdata" in data:
         return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
     return list(data)
+
+
+def vega_charts(app: Any) -> list[tuple[dict, dict[str, list[dict]]]]:
+    """Each Vega-Lite chart an AppTest page drew: its spec, and its named datasets as rows
+    (Streamlit takes them out of the spec and sends them beside it as Arrow)."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    return [(json.loads(chart.proto.spec),
+             {data.name: convert_arrow_bytes_to_pandas_df(data.data.data).to_dict("records")
+              for data in chart.proto.datasets})
+            for chart in app.get("vega_lite_chart")]
 
 
 CLASSES = ["circle", "square", "triangle", "cross", "ring", "star"]

@@ -321,6 +321,70 @@ def test_the_runs_overlay_keeps_its_choice_while_other_pages_pick_runs(
     page.close()
 
 
+# Where each text of the page's Vega-Lite charts is drawn: text -> [left, right] in page pixels.
+VEGA_TEXTS = """() => Object.fromEntries([...document.querySelectorAll(
+    '[data-testid="stVegaLiteChart"] svg text')].map(t => {
+        const box = t.getBoundingClientRect();
+        return [t.textContent, [box.left, box.right]];
+    }))"""
+# The JavaScript files this page has fetched.
+FETCHED = "() => performance.getEntriesByType('resource').map(e => e.name.split('/').pop())"
+
+
+def test_the_runs_page_draws_three_losses_side_by_side_without_plotly(
+    server: str, browser, runs_dir: Path
+) -> None:
+    """The first page's curves are Vega-Lite: its three loss axes stand right of the loss panel
+    and left of the kNN panel, no Plotly chart is drawn, and Plotly is loaded once the page is
+    drawn, for the next page."""
+    for loss in ("simclr", "simsiam"):
+        shutil.copytree(DEMO_RUNS / f"shapes-{loss}", runs_dir / f"demo-{loss}")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        open_page(page, server, "")
+        overlay = page.locator(".st-key-runs-overlay .react-aria-ComboBox")
+        for name in overlay.locator("[data-tag] [title]").all_inner_texts():
+            page.get_by_role("button", name=f"Remove {name}").click()
+            page.wait_for_function(READY)
+        for name in ("demo-spectral", "demo-simclr", "demo-simsiam"):
+            overlay.locator("input").click()
+            page.get_by_role("option", name=name).click()
+            page.keyboard.press("Escape")
+            page.wait_for_function(READY)
+        page.wait_for_function("() => [...document.querySelectorAll("
+                               "'[data-testid=\"stVegaLiteChart\"] svg text')]"
+                               ".some(t => t.textContent === 'simsiam loss')", timeout=60_000)
+        page.wait_for_function(READY)
+        texts = page.evaluate(VEGA_TEXTS)
+        spectral, simclr, simsiam = (texts[f"{loss} loss"] for loss in
+                                     ("spectral", "simclr", "simsiam"))
+        knn = texts["kNN accuracy (%)"]
+        assert spectral[1] < simclr[0] and simclr[1] < simsiam[0], texts  # side by side
+        assert simsiam[1] < knn[0], texts  # not over the kNN panel
+        assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
+        page.wait_for_function(f"() => ({FETCHED})().some(f => f.startsWith('PlotlyChart.'))",
+                               timeout=30_000)
+        assert _exceptions(page) == []
+    finally:
+        page.close()
+        for loss in ("simclr", "simsiam"):
+            shutil.rmtree(runs_dir / f"demo-{loss}")
+
+
+def test_a_page_once_drawn_fetches_the_other_pages_chart_code(server: str, browser) -> None:
+    """The Augmentations page draws no table and no chart, yet once it is drawn the browser
+    fetches the Runs page's table and Vega-Lite code and the other pages' Plotly (so that the
+    next page finds them loaded)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    open_page(page, server, "augmentations")
+    assert page.locator('[data-testid="stVegaLiteChart"], [data-testid="stDataFrame"]').count() == 0
+    page.wait_for_function(f"() => ['DataFrame.', 'ArrowVegaLiteChart.', 'embed.', "
+                           f"'PlotlyChart.'].every("
+                           f"stem => ({FETCHED})().some(f => f.startsWith(stem)))",
+                           timeout=30_000)
+    page.close()
+
+
 def test_hovering_a_point_shows_its_image(server: str, browser) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     open_page(page, server, "embeddings")

@@ -22,59 +22,10 @@ from explorer.readings.figures import (
     probe_history_figure,
     projector_features_label,
     reachable_optimum_figure,
-    run_color,
-    run_colors,
     spectrum_figure,
     spectrum_metrics_figure,
-    training_curves,
 )
 from explorer.readings.gallery import class_mix, nearest_neighbours, positive_pairs
-
-
-def test_training_curves_overlay_every_run_and_part() -> None:
-    steps = [{"kind": "step", "epoch": e / 2, "loss": -1.0 - e, "positive": -2.0, "negative": 1.0,
-              "lr": 0.1, "images_per_s": 100.0} for e in range(4)]
-    epochs = [{"kind": "epoch", "epoch": 1, "loss": -1.5, "knn_accuracy": 0.5}]
-    simclr = [{"kind": "step", "epoch": 0.5, "loss": 5.0, "lr": 0.1, "images_per_s": 90.0}]
-    fig = training_curves({"spec": steps + epochs, "simclr": simclr})
-    names = [t.name for t in fig.data]
-    assert names.count("spec") == 4  # loss, kNN, lr, images/s
-    assert "spec positive" in names and "spec negative" in names
-    assert "simclr positive" not in names  # SimCLR logs no parts
-    loss = next(t for t in fig.data if t.name == "spec" and t.line.dash == "solid")
-    assert list(loss.y) == [r["loss"] for r in steps]
-    knn = next(t for t in fig.data if t.name == "spec" and t.mode == "lines+markers")
-    assert list(knn.y) == [50.0]  # accuracy in percent, as in the tables
-    # "epoch" under the bottom row only: under the top row it ran into the lower titles
-    assert [a.title.text for a in (fig.layout.xaxis, fig.layout.xaxis2)] == [None, None]
-    assert [a.title.text for a in (fig.layout.xaxis3, fig.layout.xaxis4)] == ["epoch"] * 2
-
-
-def test_a_runs_colour_does_not_change_with_the_selection() -> None:
-    steps = [{"kind": "step", "epoch": 0.5, "loss": 1.0, "lr": 0.1, "images_per_s": 9.0}]
-    runs = {name: steps for name in ("a", "b", "c", "d")}
-
-    def colours(names: list[str]) -> dict[str, str]:
-        fig = training_curves({n: runs[n] for n in names})
-        return {t.name: t.line.color for t in fig.data}
-
-    alone = colours(["c"])
-    assert alone and colours(["a", "b", "c"])["c"] == alone["c"] == colours(["d", "c"])["c"]
-
-
-def test_images_per_second_is_smoothed_and_an_empty_knn_panel_says_why() -> None:
-    # a step that waited for a checkpoint every fourth log: the dips are not the speed
-    speeds = [100.0, 104.0, 98.0, 12.0] * 10
-    steps = [{"kind": "step", "epoch": i / 8, "loss": 1.0, "lr": 0.1, "images_per_s": v}
-             for i, v in enumerate(speeds)]
-    fig = training_curves({"run": steps})
-    speed = next(t for t in fig.data if t.xaxis == "x4")
-    assert min(speed.y) >= 98.0 and max(speed.y) <= 104.0
-    assert not any(t.xaxis == "x2" for t in fig.data)
-    assert [a.text for a in fig.layout.annotations if "kNN accuracy yet" in a.text]
-    assert fig.layout.xaxis2.visible is False
-    fig = training_curves({"run": [*steps, {"kind": "epoch", "epoch": 5, "knn_accuracy": 0.4}]})
-    assert not [a for a in fig.layout.annotations if "kNN accuracy yet" in a.text]
 
 
 def test_grouped_grid_sets_each_group_apart() -> None:
@@ -84,24 +35,6 @@ def test_grouped_grid_sets_each_group_apart() -> None:
     row = grid[0, :, 0]
     assert row[8] == 255 and row[9] == 0  # one pixel inside a group
     assert (row[17:24] == 255).all() and row[24] == 0  # seven between groups
-
-
-def test_every_run_gets_its_own_colour_from_its_name() -> None:
-    steps = [{"kind": "step", "epoch": 0.5, "loss": 1.0, "lr": 0.1, "images_per_s": 9.0}]
-    everyone = [f"spectral-{i}" for i in range(20)]
-    palette = run_colors(everyone)
-    assert len(set(palette.values())) == 20  # no two oranges
-    # a run keeps its colour when another is added whose colour is free (derived from names)
-    demo = ["shapes-spectral", "shapes-simclr", "shapes-simsiam"]
-    before = run_colors(demo)
-    free = next(f"mine-{i}" for i in range(100)
-                if run_color(f"mine-{i}") not in before.values())
-    after = run_colors([*demo, free])
-    assert all(after[n] == before[n] for n in demo) and after[free] == run_color(free)
-    assert run_colors(list(reversed(demo))) == before  # not by place in the list
-    fig = training_curves({"spectral-3": steps, "spectral-11": steps}, palette)
-    assert {t.name: t.line.color for t in fig.data} == {
-        "spectral-3": palette["spectral-3"], "spectral-11": palette["spectral-11"]}
 
 
 def _artifact(graph: np.ndarray) -> dict:
@@ -293,32 +226,3 @@ def test_reachable_optimum_figure_shows_the_curve_and_marks() -> None:
     assert list(run.y) == [-10.1, 0.0]  # from the lowest loss up to f = 0
     assert len(reachable_optimum_figure(mus, losses, -10.1).data) == 2
 
-
-def test_each_loss_gets_its_own_axis_and_short_runs_start_at_zero() -> None:
-    spectral = [{"kind": "step", "epoch": e, "loss": -0.3, "lr": 0.1, "images_per_s": 9.0}
-                for e in (0.5, 1.0)]
-    simclr = [{"kind": "step", "epoch": e, "loss": 4.8, "lr": 0.1, "images_per_s": 9.0}
-              for e in (0.5, 1.0)]
-    fig = training_curves({"a": spectral, "b": simclr, "c": spectral},
-                          losses={"a": "spectral", "b": "simclr", "c": "spectral"})
-    loss = {t.name: t.yaxis for t in fig.data if t.name in ("a", "b", "c") and t.line.dash
-            == "solid" and (t.xaxis in (None, "x"))}
-    assert loss["a"] == loss["c"] == "y" and loss["b"] == "y5"
-    assert fig.layout.yaxis5.overlaying == "y" and fig.layout.yaxis5.title.text == "simclr loss"
-    assert fig.layout.yaxis.title.text == "spectral loss"
-    assert fig.layout.xaxis.rangemode == "nonnegative"
-
-
-def test_three_losses_axes_stand_between_the_panels_not_over_the_next() -> None:
-    """SimCLR's and SimSiam's axes beside the spectral loss: each right of the loss panel and
-    left of the kNN panel, with room for its tick labels (about 0.06 of the width)."""
-    record = [{"kind": "step", "epoch": 1.0, "loss": 1.0, "lr": 0.1, "images_per_s": 9.0}]
-    names = {"a": "spectral", "b": "simclr", "c": "simsiam"}
-    fig = training_curves({name: record for name in names}, losses=names)
-    loss_right, knn_left = fig.layout.xaxis.domain[1], fig.layout.xaxis2.domain[0]
-    extra = [fig.layout.yaxis5, fig.layout.yaxis6]
-    assert [axis.title.text for axis in extra] == ["simclr loss", "simsiam loss"]
-    positions = [loss_right if axis.anchor == "x" else axis.position for axis in extra]
-    assert positions[0] == pytest.approx(loss_right) and positions[1] > positions[0]
-    assert all(loss_right <= p and p + 0.06 <= knn_left for p in positions), (positions,
-                                                                              knn_left)

@@ -4,7 +4,6 @@ warning, the measured training time) and the trainer's phases after training (st
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -23,7 +22,7 @@ from explorer.config_docs import ESSENTIALS, FIELD_DOCS, GROUPS, fields_of
 from explorer.errors import UserError
 from explorer.rundir.run import Run, create_run, pid_alive
 from tests.conftest import DASHBOARD, TINY
-from tests.dashboard_runs import opened_groups, trace_values
+from tests.dashboard_runs import opened_groups, vega_charts
 
 TINY_VALUES = dict(item.split("=") for item in TINY if not item.startswith("log_every"))
 
@@ -242,11 +241,11 @@ def test_a_run_before_its_first_knn_epoch_says_so_instead_of_an_empty_chart(
         run.append_metrics({"kind": "step", "epoch": step / 4, "step": step, "loss": -1.0,
                             "lr": 0.1, "images_per_s": 500.0 if step % 3 else 50.0})
     app = train_page(runs, monkeypatch, selected_run="young")
-    curves = json.loads(app.get("plotly_chart")[0].proto.spec)
-    notes = [a["text"] for a in curves["layout"].get("annotations", [])]
-    assert any(n.startswith("no kNN accuracy yet") for n in notes)
-    speed = next(t for t in curves["data"] if t.get("xaxis") == "x4")
-    assert set(trace_values(speed, "y")) == {500.0}  # the dips of checkpoint steps smoothed
+    (curves, data), = vega_charts(app)
+    knn_panel = curves["vconcat"][0]["hconcat"][1]
+    assert knn_panel["encoding"]["text"]["value"].startswith("no kNN accuracy yet")
+    speed = [row["value"] for row in data["rows"] if row["panel"] == "speed"]
+    assert len(speed) == 12 and set(speed) == {500.0}  # the dips of checkpoint steps smoothed
 
 
 # -- the phases after training -----------------------------------------------------------------

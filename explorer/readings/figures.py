@@ -1,4 +1,5 @@
-"""Plotly figures of runs, spectra, layouts and probes: the dashboard's and notebooks' charts.
+"""Plotly figures of spectra, layouts and probes: the dashboard's and notebooks' charts (the
+Runs page's curves are Vega-Lite: :mod:`explorer.readings.curves`).
 
 Pure functions from data (metrics records, analysis artifacts, probe results) to
 ``plotly.graph_objects.Figure``; no Streamlit here, so they are testable and reusable.
@@ -6,44 +7,19 @@ Pure functions from data (metrics records, analysis artifacts, probe results) to
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from explorer.readings.curves import PALETTE
 from explorer.rundir.records import NEAR_ONE, AnalysisRecord, FeatureMetrics, as_analysis
-
-PALETTE = qualitative.Plotly + qualitative.D3
 
 
 def _color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
-
-
-def run_color(name: str) -> str:
-    """A run's colour, from its name alone: the same in every chart, whatever else is shown,
-    but two runs may share one (use :func:`run_colors` when every run is known)."""
-    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
-
-
-def run_colors(names: Sequence[str]) -> dict[str, str]:
-    """One colour per run, distinct for up to ``len(PALETTE)`` (20) runs, derived from each
-    name (:func:`run_color`): a run keeps its colour when runs are added or removed, unless a
-    new run's name hashes to the same colour and sorts before it; then the later name moves to
-    the next free colour. ``names``: every run, whichever are shown."""
-    taken: dict[str, str] = {}
-    used: set[int] = set()
-    for name in sorted(set(names), key=lambda n: (zlib.crc32(n.encode()) % len(PALETTE), n)):
-        slot = zlib.crc32(name.encode()) % len(PALETTE)
-        while slot in used and len(used) < len(PALETTE):
-            slot = (slot + 1) % len(PALETTE)
-        used.add(slot)
-        taken[name] = PALETTE[slot]
-    return {name: taken[name] for name in names}
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -52,93 +28,6 @@ def log_ticks(low: float, high: float) -> list[float]:
     decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
     ticks = [m * 10.0**e for e in decades for m in (1, 2, 5)]
     return [t for t in ticks if low <= t <= high]
-
-
-def training_curves(
-    metrics_by_run: Mapping[str, Sequence[dict[str, Any]]],
-    colors: Mapping[str, str] | None = None,
-    losses: Mapping[str, str] | None = None,
-) -> go.Figure:
-    """Loss (with the spectral loss's positive and negative parts), lr, images/s and the kNN
-    monitor against epochs, one colour per run.
-
-    Args:
-        metrics_by_run: run name -> its ``metrics.jsonl`` records (``kind`` "step" or "epoch").
-        colors: run name -> colour (:func:`run_colors` of every run); else :func:`run_color`.
-        losses: run name -> its loss ("spectral", "simclr", ...): each loss then gets a y axis
-            of its own in the loss panel (SimCLR's ≈ 5 would flatten the spectral ≈ −0.3).
-    """
-    titles = ("loss (dashed: positive part, dotted: negative part)", "kNN accuracy (monitor, %)",
-              "learning rate", f"images / s (median of {SPEED_WINDOW} logged steps)")
-    kinds = list(dict.fromkeys((losses or {}).get(name, "") for name in metrics_by_run))
-    # Each further loss's axis stands right of the loss panel, one beside the other: the gap
-    # between the columns widens to hold them, so none is drawn over the kNN panel.
-    gap = 0.1 + 0.1 * max(0, len(kinds) - 2)
-    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.16,
-                        horizontal_spacing=gap)
-    panel_right = (1 - gap) / 2  # where the loss panel ends, in paper coordinates
-    # (metric key, subplot row, col, line dash, record kind)
-    panels = [("loss", 1, 1, "solid", "step"), ("positive", 1, 1, "dash", "step"),
-              ("negative", 1, 1, "dot", "step"), ("knn_accuracy", 1, 2, "solid", "epoch"),
-              ("lr", 2, 1, "solid", "step"), ("images_per_s", 2, 2, "solid", "step")]
-    loss_axis = {kind: "y" if i == 0 else f"y{4 + i}" for i, kind in enumerate(kinds)}
-    for name, records in metrics_by_run.items():
-        for key, row, col, dash, kind in panels:
-            rows = [r for r in records if r.get("kind") == kind and key in r]
-            if not rows:
-                continue
-            label = f"{name} {key}" if key in ("positive", "negative") else name
-            scale = 100.0 if key == "knn_accuracy" else 1.0  # accuracy in percent, as in tables
-            values = [scale * r[key] for r in rows]
-            if key == "images_per_s":  # pauses for checkpoints and kNN make a sawtooth
-                values = rolling_median(values, SPEED_WINDOW)
-            trace = go.Scatter(x=[r["epoch"] for r in rows], y=values,
-                               mode="lines+markers" if kind == "epoch" else "lines", name=label,
-                               line={"color": (colors or {}).get(name) or run_color(name),
-                                     "dash": dash}, legendgroup=name,
-                               showlegend=key == "loss")
-            axis = loss_axis[(losses or {}).get(name, "")] if row == col == 1 else "y"
-            if axis == "y":
-                fig.add_trace(trace, row=row, col=col)
-            else:  # another loss: its own axis over the loss panel
-                fig.add_trace(trace.update(xaxis="x", yaxis=axis))
-    for i, kind in enumerate(kinds):
-        title = f"{kind} loss" if kind else None
-        if i == 0:
-            fig.update_yaxes(title_text=title, row=1, col=1)
-            continue
-        fig.update_layout({f"yaxis{4 + i}": {
-            "overlaying": "y", "side": "right", "title": {"text": title, "standoff": 2},
-            "showgrid": False, "anchor": "x" if i == 1 else "free",
-            "position": min(1.0, panel_right + 0.08 * (i - 1))}})
-    if not any(t.xaxis == "x2" for t in fig.data):  # an empty panel says why it is empty
-        fig.add_annotation(text="no kNN accuracy yet: it is measured at the end of every "
-                                "knn_every-th epoch (never when 0)",
-                           xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, showarrow=False,
-                           font={"color": "grey"})
-        fig.update_xaxes(visible=False, row=1, col=2)
-        fig.update_yaxes(visible=False, row=1, col=2)
-    fig.update_xaxes(title_text="epoch", row=2)  # on the top row it would run into the titles
-    fig.update_xaxes(rangemode="nonnegative")  # a short run's few points: no axis from −2
-    fig.update_layout(height=600, margin={"t": 40, "b": 40},
-                      legend={"orientation": "h", "y": -0.12})
-    return fig
-
-
-#: Logged steps in the rolling median of the images/s curve.
-SPEED_WINDOW = 9
-
-
-def rolling_median(values: Sequence[float], window: int) -> list[float]:
-    """The median of each value's centred ``window`` (narrower at the ends): follows the trend,
-    not the dips of a step that waited for a checkpoint."""
-    data, half = np.asarray(values, dtype=float), window // 2
-    if len(data) <= 2 * half:
-        return [float(np.median(data[max(0, i - half):i + half + 1])) for i in range(len(data))]
-    inner = np.median(np.lib.stride_tricks.sliding_window_view(data, 2 * half + 1), axis=1)
-    head = [np.median(data[:i + half + 1]) for i in range(half)]
-    tail = [np.median(data[i - half:]) for i in range(len(data) - half, len(data))]
-    return [float(v) for v in (*head, *inner, *tail)]
 
 
 #: An analysis record as the figures take it: typed, or the dict
@@ -265,38 +154,6 @@ def exact_progress_figure(artifacts: Mapping[int, Analysis]) -> go.Figure:
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(height=380, margin={"t": 40}, legend={"orientation": "h", "y": -0.35})
-    return fig
-
-
-def share_overlay_figure(
-    histories: Mapping[str, Sequence[tuple[int, float]]],
-    colors: Mapping[str, str] | None = None,
-) -> go.Figure:
-    """The share of the provable optimum, L(f)/L* in %, of several runs against the epoch: one
-    line per run (its colour from ``colors``, else :func:`run_color`), the axis following the
-    values (a run worse than f = 0 is below the zero line), a dotted line at the optimum.
-
-    Args:
-        histories: run name -> ``(epoch, share)`` of each exactly scored checkpoint
-            (:func:`explorer.readings.overview.share_history`).
-    """
-    fig = go.Figure()
-    shares = [0.0, 100.0]
-    for name, history in histories.items():
-        if not history:
-            continue
-        values = [100 * share for _, share in history]
-        shares += values
-        fig.add_trace(go.Scatter(x=[epoch for epoch, _ in history], y=values,
-                                 mode="lines+markers", name=name,
-                                 line={"color": (colors or {}).get(name) or run_color(name)}))
-    fig.add_hline(y=0, line={"color": "grey", "width": 1})
-    fig.add_hline(y=100, line={"color": "grey", "width": 1, "dash": "dot"},
-                  annotation_text="the optimum", annotation_position="top left")
-    fig.update_yaxes(range=[min(shares) - 5, max(shares) + 8],
-                     title_text="share of the optimum, L(f)/L* (%)")
-    fig.update_xaxes(title_text="epoch")
-    fig.update_layout(height=380, margin={"t": 30}, legend={"orientation": "h", "y": -0.25})
     return fig
 
 
