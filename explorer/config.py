@@ -31,6 +31,23 @@ PROBES = ("auto", "fast", "paper")
 GRAPH_AUGMENT = "graph"  # views drawn from the exact augmentation graph's kernel (shapes only)
 AUGMENTS = ("auto", "natural", "shapes", "digits", "fashion", GRAPH_AUGMENT)
 GRAPH_DATASETS = ("shapes", "shapes-subgrid")
+#: The largest ``class_change_p``: :data:`explorer.data.shapes.MAX_CLASS_CHANGE_P`, the kernel's
+#: limit, stated here too so that a config is checked without importing the data sets (torch);
+#: tests/test_config.py checks that the two agree.
+MAX_CLASS_CHANGE_P = 0.9
+#: The names the package itself registers, known here without importing torch (the registries
+#: import it): a config that names only these is checked in microseconds, which the Runs page
+#: needs (it reads every run's config, and it is the dashboard's first page). Any other name is
+#: looked up in the registries: a dataset or backbone registered by the user's own code, a
+#: torchvision model, or an error naming the valid ones. tests/test_config.py checks that the
+#: registries hold each of these names.
+BUILTIN_NAMES = {
+    "dataset": ("cifar10", "cifar100", "digits", "fashion-mnist", "imagefolder", "kmnist",
+                "mnist", "npz", "shapes", "shapes-subgrid", "stl10"),
+    "backbone": ("cnn-narrow", "cnn-small", "cnn-wide", "resnet18", "resnet18-cifar",
+                 "resnet50", "precomputed"),
+    "loss": ("spectral", "simclr", "simsiam"),
+}
 ANALYZE_MODES = ("auto", "off", "end", "background")
 ANALYSIS_PROJECTIONS = ("both", "pca", "umap")
 
@@ -236,20 +253,24 @@ def draws_graph_views(config: Config) -> bool:
         config.augment == "auto" and config.dataset == "shapes-subgrid")
 
 
-def problems(config: Config) -> list[Problem]:
-    """Every invalid field of ``config``: ``(field, message)``, each message one line naming
-    the field and what is valid. :func:`validate` raises the first; the dashboard shows all."""
-    # Imported here so that reading presets stays cheap and free of torch.
+def _registry_problems(config: Config) -> list[Problem | None]:
+    """The dataset, backbone and loss looked up in their registries (which import torch)."""
     from explorer.data import list_datasets
-    from explorer.data.shapes import MAX_CLASS_CHANGE_P
     from explorer.losses import LOSSES
     from explorer.models import backbone_problem
 
     backbone = backbone_problem(config.backbone)
-    found = [
-        _choice("dataset", config.dataset, list_datasets()),
-        None if backbone is None else ("backbone", backbone),
-        _choice("loss", config.loss, LOSSES),
+    return [_choice("dataset", config.dataset, list_datasets()),
+            None if backbone is None else ("backbone", backbone),
+            _choice("loss", config.loss, LOSSES)]
+
+
+def problems(config: Config) -> list[Problem]:
+    """Every invalid field of ``config``: ``(field, message)``, each message one line naming
+    the field and what is valid. :func:`validate` raises the first; the dashboard shows all."""
+    found = [] if all(getattr(config, key) in names for key, names in BUILTIN_NAMES.items()) \
+        else _registry_problems(config)
+    found += [
         _choice("device", config.device, DEVICES),
         _choice("probe", config.probe, PROBES),
         _choice("augment", config.augment, AUGMENTS),

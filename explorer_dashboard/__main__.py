@@ -8,11 +8,13 @@ The settings are flags, not a ``.streamlit/config.toml``, because Streamlit read
 the current folder only: from any other folder its defaults would listen on every interface.
 Flags given here win over these defaults, and over any config file the user keeps.
 
-Reading any run's config validates its dataset, backbone and loss names against registries that
-import torch (about 1.5 s on 2 CPU cores), so even the first page, Runs, needs torch. Streamlit
-runs no code of the app before the first browser session opens; importing torch here, in a
-background thread of the same process, has it loaded (or well on its way) by the time the first
-page asks for it.
+The Runs page, the first a visitor sees, needs no torch: run configs naming the package's own
+datasets, backbones and losses are checked without the registries (``config.BUILTIN_NAMES``).
+Streamlit runs no code of the app before the first browser session opens; importing what that
+page does need (pandas, pyarrow, the run readers) here, in a background thread of the same
+process while the server starts, has it loaded by the time the page asks for it. Torch is
+imported later, once the first page is sent (``app.py``): its import holds Python's global lock
+for long stretches (its libraries load under it), which would stall the server's answer.
 """
 
 from __future__ import annotations
@@ -46,15 +48,14 @@ def streamlit_argv(argv: list[str]) -> list[str]:
 
 
 def _warm_up() -> None:
-    """What the first page imports; not the pages themselves, whose caches belong to the running
+    """What the Runs page imports; not the pages themselves, whose caches belong to the running
     Streamlit runtime."""
     import pandas  # noqa: F401  (st.dataframe)
-    import plotly.subplots  # noqa: F401
     import pyarrow  # noqa: F401
 
-    import explorer.builders  # noqa: F401  (torch, the data sets, models and losses)
-    import explorer.readings.figures  # noqa: F401
+    import explorer.readings.curves  # noqa: F401
     import explorer.readings.overview  # noqa: F401
+    import explorer.rundir.admin  # noqa: F401
     import explorer.rundir.artifacts  # noqa: F401
     import explorer.rundir.launch  # noqa: F401
 

@@ -9,6 +9,7 @@ package does the work.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,8 @@ PAGES = [
             url_path="sweeps"),
 ]
 page = st.navigation(PAGES)
-# On the Runs page, the first thing drawn, before the imports that read runs (torch, scipy: about
-# 1 s at first): the browser loads the page's table and chart code while the server reads runs.
+# On the Runs page, the first thing drawn, before the imports that read runs (scipy, pandas):
+# the browser loads the page's table and chart code while the server reads the runs.
 # Other pages have it loaded once they are drawn, not while they draw.
 runs_page_first = page.title == "Runs"
 if runs_page_first:
@@ -61,16 +62,24 @@ def _first_start(runs: str, writable: bool) -> dict[str, Any]:
     return {"installed": installed, "announced": False}
 
 
+#: Seconds between the first page's script ending and the imports of the other pages: the page
+#: is still being sent and drawn, and torch's import holds Python's global lock for long
+#: stretches (its libraries load under it), which stalls the server's answer.
+WARM_UP_DELAY_S = 2.0
+
+
 @st.cache_resource(show_spinner=False)
 def _warm_up() -> threading.Thread:
-    """Once per server, after the first page is drawn: import what the other pages need (torch,
-    the models, scikit-learn; about 2 s on 2 cores) in a background thread, so that the first
-    visit to each page does not pay it."""
+    """Once per server, shortly after the first page is sent: import what the other pages need
+    (torch, the models, scikit-learn, Plotly; about 2 s on 2 cores) in a background thread, so
+    that the first visit to each page does not pay it."""
 
     def work() -> None:
+        time.sleep(WARM_UP_DELAY_S)
         import explorer.builders  # noqa: F401  (torch, the data sets, models and views)
         import explorer.graphs.spectral  # noqa: F401  (scikit-learn)
         import explorer.losses  # noqa: F401
+        import explorer.readings.figures  # noqa: F401  (Plotly)
         import explorer.readings.gallery  # noqa: F401
 
     thread = threading.Thread(target=work, name="explorer-warm-up", daemon=True)

@@ -290,6 +290,16 @@ def test_a_run_below_zero_share_is_drawn_inside_its_axis_with_a_zero_line(
     page.close()
 
 
+# Where each text of the page's Vega-Lite charts is drawn: text -> [left, right] in page pixels.
+VEGA_TEXTS = """() => Object.fromEntries([...document.querySelectorAll(
+    '[data-testid="stVegaLiteChart"] svg text')].map(t => {
+        const box = t.getBoundingClientRect();
+        return [t.textContent, [box.left, box.right]];
+    }))"""
+# The JavaScript files this page has fetched.
+FETCHED = "() => performance.getEntriesByType('resource').map(e => e.name.split('/').pop())"
+
+
 def test_the_runs_overlay_keeps_its_choice_while_other_pages_pick_runs(
     server: str, browser
 ) -> None:
@@ -311,6 +321,11 @@ def test_the_runs_overlay_keeps_its_choice_while_other_pages_pick_runs(
     # awaited, not read at once: READY can hold a moment before a rerun starts, while the
     # page's elements are still the last run's (or another page's)
     playwright_api.expect(tags).to_have_text(["synthetic-20x5000"], timeout=30_000)
+    # The tags change in the browser at once; the server has the choice once the curves show
+    # it. A page change before that could drop it (Streamlit: see issue 28, item 8).
+    page.wait_for_function(f"() => {{ const texts = ({VEGA_TEXTS})(); "
+                           "return 'synthetic-20x5000' in texts && !('demo-spectral' in texts); }",
+                           timeout=30_000)
     navigate(page, "spectrum")  # another run picked elsewhere
     choose(page, "Run", "demo-spectral")
     page.get_by_text("of the provable optimum").first.wait_for(timeout=60_000)
@@ -319,16 +334,6 @@ def test_the_runs_overlay_keeps_its_choice_while_other_pages_pick_runs(
     playwright_api.expect(tags).to_have_text(["synthetic-20x5000"], timeout=30_000)
     assert _exceptions(page) == []
     page.close()
-
-
-# Where each text of the page's Vega-Lite charts is drawn: text -> [left, right] in page pixels.
-VEGA_TEXTS = """() => Object.fromEntries([...document.querySelectorAll(
-    '[data-testid="stVegaLiteChart"] svg text')].map(t => {
-        const box = t.getBoundingClientRect();
-        return [t.textContent, [box.left, box.right]];
-    }))"""
-# The JavaScript files this page has fetched.
-FETCHED = "() => performance.getEntriesByType('resource').map(e => e.name.split('/').pop())"
 
 
 def test_the_runs_page_draws_three_losses_side_by_side_without_plotly(

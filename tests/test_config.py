@@ -140,3 +140,65 @@ def test_the_real_image_presets_differ_only_in_their_loss_and_leave_room_for_ten
         other = build_config(f"{dataset}-demo-{loss}")
         assert other.loss == loss
         assert [getattr(other, k) for k in keep] == [getattr(spectral, k) for k in keep]
+
+
+def test_the_builtin_names_are_exactly_what_the_registries_hold() -> None:
+    """config.BUILTIN_NAMES lets a config be checked without torch: each name must be one the
+    registries accept (else a bad config would pass), and each registered name must be there
+    (else listing runs that use it would import torch for nothing)."""
+    from explorer.config import BUILTIN_NAMES
+    from explorer.data import list_datasets
+    from explorer.losses import LOSSES
+    from explorer.models import PRECOMPUTED, list_backbones
+
+    assert sorted(BUILTIN_NAMES["dataset"]) == list_datasets()
+    assert sorted(BUILTIN_NAMES["backbone"]) == sorted([*list_backbones(), PRECOMPUTED])
+    assert BUILTIN_NAMES["loss"] == LOSSES
+
+
+def test_the_configs_class_change_limit_is_the_kernels() -> None:
+    from explorer.config import MAX_CLASS_CHANGE_P
+    from explorer.data import shapes
+
+    assert MAX_CLASS_CHANGE_P == shapes.MAX_CLASS_CHANGE_P
+
+
+def test_listing_runs_reads_their_configs_without_torch(tmp_path: Path) -> None:
+    """The Runs page (the dashboard's first page) lists every run's config: with the built-in
+    names that needs no torch (about 1.5 s to import on 2 cores); a torchvision backbone, known
+    only to torchvision, is still checked there."""
+    import subprocess
+    import sys
+
+    from explorer.rundir.run import create_run
+
+    create_run(tmp_path, build_config("shapes-demo"), name="builtin")
+    create_run(tmp_path, build_config("shapes-demo", overrides=["backbone=torchvision:resnet18"]),
+               name="torchvision")
+    script = ("import sys; from pathlib import Path; "
+              "from explorer.readings.overview import summaries; "
+              "rows = {s.name: s for s in summaries(Path(sys.argv[1]))}; "
+              "print(rows['builtin'].state, rows['builtin'].dataset, 'torch' in sys.modules)")
+    listed = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                            text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert listed.stdout.split() == ["created", "shapes-subgrid", "True"]  # the torchvision run
+    (tmp_path / "torchvision").rename(tmp_path.parent / f"{tmp_path.name}-torchvision")
+    listed = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                            text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert listed.stdout.split() == ["created", "shapes-subgrid", "False"]
+
+
+def test_a_name_registered_by_the_users_code_is_looked_up_in_the_registry(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = ("from torch import nn; from explorer.models import register_backbone; "
+              "from explorer.config import build_config; "
+              "register_backbone('my-net')(lambda in_channels: nn.Identity()); "
+              "print(build_config('shapes-demo', overrides=['backbone=my-net']).backbone)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["my-net"]
+    with pytest.raises(UserError, match="unknown backbone 'my-net'"):  # not registered here
+        build_config("shapes-demo", overrides=["backbone=my-net"])

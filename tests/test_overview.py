@@ -16,7 +16,7 @@ from explorer.rundir.artifacts import analysed_epochs, load_analysis
 from explorer.rundir.demo import DEMO_RUNS
 from explorer.rundir.run import Run, create_run
 from tests.conftest import DASHBOARD
-from tests.dashboard_runs import trace_values
+from tests.dashboard_runs import vega_charts
 
 
 def test_the_share_of_the_optimum_is_read_from_the_latest_exact_record(tmp_path: Path) -> None:
@@ -63,20 +63,23 @@ def test_the_runs_page_overlays_the_share_of_the_optimum_of_the_chosen_runs(
     finally:
         sys.modules["__main__"] = main
     assert not app.exception, [e.message for e in app.exception]
-    chart = next(
-        json.loads(c.proto.spec)
-        for c in app.get("plotly_chart")
-        if "share of the optimum" in json.dumps(json.loads(c.proto.spec)["layout"])
-    )
-    lines = {t["name"]: t for t in chart["data"]}
-    assert set(lines) == {"shapes-image", "shapes-spectral"}
-    assert lines["shapes-image"]["line"]["color"] != lines["shapes-spectral"]["line"]["color"]
-    for name, line in lines.items():
+    assert not app.get("plotly_chart")  # the first page's charts are Vega-Lite
+    spec, data = next((spec, data) for spec, data in vega_charts(app) if "layer" in spec
+                      and "share" in json.dumps(spec))  # the curves are panels: vconcat
+    rows = data["rows"]
+    line = spec["layer"][-1]["encoding"]
+    colours = dict(zip(line["color"]["scale"]["domain"], line["color"]["scale"]["range"],
+                       strict=True))
+    assert set(colours) == {r["run"] for r in rows} == {"shapes-image", "shapes-spectral"}
+    assert colours["shapes-image"] != colours["shapes-spectral"]
+    for name in colours:
         history = share_history(Run(runs / name))
-        assert trace_values(line, "x") == [epoch for epoch, _ in history]
-        assert trace_values(line, "y") == [100 * share for _, share in history]
-    low, high = chart["layout"]["yaxis"]["range"]
-    values = [v for line in lines.values() for v in trace_values(line, "y")]
+        assert history
+        drawn = [r for r in rows if r["run"] == name]
+        assert [r["epoch"] for r in drawn] == [epoch for epoch, _ in history]
+        assert [r["value"] for r in drawn] == pytest.approx([100 * s for _, s in history])
+    low, high = line["y"]["scale"]["domain"]
+    values = [r["value"] for r in rows]
     assert low < min(values) < 0 and max(values) < 100 < high
 
 

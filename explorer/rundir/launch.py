@@ -32,7 +32,6 @@ from typing import Any
 
 from explorer.config import Config, build_config
 from explorer.errors import UserError
-from explorer.rundir.checkpoint import TrainState, resume_plan
 from explorer.rundir.run import (
     Run,
     check_run_name,
@@ -124,10 +123,12 @@ def _format_value(value: Any) -> str:
 
 def resume_training(run: Run, changes: dict[str, Any] | None = None) -> Launch:
     """Continue a run in a new detached process, as ``explorer train --resume`` would
-    (:func:`explorer.rundir.checkpoint.resume_plan`: a stopped, died or failed run where it stopped,
-    a
-    finished one with more ``epochs``); ``changes`` may set the optimisation fields a resume
-    allows (:data:`explorer.rundir.checkpoint.RESUMABLE`)."""
+    (:func:`explorer.rundir.checkpoint.resume_plan`: a stopped, died or failed run where it
+    stopped, a finished one with more ``epochs``); ``changes`` may set the optimisation fields a
+    resume allows (:data:`explorer.rundir.checkpoint.RESUMABLE`)."""
+    # Imported here: checkpoint imports torch, which listing and launching runs do not need.
+    from explorer.rundir.checkpoint import TrainState, resume_plan
+
     holder = run.locked_by()
     if holder is not None:
         who = f"process {holder}" if holder > 0 else "another process"
