@@ -42,12 +42,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(runs_dir: Path, timeout: float = 90) -> tuple[subprocess.Popen[str], str]:
+def start_server(runs_dir: Path, timeout: float = 90,
+                 python_path: tuple[Path, ...] = ()) -> tuple[subprocess.Popen[str], str]:
     """``python -m explorer_dashboard`` (as ``explorer app`` starts it) on a free
     port of 127.0.0.1, showing ``runs_dir``; the server's output goes to ``server.log`` beside
-    ``runs_dir`` (a pipe nobody reads would fill and stall it)."""
+    ``runs_dir`` (a pipe nobody reads would fill and stall it). ``python_path``: folders
+    searched before this repository (a test's ``sitecustomize.py``, say)."""
     port = free_port()
-    env = {**os.environ, "EXPLORER_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "EXPLORER_RUNS_DIR": str(runs_dir),
+           "PYTHONPATH": os.pathsep.join(map(str, (*python_path, ROOT)))}
     log_path = runs_dir.parent / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(

@@ -1,0 +1,101 @@
+"""Issue 28, item 8: a value typed in the Train form survives another page even when the next
+keystroke's rerun overtakes the last one while it is still starting.
+
+With fast reruns (Streamlit's default) each change starts a new script thread while the last
+one is still stopping, and both prepare the session's widget state. When the first thread has
+applied a value but not yet called its widget's ``on_change`` callback, the second thread finds
+the value already known and calls no callback for it; nor does the first, which now sees the
+second's state. The form once kept its values through those callbacks, and such a value came
+back at the preset's after a visit to another page. It now keeps the widgets' own state
+(Streamlit's ``persist_state``), which needs no callback.
+
+On a quiet machine that window is microseconds. Here the server waits 0.5 s inside it (a
+``sitecustomize`` in the server process delays Streamlit's ``SessionState`` between applying a
+rerun's widget values and calling their callbacks: a delay, not a stand-in), so the race
+happens on every run. At 7aa97d8 (the callbacks' copies) this test fails: epochs came back at
+the preset's 360.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from explorer.config_docs import label
+from explorer.rundir.demo import DEMO_RUNS
+from explorer_dashboard.serve import (
+    CHROMIUM_ARGS,
+    READY,
+    navigate,
+    open_page,
+    start_server,
+    stop_server,
+)
+
+CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: install it "
+                       "with `apt-get install -y chromium` or point EXPLORER_CHROMIUM at one"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+#: Seconds the server waits between applying a rerun's widget values and calling callbacks.
+DELAY_S = 0.5
+DELAYED_SESSION_STATE = f"""
+import time
+
+from streamlit.runtime.state.session_state import SessionState
+
+_apply = SessionState.set_widgets_from_proto
+
+
+def _apply_then_wait(self, widget_states):
+    _apply(self, widget_states)
+    time.sleep({DELAY_S})  # the callbacks are called after this returns
+
+
+SessionState.set_widgets_from_proto = _apply_then_wait
+"""
+
+
+@pytest.fixture(scope="module")
+def delayed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("form-race")
+    (work / "patch").mkdir()
+    (work / "patch" / "sitecustomize.py").write_text(DELAYED_SESSION_STATE)
+    shutil.copytree(DEMO_RUNS / "shapes-spectral", work / "runs" / "shapes-spectral")
+    process, url = start_server(work / "runs", python_path=(work / "patch",))
+    yield url
+    stop_server(process)
+
+
+def test_a_value_whose_callback_a_fast_rerun_skipped_survives_another_page(
+    delayed_server: str,
+) -> None:
+    typed = {"epochs": "7", "batch_size": "32"}
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        open_page(page, delayed_server, "train")
+        for field, value in typed.items():  # the second Enter comes within the delay
+            box = page.get_by_role("textbox", name=label(field), exact=True)
+            box.fill(value)
+            box.press("Enter")
+        # Both values reached a run (the form's line of what differs from the preset) before
+        # the page changes: this is not the page change that overtakes a rerun (README).
+        changes = page.locator(".st-key-form-changes")
+        for field, value in typed.items():
+            playwright_api.expect(changes).to_contain_text(f"{field}={value}", timeout=30_000)
+        page.wait_for_timeout(2 * DELAY_S * 1000)  # the overtaken thread has finished too
+        page.wait_for_function(READY)
+        navigate(page, "")  # Runs, and back: the same session, as a user moves
+        navigate(page, "train")
+        for field, value in typed.items():
+            box = page.get_by_role("textbox", name=label(field), exact=True)
+            playwright_api.expect(box).to_have_value(value, timeout=30_000)
+        browser.close()
