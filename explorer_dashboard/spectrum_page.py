@@ -40,16 +40,19 @@ TERMS = {
 }
 
 st.title("Spectrum")
-st.caption(
-    "With f = clip(z) (rows of the projector output clipped to the ball ‖f‖² ≤ μ) the spectral "
-    "loss times μ is the population loss L(f) = −2E[fᵀf⁺] + E[(fᵀf′)²] of HaoChen et al. (2021). "
-    "Its minimum is −Σᵢ γᵢ² over the top eigenvalues γ₁ = 1 ≥ γ₂ ≥ … of the augmentation graph's "
-    "normalised adjacency. At the minimum E[f fᵀ] has those eigenvalues (necessary, not "
-    "sufficient: f must also span their eigenvectors), an eigenvalue near 1 per nearly "
-    "disconnected component, provided the minimiser fits in the ball: tr E[f fᵀ] = E‖f‖² ≤ μ "
-    "lets at most μ/t eigenvalues reach t. SimCLR and SimSiam see only z/‖z‖: their f is z/‖z‖ "
-    "at the scale that is best for the spectral loss."
-)
+st.caption("How far a checkpoint's features are from the provable optimum of its augmentation "
+           "graph, and the eigenvalues that say so.")
+with st.expander("The theory behind this page"):  # the derivation, one click away
+    st.markdown(
+        "With f = clip(z) (rows of the projector output clipped to the ball ‖f‖² ≤ μ) the "
+        "spectral loss times μ is the population loss L(f) = −2E[fᵀf⁺] + E[(fᵀf′)²] of HaoChen "
+        "et al. (2021). Its minimum is −Σᵢ γᵢ² over the top eigenvalues γ₁ = 1 ≥ γ₂ ≥ … of the "
+        "augmentation graph's normalised adjacency. At the minimum E[f fᵀ] has those eigenvalues "
+        "(necessary, not sufficient: f must also span their eigenvectors), an eigenvalue near 1 "
+        "per nearly disconnected component, provided the minimiser fits in the ball: "
+        "tr E[f fᵀ] = E‖f‖² ≤ μ lets at most μ/t eigenvalues reach t. SimCLR and SimSiam see "
+        "only z/‖z‖: their f is z/‖z‖ at the scale that is best for the spectral loss."
+    )
 
 run, config = chosen_run(analysed_only=True)
 by_epoch = {e: as_analysis(a) for e, a in analysed_checkpoints(run).items()}
@@ -101,9 +104,11 @@ def show_theorem(exact: ExactRecord) -> None:
     cols[3].metric("optimum −Σγᵢ²", number(exact.optimum, ".3f"),
                    help=f"reachable inside the ball: {number(exact.reachable_optimum, '.3f')}")
     chance = exact.span_chance
-    # the chance level in the value, not as a delta: an arrow read as an increase
-    cols[4].metric("class span R²" + ("" if chance is None else f" (chance {chance:.2f})"),
-                   number(exact.class_r2, ".3f"),
+    # the chance level under the value, grey and without an arrow (one read as an increase),
+    # not in the label (a long label is cut off)
+    cols[4].metric("class span R²", number(exact.class_r2, ".3f"),
+                   None if chance is None else f"chance {chance:.2f}", delta_color="off",
+                   delta_arrow="off",
                    help="R² (mean squared cosine of the principal angles) of the γ = 1 block; "
                         "random features of the same rank r span r/n of it on average (chance)")
     st.markdown(f"At epoch {epoch} the network is at **{share}** of the provable "

@@ -335,6 +335,10 @@ def test_spectrum_page_shows_the_exact_distance_to_the_optimum(page, runs_dir: P
     assert shown["linear probe error"] == f"{100 * (1 - linear):.1f}%"
     assert any("answer two questions" in m.value for m in app.markdown)
     assert shown["population loss L(f)"] == f"{exact['loss']:.3f}"
+    # the chance level beside the class span, as a delta without an arrow, not in the label
+    span = next(m for m in app.metric if m.label == "class span R²")
+    assert span.value == f"{exact['class_r2']:.3f}"
+    assert span.delta == f"chance {exact['span_chance']:.2f}"
     data = [t for chart in charts(app) for t in chart["data"]]
     by_name = {t.get("name", ""): t for t in data}
     measured = next(t for n, t in by_name.items() if n.startswith("exact: eig E_w"))
