@@ -2,9 +2,9 @@
 
 Streamlit's browser side loads the code of each kind of element when the first element of that
 kind arrives. On a first visit that is late: the Runs page's table and Vega-Lite curves (about
-2 MB of JavaScript) arrive only once the server has read every run, which waits for torch (run
-configs are checked against registries that import it), and Plotly (4.7 MB, about 1.2 s to load
-and run on 2 busy cores) is loaded by whichever page draws the first Plotly chart. So the first
+2 MB of JavaScript) arrive only once the server has read every run, and Plotly (4.7 MB, about
+1.2 s to load and run on 2 busy cores) is loaded by whichever page draws the first Plotly
+chart. So the first
 thing the Runs page draws is a script that imports the page's code at once, while the server
 reads the runs; and whichever page a session opens on, once drawn, imports the code the others
 need when the browser is idle, so that the next page finds it loaded (issue 28, item 9: the
