@@ -12,6 +12,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "explorer_dashboard"  # the pages, app.py and static/ (AppTest opens them)
+CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
+#: The marks of a test file that drives the dashboard in Chromium.
+NEEDS_CHROMIUM = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` "
+        "(make test does when it can) or point EXPLORER_CHROMIUM at one",
+    ),
+]
 
 # A CI-sized training config: every code path, a few seconds per run.
 TINY = [
@@ -77,3 +87,16 @@ def keep_main_module() -> Iterator[None]:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """A headless Chromium for a test file (Playwright's; needs NEEDS_CHROMIUM's marks)."""
+    from playwright.sync_api import sync_playwright
+
+    from explorer_dashboard.serve import CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -31,7 +31,6 @@ from explorer.rundir.demo import DEMO_RUNS
 from explorer.rundir.launch import launch_log
 from explorer.rundir.run import Run, create_run, list_runs
 from explorer_dashboard.serve import (
-    CHROMIUM_ARGS,
     PAGES,
     READY,
     box_select,
@@ -41,17 +40,10 @@ from explorer_dashboard.serve import (
     start_server,
     stop_server,
 )
+from tests.conftest import NEEDS_CHROMIUM
 from tests.dashboard_runs import corrupt_run, synthetic_run
 
-CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` "
-        "(make test does when it can) or point EXPLORER_CHROMIUM at one",
-    ),
-]
+pytestmark = NEEDS_CHROMIUM
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 
@@ -74,17 +66,6 @@ def server(runs_dir: Path) -> Iterator[str]:
         pid = run.status().get("pid")
         if run.status().get("state") == "running" and pid:
             os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-        )
-        yield chromium
-        chromium.close()
 
 
 def _exceptions(page) -> list[str]:

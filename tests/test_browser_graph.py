@@ -7,25 +7,16 @@ printed, not asserted."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from explorer_dashboard.serve import CHROMIUM_ARGS, READY, open_page, start_server, stop_server
+from tests.conftest import CHROMIUM, NEEDS_CHROMIUM
 
-CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"no Chromium at {CHROMIUM}: install it "
-        "with `apt-get install -y chromium` or point EXPLORER_CHROMIUM at one",
-    ),
-]
+pytestmark = NEEDS_CHROMIUM
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 

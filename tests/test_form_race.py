@@ -25,7 +25,6 @@ unexpectedly, and so fails, the day it does.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,20 +34,15 @@ import pytest
 from explorer.config_docs import label
 from explorer.rundir.demo import DEMO_RUNS
 from explorer_dashboard.serve import (
-    CHROMIUM_ARGS,
     READY,
     navigate,
     open_page,
     start_server,
     stop_server,
 )
+from tests.conftest import NEEDS_CHROMIUM
 
-CHROMIUM = Path(os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium"))
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: install it "
-                       "with `apt-get install -y chromium` or point EXPLORER_CHROMIUM at one"),
-]
+pytestmark = NEEDS_CHROMIUM
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 #: Seconds the server waits between applying a rerun's widget values and calling callbacks.
@@ -103,12 +97,6 @@ def delayed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stop_server(process)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_a_value_whose_callback_a_fast_rerun_skipped_survives_another_page(
