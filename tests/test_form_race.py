@@ -119,9 +119,11 @@ def test_a_value_whose_callback_a_fast_rerun_skipped_survives_another_page(
         page.wait_for_function(READY)
         navigate(page, "")  # Runs, and back: the same session, as a user moves
         navigate(page, "train")
-        for field, value in typed.items():
-            box = page.get_by_role("textbox", name=label(field), exact=True)
-            playwright_api.expect(box).to_have_value(value, timeout=30_000)
+        boxes = {field: page.get_by_role("textbox", name=label(field), exact=True)
+                 for field in typed}
+        for field, value in typed.items():  # awaited: the page may still be redrawing
+            playwright_api.expect(boxes[field]).to_have_value(value, timeout=30_000)
+        assert {field: box.input_value() for field, box in boxes.items()} == typed
     finally:
         page.close()
 
@@ -145,6 +147,7 @@ def test_a_value_typed_as_the_page_changes_survives_it(
         page.wait_for_function(READY)
         box = page.get_by_role("textbox", name=label("epochs"), exact=True)
         playwright_api.expect(box).to_have_value("7", timeout=5_000)  # came back at 360
+        assert box.input_value() == "7"
     finally:
         page.close()
         stop_server(process)
