@@ -103,16 +103,21 @@ def _tooltip(value_title: str) -> list[dict[str, Any]]:
             {"field": "value", "type": "quantitative", "title": value_title, "format": ".4~g"}]
 
 
-def _panel(panel: str, title: str, y_title: str, color: dict[str, Any], *, points: bool = False,
+def _lines(panel: str, y_title: str, color: dict[str, Any], *, points: bool = False,
            bottom: bool = False, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """One panel: the rows of ``panel``, a line per run."""
-    return {**PANEL, "title": title,
-            "transform": [{"filter": {"field": "panel", "equal": panel}}, *(extra or [])],
+    """A view of the rows of ``panel`` (and ``extra`` filters), a line per run."""
+    return {"transform": [{"filter": {"field": "panel", "equal": panel}}, *(extra or [])],
             "mark": {"type": "line", "point": points},
             "encoding": {"x": _epoch(bottom),
                          "y": {"field": "value", "type": "quantitative", "title": y_title,
                                "scale": {"zero": False}, "axis": {"format": "~r"}},
                          "color": color, "tooltip": _tooltip(y_title)}}
+
+
+def _panel(panel: str, title: str, y_title: str, color: dict[str, Any],
+           **lines: Any) -> dict[str, Any]:
+    """One titled panel of :data:`PANEL`'s size: :func:`_lines` of ``panel``."""
+    return {**PANEL, "title": title, **_lines(panel, y_title, color, **lines)}
 
 
 def training_curves(
@@ -150,11 +155,8 @@ def training_curves(
             "legend": {"orient": "bottom"}}
     loss_layers = []
     for i, kind in enumerate(kinds):
-        layer = _panel("loss", "", f"{kind} loss" if kind else "loss", color,
+        layer = _lines("loss", f"{kind} loss" if kind else "loss", color,
                        extra=[{"filter": {"field": "loss", "equal": kind}}])
-        layer.pop("title")
-        for size in PANEL:
-            layer.pop(size)
         layer["encoding"]["strokeDash"] = dash
         # the first loss's axis on the left, each further one on the right, one beside the other
         layer["encoding"]["y"]["axis"].update(orient="left" if i == 0 else "right",
